@@ -1,0 +1,29 @@
+"""One exception tree for the whole project.
+
+- ``BadInputError``: the input is wrong; retrying will not help. The message names
+  the input and what is wrong with it.
+- ``TransientError``: I/O or a service hiccup; safe to retry.
+- ``ForbiddenError``: the acting user may not do this.
+"""
+
+from __future__ import annotations
+
+
+class CitywatchError(Exception):
+    """Base of every error citywatch raises on purpose."""
+
+
+class BadInputError(CitywatchError):
+    """An input (file, value, config) is malformed; do not retry."""
+
+
+class TransientError(CitywatchError):
+    """A temporary failure (storage, network, commit conflict); retry."""
+
+
+class NotFoundError(BadInputError):
+    """A named thing (camera, segment, alert, table) does not exist."""
+
+
+class ForbiddenError(CitywatchError):
+    """The acting user's role does not allow the action."""
