@@ -1,0 +1,82 @@
+"""Footage layout: ``<footage>/<camera_id>/<UTC start YYYYMMDDTHHMMSSZ>.<ext>``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+from dataclasses import dataclass
+
+from citywatch.cameras import CAMERA_ID
+from citywatch.errors import BadInputError
+from citywatch.storage import ObjectInfo
+
+_STAMP = re.compile(r"^(\d{8}T\d{6}Z)$")
+SIDECAR_SUFFIXES = (".gps.csv",)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRef:
+    """A reference to one footage segment: what tasks receive instead of frames."""
+
+    id: str  # "<camera_id>/<YYYYMMDDTHHMMSSZ>"
+    camera_id: str
+    start: dt.datetime
+    uri: str
+    size_bytes: int
+
+
+def format_stamp(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_stamp(stamp: str) -> dt.datetime:
+    if not _STAMP.match(stamp):
+        raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
+    try:
+        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError as exc:
+        raise BadInputError(f"{stamp!r} is not a valid date/time: {exc}") from exc
+
+
+def parse_segment(obj: ObjectInfo) -> SegmentRef:
+    """Turn a listed file into a SegmentRef, or say what is wrong with its name."""
+    parts = obj.key.split("/")
+    if len(parts) != 2:
+        raise BadInputError(
+            f"{obj.url}: footage must be at <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>, got {obj.key!r}"
+        )
+    camera_id, name = parts
+    if not CAMERA_ID.match(camera_id):
+        raise BadInputError(f"{obj.url}: folder {camera_id!r} is not a valid camera id")
+    stem, ext = posixpath.splitext(name)
+    if not ext:
+        raise BadInputError(f"{obj.url}: segment file has no extension")
+    try:
+        start = parse_stamp(stem)
+    except BadInputError as exc:
+        raise BadInputError(f"{obj.url}: {exc}") from exc
+    return SegmentRef(id=f"{camera_id}/{stem}", camera_id=camera_id, start=start,
+                      uri=obj.url, size_bytes=obj.size)
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    segments: list[SegmentRef]
+    misnamed: list[str]  # messages for files that are not segments
+
+
+def discover_segments(files: list[ObjectInfo]) -> Discovery:
+    """Segments among listed files; sidecars and hidden files are skipped silently."""
+    segments: list[SegmentRef] = []
+    misnamed: list[str] = []
+    for obj in files:
+        base = posixpath.basename(obj.key)
+        if base.startswith(".") or base.endswith(SIDECAR_SUFFIXES):
+            continue
+        try:
+            segments.append(parse_segment(obj))
+        except BadInputError as exc:
+            misnamed.append(str(exc))
+    segments.sort(key=lambda s: (s.start, s.camera_id))
+    return Discovery(segments=segments, misnamed=misnamed)

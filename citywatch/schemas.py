@@ -1,0 +1,162 @@
+"""One frozen row type per LanceDB table, with its Arrow schema beside it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar, Literal, Sequence, TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+BBOX = pa.list_(pa.float32(), 4)
+POLYGON = pa.list_(pa.list_(pa.float32(), 2))
+
+SegmentState = Literal["done", "failed"]
+CameraKind = Literal["fixed", "mobile"]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRow:
+    id: str
+    name: str
+    district: str
+    lat: float | None
+    lon: float | None
+    kind: str
+    height_m: float | None
+    frame_w: int | None
+    frame_h: int | None
+    privacy_masks: list[list[list[float]]]
+    registered: bool  # False: found in footage but missing from cameras.yaml
+
+    TABLE: ClassVar[str] = "cameras"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("district", pa.string()),
+        pa.field("lat", pa.float64()),
+        pa.field("lon", pa.float64()),
+        pa.field("kind", pa.string()),
+        pa.field("height_m", pa.float64()),
+        pa.field("frame_w", pa.int32()),
+        pa.field("frame_h", pa.int32()),
+        pa.field("privacy_masks", pa.list_(POLYGON)),
+        pa.field("registered", pa.bool_()),
+    ])
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    id: str  # "<camera_id>/<YYYYMMDDTHHMMSSZ>"
+    camera_id: str
+    uri: str
+    start: dt.datetime
+    end: dt.datetime | None
+    size_bytes: int
+    sha256: str
+    state: str  # SegmentState
+    error: str
+    model: str
+    frames_decoded: int
+    frames_analysed: int
+    faces: int
+    updated_at: dt.datetime
+
+    TABLE: ClassVar[str] = "segments"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("camera_id", pa.string()),
+        pa.field("uri", pa.string()),
+        pa.field("start", TS),
+        pa.field("end", TS),
+        pa.field("size_bytes", pa.int64()),
+        pa.field("sha256", pa.string()),
+        pa.field("state", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("frames_decoded", pa.int32()),
+        pa.field("frames_analysed", pa.int32()),
+        pa.field("faces", pa.int32()),
+        pa.field("updated_at", TS),
+    ])
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRow:
+    id: str
+    segment_id: str
+    camera_id: str
+    ts: dt.datetime
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    quality: float
+    embedding: np.ndarray
+    track_id: str
+    track_start: dt.datetime
+    track_end: dt.datetime
+    thumb_uri: str
+    lat: float | None
+    lon: float | None
+    model: str
+
+    TABLE: ClassVar[str] = "faces"
+
+    @staticmethod
+    def schema(dim: int) -> pa.Schema:
+        return pa.schema([
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("segment_id", pa.string()),
+            pa.field("camera_id", pa.string()),
+            pa.field("ts", TS),
+            pa.field("bbox", BBOX),
+            pa.field("det_score", pa.float32()),
+            pa.field("quality", pa.float32()),
+            pa.field("embedding", pa.list_(pa.float32(), dim)),
+            pa.field("track_id", pa.string()),
+            pa.field("track_start", TS),
+            pa.field("track_end", TS),
+            pa.field("thumb_uri", pa.string()),
+            pa.field("lat", pa.float64()),
+            pa.field("lon", pa.float64()),
+            pa.field("model", pa.string()),
+        ])
+
+
+Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32).tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def rows_to_arrow(rows: Sequence[object], schema: pa.Schema) -> pa.Table:
+    """Rows (dataclasses) -> an Arrow table of ``schema``."""
+    records = [
+        {f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)}  # type: ignore[arg-type]
+        for row in rows
+    ]
+    return pa.Table.from_pylist(records, schema=schema)
+
+
+def arrow_to_rows(table: pa.Table, row_type: type[Row]) -> list[Row]:
+    """An Arrow table -> rows of ``row_type`` (extra columns such as _distance ignored)."""
+    names = [f.name for f in dataclasses.fields(row_type)]
+    out: list[Row] = []
+    for record in table.select(names).to_pylist():
+        if "embedding" in record:
+            record["embedding"] = np.asarray(record["embedding"], dtype=np.float32)
+        if "bbox" in record and record["bbox"] is not None:
+            record["bbox"] = tuple(record["bbox"])
+        out.append(row_type(**record))
+    return out
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

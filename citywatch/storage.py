@@ -1,0 +1,164 @@
+"""Storage through fsspec URLs (local paths or s3://) and the LanceDB connection.
+
+Every path in citywatch is a URL under the storage root. Keys are validated so that
+nothing can escape the root (``..``, absolute paths, URL schemes).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import fsspec
+
+from citywatch.errors import BadInputError, NotFoundError, TransientError
+from citywatch.settings import Settings
+
+if TYPE_CHECKING:
+    import lancedb
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_remote(url: str) -> bool:
+    """True for URLs with a scheme other than file://."""
+    return bool(_SCHEME.match(url)) and not url.startswith("file://")
+
+
+def safe_key(key: str) -> str:
+    """Validate a storage key relative to the root; return it normalised.
+
+    Refuses absolute paths, ``..`` components, URL schemes, backslashes and NUL.
+    """
+    if not isinstance(key, str) or not key:
+        raise BadInputError(f"storage key {key!r} is empty or not text")
+    if "\x00" in key or "\\" in key:
+        raise BadInputError(f"storage key {key!r} contains a NUL or backslash")
+    if _SCHEME.match(key) or key.startswith("/") or re.match(r"^[a-zA-Z]:", key):
+        raise BadInputError(f"storage key {key!r} must be relative to the storage root")
+    parts = key.split("/")
+    if any(part in ("..", ".") for part in parts):
+        raise BadInputError(f"storage key {key!r} must not contain '.' or '..' parts")
+    return posixpath.normpath(key)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One file found under a location."""
+
+    url: str
+    key: str  # relative to the listed location
+    size: int
+
+
+class Storage:
+    """Files under the storage root plus the LanceDB database at ``<root>/db``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        root = settings.storage_root
+        if not is_remote(root):
+            root = str(Path(root.removeprefix("file://")).expanduser().resolve())
+        self.root = root
+
+    # --- fsspec ---------------------------------------------------------------
+    def fs_options(self, url: str) -> dict[str, object]:
+        """fsspec options for ``url`` (credentials and endpoint for s3)."""
+        if not url.startswith("s3://"):
+            return {}
+        s = self.settings
+        client: dict[str, object] = {"region_name": s.s3_region}
+        if s.s3_endpoint_url:
+            client["endpoint_url"] = s.s3_endpoint_url
+        opts: dict[str, object] = {"client_kwargs": client}
+        if s.s3_access_key_id:
+            opts["key"] = s.s3_access_key_id
+        if s.s3_secret_access_key:
+            opts["secret"] = s.s3_secret_access_key.get_secret_value()
+        return opts
+
+    def fs(self, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The filesystem and in-filesystem path of ``url``."""
+        fs, path = fsspec.core.url_to_fs(url, **self.fs_options(url))
+        return fs, path
+
+    def url(self, key: str) -> str:
+        """The URL of ``key`` under the storage root."""
+        return f"{self.root}/{safe_key(key)}"
+
+    def resolve(self, url_or_path: str) -> str:
+        """A user-given location: URLs pass through, local paths become absolute."""
+        if is_remote(url_or_path):
+            return url_or_path.rstrip("/")
+        return str(Path(url_or_path.removeprefix("file://")).expanduser().resolve())
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Write ``data`` at ``key`` under the root; return its URL."""
+        url = self.url(key)
+        fs, path = self.fs(url)
+        try:
+            fs.makedirs(posixpath.dirname(path), exist_ok=True)
+            fs.pipe_file(path, data)
+        except OSError as exc:
+            raise TransientError(f"could not write {url}: {exc}") from exc
+        return url
+
+    def read_bytes(self, url: str) -> bytes:
+        """Read a whole object by URL."""
+        fs, path = self.fs(url)
+        try:
+            return fs.cat_file(path)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{url} does not exist") from exc
+        except OSError as exc:
+            raise TransientError(f"could not read {url}: {exc}") from exc
+
+    def exists(self, url: str) -> bool:
+        fs, path = self.fs(url)
+        return bool(fs.exists(path))
+
+    def delete(self, url: str) -> None:
+        fs, path = self.fs(url)
+        if fs.exists(path):
+            fs.rm(path)
+
+    def list_files(self, location: str) -> list[ObjectInfo]:
+        """Every file below ``location`` (recursive), sorted by key."""
+        fs, base = self.fs(location)
+        if not fs.exists(base):
+            raise NotFoundError(f"footage location {location} does not exist")
+        found = fs.find(base, detail=True)
+        out: list[ObjectInfo] = []
+        prefix = base.rstrip("/") + "/"
+        scheme = location.split("://", 1)[0] + "://" if is_remote(location) else ""
+        for path, info in sorted(found.items()):
+            if info.get("type") != "file" or not path.startswith(prefix):
+                continue
+            out.append(ObjectInfo(url=f"{scheme}{path}", key=path[len(prefix):],
+                                  size=int(info.get("size") or 0)))
+        return out
+
+    # --- LanceDB --------------------------------------------------------------
+    def lance_options(self) -> dict[str, str]:
+        """LanceDB object-store options (only for s3 roots)."""
+        if not self.root.startswith("s3://"):
+            return {}
+        s = self.settings
+        opts = {"region": s.s3_region, "allow_http": str(s.s3_allow_http).lower()}
+        if s.s3_endpoint_url:
+            opts["endpoint"] = s.s3_endpoint_url
+        if s.s3_access_key_id:
+            opts["aws_access_key_id"] = s.s3_access_key_id
+        if s.s3_secret_access_key:
+            opts["aws_secret_access_key"] = s.s3_secret_access_key.get_secret_value()
+        return opts
+
+    @cached_property
+    def db(self) -> "lancedb.DBConnection":
+        import lancedb
+
+        return lancedb.connect(f"{self.root}/db", storage_options=self.lance_options() or None)

@@ -1,0 +1,68 @@
+"""Opening LanceDB tables and writing rows idempotently (merge on ``id``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from citywatch.errors import BadInputError, TransientError
+from citywatch.schemas import CameraRow, FaceRow, SegmentRow
+
+if TYPE_CHECKING:
+    import lancedb
+    from lancedb.table import Table
+
+log = logging.getLogger(__name__)
+
+
+def open_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
+    """Open ``name``, creating it empty with ``schema`` if it does not exist."""
+    table = db.create_table(name, schema=schema, exist_ok=True)
+    existing = table.schema
+    if existing.names != schema.names or existing != schema:
+        for field in schema:
+            if field.name not in existing.names or existing.field(field.name).type != field.type:
+                raise BadInputError(
+                    f"table {name!r} has column {field.name!r} as "
+                    f"{existing.field(field.name).type if field.name in existing.names else 'missing'}"
+                    f", expected {field.type}: the database was made by another model or "
+                    "version; use a fresh storage root or migrate"
+                )
+    return table
+
+
+def has_table(db: "lancedb.DBConnection", name: str) -> bool:
+    return name in db.list_tables().tables
+
+
+def cameras_table(db: "lancedb.DBConnection") -> "Table":
+    return open_table(db, CameraRow.TABLE, CameraRow.SCHEMA)
+
+
+def segments_table(db: "lancedb.DBConnection") -> "Table":
+    return open_table(db, SegmentRow.TABLE, SegmentRow.SCHEMA)
+
+
+def faces_table(db: "lancedb.DBConnection", dim: int) -> "Table":
+    return open_table(db, FaceRow.TABLE, FaceRow.schema(dim))
+
+
+def upsert(table: "Table", data: pa.Table, *, attempts: int = 8) -> None:
+    """Insert or replace rows by ``id``; retries commit conflicts with backoff."""
+    if data.num_rows == 0:
+        return
+    delay = 0.05
+    for attempt in range(1, attempts + 1):
+        try:
+            (table.merge_insert("id").when_matched_update_all()
+             .when_not_matched_insert_all().execute(data))
+            return
+        except (OSError, RuntimeError, ValueError) as exc:  # lance raises these on conflicts
+            if attempt == attempts:
+                raise TransientError(f"could not write {data.num_rows} rows to {table.name}: {exc}") from exc
+            log.warning("retrying write to %s after %s (attempt %d)", table.name, exc, attempt)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

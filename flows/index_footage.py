@@ -1,0 +1,94 @@
+"""Deployment ``index-footage``: find new segments and index them on a Dask cluster."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prefect import flow, get_run_logger
+from prefect.futures import as_completed
+from prefect_dask import DaskTaskRunner
+
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from tasks.catalog import plan_index, register_cameras
+from tasks.index_segment import SegmentOutcome, index_segment_task
+
+
+@dataclass
+class IndexSummary:
+    """What one index run did (returned to the CLI and shown in the Prefect UI)."""
+
+    footage: str
+    found: int = 0
+    already_done: int = 0
+    skipped_failed: int = 0
+    indexed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+    misnamed: list[str] = field(default_factory=list)
+    unregistered_cameras: list[str] = field(default_factory=list)
+    faces: int = 0
+    footage_s: float = 0.0
+    wall_s: float = 0.0
+
+
+def dask_task_runner(settings: Settings) -> DaskTaskRunner:
+    """An existing scheduler when ``dask_address`` is set, else a local process cluster."""
+    if settings.dask_address:
+        return DaskTaskRunner(address=settings.dask_address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": settings.dask_workers,
+            "threads_per_worker": settings.dask_threads_per_worker,
+            "processes": True,
+            "dashboard_address": ":0",
+        },
+    )
+
+
+@flow(name="index-footage", log_prints=False)
+def index_footage(footage: str | None = None, settings: Settings | None = None,
+                  retry_failed: bool = False) -> IndexSummary:
+    """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed."""
+    settings = settings or Settings()
+    logger = get_run_logger()
+    started = time.perf_counter()
+    storage = Storage(settings)
+    footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    plan = plan_index(storage, footage_url, retry_failed=retry_failed)
+    seen = {ref.camera_id for ref in plan.discovery.segments}
+    cameras, missing = register_cameras(storage, settings, seen)
+    summary = IndexSummary(
+        footage=footage_url, found=len(plan.discovery.segments), already_done=plan.already_done,
+        skipped_failed=plan.previously_failed, misnamed=plan.discovery.misnamed,
+        unregistered_cameras=missing,
+    )
+    for problem in plan.discovery.misnamed:
+        logger.warning("not a segment: %s", problem)
+    logger.info("%d segments found, %d already indexed, %d to index",
+                summary.found, plan.already_done, len(plan.pending))
+    futures = [index_segment_task.submit(ref, cameras[ref.camera_id], settings)
+               for ref in plan.pending]
+    for done, future in enumerate(as_completed(futures), start=1):
+        outcome: SegmentOutcome = future.result()
+        summary.footage_s += outcome.footage_s
+        if outcome.state == "done":
+            summary.indexed += 1
+            summary.faces += outcome.faces
+        else:
+            summary.failed.append((outcome.uri, outcome.error))
+        logger.info("progress: %d/%d segments, %d faces, %d failed", done, len(futures),
+                    summary.faces, len(summary.failed))
+    summary.wall_s = time.perf_counter() - started
+    logger.info("indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d failed",
+                summary.indexed, summary.footage_s, summary.wall_s, summary.faces,
+                len(summary.failed))
+    return summary
+
+
+def run_index(settings: Settings, footage: str | None = None,
+              retry_failed: bool = False) -> IndexSummary:
+    """Run the flow with the task runner the settings ask for."""
+    runner = index_footage.with_options(task_runner=dask_task_runner(settings))
+    return runner(footage=footage, settings=settings, retry_failed=retry_failed)

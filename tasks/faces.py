@@ -1,0 +1,142 @@
+"""Faces in one segment: detect on gated frames, track, keep the best crops, embed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from citywatch.settings import Settings
+from models.base import FaceDetection, FaceModel
+from tasks.tracking import Tracker
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCandidate:
+    """A detected face kept as a small crop (never a whole frame)."""
+
+    offset_s: float
+    bbox: tuple[float, float, float, float]  # in frame pixels
+    det_score: float
+    quality: float
+    crop: np.ndarray  # BGR crop around the face (privacy masks already applied)
+    crop_face: FaceDetection  # the detection in crop coordinates
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedFace:
+    candidate: FaceCandidate
+    track_index: int
+    track_start_s: float
+    track_end_s: float
+    embedding: np.ndarray
+    thumbnail_jpeg: bytes
+
+
+def face_quality(image: np.ndarray, face: FaceDetection) -> float:
+    """0..1: detector score x size x sharpness x frontalness."""
+    x1, y1, x2, y2 = (int(round(v)) for v in face.bbox)
+    side = min(x2 - x1, y2 - y1)
+    size = min(1.0, side / 112.0)
+    patch = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+    sharp = 0.0
+    if patch.size:
+        grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
+        sharp = min(1.0, float(cv2.Laplacian(grey, cv2.CV_64F).var()) / 150.0)
+    frontal = 1.0
+    if len(face.landmarks) >= 3:
+        (lx, _), (rx, _), (nx, _) = face.landmarks[:3]
+        eye_dist = abs(rx - lx)
+        if eye_dist > 0:
+            frontal = max(0.0, 1.0 - abs(nx - (lx + rx) / 2) / eye_dist)
+    return float(face.score * (0.4 + 0.6 * size) * (0.3 + 0.7 * sharp) * (0.5 + 0.5 * frontal))
+
+
+def crop_around(image: np.ndarray, face: FaceDetection, margin: float) -> tuple[np.ndarray, FaceDetection]:
+    """A crop with ``margin`` x face size on each side, and the face in its coordinates."""
+    x1, y1, x2, y2 = face.bbox
+    w, h = x2 - x1, y2 - y1
+    cx1 = int(max(0, np.floor(x1 - margin * w)))
+    cy1 = int(max(0, np.floor(y1 - margin * h)))
+    cx2 = int(min(image.shape[1], np.ceil(x2 + margin * w)))
+    cy2 = int(min(image.shape[0], np.ceil(y2 + margin * h)))
+    crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2])
+    moved = FaceDetection(
+        bbox=(x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1), score=face.score,
+        landmarks=tuple((px - cx1, py - cy1) for px, py in face.landmarks),
+    )
+    return crop, moved
+
+
+def apply_privacy_masks(image: np.ndarray, masks: list[list[list[float]]]) -> np.ndarray:
+    """Solid-fill privacy mask polygons (a copy; the input is not changed)."""
+    if not masks:
+        return image
+    out = image.copy()
+    for polygon in masks:
+        pts = np.round(np.asarray(polygon, dtype=np.float32)).astype(np.int32)
+        cv2.fillPoly(out, [pts], (0, 0, 0))
+    return out
+
+
+def inside_masks(point: tuple[float, float], masks: list[list[list[float]]]) -> bool:
+    for polygon in masks:
+        contour = np.asarray(polygon, dtype=np.float32)
+        if cv2.pointPolygonTest(contour, point, False) >= 0:
+            return True
+    return False
+
+
+class SegmentFaces:
+    """Collects face candidates frame by frame, then embeds the best per track."""
+
+    def __init__(self, model: FaceModel, settings: Settings,
+                 masks: list[list[list[float]]]) -> None:
+        self.model = model
+        self.settings = settings
+        self.masks = masks
+        self.tracker: Tracker[FaceCandidate] = Tracker(settings.track_iou, settings.track_max_gap_s)
+
+    def add_frame(self, offset_s: float, image: np.ndarray) -> int:
+        """Detect faces in a (masked) frame; returns how many were kept."""
+        found: list[tuple[tuple[float, float, float, float], FaceCandidate]] = []
+        for face in self.model.detector.detect(image):
+            x1, y1, x2, y2 = face.bbox
+            if inside_masks(((x1 + x2) / 2, (y1 + y2) / 2), self.masks):
+                continue  # faces inside private areas are never indexed
+            crop, crop_face = crop_around(image, face, margin=0.6)
+            cand = FaceCandidate(offset_s, face.bbox, face.score, face_quality(image, face),
+                                 crop, crop_face)
+            found.append((face.bbox, cand))
+        self.tracker.update(offset_s, found)
+        return len(found)
+
+    def embed_best(self) -> list[EmbeddedFace]:
+        """Embed the ``embeds_per_track`` best candidates of each track."""
+        out: list[EmbeddedFace] = []
+        for track in self.tracker.tracks:
+            best = sorted(track.items, key=lambda c: c.quality, reverse=True)
+            for cand in best[: self.settings.embeds_per_track]:
+                vectors = self.model.embedder.embed(cand.crop, [cand.crop_face])
+                out.append(EmbeddedFace(
+                    candidate=cand, track_index=track.index,
+                    track_start_s=track.times[0], track_end_s=track.times[-1],
+                    embedding=vectors[0].astype(np.float32),
+                    thumbnail_jpeg=thumbnail(cand.crop, cand.crop_face),
+                ))
+        return out
+
+
+def thumbnail(crop: np.ndarray, face: FaceDetection, max_side: int = 160) -> bytes:
+    """A JPEG of the face with a little context, long side at most ``max_side``."""
+    x1, y1, x2, y2 = face.bbox
+    w, h = x2 - x1, y2 - y1
+    tx1, ty1 = int(max(0, x1 - 0.3 * w)), int(max(0, y1 - 0.3 * h))
+    tx2, ty2 = int(min(crop.shape[1], x2 + 0.3 * w)), int(min(crop.shape[0], y2 + 0.3 * h))
+    patch = crop[ty1:ty2, tx1:tx2]
+    scale = min(1.0, max_side / max(patch.shape[:2]))
+    if scale < 1.0:
+        patch = cv2.resize(patch, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""

@@ -1,0 +1,92 @@
+"""Group per-frame face detections of one segment into tracks (IoU + motion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Track(Generic[Item]):
+    """A run of detections believed to be one face (or plate)."""
+
+    index: int
+    items: list[Item] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def last_box(self) -> Box:
+        return self.boxes[-1]
+
+    @property
+    def last_time(self) -> float:
+        return self.times[-1]
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def affinity(a: Box, b: Box) -> float:
+    """How likely two boxes (adjacent samples) are the same object, 0..1.
+
+    IoU alone fails for small fast faces at a low sample rate, so a box whose centre
+    moved less than ~1.5 face widths with a similar size also counts.
+    """
+    overlap = iou(a, b)
+    wa, wb = a[2] - a[0], b[2] - b[0]
+    size = max(wa, wb, 1e-6)
+    ratio = min(wa, wb) / size
+    if ratio < 0.6:
+        return overlap
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    dist = (dx * dx + dy * dy) ** 0.5 / size
+    return max(overlap, max(0.0, 1.0 - dist / 1.5) * ratio * 0.8)
+
+
+class Tracker(Generic[Item]):
+    """Greedy frame-to-frame association. Feed frames in time order."""
+
+    def __init__(self, min_affinity: float, max_gap_s: float) -> None:
+        self.min_affinity = min_affinity
+        self.max_gap_s = max_gap_s
+        self.tracks: list[Track[Item]] = []
+
+    def update(self, t: float, detections: list[tuple[Box, Item]]) -> list[int]:
+        """Assign detections at time ``t``; returns the track index of each."""
+        live = [tr for tr in self.tracks if t - tr.last_time <= self.max_gap_s]
+        pairs = sorted(
+            ((affinity(tr.last_box, box), ti, di)
+             for ti, tr in enumerate(live) for di, (box, _) in enumerate(detections)),
+            reverse=True,
+        )
+        assigned: dict[int, int] = {}
+        used_tracks: set[int] = set()
+        for score, ti, di in pairs:
+            if score < self.min_affinity:
+                break
+            if ti in used_tracks or di in assigned:
+                continue
+            used_tracks.add(ti)
+            assigned[di] = live[ti].index
+        out: list[int] = []
+        for di, (box, item) in enumerate(detections):
+            if di not in assigned:
+                track: Track[Item] = Track(index=len(self.tracks))
+                self.tracks.append(track)
+                assigned[di] = track.index
+            track = self.tracks[assigned[di]]
+            track.items.append(item)
+            track.boxes.append(box)
+            track.times.append(t)
+            out.append(track.index)
+        return out

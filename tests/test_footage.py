@@ -1,0 +1,55 @@
+"""Footage naming: <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>."""
+
+import datetime as dt
+
+import pytest
+
+from citywatch.errors import BadInputError
+from citywatch.footage import discover_segments, parse_segment
+from citywatch.storage import ObjectInfo, safe_key
+
+
+def obj(key: str, size: int = 10) -> ObjectInfo:
+    return ObjectInfo(url=f"/f/{key}", key=key, size=size)
+
+
+def test_segment_time_comes_from_the_name() -> None:
+    ref = parse_segment(obj("cam-1/20261120T080030Z.mp4"))
+    assert ref.id == "cam-1/20261120T080030Z"
+    assert ref.start == dt.datetime(2026, 11, 20, 8, 0, 30, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("cam-1/2026-11-20.mp4", "not a UTC start time"),
+        ("cam-1/20261340T080000Z.mp4", "not a valid date"),
+        ("CAM 1/20261120T080000Z.mp4", "not a valid camera id"),
+        ("20261120T080000Z.mp4", "must be at <camera_id>"),
+        ("cam-1/x/20261120T080000Z.mp4", "must be at <camera_id>"),
+        ("cam-1/20261120T080000Z", "no extension"),
+    ],
+)
+def test_misnamed_files_are_reported(key: str, problem: str) -> None:
+    with pytest.raises(BadInputError, match=problem):
+        parse_segment(obj(key))
+
+
+def test_discovery_skips_sidecars_and_reports_misnamed() -> None:
+    found = discover_segments([
+        obj("cam-1/20261120T080030Z.mp4"), obj("cam-1/20261120T080000Z.mkv"),
+        obj("car-1/20261120T080000Z.gps.csv"), obj("cam-1/.partial"), obj("cam-1/notes.txt"),
+    ])
+    assert [s.id for s in found.segments] == ["cam-1/20261120T080000Z", "cam-1/20261120T080030Z"]
+    assert len(found.misnamed) == 1 and "notes.txt" in found.misnamed[0]
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "s3://other/x",
+                                 "file:///etc/passwd", "a\\b", "a/\x00", "", "./a", "C:/x"])
+def test_storage_keys_cannot_escape_the_root(key: str) -> None:
+    with pytest.raises(BadInputError):
+        safe_key(key)
+
+
+def test_normal_key_is_kept() -> None:
+    assert safe_key("thumbs/cam-1/x.jpg") == "thumbs/cam-1/x.jpg"

@@ -1,0 +1,26 @@
+"""Tracker: one track per face moving across sampled frames."""
+
+from tasks.tracking import Tracker, iou
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+def test_two_walkers_keep_their_tracks() -> None:
+    tracker: Tracker[str] = Tracker(min_affinity=0.3, max_gap_s=2.0)
+    for step in range(6):
+        t = step * 0.5
+        a = (100 + 30 * step, 100, 140 + 30 * step, 140)   # small face moving fast right
+        b = (900 - 10 * step, 300, 1000 - 10 * step, 400)  # large face moving slowly left
+        tracker.update(t, [(a, "a"), (b, "b")])
+    assert len(tracker.tracks) == 2
+    assert {tuple(set(tr.items)) for tr in tracker.tracks} == {("a",), ("b",)}
+
+
+def test_gap_longer_than_limit_starts_a_new_track() -> None:
+    tracker: Tracker[str] = Tracker(min_affinity=0.3, max_gap_s=1.0)
+    tracker.update(0.0, [((0, 0, 50, 50), "x")])
+    tracker.update(5.0, [((0, 0, 50, 50), "x")])
+    assert len(tracker.tracks) == 2
