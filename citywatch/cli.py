@@ -24,6 +24,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+class _HideExpectedErrors(logging.Filter):
+    """Drop Prefect's traceback log for citywatch's own errors: the CLI states them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, CitywatchError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from citywatch import commands
 
@@ -40,6 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for noisy in ("distributed", "prefect.task_runner.dask"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_HideExpectedErrors())
     handler: Handler = args.handler
     try:
         return handler(args, _settings(args))

@@ -22,6 +22,14 @@ class Track(Generic[Item]):
     def last_box(self) -> Box:
         return self.boxes[-1]
 
+    def predict(self, t: float) -> Box:
+        """Where the box should be at ``t``, assuming constant velocity."""
+        if len(self.boxes) < 2 or self.times[-1] <= self.times[-2]:
+            return self.boxes[-1]
+        (a, b), dt = self.boxes[-2:], self.times[-1] - self.times[-2]
+        step = (t - self.times[-1]) / dt
+        return tuple(bv + (bv - av) * step for av, bv in zip(a, b))  # type: ignore[return-value]
+
     @property
     def last_time(self) -> float:
         return self.times[-1]
@@ -38,8 +46,9 @@ def iou(a: Box, b: Box) -> float:
 def affinity(a: Box, b: Box) -> float:
     """How likely two boxes (adjacent samples) are the same object, 0..1.
 
-    IoU alone fails for small fast faces at a low sample rate, so a box whose centre
-    moved less than ~1.5 face widths with a similar size also counts.
+    IoU alone fails for small fast faces at a low sample rate (a walker's face moves
+    ~2 face widths in half a second), so a box of similar size whose centre moved
+    less than ~3 face widths also counts, less the further it moved.
     """
     overlap = iou(a, b)
     wa, wb = a[2] - a[0], b[2] - b[0]
@@ -50,7 +59,7 @@ def affinity(a: Box, b: Box) -> float:
     dx = (a[0] + a[2] - b[0] - b[2]) / 2
     dy = (a[1] + a[3] - b[1] - b[3]) / 2
     dist = (dx * dx + dy * dy) ** 0.5 / size
-    return max(overlap, max(0.0, 1.0 - dist / 1.5) * ratio * 0.8)
+    return max(overlap, max(0.0, 1.0 - dist / 3.5) * ratio)
 
 
 class Tracker(Generic[Item]):
@@ -65,7 +74,7 @@ class Tracker(Generic[Item]):
         """Assign detections at time ``t``; returns the track index of each."""
         live = [tr for tr in self.tracks if t - tr.last_time <= self.max_gap_s]
         pairs = sorted(
-            ((affinity(tr.last_box, box), ti, di)
+            ((affinity(tr.predict(t), box), ti, di)
              for ti, tr in enumerate(live) for di, (box, _) in enumerate(detections)),
             reverse=True,
         )

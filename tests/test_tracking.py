@@ -24,3 +24,21 @@ def test_gap_longer_than_limit_starts_a_new_track() -> None:
     tracker.update(0.0, [((0, 0, 50, 50), "x")])
     tracker.update(5.0, [((0, 0, 50, 50), "x")])
     assert len(tracker.tracks) == 2
+
+
+def test_small_fast_walker_is_one_track_at_2fps() -> None:
+    """A 42 px face moving ~45 px per half second (a walker seen sideways)."""
+    tracker: Tracker[int] = Tracker(min_affinity=0.3, max_gap_s=2.0)
+    for step in range(20):
+        x = 166 + 45 * step
+        tracker.update(step * 0.5, [((x, 218, x + 42, 268), step)])
+    assert len(tracker.tracks) == 1
+
+
+def test_crossing_walkers_are_not_swapped() -> None:
+    tracker: Tracker[str] = Tracker(min_affinity=0.3, max_gap_s=2.0)
+    for step in range(10):
+        a = (100 + 40 * step, 300, 150 + 40 * step, 350)
+        b = (500 - 40 * step, 330, 550 - 40 * step, 380)
+        tracker.update(step * 0.5, [(a, "a"), (b, "b")])
+    assert sorted(set(tr.items) == {"a"} or set(tr.items) == {"b"} for tr in tracker.tracks) == [True, True]

@@ -1,0 +1,75 @@
+"""Session fixtures: a real Prefect server, the sample footage, one indexed root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from citywatch.prefect_server import QUIET_ENV, start_prefect_server
+from citywatch.settings import Settings
+
+for _key, _value in QUIET_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+# The sample the end-to-end tests index: small enough for CI, same generator as
+# `citywatch sample` (4 cameras, H.264 720p, real face photos).
+SAMPLE_SEGMENTS_PER_CAMERA = 2
+SAMPLE_SEGMENT_SECONDS = 20.0
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``prefect server start`` on loopback; Dask worker processes inherit its URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    home = tmp_path_factory.mktemp("prefect")
+    api_url, pid = start_prefect_server(home)
+    os.environ["PREFECT_API_URL"] = api_url
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield api_url
+    os.environ.pop("PREFECT_API_URL", None)
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated sample (read-only for tests: copy it before changing files)."""
+    from citywatch.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    generate_sample(out, seed=7, segments_per_camera=SAMPLE_SEGMENTS_PER_CAMERA,
+                    segment_seconds=SAMPLE_SEGMENT_SECONDS)
+    return out
+
+
+@dataclass(frozen=True)
+class Indexed:
+    root: Path
+    settings: Settings
+    summary: object  # flows.index_footage.IndexSummary
+
+
+def settings_for(root: Path, tmp: Path, **extra: object) -> Settings:
+    return Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=2,
+                    **extra)
+
+
+@pytest.fixture(scope="session")
+def indexed(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Indexed:
+    """The sample indexed once through the real flow (Prefect server + 2 Dask workers)."""
+    from flows.index_footage import run_index
+
+    root = tmp_path_factory.mktemp("indexed") / "data"
+    shutil.copytree(sample_dir, root)
+    settings = settings_for(root, root.parent)
+    summary = run_index(settings)
+    return Indexed(root, settings, summary)
