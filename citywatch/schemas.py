@@ -125,7 +125,51 @@ class FaceRow:
         ])
 
 
-Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow)
+@dataclass(frozen=True, slots=True)
+class PlateRow:
+    """One pass of a plate in front of a camera (a track), with the voted text."""
+
+    id: str
+    segment_id: str
+    camera_id: str
+    ts: dt.datetime  # best read
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+    text: str  # normalised, voted
+    confidence: float
+    char_confidences: list[float]
+    reads: int
+    low_confidence: bool  # read once or below the confidence bar: kept but flagged
+    bbox: tuple[float, float, float, float]
+    track_id: str
+    thumb_uri: str
+    lat: float | None
+    lon: float | None
+    model: str
+
+    TABLE: ClassVar[str] = "plates"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("segment_id", pa.string()),
+        pa.field("camera_id", pa.string()),
+        pa.field("ts", TS),
+        pa.field("first_ts", TS),
+        pa.field("last_ts", TS),
+        pa.field("text", pa.string()),
+        pa.field("confidence", pa.float32()),
+        pa.field("char_confidences", pa.list_(pa.float32())),
+        pa.field("reads", pa.int32()),
+        pa.field("low_confidence", pa.bool_()),
+        pa.field("bbox", BBOX),
+        pa.field("track_id", pa.string()),
+        pa.field("thumb_uri", pa.string()),
+        pa.field("lat", pa.float64()),
+        pa.field("lon", pa.float64()),
+        pa.field("model", pa.string()),
+    ])
+
+
+Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow, PlateRow)
 
 
 def _plain(value: object) -> object:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from citywatch.errors import BadInputError, TransientError
-from citywatch.schemas import CameraRow, FaceRow, SegmentRow
+from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow
 
 if TYPE_CHECKING:
     import lancedb
@@ -48,6 +48,10 @@ def segments_table(db: "lancedb.DBConnection") -> "Table":
 
 def faces_table(db: "lancedb.DBConnection", dim: int) -> "Table":
     return open_table(db, FaceRow.TABLE, FaceRow.schema(dim))
+
+
+def plates_table(db: "lancedb.DBConnection") -> "Table":
+    return open_table(db, PlateRow.TABLE, PlateRow.SCHEMA)
 
 
 def upsert(table: "Table", data: pa.Table, *, attempts: int = 8) -> None:
