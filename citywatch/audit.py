@@ -231,7 +231,7 @@ class AuditLog:
         for _ in range(_CLAIM_ATTEMPTS):
             linked = dataclasses.replace(draft, seq=seq + 1, prev_hash=prev_hash)
             row = dataclasses.replace(linked, hash=linked.compute_hash())
-            if self._create_exclusive(self._journal_file(row.seq), row.to_journal()):
+            if self._create_exclusive(row.seq, row.to_journal()):
                 return row
             winner = self._read_journal(seq + 1)  # someone else took it: link after theirs
             seq, prev_hash = winner.seq, winner.hash
@@ -259,25 +259,8 @@ class AuditLog:
     def _journal_file(self, seq: int) -> str:
         return posixpath.join(self._journal_path, f"{seq:012d}.json")
 
-    def _create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create ``path`` holding ``data`` unless it exists; False if it did."""
-        try:
-            if self._local:
-                folder = Path(path).parent
-                folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{Path(path).name}.{uuid.uuid4().hex}.tmp"
-                tmp.write_bytes(data)
-                try:
-                    os.link(tmp, path)
-                finally:
-                    tmp.unlink()
-            else:
-                self._fs.pipe_file(path, data, mode="create")
-        except FileExistsError:
-            return False
-        except OSError as exc:
-            raise TransientError(f"could not write audit journal entry {path}: {exc}") from exc
-        return True
+    def _create_exclusive(self, seq: int, data: bytes) -> bool:
+        return self.storage.create_exclusive(self.storage.url(f"{JOURNAL_DIR}/{seq:012d}.json"), data)
 
     def _read_journal(self, seq: int) -> AuditRow:
         path = self._journal_file(seq)

@@ -39,6 +39,11 @@ class CameraConfig(BaseModel):
     height_m: float | None = Field(None, ge=0, le=500)
     frame_size: tuple[int, int] | None = Field(None, description="[width, height] in px")
     privacy_masks: list[list[tuple[float, float]]] = Field(default_factory=list)
+    overlay_regions: list[tuple[int, int, int, int]] = Field(
+        default_factory=list,
+        description="[x1, y1, x2, y2] boxes of burned-in on-screen text (clock, camera "
+        "name): ignored by motion gating and plate reading.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -62,6 +67,9 @@ class CameraConfig(BaseModel):
                             f"privacy_masks[{i}] point ({x}, {y}) is outside the "
                             f"{width}x{height} frame"
                         )
+        for i, (x1, y1, x2, y2) in enumerate(self.overlay_regions):
+            if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
+                raise ValueError(f"overlay_regions[{i}] must be [x1, y1, x2, y2] with x1 < x2, y1 < y2")
         return self
 
     def to_row(self) -> CameraRow:
@@ -71,6 +79,7 @@ class CameraConfig(BaseModel):
             frame_w=self.frame_size[0] if self.frame_size else None,
             frame_h=self.frame_size[1] if self.frame_size else None,
             privacy_masks=[[list(p) for p in poly] for poly in self.privacy_masks],
+            overlay_regions=[list(r) for r in self.overlay_regions],
             registered=True,
         )
 
@@ -112,5 +121,6 @@ def unlocated_camera(camera_id: str) -> CameraRow:
     """A camera seen in footage but missing from the registry: kept, without location."""
     return CameraRow(
         id=camera_id, name=camera_id, district="", lat=None, lon=None, kind="fixed",
-        height_m=None, frame_w=None, frame_h=None, privacy_masks=[], registered=False,
+        height_m=None, frame_w=None, frame_h=None, privacy_masks=[], overlay_regions=[],
+        registered=False,
     )

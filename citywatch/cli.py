@@ -21,6 +21,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, object] = {}
     if getattr(args, "root", None):
         overrides["storage_root"] = args.root
+    if getattr(args, "user", None):
+        overrides["user"] = args.user
     return Settings(**overrides)
 
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="citywatch", description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="storage root (overrides CITYWATCH_STORAGE_ROOT)")
+    parser.add_argument("--user", help="acting user (overrides CITYWATCH_USER); must be in users.yaml")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     commands.register(sub)

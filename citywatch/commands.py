@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 from pathlib import Path
 
 from citywatch import output
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
-from citywatch.prefect_server import ensure_prefect_server, stop_prefect_server
+from citywatch.prefect_server import ensure_prefect_server
 from citywatch.settings import Settings
 from citywatch.storage import Storage, is_remote
+
+
+DEMO_ADMIN = "demo-admin"
+DEMO_INVESTIGATOR = "demo-investigator"
+DEMO_SUPERVISOR = "demo-supervisor"
+DEMO_CASE = "DEMO-1"
+DEMO_WHY = "citywatch demo on synthetic sample footage"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,38 +44,69 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     f.add_argument("--until", help="ISO 8601 time (UTC if no offset)")
     f.add_argument("--top-k", type=int)
     f.add_argument("--face", type=int, help="which face of a group photo (0 = leftmost)")
+    add_case_arguments(f)
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=cmd_search_face)
+
+    f = search_sub.add_parser("plate", help="where was this plate seen? (OCR-aware fuzzy match)")
+    f.add_argument("text", help="plate text, or a pattern with * and ? (e.g. AB12*)")
+    f.add_argument("--max-edits", type=float, default=1.0,
+                   help="edit budget; confusable characters (O/0, I/1, B/8, ...) cost 0.3")
+    f.add_argument("--camera", action="append", default=[], help="camera id (repeatable)")
+    f.add_argument("--district")
+    f.add_argument("--since", help="ISO 8601 time (UTC if no offset)")
+    f.add_argument("--until", help="ISO 8601 time (UTC if no offset)")
+    f.add_argument("--near", help="LAT,LON,RADIUS_M")
+    f.add_argument("--top-k", type=int)
+    add_case_arguments(f)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(handler=cmd_search_plate)
 
     p = sub.add_parser("demo", help="sample -> index -> search, end to end")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("down", help="stop the local Prefect server started by citywatch")
-    p.set_defaults(handler=cmd_down)
+    __import__("citywatch.commands_audit", fromlist=["register"]).register(sub)
+    __import__("citywatch.commands_export", fromlist=["register"]).register(sub)
+    __import__("citywatch.commands_watchlist", fromlist=["register"]).register(sub)
+    __import__("citywatch.commands_stack", fromlist=["register"]).register(sub)
+
+
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """--case and --why: every search, export and watchlist change is tied to both."""
+    parser.add_argument("--case", dest="case_id", help="case id this action is for (required)")
+    parser.add_argument("--why", dest="justification",
+                        help="justification, recorded in the audit log (required)")
 
 
 def make_sample(settings: Settings, seed: int, segments_per_camera: int = 2,
                 segment_seconds: float = 30.0) -> Path:
     """Generate the sample into the storage root (via a temp dir for remote roots)."""
+    from citywatch.auth import write_demo_users
     from citywatch.sample import generate_sample
 
     storage = Storage(settings)
+    _make_sample_files(storage, seed, segments_per_camera, segment_seconds, generate_sample)
+    write_demo_users(storage)
+    return Path(storage.root)
+
+
+def _make_sample_files(storage: Storage, seed: int, segments_per_camera: int,
+                       segment_seconds: float, generate_sample) -> None:  # noqa: ANN001
     if not is_remote(storage.root):
         generate_sample(Path(storage.root), seed=seed, segments_per_camera=segments_per_camera,
                         segment_seconds=segment_seconds)
-        return Path(storage.root)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         generate_sample(Path(tmp), seed=seed, segments_per_camera=segments_per_camera,
                         segment_seconds=segment_seconds)
         fs, path = storage.fs(storage.root)
         fs.put(f"{tmp}/", path, recursive=True)
-    return Path(storage.root)
 
 
 def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
     root = make_sample(settings, args.seed, args.segments_per_camera, args.segment_seconds)
-    output.line(f"sample footage written under {root}")
+    output.line(f"sample footage written under {root} (demo users in users.yaml)")
     return 0
 
 
@@ -78,10 +115,14 @@ def _summary_lines(summary) -> None:  # noqa: ANN001 - flows.index_footage.Index
         f"segments: {summary.found} found, {summary.already_done} already indexed, "
         f"{summary.indexed} indexed now, {len(summary.failed)} failed"
         + (f", {summary.skipped_failed} skipped (failed before; --retry-failed)"
-           if summary.skipped_failed else ""))
-    output.line(f"faces: {summary.faces}; footage {summary.footage_s:.0f} s in {summary.wall_s:.1f} s")
+           if summary.skipped_failed else "")
+        + (f", {summary.skipped_leased} left to a concurrent run" if summary.skipped_leased else ""))
+    output.line(f"faces: {summary.faces}, plates: {summary.plates}; "
+                f"footage {summary.footage_s:.0f} s in {summary.wall_s:.1f} s")
     for uri, reason in summary.failed:
         output.line(f"  FAILED {uri}: {reason}")
+    for uri, warning in summary.warnings:
+        output.line(f"  warning {uri}: {warning}")
     for cam in summary.unregistered_cameras:
         output.line(f"  camera {cam} is not in cameras.yaml: registered without a location")
     for problem in summary.misnamed:
@@ -101,7 +142,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_face_search(settings: Settings, probe: str, *, cameras: list[str] | None = None,
+def run_face_search(settings: Settings, probe: str, *, case_id: str | None,
+                    justification: str | None, cameras: list[str] | None = None,
                     district: str | None = None, since: str | None = None,
                     until: str | None = None, top_k: int | None = None,
                     face_index: int | None = None):  # noqa: ANN201 - FaceSearchResult
@@ -112,7 +154,8 @@ def run_face_search(settings: Settings, probe: str, *, cameras: list[str] | None
         probe=probe, camera_ids=cameras or [], district=district,
         since=parse_time(since, "--since") if since else None,
         until=parse_time(until, "--until") if until else None,
-        top_k=top_k, face_index=face_index, settings=settings,
+        top_k=top_k, face_index=face_index, case_id=case_id, justification=justification,
+        settings=settings,
     )
 
 
@@ -128,7 +171,9 @@ def print_sightings(result) -> None:  # noqa: ANN001 - FaceSearchResult
 
 
 def cmd_search_face(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_face_search(settings, args.probe, cameras=args.camera, district=args.district,
+    result = run_face_search(settings, args.probe, case_id=args.case_id,
+                             justification=args.justification, cameras=args.camera,
+                             district=args.district,
                              since=args.since, until=args.until, top_k=args.top_k,
                              face_index=args.face)
     if args.json:
@@ -137,6 +182,54 @@ def cmd_search_face(args: argparse.Namespace, settings: Settings) -> int:
         output.as_json([sighting_json(s) for s in result.sightings])
     else:
         print_sightings(result)
+    return 0
+
+
+def run_plate_search(settings: Settings, text: str, *, case_id: str | None,
+                     justification: str | None, max_edits: float = 1.0,
+                     cameras: list[str] | None = None, district: str | None = None,
+                     since: str | None = None, until: str | None = None,
+                     near: str | None = None, top_k: int | None = None):  # noqa: ANN201
+    from tasks.plate_search import parse_near
+
+    where = parse_near(near) if near else None
+    ensure_prefect_server(settings.state_dir)
+    from flows.search import search_plate
+
+    return search_plate(
+        query=text, camera_ids=cameras or [], district=district,
+        since=parse_time(since, "--since") if since else None,
+        until=parse_time(until, "--until") if until else None, max_edits=max_edits,
+        near=(where.lat, where.lon, where.radius_m) if where else None, top_k=top_k,
+        case_id=case_id, justification=justification, settings=settings,
+    )
+
+
+def print_plate_sightings(result) -> None:  # noqa: ANN001 - PlateSearchResult
+    from tasks.report import iso
+
+    output.table(
+        ["#", "plate", "match", "camera", "time (UTC)", "reads", "location"],
+        [[s.rank, s.plate.text + ("?" if s.plate.low_confidence else ""),
+          "exact" if s.score == 0 else f"{s.score:.1f}", s.plate.camera_id, iso(s.plate.ts),
+          s.plate.reads,
+          f"{s.plate.lat:.5f},{s.plate.lon:.5f}" if s.plate.lat is not None else "-"]
+         for s in result.sightings])
+    output.line(f"{len(result.sightings)} plate sightings for {result.query} "
+                f"('?' = low confidence); report: {result.report_uri}")
+
+
+def cmd_search_plate(args: argparse.Namespace, settings: Settings) -> int:
+    result = run_plate_search(settings, args.text, case_id=args.case_id,
+                              justification=args.justification, max_edits=args.max_edits,
+                              cameras=args.camera, district=args.district, since=args.since,
+                              until=args.until, near=args.near, top_k=args.top_k)
+    if args.json:
+        from tasks.report import plate_json
+
+        output.as_json([plate_json(s) for s in result.sightings])
+    else:
+        print_plate_sightings(result)
     return 0
 
 
@@ -154,26 +247,24 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         output.line(f"1/3 sample footage already under {root}")
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
     api = ensure_prefect_server(settings.state_dir)
-    output.line(f"2/3 indexing (Prefect UI: {api.removesuffix('/api')}) ...")
+    from citywatch.auth import write_demo_users
+
+    write_demo_users(storage)  # only if the root has no users.yaml yet
+    admin = settings.model_copy(update={"user": DEMO_ADMIN})
+    investigator = settings.model_copy(update={"user": DEMO_INVESTIGATOR})
+    output.line(f"2/3 indexing as {admin.user} (Prefect UI: {api.removesuffix('/api')}) ...")
     from flows.index_footage import run_index
 
-    _summary_lines(run_index(settings))
-    output.line("3/3 searching with a different photo of each person ...")
-    for person in truth.people:
-        if not person.probe:
-            continue
-        if person.in_footage and person.person_id not in ("obama",) and not person.probe_is_main:
-            continue
-        result = run_face_search(settings, str(root / person.probe), top_k=5)
+    _summary_lines(run_index(admin))
+    output.line(f"3/3 searching as {investigator.user}, case {DEMO_CASE}, with a different "
+                "photo of each person ...")
+    present = sorted((p for p in truth.people if p.in_footage and p.probe),
+                     key=lambda p: (p.person_id != "obama", p.person_id))[:2]
+    absent = [p for p in truth.people if not p.in_footage and p.probe][:1]
+    for person in [*present, *absent]:
+        result = run_face_search(investigator, str(root / person.probe), top_k=5,
+                                 case_id=DEMO_CASE, justification=DEMO_WHY)
         where = "in the footage" if person.in_footage else "NOT in the footage"
         output.line(f"\n== {person.person_id} ({where}), probe {person.probe}")
         print_sightings(result)
-    return 0
-
-
-def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    stopped = stop_prefect_server(settings.state_dir)
-    output.line("stopped the local Prefect server" if stopped else "no local Prefect server was running")
-    if args and getattr(args, "purge", False):
-        shutil.rmtree(settings.state_dir, ignore_errors=True)
     return 0

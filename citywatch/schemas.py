@@ -30,6 +30,7 @@ class CameraRow:
     frame_w: int | None
     frame_h: int | None
     privacy_masks: list[list[list[float]]]
+    overlay_regions: list[list[int]]
     registered: bool  # False: found in footage but missing from cameras.yaml
 
     TABLE: ClassVar[str] = "cameras"
@@ -44,6 +45,7 @@ class CameraRow:
         pa.field("frame_w", pa.int32()),
         pa.field("frame_h", pa.int32()),
         pa.field("privacy_masks", pa.list_(POLYGON)),
+        pa.field("overlay_regions", pa.list_(pa.list_(pa.int32(), 4))),
         pa.field("registered", pa.bool_()),
     ])
 

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     track_iou: float = Field(0.3, gt=0, lt=1)
     track_max_gap_s: float = Field(2.0, gt=0)
 
+    # --- plates -------------------------------------------------------------------
+    plates_enabled: bool = Field(True, description="Read licence plates while indexing.")
+    plate_grammar: tuple[str, ...] = Field(
+        (r"^[A-HJ-NPR-Z]{1,2}[1-9][0-9]{0,3}$", r"^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,8}$"),
+        description="Regexes over normalised plate text, most preferred first (default: "
+        "Hong Kong standard marks, then personalised marks of 2-8 characters).",
+    )
+    plate_grammar_fix_targets: int | None = Field(
+        1, ge=0, description="How many leading grammar patterns confusable fixes may target."
+    )
+    plate_min_confidence: float = Field(0.5, ge=0, le=1, description="Reads below are dropped.")
+    plate_low_confidence: float = Field(
+        0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
+    )
+
     # --- compute -------------------------------------------------------------------
     dask_address: str | None = Field(
         None, description="An existing Dask scheduler (tcp://host:8786); default: a "
@@ -78,9 +93,120 @@ class Settings(BaseSettings):
     )
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local cluster.")
     dask_threads_per_worker: int = Field(1, ge=1)
+    index_lease_s: float = Field(
+        900, gt=0, description="How long a run's claim on a segment lasts before another "
+        "run may take it over (a crashed run's segments wait this long)."
+    )
 
     # --- search ----------------------------------------------------------------------
     search_top_k: int = Field(20, ge=1, le=1000)
+
+    # --- governance: who is acting (citywatch/auth.py, docs/governance.md) ----------
+    user: str | None = Field(
+        None, min_length=1, max_length=64,
+        description="The acting user (CITYWATCH_USER; the CLI's --user overrides it). "
+        "Must be listed in the users file. No default: guarded actions refuse to run "
+        "without a named user.",
+    )
+    users_file: str | None = Field(
+        None, description="Users and roles YAML; default <storage_root>/users.yaml."
+    )
+
+    # --- redaction and evidence export (tasks/redact.py, flows/redact_export.py) ----
+    redact_mode: Literal["pixelate", "blur", "fill"] = Field(
+        "pixelate", description="How masks and bystander faces are obscured: pixelate "
+        "(coarse mosaic + noise), blur (downscale + Gaussian + noise) or fill (solid)."
+    )
+    redact_plates: bool = Field(False, description="Also obscure licence plates in exports.")
+    redact_face_margin: float = Field(
+        0.3, ge=0, le=1, description="Face boxes are grown by this share of their size "
+        "on each side before they are obscured (hair, ears, detector jitter)."
+    )
+    redact_det_threshold: float = Field(
+        0.45, gt=0, lt=1, description="Face detector score for redaction: lower than "
+        "indexing's, since a missed face is a leak and an extra blur is not."
+    )
+    redact_min_face_px: int = Field(12, ge=4, description="Smallest face (px) redacted.")
+    redact_hold_frames: int = Field(
+        8, ge=0, le=300, description="A face track's box is held this many frames "
+        "before its first and after its last detection (gaps inside are interpolated)."
+    )
+    export_pad_s: float = Field(
+        10.0, ge=0, le=600, description="Seconds added before and after a sighting."
+    )
+    export_max_s: float = Field(
+        1800.0, gt=0, le=86400, description="Longest clip one export may cover."
+    )
+    export_crf: int = Field(18, ge=0, le=51, description="x264 quality (lower is better).")
+    export_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast",
+                           "medium", "slow"] = Field("veryfast", description="x264 preset.")
+    export_signing_key: SecretStr | None = Field(
+        None, description="HMAC key that signs export manifests. Unset: a random key "
+        "is made once and kept in <state_dir>/export_signing.key (0600); set it on "
+        "every machine that exports or verifies in a multi-machine deployment."
+    )
+
+    # --- watchlist, sweep and alerts (citywatch/watchlist.py, flows/watchlist_sweep.py)
+    watchlist_max_days: int = Field(
+        30, ge=1, le=365, description="Longest expiry a watchlist entry may be given "
+        "(days from now); every entry must carry an expiry."
+    )
+    sweep_interval_s: float = Field(
+        10.0, ge=1, le=3600, description="Seconds between watchlist sweeps (the "
+        "watchlist-sweep deployment's interval and `citywatch sweep --watch`)."
+    )
+    ingest_interval_s: float = Field(
+        5.0, ge=1, le=3600, description="Seconds between fast-ingest runs that index "
+        "new segments on their own (flows/ingest_new.py)."
+    )
+    ingest_sweeps: bool = Field(
+        True, description="A fast-ingest run that indexed something sweeps the watchlist "
+        "right away, instead of waiting for the next scheduled sweep."
+    )
+    plate_alert_max_distance: float = Field(
+        0.6, ge=0, le=3, description="Largest confusion-aware plate distance that "
+        "raises an alert for a plate entry without its own threshold (0.3 per "
+        "confusable swap such as O/0, 1.0 per other edit)."
+    )
+    alert_webhook_urls: list[str] = Field(
+        default_factory=list, description="http(s) URLs that receive each new alert "
+        "as a JSON POST (env: a JSON list)."
+    )
+    alert_webhook_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="Timeout of one webhook POST; a slow receiver "
+        "never holds the alert write, only this sweep's delivery step."
+    )
+    alert_delivery_max_attempts: int = Field(
+        8, ge=1, le=100, description="Attempts per alert and sink before a delivery "
+        "is given up (state failed, shown by `citywatch alerts list`)."
+    )
+    alert_retry_base_s: float = Field(
+        2.0, gt=0, le=600, description="First retry delay of a failed delivery; "
+        "doubles per attempt up to alert_retry_max_s."
+    )
+    alert_retry_max_s: float = Field(300.0, gt=0, le=86400, description="Longest retry delay.")
+    alert_pass_gap_s: float = Field(
+        10.0, ge=0, le=600, description="Tracks of one entry on one camera closer than "
+        "this in time are one pass (a split track, a segment boundary): one alert."
+    )
+
+    # --- object storage details (citywatch/storage.py, docs/deploy.md) --------------
+    s3_session_token: SecretStr | None = Field(
+        None, description="Session token of temporary S3 credentials (AWS STS). Leave "
+        "the s3 keys unset to use the default AWS chain (env, profile, IRSA, instance role)."
+    )
+    s3_bulk_delete: bool = Field(
+        True, description="Let LanceDB delete many objects per request (DeleteObjects); "
+        "turn off for S3 servers without it (localbucket, some gateways)."
+    )
+
+    @field_validator("alert_webhook_urls")
+    @classmethod
+    def _webhooks_are_http(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"alert_webhook_urls: {url!r} must start with http:// or https://")
+        return value
 
     @field_validator("storage_root")
     @classmethod

@@ -6,8 +6,10 @@ nothing can escape the root (``..``, absolute paths, URL schemes).
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -74,11 +76,15 @@ class Storage:
         client: dict[str, object] = {"region_name": s.s3_region}
         if s.s3_endpoint_url:
             client["endpoint_url"] = s.s3_endpoint_url
-        opts: dict[str, object] = {"client_kwargs": client}
+        # no listings cache: a long-running worker must see segments, leases and
+        # audit records that other machines wrote after its first listing
+        opts: dict[str, object] = {"client_kwargs": client, "use_listings_cache": False}
         if s.s3_access_key_id:
             opts["key"] = s.s3_access_key_id
         if s.s3_secret_access_key:
             opts["secret"] = s.s3_secret_access_key.get_secret_value()
+        if s.s3_session_token:
+            opts["token"] = s.s3_session_token.get_secret_value()
         return opts
 
     def fs(self, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -117,14 +123,45 @@ class Storage:
         except OSError as exc:
             raise TransientError(f"could not read {url}: {exc}") from exc
 
+    def create_exclusive(self, url: str, data: bytes) -> bool:
+        """Create the object at ``url`` holding ``data`` unless it exists; False if it did.
+
+        Local: a temp file hard-linked into place (atomic, fails if present). S3: a
+        conditional PUT (``If-None-Match: *``), honoured by AWS, moto and localbucket.
+        """
+        fs, path = self.fs(url)
+        try:
+            if not is_remote(url):
+                folder = Path(path).parent
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f".{Path(path).name}.{uuid.uuid4().hex}.tmp"
+                tmp.write_bytes(data)
+                try:
+                    os.link(tmp, path)
+                finally:
+                    tmp.unlink()
+            else:
+                fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise TransientError(f"could not create {url}: {exc}") from exc
+        return True
+
     def exists(self, url: str) -> bool:
         fs, path = self.fs(url)
         return bool(fs.exists(path))
 
     def delete(self, url: str) -> None:
+        """Delete one file; nothing happens if it is gone. On s3 this is one
+        DeleteObject (not DeleteObjects, which some S3 servers lack)."""
         fs, path = self.fs(url)
-        if fs.exists(path):
-            fs.rm(path)
+        try:
+            fs.rm_file(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise TransientError(f"could not delete {url}: {exc}") from exc
 
     def list_files(self, location: str) -> list[ObjectInfo]:
         """Every file below ``location`` (recursive), sorted by key."""
@@ -155,6 +192,10 @@ class Storage:
             opts["aws_access_key_id"] = s.s3_access_key_id
         if s.s3_secret_access_key:
             opts["aws_secret_access_key"] = s.s3_secret_access_key.get_secret_value()
+        if s.s3_session_token:
+            opts["aws_session_token"] = s.s3_session_token.get_secret_value()
+        if not s.s3_bulk_delete:
+            opts["aws_disable_bulk_delete"] = "true"
         return opts
 
     @cached_property

@@ -20,9 +20,12 @@ log = logging.getLogger(__name__)
 
 def open_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
     """Open ``name``, creating it empty with ``schema`` if it does not exist."""
-    table = db.create_table(name, schema=schema, exist_ok=True)
+    if has_table(db, name):
+        table = db.open_table(name)
+    else:
+        table = db.create_table(name, schema=schema, exist_ok=True)
     existing = table.schema
-    if existing.names != schema.names or existing != schema:
+    if existing != schema:
         for field in schema:
             if field.name not in existing.names or existing.field(field.name).type != field.type:
                 raise BadInputError(
@@ -34,8 +37,20 @@ def open_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Tab
     return table
 
 
+def table_names(db: "lancedb.DBConnection") -> list[str]:
+    """All table names (following list_tables' pages)."""
+    names: list[str] = []
+    token: str | None = None
+    while True:
+        page = db.list_tables(page_token=token, limit=1000)
+        names.extend(page.tables)
+        token = page.page_token
+        if not token:
+            return names
+
+
 def has_table(db: "lancedb.DBConnection", name: str) -> bool:
-    return name in db.list_tables().tables
+    return name in table_names(db)
 
 
 def cameras_table(db: "lancedb.DBConnection") -> "Table":

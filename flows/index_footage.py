@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
+from citywatch.auth import Action, governed
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tasks.catalog import plan_index, register_cameras
@@ -24,10 +26,13 @@ class IndexSummary:
     already_done: int = 0
     skipped_failed: int = 0
     indexed: int = 0
+    skipped_leased: int = 0  # held or finished by a concurrent run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
     misnamed: list[str] = field(default_factory=list)
     unregistered_cameras: list[str] = field(default_factory=list)
     faces: int = 0
+    plates: int = 0
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (uri, warning)
     footage_s: float = 0.0
     wall_s: float = 0.0
 
@@ -52,10 +57,20 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
                   retry_failed: bool = False) -> IndexSummary:
     """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed."""
     settings = settings or Settings()
-    logger = get_run_logger()
-    started = time.perf_counter()
     storage = Storage(settings)
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    with governed(settings, storage, Action.INDEX_RUN, None, None,
+                  {"footage": footage_url, "retry_failed": retry_failed}) as run:
+        summary = _index(storage, settings, footage_url, retry_failed)
+        run.result_count = summary.indexed
+        run.detail = f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} faces"
+    return summary
+
+
+def _index(storage: Storage, settings: Settings, footage_url: str,
+           retry_failed: bool) -> IndexSummary:
+    logger = get_run_logger()
+    started = time.perf_counter()
     plan = plan_index(storage, footage_url, retry_failed=retry_failed)
     seen = {ref.camera_id for ref in plan.discovery.segments}
     cameras, missing = register_cameras(storage, settings, seen)
@@ -68,7 +83,8 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
         logger.warning("not a segment: %s", problem)
     logger.info("%d segments found, %d already indexed, %d to index",
                 summary.found, plan.already_done, len(plan.pending))
-    futures = [index_segment_task.submit(ref, cameras[ref.camera_id], settings)
+    run_token = uuid.uuid4().hex
+    futures = [index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token)
                for ref in plan.pending]
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
@@ -76,14 +92,19 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
         if outcome.state == "done":
             summary.indexed += 1
             summary.faces += outcome.faces
+            summary.plates += outcome.plates
+            if outcome.error:
+                summary.warnings.append((outcome.uri, outcome.error))
+        elif outcome.state == "skipped":
+            summary.skipped_leased += 1
         else:
             summary.failed.append((outcome.uri, outcome.error))
-        logger.info("progress: %d/%d segments, %d faces, %d failed", done, len(futures),
-                    summary.faces, len(summary.failed))
+        logger.info("progress: %d/%d segments, %d faces, %d plates, %d failed", done,
+                    len(futures), summary.faces, summary.plates, len(summary.failed))
     summary.wall_s = time.perf_counter() - started
-    logger.info("indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d failed",
-                summary.indexed, summary.footage_s, summary.wall_s, summary.faces,
-                len(summary.failed))
+    logger.info("indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, "
+                "%d failed", summary.indexed, summary.footage_s, summary.wall_s, summary.faces,
+                summary.plates, len(summary.failed))
     return summary
 
 

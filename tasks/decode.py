@@ -51,21 +51,47 @@ def _open(storage: Storage, uri: str) -> av.container.InputContainer:
 class MotionGate:
     """Frame differencing on a small grey copy: is anything moving?"""
 
-    def __init__(self, pixel_delta: int, min_fraction: float, width: int = 160) -> None:
+    def __init__(self, pixel_delta: int, min_fraction: float, width: int = 160,
+                 ignore: list[list[int]] | None = None) -> None:
+        self.ignore = ignore or []  # overlay boxes (frame pixels) that never count as motion
         self.pixel_delta = pixel_delta
         self.min_fraction = min_fraction
         self.width = width
         self._previous: np.ndarray | None = None
+        self.regions: list[tuple[int, int, int, int]] = []  # moving boxes, frame pixels
 
     def moving(self, image: np.ndarray) -> bool:
         height = max(1, round(image.shape[0] * self.width / image.shape[1]))
         small = cv2.resize(image, (self.width, height), interpolation=cv2.INTER_AREA)
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        scale = self.width / image.shape[1]
+        for x1, y1, x2, y2 in self.ignore:
+            grey[int(y1 * scale):int(np.ceil(y2 * scale)) + 1,
+                 int(x1 * scale):int(np.ceil(x2 * scale)) + 1] = 0
         previous, self._previous = self._previous, grey
         if previous is None:
+            self.regions = [(0, 0, image.shape[1], image.shape[0])]
             return True
-        changed = np.count_nonzero(cv2.absdiff(grey, previous) > self.pixel_delta)
-        return changed / grey.size >= self.min_fraction
+        mask = cv2.absdiff(grey, previous) > self.pixel_delta
+        moving = np.count_nonzero(mask) / grey.size >= self.min_fraction
+        self.regions = moving_regions(mask, image.shape[1] / self.width) if moving else []
+        return moving
+
+
+def moving_regions(mask: np.ndarray, scale: float, max_regions: int = 8) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (frame pixels) of the moving blobs of a small motion mask."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    boxes = sorted(
+        (stats[i] for i in range(1, count)), key=lambda s: int(s[cv2.CC_STAT_AREA]), reverse=True
+    )[:max_regions]
+    height, width = mask.shape
+    out = []
+    for x, y, w, h, _area in boxes:
+        x1, y1 = max(0, x - 2), max(0, y - 2)
+        x2, y2 = min(width, x + w + 2), min(height, y + h + 2)
+        out.append((int(x1 * scale), int(y1 * scale), int(x2 * scale), int(y2 * scale)))
+    return out
 
 
 def sample_frames(storage: Storage, uri: str, *, sample_fps: float, gate: MotionGate,

@@ -1,4 +1,4 @@
-"""Index one footage segment: decode -> gate -> faces -> rows. Plain function + task shim."""
+"""Index one footage segment: decode -> gate -> faces + plates -> rows. Plain function + task shim."""
 
 from __future__ import annotations
 
@@ -13,13 +13,19 @@ from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError
 from citywatch.footage import SegmentRef, format_stamp
-from citywatch.schemas import CameraRow, FaceRow, SegmentRow, rows_to_arrow, utcnow
+from citywatch.plates import PlateGrammar
+from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import faces_table, segments_table, upsert
+from citywatch.tables import faces_table, plates_table, segments_table, upsert
+from models.base import FaceModel
 from models.faces import load_face_model
+from models.plate_reader import PlateReader, load_plate_reader
 from tasks.decode import DecodeStats, MotionGate, sample_frames
 from tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
+from tasks.leases import claim, release
+from tasks.locate import Locator, segment_locator
+from tasks.plates import PlatePass, SegmentPlates
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +36,30 @@ class SegmentOutcome:
 
     segment_id: str
     uri: str
-    state: str  # done | failed
-    error: str
+    state: str  # done | failed | skipped (another run holds or finished it)
+    error: str  # the failure reason, or a warning for a done segment (e.g. no GPS)
     faces: int
+    plates: int
     frames_decoded: int
     frames_analysed: int
     footage_s: float
     wall_s: float
 
 
-def face_model_for(settings: Settings):  # noqa: ANN201 - models.base.FaceModel
+def face_model_for(settings: Settings) -> FaceModel:
     return load_face_model(
         settings.face_backend, det_threshold=settings.face_det_threshold,
         max_side=settings.face_max_side, min_face_px=settings.face_min_px,
         insightface_dir=settings.insightface_dir,
     )
+
+
+def plate_grammar_for(settings: Settings) -> PlateGrammar:
+    return PlateGrammar(settings.plate_grammar, settings.plate_grammar_fix_targets)
+
+
+def plate_reader_for(settings: Settings) -> PlateReader:
+    return load_plate_reader(settings.plate_min_confidence)
 
 
 def file_sha256(storage: Storage, uri: str) -> str:
@@ -56,25 +71,50 @@ def file_sha256(storage: Storage, uri: str) -> str:
     return digest.hexdigest()
 
 
-def _face_rows(ref: SegmentRef, camera: CameraRow, faces: list[EmbeddedFace],
+def _face_rows(ref: SegmentRef, locator: Locator, faces: list[EmbeddedFace],
                storage: Storage, model_name: str) -> list[FaceRow]:
     rows: list[FaceRow] = []
     stamp = format_stamp(ref.start)
     for face in faces:
         cand = face.candidate
         offset_ms = int(round(cand.offset_s * 1000))
-        face_id = f"{ref.id}#t{face.track_index:04d}@{offset_ms:07d}"
         thumb_key = f"thumbs/{ref.camera_id}/{stamp}/t{face.track_index:04d}_{offset_ms:07d}.jpg"
-        thumb_uri = storage.write_bytes(thumb_key, face.thumbnail_jpeg)
+        ts = ref.start + dt.timedelta(seconds=cand.offset_s)
+        lat, lon = locator.at(ts) or (None, None)
         rows.append(FaceRow(
-            id=face_id, segment_id=ref.id, camera_id=ref.camera_id,
-            ts=ref.start + dt.timedelta(seconds=cand.offset_s),
+            id=f"{ref.id}#t{face.track_index:04d}@{offset_ms:07d}", segment_id=ref.id,
+            camera_id=ref.camera_id, ts=ts,
             bbox=tuple(float(v) for v in cand.bbox),  # type: ignore[arg-type]
             det_score=cand.det_score, quality=cand.quality, embedding=face.embedding,
             track_id=f"{ref.id}#t{face.track_index:04d}",
             track_start=ref.start + dt.timedelta(seconds=face.track_start_s),
             track_end=ref.start + dt.timedelta(seconds=face.track_end_s),
-            thumb_uri=thumb_uri, lat=camera.lat, lon=camera.lon, model=model_name,
+            thumb_uri=storage.write_bytes(thumb_key, face.thumbnail_jpeg),
+            lat=lat, lon=lon, model=model_name,
+        ))
+    return rows
+
+
+def _plate_rows(ref: SegmentRef, locator: Locator, passes: list[PlatePass],
+                storage: Storage, model_name: str) -> list[PlateRow]:
+    rows: list[PlateRow] = []
+    stamp = format_stamp(ref.start)
+    for p in passes:
+        ts = ref.start + dt.timedelta(seconds=p.best.offset_s)
+        lat, lon = locator.at(ts) or (None, None)
+        track_id = f"{ref.id}#p{p.track_index:04d}"
+        rows.append(PlateRow(
+            id=track_id, segment_id=ref.id, camera_id=ref.camera_id, ts=ts,
+            first_ts=ref.start + dt.timedelta(seconds=p.first_s),
+            last_ts=ref.start + dt.timedelta(seconds=p.last_s),
+            text=p.text, confidence=float(min(p.char_confidences, default=0.0)),
+            char_confidences=[float(c) for c in p.char_confidences], reads=p.reads,
+            low_confidence=p.low_confidence,
+            bbox=tuple(float(v) for v in p.best.bbox),  # type: ignore[arg-type]
+            track_id=track_id,
+            thumb_uri=storage.write_bytes(f"thumbs/{ref.camera_id}/{stamp}/p{p.track_index:04d}.jpg",
+                                          p.best.crop_jpeg),
+            lat=lat, lon=lon, model=model_name,
         ))
     return rows
 
@@ -90,41 +130,87 @@ def _segment_row(ref: SegmentRef, *, state: str, error: str, sha: str, model: st
     )
 
 
-def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings) -> SegmentOutcome:
+def _replace_rows(table, segment_id: str, data) -> None:  # noqa: ANN001 - lancedb Table, pa.Table
+    """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
+    table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
+    upsert(table, data)
+
+
+def _already_done(storage: Storage, ref: SegmentRef) -> bool:
+    rows = (segments_table(storage.db).search().where(f"id = '{ref.id}'")
+            .select(["state", "size_bytes"]).limit(1).to_list())
+    return bool(rows) and rows[0]["state"] == "done" and rows[0]["size_bytes"] == ref.size_bytes
+
+
+def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings,
+                  run_token: str) -> SegmentOutcome:
+    """Index one segment under a lease, so concurrent runs never index it twice."""
+    storage = Storage(settings)
+    lease = claim(storage, ref.id, run_token, settings.index_lease_s)
+    if lease is None:
+        return SegmentOutcome(ref.id, ref.uri, "skipped", "another index run holds this segment",
+                              0, 0, 0, 0, 0.0, 0.0)
+    try:
+        if _already_done(storage, ref):  # finished by another run since we planned
+            return SegmentOutcome(ref.id, ref.uri, "skipped", "already indexed by another run",
+                                  0, 0, 0, 0, 0.0, 0.0)
+        return _index_claimed(ref, camera, settings, storage)
+    finally:
+        release(storage, lease)
+
+
+def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
+                   storage: Storage) -> SegmentOutcome:
     """Index one segment end to end. Bad input is recorded as a failed segment."""
     started = time.perf_counter()
-    storage = Storage(settings)
     stats = DecodeStats()
     model = face_model_for(settings)
+    reader = plate_reader_for(settings) if settings.plates_enabled else None
+    model_name = model.name + (f"+{reader.name}" if reader else "")
     sha = ""
     try:
         if ref.size_bytes == 0:
             raise BadInputError(f"segment {ref.uri} is empty (0 bytes)")
         sha = file_sha256(storage, ref.uri)
-        collector = SegmentFaces(model, settings, camera.privacy_masks)
-        gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction)
+        locator = segment_locator(storage, ref, camera)
+        faces = SegmentFaces(model, settings, camera.privacy_masks)
+        plates = SegmentPlates(reader, plate_grammar_for(settings), min_affinity=settings.track_iou,
+                               max_gap_s=settings.track_max_gap_s,
+                               low_confidence=settings.plate_low_confidence,
+                               ignore=camera.overlay_regions) if reader else None
+        gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction,
+                          ignore=camera.overlay_regions)
         for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps,
                                    gate=gate, stats=stats):
-            if frame.moving:
-                collector.add_frame(frame.offset_s, apply_privacy_masks(frame.image, camera.privacy_masks))
-        embedded = collector.embed_best()
+            if not frame.moving:
+                continue
+            masked = apply_privacy_masks(frame.image, camera.privacy_masks)
+            faces.add_frame(frame.offset_s, masked)
+            if plates is not None:
+                plates.add_frame(frame.offset_s, masked, gate.regions)
+        embedded = faces.embed_best()
+        passes = plates.passes() if plates is not None else []
     except BadInputError as exc:
         log.warning("segment %s failed: %s", ref.uri, exc)
-        row = _segment_row(ref, state="failed", error=str(exc), sha=sha, model=model.name,
+        row = _segment_row(ref, state="failed", error=str(exc), sha=sha, model=model_name,
                            stats=stats, faces=0)
         upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-        return SegmentOutcome(ref.id, ref.uri, "failed", str(exc), 0, stats.frames_decoded,
+        return SegmentOutcome(ref.id, ref.uri, "failed", str(exc), 0, 0, stats.frames_decoded,
                               stats.frames_moving, stats.duration_s, time.perf_counter() - started)
-    rows = _face_rows(ref, camera, embedded, storage, model.name)
-    table = faces_table(storage.db, model.embedder.dim)
-    # Replace this segment's rows: a re-run (or a crash before "done") never duplicates.
-    table.delete(f"segment_id = '{ref.id}'")
-    upsert(table, rows_to_arrow(rows, FaceRow.schema(model.embedder.dim)))
-    row = _segment_row(ref, state="done", error="", sha=sha, model=model.name, stats=stats,
-                       faces=len(rows))
+    face_rows = _face_rows(ref, locator, embedded, storage, model.name)
+    _replace_rows(faces_table(storage.db, model.embedder.dim), ref.id,
+                  rows_to_arrow(face_rows, FaceRow.schema(model.embedder.dim)))
+    plate_rows = _plate_rows(ref, locator, passes, storage, reader.name) if reader else []
+    if reader is not None:
+        _replace_rows(plates_table(storage.db), ref.id, rows_to_arrow(plate_rows, PlateRow.SCHEMA))
+    if locator.warning:
+        log.warning("segment %s: %s", ref.uri, locator.warning)
+    row = _segment_row(ref, state="done", error=locator.warning, sha=sha, model=model_name,
+                       stats=stats, faces=len(face_rows))
     upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-    return SegmentOutcome(ref.id, ref.uri, "done", "", len(rows), stats.frames_decoded,
-                          stats.frames_moving, stats.duration_s, time.perf_counter() - started)
+    return SegmentOutcome(ref.id, ref.uri, "done", locator.warning, len(face_rows), len(plate_rows),
+                          stats.frames_decoded, stats.frames_moving, stats.duration_s,
+                          time.perf_counter() - started)
 
 
 index_segment_task = task(

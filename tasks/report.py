@@ -6,21 +6,21 @@ import base64
 import datetime as dt
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import CitywatchError
 from citywatch.storage import Storage
+from tasks.plate_search import PlateSighting
 from tasks.search import Sighting
+
+esc = html.escape
 
 
 @dataclass(frozen=True, slots=True)
-class SearchHeader:
+class ReportHeader:
     title: str
-    probe_source: str
-    probe_sha256: str
-    filters: str
-    threshold: float
-    model: str
+    rows: tuple[tuple[str, str], ...]  # (label, value) shown under the title
     created: dt.datetime
 
 
@@ -29,13 +29,26 @@ def iso(ts: dt.datetime) -> str:
 
 
 def sighting_json(s: Sighting) -> dict[str, object]:
-    """The JSON form of a sighting (the CLI's --json output)."""
+    """The JSON form of a face sighting (the CLI's --json output)."""
     return {
         "rank": s.rank, "face_id": s.face_id, "camera_id": s.camera_id,
         "camera_name": s.camera_name, "ts": iso(s.ts), "track_start": iso(s.track_start),
         "track_end": iso(s.track_end), "distance": round(s.distance, 4),
         "similarity": round(s.similarity, 4), "bbox": [round(v, 1) for v in s.bbox],
         "segment_uri": s.segment_uri, "thumb_uri": s.thumb_uri, "lat": s.lat, "lon": s.lon,
+    }
+
+
+def plate_json(s: PlateSighting) -> dict[str, object]:
+    """The JSON form of a plate sighting."""
+    p = s.plate
+    return {
+        "rank": s.rank, "plate_id": p.id, "text": p.text, "score": round(s.score, 3),
+        "exact": s.score == 0.0, "camera_id": p.camera_id, "camera_name": s.camera_name,
+        "ts": iso(p.ts), "first_ts": iso(p.first_ts), "last_ts": iso(p.last_ts),
+        "confidence": round(p.confidence, 3), "reads": p.reads,
+        "low_confidence": p.low_confidence, "bbox": [round(v, 1) for v in p.bbox],
+        "segment_uri": s.segment_uri, "thumb_uri": p.thumb_uri, "lat": p.lat, "lon": p.lon,
     }
 
 
@@ -47,16 +60,12 @@ def _img(storage: Storage, uri: str) -> str:
     return f'<img src="data:image/jpeg;base64,{base64.b64encode(data).decode()}" alt="thumbnail">'
 
 
-def render_search_report(storage: Storage, header: SearchHeader, sightings: list[Sighting]) -> str:
-    esc = html.escape
-    rows = "\n".join(
-        f"<tr><td>{s.rank}</td><td>{_img(storage, s.thumb_uri)}</td>"
-        f"<td>{esc(s.camera_id)}<br><small>{esc(s.camera_name)}</small></td>"
-        f"<td>{esc(iso(s.ts))}<br><small>track {esc(iso(s.track_start))} .. "
-        f"{esc(iso(s.track_end))}</small></td><td>{s.distance:.3f}</td><td>{s.similarity:.2f}</td>"
-        f"<td><small>{esc(s.segment_uri)}</small></td></tr>"
-        for s in sightings)
-    data = esc(json.dumps([sighting_json(s) for s in sightings]))
+def _page(header: ReportHeader, columns: Sequence[str], rows: Sequence[Sequence[str]],
+          payload: list[dict[str, object]]) -> str:
+    meta = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in header.rows)
+    body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    empty = f'<tr><td colspan="{len(columns)}">no sighting</td></tr>'
+    heads = "".join(f"<th>{esc(c)}</th>" for c in columns)
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{esc(header.title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border-bottom:1px solid #ccc;padding:4px 8px;text-align:left}}
@@ -64,16 +73,39 @@ img{{max-height:96px}} .note{{background:#fff3cd;padding:8px}}</style></head>
 <body><h1>{esc(header.title)}</h1>
 <p class="note">Candidate matches only. A match score is never evidence on its own:
 a trained reviewer must confirm every sighting before any action.</p>
-<table><tr><th>probe</th><td>{esc(header.probe_source)} (sha256 {esc(header.probe_sha256[:16])}...)</td></tr>
-<tr><th>filters</th><td>{esc(header.filters)}</td></tr>
-<tr><th>threshold</th><td>{header.threshold:.3f} (L2 distance, {esc(header.model)})</td></tr>
-<tr><th>created</th><td>{esc(iso(header.created))}</td></tr>
-<tr><th>sightings</th><td>{len(sightings)}</td></tr></table>
+<table>{meta}<tr><th>created</th><td>{esc(iso(header.created))}</td></tr>
+<tr><th>sightings</th><td>{len(rows)}</td></tr></table>
 <h2>Sightings</h2>
-<table><tr><th>#</th><th>thumbnail</th><th>camera</th><th>time (UTC)</th><th>distance</th>
-<th>similarity</th><th>segment</th></tr>
-{rows or '<tr><td colspan="7">no sighting under the threshold</td></tr>'}
+<table><tr>{heads}</tr>
+{body or empty}
 </table>
-<script type="application/json" id="sightings">{data}</script>
+<script type="application/json" id="sightings">{esc(json.dumps(payload))}</script>
 </body></html>
 """
+
+
+def render_search_report(storage: Storage, header: ReportHeader, sightings: list[Sighting]) -> str:
+    rows = [[str(s.rank), _img(storage, s.thumb_uri),
+             f"{esc(s.camera_id)}<br><small>{esc(s.camera_name)}</small>",
+             f"{esc(iso(s.ts))}<br><small>track {esc(iso(s.track_start))} .. "
+             f"{esc(iso(s.track_end))}</small>",
+             f"{s.distance:.3f}", f"{s.similarity:.2f}", f"<small>{esc(s.segment_uri)}</small>"]
+            for s in sightings]
+    return _page(header, ["#", "thumbnail", "camera", "time (UTC)", "distance", "similarity",
+                          "segment"], rows, [sighting_json(s) for s in sightings])
+
+
+def render_plate_report(storage: Storage, header: ReportHeader,
+                        sightings: list[PlateSighting]) -> str:
+    rows = []
+    for s in sightings:
+        p = s.plate
+        where = f"{p.lat:.5f}, {p.lon:.5f}" if p.lat is not None and p.lon is not None else "unknown"
+        flag = " (low confidence)" if p.low_confidence else ""
+        rows.append([str(s.rank), _img(storage, p.thumb_uri),
+                     f"<b>{esc(p.text)}</b>{esc(flag)}<br><small>{p.reads} reads</small>",
+                     "exact" if s.score == 0 else f"{s.score:.1f} edits",
+                     f"{esc(p.camera_id)}<br><small>{esc(s.camera_name)}</small>",
+                     f"{esc(iso(p.first_ts))} .. {esc(iso(p.last_ts))}", esc(where)])
+    return _page(header, ["#", "thumbnail", "plate", "match", "camera", "time (UTC)", "location"],
+                 rows, [plate_json(s) for s in sightings])

@@ -82,8 +82,8 @@ def similarity(distance: float, threshold: float) -> float:
     return max(0.0, 1.0 - distance / (2.0 * threshold))
 
 
-def _camera_ids(storage: Storage, filters: SearchFilters) -> tuple[list[str], dict[str, CameraRow]]:
-    cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
+def camera_filter_ids(cameras: dict[str, CameraRow], filters: SearchFilters) -> list[str]:
+    """Camera ids the filters allow ([] = all); unknown cameras/districts are errors."""
     ids = list(filters.camera_ids)
     for cid in ids:
         if cid not in cameras:
@@ -95,7 +95,7 @@ def _camera_ids(storage: Storage, filters: SearchFilters) -> tuple[list[str], di
         ids = [cid for cid in ids if cid in in_district] if ids else in_district
         if not ids:
             raise BadInputError("the --camera and --district filters exclude every camera")
-    return ids, cameras
+    return ids
 
 
 def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: SearchFilters,
@@ -103,7 +103,8 @@ def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: Se
     """Sightings (best face per track) within ``threshold``, nearest first."""
     if not has_table(storage.db, "faces"):
         return []
-    camera_ids, cameras = _camera_ids(storage, filters)
+    cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
+    camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     table = storage.db.open_table("faces")
     query = table.search(probe.embedding.astype(np.float32), vector_column_name="embedding")
@@ -120,21 +121,21 @@ def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: Se
         if current is None or hit["distance"] < current["distance"]:
             best[hit["track_id"]] = hit
     ranked = sorted(best.values(), key=lambda h: h["distance"])[:top_k]
-    segment_uris = _segment_uris(storage, {str(h["segment_id"]) for h in ranked})
+    uris = segment_uris(storage, {str(h["segment_id"]) for h in ranked})
     return [
         Sighting(
             rank=i + 1, face_id=str(h["id"]), camera_id=str(h["camera_id"]),
             camera_name=cameras[str(h["camera_id"])].name if str(h["camera_id"]) in cameras else "",
             ts=h["ts"], track_start=h["track_start"], track_end=h["track_end"],
             distance=float(h["distance"]), similarity=similarity(float(h["distance"]), threshold),
-            bbox=tuple(h["bbox"]), segment_uri=segment_uris.get(str(h["segment_id"]), ""),
+            bbox=tuple(h["bbox"]), segment_uri=uris.get(str(h["segment_id"]), ""),
             thumb_uri=str(h["thumb_uri"]), lat=h["lat"], lon=h["lon"],
         )
         for i, h in enumerate(ranked)
     ]
 
 
-def _segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
+def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
     if not segment_ids:
         return {}
     quoted = ", ".join(sql_string(sid) for sid in sorted(segment_ids))

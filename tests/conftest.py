@@ -59,8 +59,17 @@ class Indexed:
 
 
 def settings_for(root: Path, tmp: Path, **extra: object) -> Settings:
+    """Settings for a test root, acting as the demo admin (see citywatch/auth.py)."""
+    extra.setdefault("user", "demo-admin")
     return Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=2,
                     **extra)
+
+
+def as_user(settings: Settings, user: str) -> Settings:
+    return settings.model_copy(update={"user": user})
+
+
+CASE = {"case_id": "TEST-1", "justification": "automated end-to-end test of citywatch"}
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +77,12 @@ def indexed(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPat
     """The sample indexed once through the real flow (Prefect server + 2 Dask workers)."""
     from flows.index_footage import run_index
 
+    from citywatch.auth import write_demo_users
+    from citywatch.storage import Storage
+
     root = tmp_path_factory.mktemp("indexed") / "data"
     shutil.copytree(sample_dir, root)
     settings = settings_for(root, root.parent)
+    write_demo_users(Storage(settings))
     summary = run_index(settings)
     return Indexed(root, settings, summary)

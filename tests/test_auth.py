@@ -223,7 +223,7 @@ def test_governed_records_refusals_and_failures(
 
 
 def test_governed_face_search_records_probe_hash_not_image(root: Path) -> None:
-    """How the search flow is wired: hash the probe, run the search inside governed()."""
+    """The face search is governed: audited with the probe's hash, never the image."""
     import hashlib
 
     from citywatch.media import fetch_media
@@ -233,11 +233,8 @@ def test_governed_face_search_records_probe_hash_not_image(root: Path) -> None:
     probe = fetch_media() / "obama.jpg"
     sha = hashlib.sha256(probe.read_bytes()).hexdigest()
     storage = storage_for(root, "demo-investigator")
-    params = {"probe": probe.name, "filters": "all cameras, all times", "top_k": 5}
-    with governed(storage.settings, storage, Action.SEARCH_FACE, "CASE-7", WHY, params,
-                  probe_sha256=sha) as run:
-        result = face_search(str(probe), SearchFilters(), storage.settings, top_k=5)
-        run.result_count = len(result.sightings)
+    result = face_search(str(probe), SearchFilters(), storage.settings, top_k=5,
+                         case_id="CASE-7", justification=WHY)
     assert result.probe_sha256 == sha
     (row,) = audit_rows(root)
     assert (row.action, row.outcome, row.probe_sha256, row.result_count) == (

@@ -21,13 +21,17 @@ pytestmark = pytest.mark.slow
 def cli_env(indexed, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(indexed.root))
     monkeypatch.setenv("CITYWATCH_STATE_DIR", str(indexed.root.parent / "state"))
+    monkeypatch.setenv("CITYWATCH_USER", "demo-investigator")
     return indexed
+
+
+CASE_ARGS = ["--case", "TEST-1", "--why", "automated end-to-end test of citywatch"]
 
 
 def test_search_json_output(cli_env, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     truth = load_ground_truth(cli_env.root / "sample" / "ground_truth.json")
     person = next(p for p in truth.people if p.person_id == "obama")
-    assert main(["search", "face", str(cli_env.root / person.probe), "--json", "--top-k", "3"]) == 0
+    assert main(["search", "face", str(cli_env.root / person.probe), "--json", "--top-k", "3", *CASE_ARGS]) == 0
     results = json.loads(capsys.readouterr().out)
     assert 1 <= len(results) <= 3
     for item in results:
@@ -45,19 +49,19 @@ def _write(path: Path, image: np.ndarray) -> str:
 
 def test_probe_errors_exit_2(cli_env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     blank = _write(tmp_path / "blank.jpg", np.full((480, 640, 3), 128, np.uint8))
-    assert main(["search", "face", blank]) == 2
+    assert main(["search", "face", blank, *CASE_ARGS]) == 2
     assert "no face found" in capsys.readouterr().err
     group = str(fetch_media() / "t1.jpg")
-    assert main(["search", "face", group]) == 2
+    assert main(["search", "face", group, *CASE_ARGS]) == 2
     err = capsys.readouterr().err
     assert "6 faces found" in err and "--face N" in err
-    assert main(["search", "face", group, "--face", "1", "--json"]) == 0
+    assert main(["search", "face", group, "--face", "1", "--json", *CASE_ARGS]) == 0
     capsys.readouterr()
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"this is not an image")
-    assert main(["search", "face", str(junk)]) == 2
+    assert main(["search", "face", str(junk), *CASE_ARGS]) == 2
     assert "not a readable image" in capsys.readouterr().err
-    assert main(["search", "face", str(tmp_path / "missing.jpg")]) == 2
+    assert main(["search", "face", str(tmp_path / "missing.jpg"), *CASE_ARGS]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -68,6 +72,7 @@ def own_copy(indexed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa:
     shutil.copytree(indexed.root, root)
     monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(root))
     monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CITYWATCH_USER", "demo-admin")
     return root
 
 

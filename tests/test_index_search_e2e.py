@@ -14,9 +14,14 @@ import pytest
 from citywatch.sample import load_ground_truth
 from flows.search import face_search
 from tasks.search import SearchFilters
+from tests.conftest import CASE, as_user
 
 pytestmark = pytest.mark.slow
 SLACK = dt.timedelta(seconds=1.5)
+
+
+def investigator(indexed):  # noqa: ANN001, ANN201
+    return as_user(indexed.settings, "demo-investigator")
 
 
 def appearances_of(truth, person_id: str):  # noqa: ANN001, ANN201
@@ -43,12 +48,12 @@ def _probe(truth, person_id: str, root: Path) -> str:  # noqa: ANN001
     return str(root / person.probe)
 
 
-@pytest.mark.parametrize("person_id", ["obama", "t1_person_2"])
+@pytest.mark.parametrize("person_id", ["obama", "t1-schwimmer"])
 def test_a_different_photo_finds_the_person_first(indexed, person_id: str) -> None:  # noqa: ANN001
     truth = load_ground_truth(indexed.root / "sample" / "ground_truth.json")
     person = next(p for p in truth.people if p.person_id == person_id)
     assert person.in_footage and person.probe != person.source
-    result = face_search(_probe(truth, person_id, indexed.root), SearchFilters(), indexed.settings)
+    result = face_search(_probe(truth, person_id, indexed.root), SearchFilters(), investigator(indexed), **CASE)
     expected = appearances_of(truth, person_id)
     assert result.sightings, f"{person_id} not found at all"
     top = result.sightings[0]
@@ -65,7 +70,7 @@ def test_absent_person_returns_nothing(indexed) -> None:  # noqa: ANN001
     absent = [p for p in truth.people if not p.in_footage]
     assert absent
     for person in absent:
-        result = face_search(str(indexed.root / person.probe), SearchFilters(), indexed.settings)
+        result = face_search(str(indexed.root / person.probe), SearchFilters(), investigator(indexed), **CASE)
         assert result.sightings == [], f"{person.person_id} is not in the footage"
 
 
@@ -73,17 +78,17 @@ def test_camera_and_time_filters_narrow_the_search(indexed) -> None:  # noqa: AN
     truth = load_ground_truth(indexed.root / "sample" / "ground_truth.json")
     first, *others = appearances_of(truth, "obama")
     probe = _probe(truth, "obama", indexed.root)
-    by_camera = face_search(probe, SearchFilters(camera_ids=(first.camera_id,)), indexed.settings)
+    by_camera = face_search(probe, SearchFilters(camera_ids=(first.camera_id,)), investigator(indexed), **CASE)
     assert by_camera.sightings and {s.camera_id for s in by_camera.sightings} == {first.camera_id}
     window = SearchFilters(since=first.start - SLACK, until=first.end + SLACK)
-    by_time = face_search(probe, window, indexed.settings)
+    by_time = face_search(probe, window, investigator(indexed), **CASE)
     assert by_time.sightings
     assert all(window.since <= s.ts <= window.until for s in by_time.sightings)
 
 
 def test_report_has_thumbnails(indexed) -> None:  # noqa: ANN001
     truth = load_ground_truth(indexed.root / "sample" / "ground_truth.json")
-    result = face_search(_probe(truth, "obama", indexed.root), SearchFilters(), indexed.settings)
+    result = face_search(_probe(truth, "obama", indexed.root), SearchFilters(), investigator(indexed), **CASE)
     html = Path(result.report_uri).read_text()
     assert html.count("data:image/jpeg;base64,") == len(result.sightings)
     assert "reviewer must confirm" in html

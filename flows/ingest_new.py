@@ -1,0 +1,57 @@
+"""Deployment ``ingest-new``: index segments that just landed, in-process, within seconds.
+
+The same index path as ``index-footage`` (tasks.catalog.plan_index ->
+tasks.index_segment.index_segment), but run on a thread pool inside the flow's own
+process instead of a Dask cluster: no cluster start per run, the face model stays
+loaded between segments. Deployed on a short interval (``ingest_interval_s``,
+default 5 s), one run at a time; ``index-footage`` remains the bulk/backfill path.
+A run that finds nothing new ends before starting any task; a run that indexed
+something sweeps the watchlist at once (``ingest_sweeps``), so a face in a new
+segment alerts seconds after the segment lands, not after the next sweep tick.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from flows.index_footage import IndexSummary, index_footage
+from flows.watchlist_sweep import watchlist_sweep
+from tasks.catalog import plan_index
+
+
+@flow(name="ingest-new", log_prints=False)
+def ingest_new(footage: str | None = None, settings: Settings | None = None) -> IndexSummary:
+    """Index only the segments under ``footage`` (default ``<root>/footage``) not indexed yet."""
+    settings = settings or Settings()
+    storage = Storage(settings)
+    footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    plan = plan_index(storage, footage_url)
+    if not plan.pending:
+        return IndexSummary(footage=footage_url, found=len(plan.discovery.segments),
+                            already_done=plan.already_done, skipped_failed=plan.previously_failed)
+    get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
+    runner = index_footage.with_options(
+        task_runner=ThreadPoolTaskRunner(max_workers=settings.dask_workers))
+    summary = runner(footage=footage_url, settings=settings)
+    if summary.indexed and settings.ingest_sweeps:
+        watchlist_sweep(settings=settings)  # safe alongside the scheduled sweep: exactly once
+    return summary
+
+
+def run_ingest_loop(settings: Settings, *, interval_s: float | None = None,
+                    ticks: int | None = None) -> int:
+    """Run ``ingest_new`` every ``interval_s`` (default ``ingest_interval_s``)."""
+    interval = interval_s or settings.ingest_interval_s
+    done = 0
+    while ticks is None or done < ticks:
+        started = time.monotonic()
+        ingest_new(settings=settings)
+        done += 1
+        if ticks is None or done < ticks:
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return done

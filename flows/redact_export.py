@@ -1,0 +1,131 @@
+"""Deployment ``redact-export``: a redacted, signed evidence clip for a case.
+
+resolve the request (sighting / alert / camera + range, optional probe) -> plan the
+clip (segments, gaps) -> scan every frame for faces (and plates) -> redact + encode
+-> manifest, signed here in the flow's process (the signing key never travels to a
+worker) -> ``<root>/exports/<case>/<export_id>.{mp4,redactions.json,manifest.json}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import State
+
+from citywatch.auth import Action, check_case
+from citywatch.errors import BadInputError, TransientError
+from citywatch.footage import format_stamp
+from citywatch.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
+from citywatch.schemas import utcnow
+from citywatch.settings import Settings
+from citywatch.storage import Storage, safe_key
+from tasks.export_clip import ClipPlan, Gap, plan_clip
+from tasks.export_manifest import build_manifest
+from tasks.export_render import RenderedExport, render_redacted
+from tasks.export_request import ExportRequest, ResolvedRequest, resolve_request
+from tasks.export_scan import ClipScan, plate_finder_for, redaction_face_model, scan_clip
+from tasks.redact_plan import SubjectChoice
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    case_id: str
+    clip_uri: str
+    manifest_uri: str
+    redaction_log_uri: str
+    clip_sha256: str
+    frames: int
+    gaps: list[Gap]
+    subject: SubjectChoice
+    key_id: str
+
+
+def prepare_export(request: ExportRequest, settings: Settings) -> tuple[ResolvedRequest, ClipPlan]:
+    storage = Storage(settings)
+    resolved = resolve_request(storage, settings, request, redaction_face_model(settings))
+    plan = plan_clip(storage, resolved.camera_id, resolved.start, resolved.end,
+                     max_s=settings.export_max_s)
+    return resolved, plan
+
+
+def scan_export(resolved: ResolvedRequest, plan: ClipPlan, settings: Settings) -> ClipScan:
+    embeddings = resolved.subject.embeddings if resolved.subject is not None else None
+    if embeddings is not None and len(embeddings) == 0:
+        embeddings = None
+    return scan_clip(Storage(settings), plan, settings, embeddings, plate_finder_for(settings))
+
+
+def render_export(resolved: ResolvedRequest, plan: ClipPlan, scan: ClipScan, settings: Settings,
+                  key_base: str, export_id: str) -> RenderedExport:
+    return render_redacted(Storage(settings), settings, plan, scan, resolved.subject, key_base,
+                           export_id)
+
+
+def _transient_only(task: object, task_run: object, state: State) -> bool:
+    """Retry I/O hiccups only; bad input fails at once."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+_TASK_OPTIONS = {"cache_policy": NO_CACHE, "retry_condition_fn": _transient_only}
+prepare_task = task(prepare_export, name="export-prepare", retries=2, **_TASK_OPTIONS)
+scan_task = task(scan_export, name="export-scan", retries=1, **_TASK_OPTIONS)
+render_task = task(render_export, name="export-render", retries=1, **_TASK_OPTIONS)
+
+
+@contextmanager
+def governed_export(settings: Settings, storage: Storage,
+                    request: ExportRequest) -> Iterator[tuple[str, str]]:
+    """CALL SITE for authorization and audit of ``Action.EXPORT`` (not wired yet).
+
+    Today this only validates the case id and justification (``auth.check_case``).
+    Wiring: replace the body with ``with citywatch.auth.governed(settings, storage,
+    Action.EXPORT, request.case_id, request.justification, params=<request fields>,
+    probe_sha256=...) as run:`` and yield ``(run.case_id, run.justification)``; set
+    ``run.result_count = 1`` and ``run.detail = <manifest URI>`` after the export.
+    """
+    case_id, why = check_case(Action.EXPORT, request.case_id, request.justification)
+    if any(part in ("", ".", "..") for part in case_id.split("/")):
+        raise BadInputError(f"case id {case_id!r} must not have empty, '.' or '..' parts")
+    yield case_id, why
+
+
+@flow(name="redact-export")
+def redact_export(request: ExportRequest, settings: Settings | None = None) -> ExportResult:
+    """Cut, redact, encode, sign and store one evidence export."""
+    settings = settings or Settings()
+    logger = get_run_logger()
+    storage = Storage(settings)
+    key = signing_key(settings)  # fail early if the key is unusable
+    with governed_export(settings, storage, request) as (case_id, justification):
+        resolved, plan = prepare_task(request, settings)
+        for gap in plan.gaps:
+            logger.warning("gap in footage %s .. %s: %s", gap.start.isoformat(),
+                           gap.end.isoformat(), gap.reason)
+        scan = scan_task(resolved, plan, settings)
+        created = utcnow()
+        export_id = f"{plan.camera.id}-{format_stamp(plan.start)}-{secrets.token_hex(4)}"
+        key_base = safe_key(f"exports/{case_id}/{export_id}")
+        rendered = render_task(resolved, plan, scan, settings, key_base, export_id)
+        manifest = build_manifest(
+            export_id=export_id, case_id=case_id, justification=justification,
+            user=settings.user or "unknown", created=created, resolved=resolved, plan=plan,
+            scan=scan, rendered=rendered, settings=settings, key_id=key.key_id)
+        signed = sign(manifest.to_document(), key)
+        manifest_uri = storage.write_bytes(f"{key_base}{MANIFEST_SUFFIX}", render_manifest(signed))
+    logger.info("export %s: %d frames, subject %s, %d gaps; manifest %s", export_id,
+                rendered.clip.frames, rendered.subject.matched_by, len(plan.gaps), manifest_uri)
+    return ExportResult(export_id, case_id, rendered.clip.uri, manifest_uri, rendered.log.uri,
+                        rendered.clip.sha256, rendered.clip.frames, list(plan.gaps),
+                        rendered.subject, key.key_id)

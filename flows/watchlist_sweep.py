@@ -1,0 +1,55 @@
+"""Deployment ``watchlist-sweep``: new faces/plates rows vs the watchlist -> alerts -> sinks.
+
+Deployed on a short interval (``sweep_interval_s``, default 10 s) with a concurrency
+limit of one run, new runs cancelled while one runs (prefect.yaml). Even without that
+limit two sweeps cannot double-alert: see tasks/sweep.py. ``run_sweep_loop`` is the
+watcher alternative (``citywatch sweep --watch``): one process, one flow run per tick,
+no per-run process start.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+
+from citywatch.settings import Settings
+from tasks.notify import DeliveryReport, deliver_task
+from tasks.sweep import SweepResult, sweep_task
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    sweep: SweepResult
+    delivery: DeliveryReport
+
+
+@flow(name="watchlist-sweep", log_prints=False)
+def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
+    """Match rows written since the last sweep; write alerts; then deliver them."""
+    settings = settings or Settings()
+    logger = get_run_logger()
+    result = sweep_task(settings)
+    logger.info("%d face rows and %d plate rows read; %d active entries; %d matches, "
+                "%d new alerts in %.2f s", result.faces_read, result.plates_read,
+                result.entries_active, result.matched, result.alerts_new, result.wall_s)
+    # the alerts and the watermark are committed: a slow receiver only delays this step
+    report = deliver_task(settings)
+    if report.claimed:
+        logger.info("deliveries: %d sent, %d failed", report.delivered, report.failed)
+    return SweepSummary(result, report)
+
+
+def run_sweep_loop(settings: Settings, *, interval_s: float | None = None,
+                   ticks: int | None = None) -> int:
+    """Sweep every ``interval_s`` (default ``sweep_interval_s``), ``ticks`` times or forever."""
+    interval = interval_s or settings.sweep_interval_s
+    done = 0
+    while ticks is None or done < ticks:
+        started = time.monotonic()
+        watchlist_sweep(settings=settings)
+        done += 1
+        if ticks is None or done < ticks:
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    return done

@@ -1,0 +1,68 @@
+"""Each row type survives a LanceDB round trip unchanged."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from citywatch.errors import BadInputError
+from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, arrow_to_rows, rows_to_arrow
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from citywatch.tables import cameras_table, faces_table, plates_table, segments_table, upsert
+
+T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+
+CAMERA = CameraRow(id="cam-a", name="A", district="Central", lat=22.3, lon=114.2, kind="fixed",
+                   height_m=4.0, frame_w=1280, frame_h=720,
+                   privacy_masks=[[[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]],
+                   overlay_regions=[[0, 0, 100, 20]], registered=True)
+SEGMENT = SegmentRow(id="cam-a/20261120T080000Z", camera_id="cam-a", uri="/x.mp4", start=T0,
+                     end=T0 + dt.timedelta(seconds=30), size_bytes=10, sha256="ab", state="done",
+                     error="", model="m", frames_decoded=450, frames_analysed=40, faces=3,
+                     updated_at=T0)
+FACE = FaceRow(id="f1", segment_id=SEGMENT.id, camera_id="cam-a", ts=T0, bbox=(1.0, 2.0, 3.0, 4.0),
+               det_score=0.9, quality=0.5, embedding=np.arange(128, dtype=np.float32),
+               track_id="t", track_start=T0, track_end=T0, thumb_uri="/t.jpg", lat=None,
+               lon=None, model="m")
+PLATE = PlateRow(id="p1", segment_id=SEGMENT.id, camera_id="cam-a", ts=T0, first_ts=T0, last_ts=T0,
+                 text="AB1234", confidence=0.9, char_confidences=[0.5] * 6, reads=3,
+                 low_confidence=False, bbox=(1.0, 2.0, 3.0, 4.0), track_id="p1",
+                 thumb_uri="/p.jpg", lat=22.0, lon=114.0, model="ocr")
+
+
+@pytest.mark.parametrize(
+    ("row", "opener", "schema"),
+    [
+        (CAMERA, cameras_table, CameraRow.SCHEMA),
+        (SEGMENT, segments_table, SegmentRow.SCHEMA),
+        (FACE, lambda db: faces_table(db, 128), FaceRow.schema(128)),
+        (PLATE, plates_table, PlateRow.SCHEMA),
+    ],
+)
+def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN001
+    storage = Storage(Settings(storage_root=str(tmp_path)))
+    table = opener(storage.db)
+    upsert(table, rows_to_arrow([row], schema))
+    upsert(table, rows_to_arrow([row], schema))  # idempotent
+    back = arrow_to_rows(table.to_arrow(), type(row))
+    assert len(back) == 1
+    got = back[0]
+    for name in type(row).__dataclass_fields__:
+        expected, actual = getattr(row, name), getattr(got, name)
+        if isinstance(expected, np.ndarray):
+            assert np.array_equal(expected, actual)
+        elif isinstance(expected, float):
+            assert actual == pytest.approx(expected)
+        elif isinstance(expected, list) and expected and isinstance(expected[0], float):
+            assert actual == pytest.approx(expected)
+        else:
+            assert actual == expected, name
+
+
+def test_faces_table_refuses_other_model_dimension(tmp_path: Path) -> None:
+    storage = Storage(Settings(storage_root=str(tmp_path)))
+    faces_table(storage.db, 128)
+    with pytest.raises(BadInputError, match="embedding"):
+        faces_table(storage.db, 512)
