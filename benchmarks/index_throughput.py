@@ -53,9 +53,12 @@ def main() -> None:
         from citywatch.sample import generate_sample
 
         generate_sample(root)
-    settings = Settings(storage_root=str(root), state_dir=str(tmp / "state"),
+    settings = Settings(storage_root=str(root), state_dir=str(tmp / "state"), user="demo-admin",
                         dask_workers=args.workers, sample_fps=args.sample_fps)
     storage = Storage(settings)
+    from citywatch.auth import write_demo_users
+
+    write_demo_users(storage)
     segments = [o.url for o in storage.list_files(storage.url("footage")) if o.url.endswith(".mp4")]
 
     t0 = time.perf_counter()

@@ -97,14 +97,15 @@ def _schema_without_hidden(schema: pa.Schema) -> pa.Schema:
 class AnalyticsTables:
     """Read-only views of one storage root's tables (made by :func:`open_tables`)."""
 
-    def __init__(self, storage: Storage, actor: Actor, tables: Mapping[str, "Table | None"]) -> None:
-        self.storage = storage
+    def __init__(self, storage: Storage, actor: Actor,
+                 tables: Mapping[str, "Table | None"]) -> None:
+        self._storage = storage
         self.actor = actor
         self._tables = dict(tables)
 
     @property
     def root(self) -> str:
-        return self.storage.root
+        return self._storage.root
 
     # --- raw reads ------------------------------------------------------------------
     def arrow(self, name: TableName, where: Slice = ALL) -> pa.Table:
@@ -158,7 +159,7 @@ class AnalyticsTables:
         for seg in segments.sort("start").iter_rows(named=True):
             uri = seg["uri"].rsplit(".", 1)[0] + ".gps.csv"
             try:
-                text = self.storage.read_bytes(uri).decode("utf-8", errors="replace")
+                text = self._storage.read_bytes(uri).decode("utf-8", errors="replace")
             except NotFoundError:
                 continue
             track = parse_gps_csv(text, uri, seg["start"])
@@ -176,7 +177,7 @@ class AnalyticsTables:
     def read_thumbnail(self, uri: str) -> "np.ndarray":
         """A thumbnail named in a case's search export (a BGR image), read with this
         root's credentials. Face rows read here never name their thumbnails."""
-        return decode_image(self.storage.read_bytes(uri), uri)
+        return decode_image(self._storage.read_bytes(uri), uri)
 
     # --- filters --------------------------------------------------------------------
     def _where(self, where: Slice, time_column: str) -> str | None:

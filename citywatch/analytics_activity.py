@@ -6,9 +6,12 @@ rows: the faces table keeps several embedded crops per track.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -153,6 +156,22 @@ def _sighting_record(entry: object, where: str) -> dict[str, object]:
     return record
 
 
+@dataclass(slots=True)
+class _Stop:
+    stop: int
+    camera_id: str
+    camera_name: str | None
+    lat: float | None
+    lon: float | None
+    start: dt.datetime
+    end: dt.datetime
+    sightings: int
+    best_distance: float
+    best_similarity: float | None
+    best_face_id: str
+    thumb_uri: str | None
+
+
 def subject_timeline(sightings: pl.DataFrame, cameras: pl.DataFrame | None = None, *,
                      merge_gap: dt.timedelta = dt.timedelta(seconds=60)) -> pl.DataFrame:
     """One subject's stops across cameras, in time order.
@@ -162,29 +181,27 @@ def subject_timeline(sightings: pl.DataFrame, cameras: pl.DataFrame | None = Non
     camera_name, district, lat, lon, start, end, dwell_s, sightings, best_distance,
     best_similarity, best_face_id, thumb_uri (the best sighting's).
     """
-    stops: list[dict[str, object]] = []
+    stops: list[_Stop] = []
     for s in sightings.sort("track_start").iter_rows(named=True):
+        distance = s["distance"] if s["distance"] is not None else math.inf
         last = stops[-1] if stops else None
-        if (last is not None and last["camera_id"] == s["camera_id"]
-                and s["track_start"] - last["end"] <= merge_gap):
-            last["end"] = max(last["end"], s["track_end"])
-            last["sightings"] += 1
-            if s["distance"] is not None and s["distance"] < last["best_distance"]:
-                last.update(best_distance=s["distance"], best_similarity=s["similarity"],
-                            best_face_id=s["face_id"], thumb_uri=s["thumb_uri"])
+        if (last is not None and last.camera_id == s["camera_id"]
+                and s["track_start"] - last.end <= merge_gap):
+            last.end = max(last.end, s["track_end"])
+            last.sightings += 1
+            if distance < last.best_distance:
+                last.best_distance, last.best_similarity = distance, s["similarity"]
+                last.best_face_id, last.thumb_uri = s["face_id"], s["thumb_uri"]
             continue
-        stops.append({
-            "stop": len(stops) + 1, "camera_id": s["camera_id"], "camera_name": s["camera_name"],
-            "lat": s["lat"], "lon": s["lon"], "start": s["track_start"], "end": s["track_end"],
-            "sightings": 1, "best_distance": s["distance"] if s["distance"] is not None else float("inf"),
-            "best_similarity": s["similarity"], "best_face_id": s["face_id"],
-            "thumb_uri": s["thumb_uri"],
-        })
+        stops.append(_Stop(len(stops) + 1, s["camera_id"], s["camera_name"], s["lat"], s["lon"],
+                           s["track_start"], s["track_end"], 1, distance, s["similarity"],
+                           s["face_id"], s["thumb_uri"]))
     schema = {"stop": pl.Int64, "camera_id": pl.String, "camera_name": pl.String,
               "lat": pl.Float64, "lon": pl.Float64, "start": UTC_US, "end": UTC_US,
               "sightings": pl.Int64, "best_distance": pl.Float64, "best_similarity": pl.Float64,
               "best_face_id": pl.String, "thumb_uri": pl.String}
-    out = pl.DataFrame(stops, schema=schema).with_columns(
+    out = pl.DataFrame([dataclasses.astuple(stop) for stop in stops], schema=schema,
+                       orient="row").with_columns(
         dwell_s=(pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6)
     districts = (_camera_info(cameras).select("camera_id", "district") if cameras is not None
                  else pl.DataFrame(schema={"camera_id": pl.String, "district": pl.String}))

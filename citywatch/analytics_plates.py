@@ -36,7 +36,8 @@ def plate_frequency(plates: pl.DataFrame, *, min_passes: int = 1,
                     include_low_confidence: bool = False) -> pl.DataFrame:
     """Plates by number of passes: text, passes, cameras, first_seen, last_seen."""
     found = (_confident(plates, include_low_confidence).group_by("text")
-             .agg(passes=pl.len().cast(pl.Int64), cameras=pl.col("camera_id").n_unique().cast(pl.Int64),
+             .agg(passes=pl.len().cast(pl.Int64),
+                  cameras=pl.col("camera_id").n_unique().cast(pl.Int64),
                   first_seen=pl.col("first_ts").min(), last_seen=pl.col("last_ts").max())
              .filter(pl.col("passes") >= min_passes))
     return found.sort(["passes", "text"], descending=[True, False])
@@ -96,8 +97,9 @@ def plate_events(plates: pl.DataFrame, text: str, *,
 
 def sighting_events(sightings: pl.DataFrame, label: str = "subject") -> pl.DataFrame:
     """Face-search sightings (:func:`sightings_frame` / :func:`read_sightings_json`) as events."""
-    return sightings.select(id="face_id", label=pl.lit(label), camera_id="camera_id",
-                            start="track_start", end="track_end").cast(EVENT_SCHEMA).sort("start")  # type: ignore[arg-type]
+    events = sightings.select(id="face_id", label=pl.lit(label), camera_id="camera_id",
+                              start="track_start", end="track_end")
+    return events.cast(EVENT_SCHEMA).sort("start")  # type: ignore[arg-type]
 
 
 def co_occurrences(first: pl.DataFrame, second: pl.DataFrame, *, window: dt.timedelta,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -113,7 +114,18 @@ class SegmentFaces:
         return len(found)
 
     def embed_best(self) -> list[EmbeddedFace]:
-        """Embed the ``embeds_per_track`` best candidates of each track."""
+        """Embed the best candidates of each track, then join tracks of one face.
+
+        A fast small face is sometimes lost between samples and starts a new track;
+        tracks that follow each other within ``link_gap`` and look alike (embedding
+        distance under ``link_fraction`` x the model threshold) become one track.
+        """
+        embedded = self._embed_tracks()
+        return link_tracks(embedded, max_gap_s=2 * self.settings.track_max_gap_s,
+                           max_distance=0.7 * self.model.embedder.default_threshold,
+                           keep=self.settings.embeds_per_track)
+
+    def _embed_tracks(self) -> list[EmbeddedFace]:
         out: list[EmbeddedFace] = []
         for track in self.tracker.tracks:
             best = sorted(track.items, key=lambda c: c.quality, reverse=True)
@@ -126,6 +138,45 @@ class SegmentFaces:
                     thumbnail_jpeg=thumbnail(cand.crop, cand.crop_face),
                 ))
         return out
+
+
+def link_tracks(faces: list[EmbeddedFace], *, max_gap_s: float, max_distance: float,
+                keep: int) -> list[EmbeddedFace]:
+    """Merge tracks that continue each other in time and look alike; keep the best few."""
+    by_track: dict[int, list[EmbeddedFace]] = {}
+    for face in faces:
+        by_track.setdefault(face.track_index, []).append(face)
+    order = sorted(by_track, key=lambda t: by_track[t][0].track_start_s)
+    parent = {t: t for t in order}
+
+    def root(t: int) -> int:
+        while parent[t] != t:
+            t = parent[t]
+        return t
+
+    for j_pos, j in enumerate(order):
+        start_j = by_track[j][0].track_start_s
+        for i in order[:j_pos]:
+            group = [f for t in order if root(t) == root(i) for f in by_track[t]]
+            end_i = max(f.track_end_s for f in group)
+            if not 0 < start_j - end_i <= max_gap_s or root(i) == root(j):
+                continue
+            dist = min(float(np.linalg.norm(a.embedding - b.embedding))
+                       for a in group for b in by_track[j])
+            if dist < max_distance:
+                parent[root(j)] = root(i)
+                break
+    groups: dict[int, list[EmbeddedFace]] = {}
+    for t in order:
+        groups.setdefault(root(t), []).extend(by_track[t])
+    out: list[EmbeddedFace] = []
+    for index, members in groups.items():
+        start = min(f.track_start_s for f in members)
+        end = max(f.track_end_s for f in members)
+        best = sorted(members, key=lambda f: f.candidate.quality, reverse=True)[:keep]
+        out.extend(dataclasses.replace(f, track_index=index, track_start_s=start, track_end_s=end)
+                   for f in best)
+    return out
 
 
 def thumbnail(crop: np.ndarray, face: FaceDetection, max_side: int = 160) -> bytes:

@@ -7,6 +7,7 @@ checks each helper against the ground truth of the sample footage.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -216,6 +217,8 @@ def write_patrol_root(root: Path) -> Settings:
                                    16, "x", "done", "", "m", 120, 60, 0, at(200 + k)))
         plates.append(plate("PC1234", "car-1", start_s + 15, start_s + 17))
     plates.append(plate("AB123", "car-1", 40, 42))
+    plates = [dataclasses.replace(p, lat=22.30 + 0.001 * (p.first_ts - T0).total_seconds(),
+                                  lon=114.17) for p in plates]  # where the car was
     db = storage.db
     upsert(cameras_table(db), rows_to_arrow([car], CameraRow.SCHEMA))
     upsert(segments_table(db), rows_to_arrow(segments, SegmentRow.SCHEMA))

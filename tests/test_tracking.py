@@ -42,3 +42,28 @@ def test_crossing_walkers_are_not_swapped() -> None:
         b = (500 - 40 * step, 330, 550 - 40 * step, 380)
         tracker.update(step * 0.5, [(a, "a"), (b, "b")])
     assert sorted(set(tr.items) == {"a"} or set(tr.items) == {"b"} for tr in tracker.tracks) == [True, True]
+
+
+def _face(track: int, start: float, end: float, vec: list[float], quality: float = 0.5):  # noqa: ANN202
+    import numpy as np
+
+    from models.base import FaceDetection
+    from tasks.faces import EmbeddedFace, FaceCandidate
+
+    det = FaceDetection((0, 0, 10, 10), 0.9, ())
+    cand = FaceCandidate(start, (0, 0, 10, 10), 0.9, quality, np.zeros((4, 4, 3), np.uint8), det)
+    return EmbeddedFace(cand, track, start, end, np.asarray(vec, np.float32), b"")
+
+
+def test_lost_and_found_face_becomes_one_track() -> None:
+    from tasks.faces import link_tracks
+
+    faces = [_face(0, 0.0, 1.0, [0, 0]), _face(1, 2.0, 3.0, [0.1, 0]),   # same person, gap 1 s
+             _face(2, 3.5, 4.0, [5, 5]),                                   # someone else
+             _face(3, 20.0, 21.0, [0, 0.05])]                              # same look, much later
+    linked = link_tracks(faces, max_gap_s=4.0, max_distance=0.4, keep=3)
+    tracks = {f.candidate.offset_s: f.track_index for f in linked}
+    assert tracks[0.0] == tracks[2.0]
+    assert len({tracks[0.0], tracks[3.5], tracks[20.0]}) == 3
+    merged = [f for f in linked if f.track_index == tracks[0.0]]
+    assert {(f.track_start_s, f.track_end_s) for f in merged} == {(0.0, 3.0)}
