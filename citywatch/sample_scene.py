@@ -142,7 +142,8 @@ class SensorLook:
     def create(cls, rng: np.random.Generator, size: tuple[int, int], sigma: float) -> SensorLook:
         width, height = size
         bank = tuple(
-            (128.0 + rng.normal(0.0, sigma, (height, width, 3))).clip(0, 255).astype(np.uint8)
+            (128.5 + sigma * rng.standard_normal((height, width, 3), dtype=np.float32))
+            .clip(0, 255).astype(np.uint8)
             for _ in range(4)
         )
         return cls(bank, float(rng.uniform(0.03, 0.07)), float(rng.uniform(40, 90)),
