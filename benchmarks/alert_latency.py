@@ -1,6 +1,6 @@
 """Alert latency: a segment file appears -> its alert row -> its webhook delivery.
 
-    python benchmarks/alert_latency.py [--segments 8] [--gap 5] [--clip-seconds 6]
+    python benchmarks/alert_latency.py [--segments 8] [--gap 10] [--clip-seconds 6]
         [--ingest-interval 5] [--sweep-interval 10] [--sample DIR] [--cost-only]
 
 The local stack, all real: a temporary Prefect server, the fast-ingest and sweep
@@ -190,9 +190,10 @@ def wait_warm(api: str, timeout_s: float = 180.0) -> None:
     """Until both watchers have finished a flow run (imports done, model loaded)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     deadline = time.monotonic() + timeout_s
-    with get_client(sync_client=True) as client:
+    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
             names = set()
             for name in ("ingest-new", "watchlist-sweep"):
@@ -246,7 +247,6 @@ def latency(args: argparse.Namespace, work: Path) -> None:
     clips = prepare(sample, root, clips_dir, args.segments, args.clip_seconds)
     enrol(settings, sample, clips)
     api, server_pid = start_prefect_server(work / "prefect")
-    os.environ["PREFECT_API_URL"] = api
     procs = start_watchers(settings, api, work)
     try:
         print(f"watchers starting (logs in {work}) ...", flush=True)
@@ -364,7 +364,8 @@ def sweep_cost(work: Path, rows: int = 10_000, entries: int = 1_000, repeats: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=8)
-    parser.add_argument("--gap", type=float, default=5.0, help="seconds between dropped segments")
+    parser.add_argument("--gap", type=float, default=10.0,
+                        help="seconds between dropped segments (keep it above the index time of one)")
     parser.add_argument("--clip-seconds", type=float, default=6.0)
     parser.add_argument("--ingest-interval", type=float, default=5.0)
     parser.add_argument("--sweep-interval", type=float, default=10.0)

@@ -27,7 +27,7 @@ from citywatch.filters import sql_string, sql_timestamp
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table
-from citywatch.watchlist import keyed_table
+from citywatch.tables import open_table as keyed_table
 
 if TYPE_CHECKING:
     import lancedb
@@ -235,7 +235,6 @@ def review(storage: Storage, alert: str, decision: AlertState, by: str, note: st
     if row.state != AlertState.NEW:
         raise BadInputError(f"alert {alert} was already {row.state} by {row.reviewed_by} at "
                             f"{row.reviewed_at.isoformat() if row.reviewed_at else '?'}")
-    # governance: authorize + audit here (alert confirm/dismiss)
     updated = replace(row, state=decision.value, reviewed_by=reviewer, reviewed_at=now,
                       note=note.strip())
     result = (alerts_table(storage.db).merge_insert("id")

@@ -254,6 +254,24 @@ def authorize(actor: Actor, action: Action, *, case_id: str | None, justificatio
         raise
 
 
+def authorized(settings: Settings, storage: Storage, action: Action,
+               params: Mapping[str, object] | None = None) -> Actor:
+    """The acting user if allowed ``action`` (not case-bound); refusals are audited.
+
+    For frequent service actions (index and sweep runs every few seconds) whose
+    successful runs are audited only when they change something.
+    """
+    audit_log = AuditLog(storage)
+    try:
+        actor = load_actor(settings, storage)
+    except (ForbiddenError, BadInputError) as exc:
+        audit_log.record(user=_printable(settings.user), role="", action=Action(action).value,
+                         outcome="refused", params=params, detail=str(exc))
+        raise
+    authorize(actor, action, case_id=None, justification=None, audit_log=audit_log, params=params)
+    return actor
+
+
 def check_four_eyes(requester: str, approver: str) -> None:
     """Approvals need a second person: refuse when approver and requester are one user."""
     if requester.casefold() == approver.casefold():

@@ -7,18 +7,10 @@ import tempfile
 from pathlib import Path
 
 from citywatch import output
-from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
 from citywatch.prefect_server import ensure_prefect_server
 from citywatch.settings import Settings
 from citywatch.storage import Storage, is_remote
-
-
-DEMO_ADMIN = "demo-admin"
-DEMO_INVESTIGATOR = "demo-investigator"
-DEMO_SUPERVISOR = "demo-supervisor"
-DEMO_CASE = "DEMO-1"
-DEMO_WHY = "citywatch demo on synthetic sample footage"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,14 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=cmd_search_plate)
 
-    p = sub.add_parser("demo", help="sample -> index -> search, end to end")
+    p = sub.add_parser("demo", help="sample -> index -> search -> watchlist sweep -> alerts, end to end")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(handler=cmd_demo)
 
-    __import__("citywatch.commands_audit", fromlist=["register"]).register(sub)
-    __import__("citywatch.commands_export", fromlist=["register"]).register(sub)
-    __import__("citywatch.commands_watchlist", fromlist=["register"]).register(sub)
-    __import__("citywatch.commands_stack", fromlist=["register"]).register(sub)
+    # the other command groups live in their own modules (they import this one)
+    from citywatch import commands_audit, commands_export, commands_stack, commands_watchlist
+
+    for group in (commands_audit, commands_export, commands_watchlist, commands_stack):
+        group.register(sub)
 
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
@@ -234,37 +227,6 @@ def cmd_search_plate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from citywatch.sample import load_ground_truth
+    from citywatch.demo import run_demo
 
-    storage = Storage(settings)
-    if is_remote(storage.root):
-        raise BadInputError("demo runs on a local storage root; use index/search for s3")
-    root = Path(storage.root)
-    if not (root / "sample" / "ground_truth.json").is_file():
-        output.line(f"1/3 writing sample footage under {root} ...")
-        make_sample(settings, args.seed)
-    else:
-        output.line(f"1/3 sample footage already under {root}")
-    truth = load_ground_truth(root / "sample" / "ground_truth.json")
-    api = ensure_prefect_server(settings.state_dir)
-    from citywatch.auth import write_demo_users
-
-    write_demo_users(storage)  # only if the root has no users.yaml yet
-    admin = settings.model_copy(update={"user": DEMO_ADMIN})
-    investigator = settings.model_copy(update={"user": DEMO_INVESTIGATOR})
-    output.line(f"2/3 indexing as {admin.user} (Prefect UI: {api.removesuffix('/api')}) ...")
-    from flows.index_footage import run_index
-
-    _summary_lines(run_index(admin))
-    output.line(f"3/3 searching as {investigator.user}, case {DEMO_CASE}, with a different "
-                "photo of each person ...")
-    present = sorted((p for p in truth.people if p.in_footage and p.probe),
-                     key=lambda p: (p.person_id != "obama", p.person_id))[:2]
-    absent = [p for p in truth.people if not p.in_footage and p.probe][:1]
-    for person in [*present, *absent]:
-        result = run_face_search(investigator, str(root / person.probe), top_k=5,
-                                 case_id=DEMO_CASE, justification=DEMO_WHY)
-        where = "in the footage" if person.in_footage else "NOT in the footage"
-        output.line(f"\n== {person.person_id} ({where}), probe {person.probe}")
-        print_sightings(result)
-    return 0
+    return run_demo(settings, args.seed)

@@ -7,8 +7,8 @@ import importlib.util
 
 from citywatch import output
 from citywatch.settings import Settings
-from citywatch.stack import (ENV_FILE, Stack, StackOptions, find_project, start_stack,
-                             state_path, stop_stack)
+from citywatch.stack import (ENV_FILE, LOCAL_S3_ROOT, Stack, StackOptions, find_project,
+                             start_stack, state_path, stop_stack)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--paused", action="store_true",
                    help="register the deployments with their schedules paused (run on demand)")
     p.add_argument("--local-s3", action="store_true",
-                   help=f"flow runs use the stack's S3 server as storage root ({'s3://citywatch/city'})")
-    p.add_argument("--wait", type=float, default=120.0, help="seconds each service may take to start")
+                   help=f"flow runs use the stack's S3 server as storage root ({LOCAL_S3_ROOT})")
+    p.add_argument("--wait", type=float, default=120.0,
+                   help="seconds each service may take to start")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_up)
 

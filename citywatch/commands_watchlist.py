@@ -13,6 +13,7 @@ import datetime as dt
 from citywatch import output
 from citywatch.alerts import AlertRow, AlertState, DeliveryRow, deliveries_by_alert, get_alert
 from citywatch.alerts import list_alerts, review
+from citywatch.auth import Action, governed
 from citywatch.commands import add_case_arguments
 from citywatch.errors import ForbiddenError
 from citywatch.prefect_server import ensure_prefect_server
@@ -46,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser.set_defaults(handler=cmd_watchlist_add)
     ap = wl.add_parser("approve", help="approve a pending entry (not its requester)")
     ap.add_argument("entry_id")
+    ap.add_argument("--why", dest="justification", required=True,
+                    help="why the entry is justified (recorded in the audit log)")
     ap.set_defaults(handler=cmd_watchlist_approve)
     ls = wl.add_parser("list", help="entries (removed ones with --all)")
     ls.add_argument("--all", action="store_true", help="include removed entries")
@@ -116,17 +119,24 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
         justification=args.justification or "", requested_by=acting_user(settings),
         expires_at=parse_expiry(args.expires, now, settings.watchlist_max_days),
         threshold=args.threshold)
-    if args.kind == "face":
-        from tasks.index_segment import face_model_for
+    params = {"kind": args.kind, "label": args.label, "reason": args.reason,
+              "expires": request.expires_at.isoformat(), "threshold": args.threshold,
+              "plate": getattr(args, "plate", None), "photos": len(getattr(args, "photo", []) or [])}
+    with governed(settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification,
+                  params) as run:
+        if args.kind == "face":
+            from tasks.index_segment import face_model_for
 
-        model = face_model_for(settings)
-        photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]
-        row = enrol_face(storage, model, photos, request, max_days=settings.watchlist_max_days,
-                         default_threshold=settings.face_match_threshold
-                         or model.embedder.default_threshold, now=now)
-    else:
-        row = add_plate(storage, args.plate, request, max_days=settings.watchlist_max_days,
-                        default_max_distance=settings.plate_alert_max_distance, now=now)
+            model = face_model_for(settings)
+            photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]
+            row = enrol_face(storage, model, photos, request, max_days=settings.watchlist_max_days,
+                             default_threshold=settings.face_match_threshold
+                             or model.embedder.default_threshold, now=now)
+        else:
+            row = add_plate(storage, args.plate, request, max_days=settings.watchlist_max_days,
+                            default_max_distance=settings.plate_alert_max_distance, now=now)
+        run.result_count = 1
+        run.detail = f"entry {row.id}"
     if args.json:
         output.as_json(entry_json(row, now))
     else:
@@ -137,14 +147,22 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watchlist_approve(args: argparse.Namespace, settings: Settings) -> int:
-    row = approve(Storage(settings), args.entry_id, acting_user(settings))
+    storage = Storage(settings)
+    entry = get_entry(storage, args.entry_id)
+    with governed(settings, storage, Action.WATCHLIST_APPROVE, entry.case_id, args.justification,
+                  {"entry": entry.id, "label": entry.label}) as run:
+        row = approve(storage, args.entry_id, run.actor.user)
+        run.result_count = 1
     output.line(f"{row.id}: approved by {row.approved_by}; active until {row.expires_at.isoformat()}")
     return 0
 
 
 def cmd_watchlist_list(args: argparse.Namespace, settings: Settings) -> int:
     now = utcnow()
-    rows = list_entries(Storage(settings), include_removed=args.all)
+    storage = Storage(settings)
+    with governed(settings, storage, Action.WATCHLIST_READ, None, None, {"all": args.all}) as run:
+        rows = list_entries(storage, include_removed=args.all)
+        run.result_count = len(rows)
     if args.json:
         output.as_json([entry_json(r, now) for r in rows])
         return 0
@@ -160,8 +178,11 @@ def cmd_watchlist_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_watchlist_show(args: argparse.Namespace, settings: Settings) -> int:
     storage = Storage(settings)
     now = utcnow()
-    row = get_entry(storage, args.entry_id)
-    alerts = list_alerts(storage, entry_id=row.id, limit=1000)
+    with governed(settings, storage, Action.WATCHLIST_READ, None, None,
+                  {"entry": args.entry_id}) as run:
+        row = get_entry(storage, args.entry_id)
+        alerts = list_alerts(storage, entry_id=row.id, limit=1000)
+        run.result_count = 1
     if args.json:
         output.as_json({**entry_json(row, now), "alerts": [alert_json_row(a) for a in alerts]})
         return 0
@@ -172,7 +193,11 @@ def cmd_watchlist_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watchlist_remove(args: argparse.Namespace, settings: Settings) -> int:
-    row = remove(Storage(settings), args.entry_id, acting_user(settings), args.note)
+    storage = Storage(settings)
+    with governed(settings, storage, Action.WATCHLIST_REMOVE, None, args.note,
+                  {"entry": args.entry_id}) as run:
+        row = remove(storage, args.entry_id, run.actor.user, args.note)
+        run.result_count = 1
     output.line(f"{row.id}: removed by {row.removed_by}; it no longer matches (history kept)")
     return 0
 
@@ -181,7 +206,6 @@ def cmd_watchlist_remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    # governance: authorize + audit here (sweep run)
     ensure_prefect_server(settings.state_dir)
     from flows.watchlist_sweep import run_sweep_loop, watchlist_sweep
 
@@ -242,9 +266,11 @@ def delivery_text(deliveries: list[DeliveryRow]) -> str:
 
 
 def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
-    # governance: authorize + audit here (alert read)
     storage = Storage(settings)
-    alerts = list_alerts(storage, state=args.state, entry_id=args.entry, limit=args.limit)
+    with governed(settings, storage, Action.ALERT_READ, None, None,
+                  {"state": args.state, "entry": args.entry}) as run:
+        alerts = list_alerts(storage, state=args.state, entry_id=args.entry, limit=args.limit)
+        run.result_count = len(alerts)
     deliveries = deliveries_by_alert(storage, [a.id for a in alerts])
     if args.json:
         output.as_json([alert_json_row(a, deliveries.get(a.id, [])) for a in alerts])
@@ -261,7 +287,9 @@ def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_alerts_show(args: argparse.Namespace, settings: Settings) -> int:
     storage = Storage(settings)
-    alert = get_alert(storage, args.alert_id)
+    with governed(settings, storage, Action.ALERT_READ, None, None, {"alert": args.alert_id}) as run:
+        alert = get_alert(storage, args.alert_id)
+        run.result_count = 1
     deliveries = deliveries_by_alert(storage, [alert.id]).get(alert.id, [])
     if args.json:
         output.as_json(alert_json_row(alert, deliveries))
@@ -275,7 +303,11 @@ def cmd_alerts_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_alerts_review(args: argparse.Namespace, settings: Settings) -> int:
     decision = AlertState.CONFIRMED if args.decision == "confirm" else AlertState.DISMISSED
-    row = review(Storage(settings), args.alert_id, decision, acting_user(settings), args.note)
+    storage = Storage(settings)
+    with governed(settings, storage, Action.ALERT_REVIEW, None, args.note or None,
+                  {"alert": args.alert_id, "decision": decision.value}) as run:
+        row = review(storage, args.alert_id, decision, run.actor.user, args.note)
+        run.result_count = 1
     extra = "; this track will not alert this entry again" if decision == AlertState.DISMISSED else ""
     output.line(f"{row.id}: {row.state} by {row.reviewed_by} at {row.reviewed_at.isoformat()}{extra}")
     return 0

@@ -1,9 +1,9 @@
 """Scene layers of the sample footage: backgrounds, sprite tracks, the camera's look.
 
 A camera's frame at time ``t`` (seconds since the camera's first segment) is
-``look.apply(background.frame_at(t) + every active Sprite drawn far-to-near)``. New
-kinds of moving things (vehicles with plates) are new ``Sprite`` classes; a mobile
-camera is a new ``Background``. Sprites draw in place and touch only their own region.
+``look.apply(background.frame_at(t) + every active Sprite drawn far-to-near)``. People
+are ``PersonTrack``s, cars ``sample_vehicles.VehicleTrack``s; a mobile camera's view is
+a ``PanningBackground``. Sprites draw in place and touch only their own region.
 """
 
 from __future__ import annotations
@@ -127,6 +127,35 @@ class VideoBackground:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+class PanningBackground:
+    """A camera in a moving car: street photos joined into a strip (then mirrored, so
+    the strip repeats seamlessly) slide past at ``pan_px_per_s``, with a small bob."""
+
+    _BOB_PX = 3
+
+    def __init__(self, paths: list[Path], size: tuple[int, int], pan_px_per_s: float) -> None:
+        width, height = size
+        tall = height + 2 * self._BOB_PX
+        tiles = []
+        for path in paths:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise BadInputError(f"background image {path} is missing or not an image")
+            new_w = round(image.shape[1] * tall / image.shape[0])
+            tiles.append(cv2.resize(image, (new_w, tall), interpolation=cv2.INTER_CUBIC))
+        strip = tiles + [np.ascontiguousarray(tile[:, ::-1]) for tile in reversed(tiles)]
+        self._period = sum(tile.shape[1] for tile in strip)
+        repeats = 1 + math.ceil(width / self._period)
+        self._strip = np.ascontiguousarray(np.hstack(strip * (repeats + 1))[:, :self._period + width])
+        self._size, self._pan = size, pan_px_per_s
+
+    def frame_at(self, t: float) -> ImageU8:
+        width, height = self._size
+        x = round(self._pan * t) % self._period
+        y = self._BOB_PX + round(self._BOB_PX * 0.7 * math.sin(2 * math.pi * t / 1.3))
+        return self._strip[y:y + height, x:x + width].copy()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Ground truth of the sample footage: typed rows, JSON writing and loading.
 
-``sample/ground_truth.json`` holds segments, people and face appearances. Times are
-absolute UTC strings with a trailing ``Z``; a box is ``[t, x1, y1, x2, y2]`` where ``t``
-is seconds from the segment start of the frame it was taken from (one frame per
-0.5 s: the frame nearest each multiple of 0.5 s) and the box is the face as
-composited, clipped to the frame.
+``sample/ground_truth.json`` holds segments, people, face appearances and vehicles
+(their plates). Times are absolute UTC strings with a trailing ``Z``; a box is
+``[t, x1, y1, x2, y2]`` where ``t`` is seconds from the segment start of the frame it
+was taken from (one frame per 0.5 s: the frame nearest each multiple of 0.5 s) and the
+box is the face (or plate) as composited, clipped to the frame.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class SegmentTruth:
     key: str  # footage/<camera_id>/<YYYYMMDDTHHMMSSZ>.mp4, relative to the sample root
     start: datetime
     duration_s: float
+    gps: str | None = None  # mobile cameras: the GPS sidecar's key (<stamp>.gps.csv)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,30 @@ class AppearanceTruth:
 
 
 @dataclass(frozen=True)
+class VehicleTruth:
+    """One car's pass: its plate's visible interval, widths and boxes (plate boxes).
+
+    ``min_plate_px``/``max_plate_px`` are over frames where the plate is wholly in view;
+    ``best`` is the frame where it is widest (then nearest the frame centre); ``lat``/
+    ``lon`` is where it was seen: the camera's position, or for a mobile camera its GPS
+    position at ``best``.
+    """
+
+    plate: str  # normalised text
+    style: str  # front (white plate, car coming nearer) | rear (yellow, going away)
+    camera_id: str
+    key: str
+    start: datetime
+    end: datetime
+    best: datetime
+    min_plate_px: int
+    max_plate_px: int
+    boxes: tuple[FaceBox, ...]
+    lat: float | None
+    lon: float | None
+
+
+@dataclass(frozen=True)
 class GroundTruth:
     seed: int
     fps: int
@@ -81,6 +106,7 @@ class GroundTruth:
     segments: tuple[SegmentTruth, ...]
     people: tuple[PersonTruth, ...]
     appearances: tuple[AppearanceTruth, ...]
+    vehicles: tuple[VehicleTruth, ...] = ()
 
     def person(self, person_id: str) -> PersonTruth:
         for person in self.people:
@@ -102,7 +128,7 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
         "frame_size": list(truth.frame_size),
         "segments": [
             {"camera_id": s.camera_id, "key": s.key, "start": format_utc(s.start),
-             "duration_s": s.duration_s}
+             "duration_s": s.duration_s, "gps": s.gps}
             for s in truth.segments
         ],
         "people": [
@@ -117,6 +143,15 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
              "min_face_px": a.min_face_px, "max_face_px": a.max_face_px,
              "boxes": [[b.t, b.x1, b.y1, b.x2, b.y2] for b in a.boxes]}
             for a in truth.appearances
+        ],
+        "vehicles": [
+            {"plate": v.plate, "style": v.style, "camera_id": v.camera_id, "key": v.key,
+             "start": format_utc(v.start, millis=True), "end": format_utc(v.end, millis=True),
+             "best": format_utc(v.best, millis=True), "min_plate_px": v.min_plate_px,
+             "max_plate_px": v.max_plate_px,
+             "boxes": [[b.t, b.x1, b.y1, b.x2, b.y2] for b in v.boxes],
+             "lat": v.lat, "lon": v.lon}
+            for v in truth.vehicles
         ],
     }
 
@@ -173,6 +208,43 @@ def _appearance(row: dict[str, Any], where: str) -> AppearanceTruth:
     )
 
 
+def _optional_float(row: dict[str, Any], name: str, where: str) -> float | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise BadInputError(f"{where}: field {name!r} should be a number or null, got {value!r}")
+    return float(value)
+
+
+def _vehicle(row: dict[str, Any], where: str) -> VehicleTruth:
+    style = _field(row, "style", str, where)
+    if style not in ("front", "rear"):
+        raise BadInputError(f"{where}: field 'style' should be 'front' or 'rear', got {style!r}")
+    return VehicleTruth(
+        plate=_field(row, "plate", str, where), style=style,
+        camera_id=_field(row, "camera_id", str, where), key=_field(row, "key", str, where),
+        start=parse_utc(_field(row, "start", str, where), f"{where}.start"),
+        end=parse_utc(_field(row, "end", str, where), f"{where}.end"),
+        best=parse_utc(_field(row, "best", str, where), f"{where}.best"),
+        min_plate_px=_field(row, "min_plate_px", int, where),
+        max_plate_px=_field(row, "max_plate_px", int, where),
+        boxes=tuple(_box(b, f"{where}.boxes") for b in _field(row, "boxes", list, where)),
+        lat=_optional_float(row, "lat", where), lon=_optional_float(row, "lon", where),
+    )
+
+
+def _segment(row: dict[str, Any], where: str) -> SegmentTruth:
+    gps = row.get("gps")
+    if gps is not None and not isinstance(gps, str):
+        raise BadInputError(f"{where}: field 'gps' should be a path or null, got {gps!r}")
+    return SegmentTruth(
+        camera_id=_field(row, "camera_id", str, where), key=_field(row, "key", str, where),
+        start=parse_utc(_field(row, "start", str, where), f"{where}.start"),
+        duration_s=float(_field(row, "duration_s", (int, float), where)), gps=gps,
+    )
+
+
 def load_ground_truth(path: Path) -> GroundTruth:
     """Read ``ground_truth.json``; BadInputError names the file and the bad field."""
     try:
@@ -185,16 +257,9 @@ def load_ground_truth(path: Path) -> GroundTruth:
     size = _field(doc, "frame_size", list, where)
     if len(size) != 2 or not all(isinstance(v, int) for v in size):
         raise BadInputError(f"{where}: frame_size should be [width, height], got {size!r}")
-    segments = tuple(
-        SegmentTruth(
-            camera_id=_field(row, "camera_id", str, f"{where} segments[{i}]"),
-            key=_field(row, "key", str, f"{where} segments[{i}]"),
-            start=parse_utc(_field(row, "start", str, f"{where} segments[{i}]"),
-                            f"{where} segments[{i}].start"),
-            duration_s=float(_field(row, "duration_s", (int, float), f"{where} segments[{i}]")),
-        )
-        for i, row in enumerate(_rows(doc, "segments", where))
-    )
+    segments = tuple(_segment(row, f"{where} segments[{i}]")
+                     for i, row in enumerate(_rows(doc, "segments", where)))
+    vehicles = _rows(doc, "vehicles", where) if "vehicles" in doc else []
     return GroundTruth(
         seed=_field(doc, "seed", int, where),
         fps=_field(doc, "fps", int, where),
@@ -204,4 +269,5 @@ def load_ground_truth(path: Path) -> GroundTruth:
                      for i, r in enumerate(_rows(doc, "people", where))),
         appearances=tuple(_appearance(r, f"{where} appearances[{i}]")
                           for i, r in enumerate(_rows(doc, "appearances", where))),
+        vehicles=tuple(_vehicle(r, f"{where} vehicles[{i}]") for i, r in enumerate(vehicles)),
     )

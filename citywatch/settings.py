@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     )
     redact_plates: bool = Field(False, description="Also obscure licence plates in exports.")
     redact_face_margin: float = Field(
-        0.3, ge=0, le=1, description="Face boxes are grown by this share of their size "
+        0.5, ge=0, le=1, description="Face boxes are grown by this share of their size "
         "on each side before they are obscured (hair, ears, detector jitter)."
     )
     redact_det_threshold: float = Field(

@@ -96,10 +96,12 @@ def state_path(settings: Settings) -> Path:
     return Path(settings.state_dir).expanduser().resolve()
 
 
-def logs_dir(settings: Settings) -> Path:
+def logs_dir(settings: Settings, local_s3: bool = False) -> Path:
     """``<root>/logs/stack`` for a local root, ``<state_dir>/logs`` for a remote one."""
     root = Storage(settings).root
-    return state_path(settings) / "logs" if is_remote(root) else Path(root) / "logs" / "stack"
+    if local_s3 or is_remote(root):
+        return state_path(settings) / "logs"
+    return Path(root) / "logs" / "stack"
 
 
 def find_project(explicit: str | None) -> Path:
@@ -122,9 +124,10 @@ def dead_services(stack: Stack) -> list[str]:
 
 
 def _service_env(prefect_api: str, project: Path) -> dict[str, str]:
-    env = {**os.environ, **QUIET_ENV, "PREFECT_API_URL": prefect_api,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")]))}
-    return env
+    # PWD too: prefect.yaml's pull step resolves "{{ $PWD }}" in the worker's environment
+    return {**os.environ, **QUIET_ENV, "PREFECT_API_URL": prefect_api, "PWD": str(project),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(project),
+                                                        os.environ.get("PYTHONPATH")]))}
 
 
 class _Starter:
@@ -133,7 +136,7 @@ class _Starter:
     def __init__(self, settings: Settings, options: StackOptions) -> None:
         self.settings = settings
         self.options = options
-        self.logs = logs_dir(settings)
+        self.logs = logs_dir(settings, options.local_s3)
         self.services: list[Service] = []
 
     def add(self, name: str, pid: int, url: str, log: Path) -> None:
@@ -194,7 +197,8 @@ class _Starter:
                    self.options.wait_s)
         if not (data / LOCAL_S3_BUCKET).is_dir() and not http_ok(
                 f"{endpoint}/{LOCAL_S3_BUCKET}", method="PUT"):
-            raise TransientError(f"could not create bucket {LOCAL_S3_BUCKET} on {endpoint}; see {log}")
+            raise TransientError(
+                f"could not create bucket {LOCAL_S3_BUCKET} on {endpoint}; see {log}")
         return endpoint
 
     def prefect_workers(self, api: str, env: dict[str, str], pools: list[str]) -> None:

@@ -22,6 +22,8 @@ from citywatch.stack_procs import executable
 from citywatch.storage import is_remote
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.client.orchestration import SyncPrefectClient
 
 # local paths among the settings: made absolute, since flow runs start in the project dir
@@ -119,10 +121,27 @@ def deploy_all(api: str, project: Path, env: Mapping[str, str], log: Path, pools
         found = client.read_deployments(
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=pools)))
         for deployment in found:
-            if paused:
-                client.pause_deployment(deployment.id)
+            client.set_deployment_paused_state(deployment.id, paused)
             names.append(f"{client.read_flow(deployment.flow_id).name}/{deployment.name}")
+        if paused:
+            _drop_scheduled_runs(client, [d.id for d in found])
     return sorted(names)
+
+
+def _drop_scheduled_runs(client: "SyncPrefectClient", deployment_ids: list["UUID"]) -> None:
+    """Delete runs the scheduler made before the pause (no worker has started yet)."""
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId,
+                                                FlowRunFilter, FlowRunFilterState,
+                                                FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType
+
+    waiting = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[StateType.SCHEDULED, StateType.PENDING])))
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
+        flow_run_filter=waiting)
+    for run in runs:
+        client.delete_flow_run(run.id)
 
 
 def pool_has_online_worker(api: str, pool: str) -> bool:

@@ -18,8 +18,36 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+PK_METADATA = b"lance-schema:unenforced-primary-key:position"
+
+
 def open_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
-    """Open ``name``, creating it empty with ``schema`` if it does not exist."""
+    """Open ``name`` (created empty with ``schema`` if missing), keyed on ``id``."""
+    return _keyed(db, name, _open_checked(db, name, schema))
+
+
+def _keyed(db: "lancedb.DBConnection", name: str, table: "Table") -> "Table":
+    """Make ``id`` the table's unenforced primary key.
+
+    With the key set, a merge-insert racing another writer that inserts the same id
+    is retried by LanceDB instead of both inserting (without it, both rows land).
+    Setting the key races too when two processes create the table at once: the loser
+    re-reads the table and finds the key set.
+    """
+    for attempt in range(5):
+        if PK_METADATA in (table.schema.field("id").metadata or {}):
+            return table
+        try:
+            table.set_unenforced_primary_key("id")
+        except (ValueError, RuntimeError) as exc:  # set (or being set) by another writer
+            if attempt == 4:
+                raise TransientError(f"could not key table {name} on id: {exc}") from exc
+            time.sleep(0.05 * (attempt + 1))
+            table = db.open_table(name)
+    return table
+
+
+def _open_checked(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
     if has_table(db, name):
         table = db.open_table(name)
     else:
@@ -67,6 +95,14 @@ def faces_table(db: "lancedb.DBConnection", dim: int) -> "Table":
 
 def plates_table(db: "lancedb.DBConnection") -> "Table":
     return open_table(db, PlateRow.TABLE, PlateRow.SCHEMA)
+
+
+def insert_missing(table: "Table", data: pa.Table) -> int:
+    """Insert the rows whose ``id`` is not in ``table`` yet; returns how many were new."""
+    if data.num_rows == 0:
+        return 0
+    result = table.merge_insert("id").when_not_matched_insert_all().execute(data)
+    return int(result.num_inserted_rows)
 
 
 def upsert(table: "Table", data: pa.Table, *, attempts: int = 8) -> None:

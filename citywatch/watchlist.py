@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from citywatch.auth import check_four_eyes
-from citywatch.errors import BadInputError, NotFoundError, TransientError
+from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import sql_string
 from citywatch.images import decode_image
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
     from models.base import FaceModel
 
-PK_METADATA = b"lance-schema:unenforced-primary-key:position"
 MIN_ENROL_FACE_PX = 40  # smaller faces embed poorly: refused at enrolment
 MAX_ENROL_PHOTOS = 10
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
@@ -136,38 +134,8 @@ class WatchlistRow:
 # --- keyed tables ---------------------------------------------------------------------
 
 
-def keyed_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
-    """Open/create ``name`` with ``id`` as its unenforced primary key.
-
-    With the key set, a merge-insert that races another writer inserting the same id
-    is retried by LanceDB instead of both inserting (without it, both rows land).
-    Setting the key races too when two processes create the table at once: the
-    loser re-reads the table and finds the key set.
-    """
-    table = open_table(db, name, schema)
-    for attempt in range(5):
-        if PK_METADATA in (table.schema.field("id").metadata or {}):
-            return table
-        try:
-            table.set_unenforced_primary_key("id")
-        except (ValueError, RuntimeError) as exc:  # set (or being set) by another writer
-            if attempt == 4:
-                raise TransientError(f"could not key table {name} on id: {exc}") from exc
-            time.sleep(0.05 * (attempt + 1))
-            table = db.open_table(name)
-    return table
-
-
-def insert_missing(table: "Table", data: pa.Table) -> int:
-    """Insert the rows whose ``id`` is not in ``table`` yet; returns how many were new."""
-    if data.num_rows == 0:
-        return 0
-    result = table.merge_insert("id").when_not_matched_insert_all().execute(data)
-    return int(result.num_inserted_rows)
-
-
 def watchlist_table(db: "lancedb.DBConnection") -> "Table":
-    return keyed_table(db, WatchlistRow.TABLE, WatchlistRow.SCHEMA)
+    return open_table(db, WatchlistRow.TABLE, WatchlistRow.SCHEMA)
 
 
 # --- validation -----------------------------------------------------------------------
@@ -302,7 +270,6 @@ def enrol_face(storage: Storage, model: "FaceModel", photos: Sequence[tuple[byte
                     f"the same person (distance {gap:.3f} >= {default_threshold:.3f})")
     row = replace(row, model=model.name, embeddings=[v.astype(np.float32).tolist() for v in vectors],
                   photo_sha256=shas)
-    # governance: authorize + audit here (watchlist add, face)
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
 
@@ -317,7 +284,6 @@ def add_plate(storage: Storage, plate: str, request: EntryRequest, *, default_ma
     query = parse_plate_query(plate, DEFAULT_PLATE_GRAMMAR, max_edits=threshold)
     row = replace(_base_row(request, EntryKind.PLATE, now, max_days, threshold),
                   plate_query=query.text)
-    # governance: authorize + audit here (watchlist add, plate)
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
 
@@ -363,7 +329,6 @@ def approve(storage: Storage, entry_id: str, approved_by: str,
         raise BadInputError(f"watchlist entry {entry_id} expired at {row.expires_at.isoformat()}; "
                             "enrol it again with a new expiry")
     check_four_eyes(row.requested_by, approver)
-    # governance: authorize + audit here (watchlist approve)
     updated = replace(row, status=EntryStatus.ACTIVE.value, approved_by=approver,
                       approved_at=now, updated_at=now)
     upsert(watchlist_table(storage.db), rows_to_arrow([updated], WatchlistRow.SCHEMA))
@@ -378,7 +343,6 @@ def remove(storage: Storage, entry_id: str, removed_by: str, note: str,
     if row.status == EntryStatus.REMOVED:
         raise BadInputError(f"watchlist entry {entry_id} was already removed by {row.removed_by} "
                             f"at {row.removed_at.isoformat() if row.removed_at else '?'}")
-    # governance: authorize + audit here (watchlist remove)
     updated = replace(row, status=EntryStatus.REMOVED.value, embeddings=[],
                       removed_by=_required(removed_by, "removed by (the acting user)"),
                       removed_at=now, removal_note=_required(note, "removal note"), updated_at=now)

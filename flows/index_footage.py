@@ -10,7 +10,8 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from citywatch.auth import Action, governed
+from citywatch.audit import AuditLog
+from citywatch.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tasks.catalog import plan_index, register_cameras
@@ -59,11 +60,15 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
     settings = settings or Settings()
     storage = Storage(settings)
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
-    with governed(settings, storage, Action.INDEX_RUN, None, None,
-                  {"footage": footage_url, "retry_failed": retry_failed}) as run:
-        summary = _index(storage, settings, footage_url, retry_failed)
-        run.result_count = summary.indexed
-        run.detail = f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} faces"
+    params = {"footage": footage_url, "retry_failed": retry_failed}
+    actor = authorized(settings, storage, Action.INDEX_RUN, params)
+    summary = _index(storage, settings, footage_url, retry_failed)
+    if summary.indexed or summary.failed:  # runs that found nothing new are not audited
+        AuditLog(storage).record(
+            user=actor.user, role=actor.role_text, action=Action.INDEX_RUN.value, outcome="ok",
+            params=params, result_count=summary.indexed,
+            detail=f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} "
+                   f"faces, {summary.plates} plates")
     return summary
 
 

@@ -12,6 +12,7 @@ segment alerts seconds after the segment lands, not after the next sweep tick.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from prefect import flow, get_run_logger
@@ -22,6 +23,8 @@ from citywatch.storage import Storage
 from flows.index_footage import IndexSummary, index_footage
 from flows.watchlist_sweep import watchlist_sweep
 from tasks.catalog import plan_index
+
+log = logging.getLogger(__name__)
 
 
 @flow(name="ingest-new", log_prints=False)
@@ -39,7 +42,8 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
         task_runner=ThreadPoolTaskRunner(max_workers=settings.dask_workers))
     summary = runner(footage=footage_url, settings=settings)
     if summary.indexed and settings.ingest_sweeps:
-        watchlist_sweep(settings=settings)  # safe alongside the scheduled sweep: exactly once
+        # safe alongside the scheduled sweep (exactly once); if it fails, that one catches up
+        watchlist_sweep(settings=settings, return_state=True)
     return summary
 
 
@@ -50,7 +54,9 @@ def run_ingest_loop(settings: Settings, *, interval_s: float | None = None,
     done = 0
     while ticks is None or done < ticks:
         started = time.monotonic()
-        ingest_new(settings=settings)
+        state = ingest_new(settings=settings, return_state=True)
+        if not state.is_completed():  # recorded as a failed flow run; the next tick retries
+            log.warning("%s: %s", state.name, state.message)
         done += 1
         if ticks is None or done < ticks:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

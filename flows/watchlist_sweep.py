@@ -9,12 +9,15 @@ no per-run process start.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
+from citywatch.auth import Action, authorized
 from citywatch.settings import Settings
+from citywatch.storage import Storage
 from tasks.notify import DeliveryReport, deliver_task
 from tasks.sweep import SweepResult, sweep_task
 
@@ -24,12 +27,15 @@ class SweepSummary:
     sweep: SweepResult
     delivery: DeliveryReport
 
+log = logging.getLogger(__name__)
+
 
 @flow(name="watchlist-sweep", log_prints=False)
 def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     """Match rows written since the last sweep; write alerts; then deliver them."""
     settings = settings or Settings()
     logger = get_run_logger()
+    authorized(settings, Storage(settings), Action.SWEEP_RUN)  # alerts themselves are the record
     result = sweep_task(settings)
     logger.info("%d face rows and %d plate rows read; %d active entries; %d matches, "
                 "%d new alerts in %.2f s", result.faces_read, result.plates_read,
@@ -48,7 +54,9 @@ def run_sweep_loop(settings: Settings, *, interval_s: float | None = None,
     done = 0
     while ticks is None or done < ticks:
         started = time.monotonic()
-        watchlist_sweep(settings=settings)
+        state = watchlist_sweep(settings=settings, return_state=True)
+        if not state.is_completed():  # recorded as a failed flow run; the next tick retries
+            log.warning("%s: %s", state.name, state.message)
         done += 1
         if ticks is None or done < ticks:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

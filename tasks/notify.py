@@ -200,19 +200,19 @@ def deliver_pending(storage: Storage, settings: Settings, now: dt.datetime | Non
     # dismissed, or written by a sweep that crashed before its alert: not sent, not retried
     skipped = {d.id for d in owned} - {d.id for d in live}
     errors.update({d_id: "alert dismissed or missing: not sent" for d_id in skipped})
-    to_prefect = [d for d in live if d.sink == PREFECT_SINK]
-    if to_prefect:
-        error = publish_to_prefect([alerts[d.alert_id] for d in to_prefect])
-        errors.update({d.id: error for d in to_prefect})
-    for d in live:
-        if d.sink == LOG_SINK:
-            errors[d.id] = log_alert(alerts[d.alert_id])
     hooks = [d for d in live if d.sink.startswith(WEBHOOK_PREFIX)]
-    if hooks:
-        with ThreadPoolExecutor(max_workers=min(8, len(hooks))) as pool:
-            results = pool.map(lambda d: post_webhook(d.sink[len(WEBHOOK_PREFIX):], alerts[d.alert_id],
-                                                      settings.alert_webhook_timeout_s), hooks)
-            errors.update({d.id: err for d, err in zip(hooks, results, strict=True)})
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(hooks)))) as pool:
+        # webhooks first, in parallel: the Prefect API calls below do not delay them
+        posted = pool.map(lambda d: post_webhook(d.sink[len(WEBHOOK_PREFIX):], alerts[d.alert_id],
+                                                 settings.alert_webhook_timeout_s), hooks)
+        for d in live:
+            if d.sink == LOG_SINK:
+                errors[d.id] = log_alert(alerts[d.alert_id])
+        to_prefect = [d for d in live if d.sink == PREFECT_SINK]
+        if to_prefect:
+            error = publish_to_prefect([alerts[d.alert_id] for d in to_prefect])
+            errors.update({d.id: error for d in to_prefect})
+        errors.update({d.id: err for d, err in zip(hooks, posted, strict=True)})
     done = utcnow()
     outcomes = [_outcome(d, errors.get(d.id, ""), settings, done) for d in owned]
     outcomes = [replace(o, next_attempt_at=None) if o.id in skipped else o for o in outcomes]

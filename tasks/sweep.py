@@ -15,7 +15,7 @@ Exactly once. One alert per pass of an entry in front of a camera: matches are b
 per track, tracks of one entry and camera less than ``alert_pass_gap_s`` apart are one
 pass, and a pass that already has an alert raises no other. Alert id = hash(entry,
 camera, the pass's first track); writes are insert-if-absent on a
-table keyed by ``id`` (see citywatch.watchlist.keyed_table), so a re-run after a
+table keyed by ``id`` (see citywatch.tables.open_table), so a re-run after a
 crash, or two sweeps at once, cannot duplicate an alert. Deliveries are written
 before their alerts, so an alert never exists without its deliveries.
 """
@@ -43,7 +43,8 @@ from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arro
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
-from citywatch.watchlist import EntryKind, WatchlistRow, active_entries, insert_missing, keyed_table
+from citywatch.tables import insert_missing, open_table as keyed_table
+from citywatch.watchlist import EntryKind, WatchlistRow, active_entries
 from tasks.notify import configured_sinks
 
 log = logging.getLogger(__name__)

@@ -8,11 +8,15 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from citywatch.prefect_server import QUIET_ENV, start_prefect_server
 from citywatch.settings import Settings
+
+if TYPE_CHECKING:
+    from tests.s3 import S3Server
 
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -86,3 +90,12 @@ def indexed(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPat
     write_demo_users(Storage(settings))
     summary = run_index(settings)
     return Indexed(root, settings, summary)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["S3Server"]:
+    """A real S3 API (moto, in-process) on a free loopback port; tests make their own buckets."""
+    from tests.s3 import moto_server
+
+    with moto_server() as server:
+        yield server

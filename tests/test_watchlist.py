@@ -426,3 +426,37 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id]
                 if d.sink == f"webhook:{url}")
     assert (hook.state, hook.attempts, hook.last_error) == (DeliveryState.DELIVERED, 2, "")
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_refuses_a_group_photo_and_self_approval(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from citywatch.cli import main
+
+    root = str(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "users.yaml").write_text(
+        "users:\n  - {name: alice, roles: [supervisor]}\n  - {name: bob, roles: [supervisor]}\n"
+        "  - {name: ann, roles: [analyst]}\n")
+    common = ["--label", "Person A", "--reason", "missing", "--expires", "2d", "--case", "CASE-7",
+              "--why", "reported missing yesterday", "--json"]
+    group = str(fetch_media() / "t1.jpg")
+    assert main(["--root", root, "--user", "alice", "watchlist", "add", "face", "--photo", group,
+                 *common]) == 2
+    assert "t1.jpg: 6 faces found" in capsys.readouterr().err
+    assert main(["--root", root, "--user", "alice", "watchlist", "add", "plate", "AB 1234",
+                 *common]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert (entry["plate_query"], entry["state"], entry["requested_by"]) == ("AB1234", "pending", "alice")
+    why = ["--why", "matches the case file, approved"]
+    assert main(["--root", root, "--user", "alice", "watchlist", "approve", entry["id"], *why]) == 3
+    assert "four-eyes" in capsys.readouterr().err
+    assert main(["--root", root, "--user", "ann", "watchlist", "approve", entry["id"], *why]) == 3
+    assert "may not watchlist_approve" in capsys.readouterr().err
+    assert main(["--root", root, "--user", "bob", "watchlist", "approve", entry["id"], *why]) == 0
+    capsys.readouterr()
+    assert main(["--root", root, "--user", "bob", "watchlist", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["id"], e["state"], e["approved_by"]) for e in listed] == [(entry["id"], "active", "bob")]

@@ -1,0 +1,356 @@
+"""Vehicles with licence plates in the sample footage: car sprites, their paths, truth rows.
+
+A car is drawn once, front or rear view, at the largest size it will be shown (body,
+windows, lights, wheels and a plate from ``citywatch.plate_render``, degraded with mild
+blur, noise and JPEG artefacts), then scaled per frame. Front plates (white) are on
+cars coming nearer, rear plates (yellow) on cars going away. At the fixed cameras a car
+crosses the frame from edge to edge in 3-8 s along the camera's road, getting nearer or
+further; it never touches a face, a privacy mask or the on-screen display, and its plate
+is never hidden by a nearer person. Plates are "readable" (>= 85 px wide all the way)
+or "small" (40-75 px).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import cv2
+import numpy as np
+
+from citywatch.errors import BadInputError
+from citywatch.plate_render import PlateStyle, degrade_plate, random_hk_plate, render_plate
+from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, plate_distance
+from citywatch.sample_cameras import CameraSite
+from citywatch.sample_plan import Placement, SampleConfig
+from citywatch.sample_scene import BoxI, osd_box
+from citywatch.sample_truth import FaceBox, VehicleTruth
+
+PLATE_SHARE = 0.28  # plate width / car width (520 mm on a ~1.85 m wide car)
+CAR_ASPECT = 0.8  # car height / width, front or rear view
+_PLATE_Y = 0.77  # plate centre, fraction of the car height from its top
+_FACE_FROM_PLATE = 0.385  # a face (~0.2 m) vs a plate (0.52 m) at the same distance
+MIN_DRIVE_S, MAX_DRIVE_S = 3.0, 8.0
+READABLE_PX = (85.0, 200.0)
+SMALL_PX = (40.0, 75.0)
+PERSONALISED = ("MYCAR", "BATMAN", "LUCKY8")  # read the same whatever the confusables
+_EXPOSURE_S = 1 / 150  # motion blur: how far a car moves while the shutter is open
+_TRIES = 40
+_COLOURS = ((235, 235, 232), (192, 194, 197), (32, 32, 34), (82, 82, 88), (40, 40, 185),
+            (110, 60, 25), (50, 85, 40), (165, 195, 212), (150, 95, 40), (45, 35, 200))
+
+ImageU8 = np.ndarray
+
+
+@dataclass(frozen=True)
+class CarSprite:
+    """A car drawn at its largest size: premultiplied BGR, alpha, where its plate is."""
+
+    premult: ImageU8  # BGR * alpha, uint8
+    alpha: np.ndarray  # float32 0..1, same height and width
+    plate_box: tuple[float, float, float, float]  # x1, y1, x2, y2 in sprite pixels
+    plate_px: float  # plate width at this size
+
+
+@dataclass(frozen=True)
+class VehicleTrack:
+    """A car moving on a straight path: (centre x, bottom y, plate width px) from
+    ``start`` to ``end`` between ``t_start`` and ``t_end`` (camera time, s)."""
+
+    plate: str
+    style: PlateStyle
+    car: CarSprite
+    t_start: float
+    t_end: float
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    blur_px: float  # horizontal motion blur length
+
+    def _state(self, t: float) -> tuple[float, float, float]:
+        u = min(1.0, max(0.0, (t - self.t_start) / (self.t_end - self.t_start)))
+        x, y, p = (a + (b - a) * u for a, b in zip(self.start, self.end))
+        return x, y, p
+
+    def _placement(self, t: float) -> tuple[int, int, int, int]:
+        cx, bottom, plate_w = self._state(t)
+        h, w = self.car.alpha.shape
+        scale = plate_w / self.car.plate_px
+        new_w, new_h = max(2, round(w * scale)), max(2, round(h * scale))
+        return round(cx - new_w / 2), round(bottom - new_h), new_w, new_h
+
+    def extent(self, t: float) -> BoxI:
+        x0, y0, new_w, new_h = self._placement(t)
+        return (x0, y0, x0 + new_w, y0 + new_h)
+
+    def plate_box(self, t: float) -> BoxI:
+        """The plate as composited at ``t`` (not clipped to the frame)."""
+        x0, y0, new_w, new_h = self._placement(t)
+        h, w = self.car.alpha.shape
+        x1, y1, x2, y2 = self.car.plate_box
+        rx, ry = new_w / w, new_h / h
+        return (round(x0 + x1 * rx), round(y0 + y1 * ry), round(x0 + x2 * rx), round(y0 + y2 * ry))
+
+    def depth(self, t: float) -> float:
+        return _FACE_FROM_PLATE * self._state(t)[2]  # comparable with a person's face px
+
+    def draw(self, frame: ImageU8, t: float) -> None:
+        x0, y0, new_w, new_h = self._placement(t)
+        height, width = frame.shape[:2]
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(width, x0 + new_w), min(height, y0 + new_h)
+        if xa >= xb or ya >= yb:
+            return
+        premult = cv2.resize(self.car.premult, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        alpha = cv2.resize(self.car.alpha, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        k = round(self.blur_px)
+        if k >= 2:
+            premult, alpha = cv2.blur(premult, (k, 1)), cv2.blur(alpha, (k, 1))
+        sub = (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
+        a = alpha[sub][:, :, None]
+        roi = frame[ya:yb, xa:xb]
+        roi[:] = (premult[sub].astype(np.float32) + roi.astype(np.float32) * (1.0 - a) + 0.5
+                  ).clip(0, 255).astype(np.uint8)
+
+
+# --- drawing -------------------------------------------------------------------------
+
+
+def _fill(canvas: np.ndarray, mask: np.ndarray, points: list[tuple[float, float]],
+          colour: tuple[int, int, int]) -> None:
+    h, w = mask.shape
+    poly = np.round(np.array([(x * w, y * h) for x, y in points]) * 16).astype(np.int32)
+    cv2.fillPoly(canvas, [poly], colour, lineType=cv2.LINE_AA, shift=4)
+    cv2.fillPoly(mask, [poly], 255, lineType=cv2.LINE_AA, shift=4)
+
+
+def _rounded(x1: float, y1: float, x2: float, y2: float, r: float,
+             aspect: float) -> list[tuple[float, float]]:
+    """A rounded rectangle in fractions of the car (``r`` of the width)."""
+    ry = r / aspect
+    corners = ((x2 - r, y1 + ry, -90), (x2 - r, y2 - ry, 0), (x1 + r, y2 - ry, 90),
+               (x1 + r, y1 + ry, 180))
+    return [(cx + r * math.cos(math.radians(a0 + d)), cy + ry * math.sin(math.radians(a0 + d)))
+            for cx, cy, a0 in corners for d in range(0, 91, 15)]
+
+
+def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
+    return tuple(int(min(255, c * factor)) for c in colour)  # type: ignore[return-value]
+
+
+def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, int, int],
+               rng: np.random.Generator) -> CarSprite:
+    """A front (``style="front"``) or rear view of a car whose plate is ``plate_px`` wide."""
+    width = max(16, round(plate_px / PLATE_SHARE))
+    height = round(width * CAR_ASPECT)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    tyre, glass = (28, 28, 30), (70, 62, 58)
+    for x1 in (0.07, 0.75):
+        _fill(canvas, mask, _rounded(x1, 0.78, x1 + 0.18, 1.0, 0.03, CAR_ASPECT), tyre)
+    _fill(canvas, mask, [(0.17, 0.03), (0.83, 0.03), (0.96, 0.46), (0.04, 0.46)], _shade(body, 0.92))
+    _fill(canvas, mask, _rounded(0.0, 0.42, 1.0, 0.92, 0.06, CAR_ASPECT), body)
+    _fill(canvas, mask, [(0.21, 0.08), (0.79, 0.08), (0.9, 0.41), (0.1, 0.41)], glass)
+    _fill(canvas, mask, [(0.55, 0.08), (0.63, 0.08), (0.45, 0.41), (0.37, 0.41)], _shade(glass, 1.35))
+    for x1 in (0.0, 0.93):
+        _fill(canvas, mask, [(x1, 0.36), (x1 + 0.07, 0.36), (x1 + 0.07, 0.44), (x1, 0.44)],
+              _shade(body, 0.7))
+    lamp = (225, 232, 235) if style == "front" else (45, 40, 205)
+    for x1 in (0.05, 0.74):
+        _fill(canvas, mask, _rounded(x1, 0.48, x1 + 0.21, 0.58, 0.025, CAR_ASPECT), lamp)
+    if style == "front":
+        _fill(canvas, mask, _rounded(0.33, 0.5, 0.67, 0.61, 0.02, CAR_ASPECT), (38, 38, 40))
+    else:
+        _fill(canvas, mask, [(0.08, 0.62), (0.92, 0.62), (0.92, 0.635), (0.08, 0.635)],
+              _shade(body, 0.6))
+    _fill(canvas, mask, _rounded(0.02, 0.66, 0.98, 0.9, 0.04, CAR_ASPECT), _shade(body, 0.8))
+    shaded = canvas.astype(np.float32) * np.linspace(1.06, 0.9, height, dtype=np.float32)[:, None, None]
+    canvas = shaded.clip(0, 255).astype(np.uint8)
+    plate_w = round(plate_px)
+    image = render_plate(plate, style=style, width_px=plate_w, rng=rng)
+    bgra = degrade_plate(image, rng, blur=float(rng.uniform(0.6, 1.4)),
+                         rotation_deg=float(rng.uniform(-1.0, 1.0)), perspective=0.01,
+                         noise=float(rng.uniform(2.0, 4.0)), jpeg_quality=int(rng.integers(55, 81)))
+    cx, cy = width / 2, _PLATE_Y * height
+    bx, by = round(cx - bgra.shape[1] / 2), round(cy - bgra.shape[0] / 2)
+    a = bgra[..., 3:].astype(np.float32) / 255.0
+    roi = canvas[by:by + bgra.shape[0], bx:bx + bgra.shape[1]]
+    roi[:] = (bgra[..., :3] * a + roi * (1.0 - a) + 0.5).astype(np.uint8)
+    canvas = cv2.GaussianBlur(canvas, (3, 3), 0.6)
+    alpha = cv2.GaussianBlur(mask, (3, 3), 0.8).astype(np.float32) / 255.0
+    plate_h = image.shape[0]
+    box = (cx - plate_w / 2, cy - plate_h / 2, cx + plate_w / 2, cy + plate_h / 2)
+    premult = (canvas.astype(np.float32) * alpha[:, :, None] + 0.5).astype(np.uint8)
+    return CarSprite(premult, alpha, box, float(plate_w))
+
+
+# --- plates --------------------------------------------------------------------------
+
+
+def pick_plates(count: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
+    """``count`` distinct, standard HK marks, none within one confusable swap of another
+    or of ``taken`` (so a search one character off finds exactly one plate)."""
+    out: list[str] = []
+    while len(out) < count:
+        text = random_hk_plate(rng)
+        if DEFAULT_PLATE_GRAMMAR.rank(text) != 0 or fix_confusables(text) != text:
+            continue
+        if all(plate_distance(text, other) > 1.0 for other in (*out, *taken)):
+            out.append(text)
+    return out
+
+
+# --- placing cars at the fixed cameras ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class VehiclePlacement:
+    camera_index: int
+    segment_index: int
+    track: VehicleTrack
+
+
+def _overlaps(a: BoxI, b: BoxI, margin: int) -> bool:
+    return (a[0] - margin < b[2] and b[0] - margin < a[2]
+            and a[1] - margin < b[3] and b[1] - margin < a[3])
+
+
+def frame_times(t_start: float, t_end: float, fps: int) -> list[float]:
+    return [n / fps for n in range(math.ceil(t_start * fps), math.floor(t_end * fps) + 1)]
+
+
+def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[BoxI], fps: int) -> bool:
+    rivals = [p.track for p in people
+              if p.track.t_start <= track.t_end and track.t_start <= p.track.t_end]
+    for t in frame_times(track.t_start, track.t_end, fps):
+        car, plate = track.extent(t), track.plate_box(t)
+        if any(_overlaps(car, box, 4) for box in forbidden):
+            return False
+        for person in rivals:
+            if not person.t_start <= t <= person.t_end:
+                continue
+            if _overlaps(car, person.face_box(t), 8):
+                return False
+            if person.depth(t) >= track.depth(t) and _overlaps(plate, person.extent(t), 4):
+                return False
+    return True
+
+
+def _candidate(plate: str, readable: bool, site: CameraSite, window: tuple[float, float],
+               cfg: SampleConfig, rng: np.random.Generator) -> VehicleTrack | None:
+    """A car crossing the frame within ``window`` (camera time), nearing or receding."""
+    k = cfg.height / 720
+    lo, hi = READABLE_PX if readable else SMALL_PX
+    far = rng.uniform(lo, min(hi, lo * 1.6))
+    near = min(hi, far * rng.uniform(1.1, 1.45))
+    approaching = rng.random() < 0.5
+    sizes = [k * far, k * near] if approaching else [k * near, k * far]
+    road_y, road_rise = site.road
+    bottoms = [k * road_y + road_rise * s + rng.uniform(-0.02, 0.02) * cfg.height for s in sizes]
+    halves = [s / PLATE_SHARE / 2 + 2 for s in sizes]
+    xs = [-halves[0], cfg.width + halves[1]]
+    if rng.random() < 0.5:
+        xs = [cfg.width + halves[0], -halves[1]]
+    distance = abs(xs[1] - xs[0])
+    mean_plate = (sizes[0] + sizes[1]) / 2
+    # at most ~2.3 plate widths between samples 0.5 s apart, so the tracker can follow
+    shortest = max(MIN_DRIVE_S, distance / (4.6 * mean_plate))
+    longest = min(MAX_DRIVE_S, window[1] - window[0])
+    if shortest > longest:
+        return None
+    duration = rng.uniform(shortest, longest)
+    t0 = math.ceil(rng.uniform(window[0], window[1] - duration) * cfg.fps) / cfg.fps
+    t1 = math.floor((t0 + duration) * cfg.fps) / cfg.fps
+    style: PlateStyle = "front" if approaching else "rear"
+    car = render_car(plate, style, max(sizes), _COLOURS[int(rng.integers(len(_COLOURS)))], rng)
+    return VehicleTrack(plate, style, car, t0, t1, (xs[0], bottoms[0], sizes[0]),
+                        (xs[1], bottoms[1], sizes[1]), blur_px=distance / duration * _EXPOSURE_S)
+
+
+def _free_windows(segment: int, cfg: SampleConfig,
+                  taken: list[VehiclePlacement]) -> list[tuple[float, float]]:
+    seg_len = cfg.segment_seconds
+    free = [(segment * seg_len + 1.0, (segment + 1) * seg_len - 0.5)]
+    for other in taken:
+        a, b = other.track.t_start - 0.5, other.track.t_end + 0.5
+        free = [piece for x, y in free
+                for piece in ((x, min(y, a)), (max(x, b), y)) if piece[1] > piece[0]]
+    return [(x, y) for x, y in free if y - x >= MIN_DRIVE_S]
+
+
+def plan_vehicles(sites: tuple[CameraSite, ...], people: list[Placement], cfg: SampleConfig,
+                  rng: np.random.Generator, taken: set[str]) -> list[VehiclePlacement]:
+    """Cars at the fixed cameras, one at a time per camera, ~one per 10 s of footage.
+
+    Two in three are readable; the first readable one carries a personalised mark.
+    Slots too busy with people to fit a car are left without one.
+    """
+    per_segment = max(1, int(cfg.segment_seconds // 10))
+    slots = [(c, s) for s in range(cfg.segments_per_camera) for c in range(len(sites))]
+    plates = pick_plates(len(slots) * per_segment, rng, taken | set(PERSONALISED))
+    plates[0] = PERSONALISED[int(rng.integers(len(PERSONALISED)))]
+    placed: list[VehiclePlacement] = []
+    n = 0
+    for camera_index, segment in slots:
+        site = sites[camera_index]
+        forbidden = [*site.mask_boxes(cfg.size), osd_box(cfg.size)]
+        walkers = [p for p in people if p.camera_index == camera_index and p.segment_index == segment]
+        for _ in range(per_segment):
+            readable = n % 3 != 2
+            here = [v for v in placed if v.camera_index == camera_index and v.segment_index == segment]
+            for _ in range(_TRIES):
+                windows = _free_windows(segment, cfg, here)
+                if not windows:
+                    break
+                lengths = np.array([y - x for x, y in windows])
+                window = windows[int(rng.choice(len(windows), p=lengths / lengths.sum()))]
+                track = _candidate(plates[n], readable, site, window, cfg, rng)
+                if track is not None and _fits(track, walkers, forbidden, cfg.fps):
+                    placed.append(VehiclePlacement(camera_index, segment, track))
+                    n += 1
+                    break
+    return placed
+
+
+# --- ground truth ------------------------------------------------------------------------
+
+
+def vehicle_truth(track: VehicleTrack, camera_id: str, key: str, segment_start: datetime,
+                  first_frame: int, cfg: SampleConfig,
+                  where: tuple[float, float] | None = None,
+                  locate: Callable[[datetime], tuple[float, float] | None] | None = None,
+                  ) -> VehicleTruth:
+    """The truth row of one car: when its plate is in view, its widths, boxes every 0.5 s,
+    and where it was seen (``where``; or ``locate(best time)`` for a moving camera)."""
+    fps = cfg.fps
+    sample_frames = {math.floor(j * fps / 2 + 0.5) for j in range(2 * int(cfg.segment_seconds) + 1)}
+    visible: list[int] = []
+    boxes: list[FaceBox] = []
+    full: list[tuple[int, float, int]] = []  # (plate width, -off centre, frame)
+    for t in frame_times(track.t_start, track.t_end, fps):
+        x1, y1, x2, y2 = track.plate_box(t)
+        cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(cfg.width, x2), min(cfg.height, y2)
+        if cx1 >= cx2 or cy1 >= cy2:
+            continue
+        frame = round(t * fps) - first_frame
+        if not 0 <= frame < cfg.frames_per_segment:
+            continue
+        visible.append(frame)
+        if (cx1, cy1, cx2, cy2) == (x1, y1, x2, y2):
+            full.append((x2 - x1, -abs((x1 + x2) / 2 - cfg.width / 2), frame))
+        if frame in sample_frames:
+            boxes.append(FaceBox(round(frame / fps, 4), cx1, cy1, cx2, cy2))
+    if not full:
+        raise BadInputError(f"plate {track.plate} on {camera_id} is never fully in view")
+    best_frame = max(full)[2]
+    best = segment_start + timedelta(milliseconds=round(best_frame * 1000 / fps))
+    if locate is not None:
+        where = locate(best)
+    widths = [w for w, _, _ in full]
+    return VehicleTruth(
+        plate=track.plate, style=track.style, camera_id=camera_id, key=key,
+        start=segment_start + timedelta(milliseconds=round(visible[0] * 1000 / fps)),
+        end=segment_start + timedelta(milliseconds=round(visible[-1] * 1000 / fps)),
+        best=best, min_plate_px=min(widths), max_plate_px=max(widths), boxes=tuple(boxes),
+        lat=where[0] if where else None, lon=where[1] if where else None,
+    )
