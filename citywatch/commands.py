@@ -58,6 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(handler=cmd_demo)
 
+    p = sub.add_parser("retention", help="delete face/plate rows past retention unless held (admin)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_retention)
+
+    p = sub.add_parser("hold", help="keep a track's rows past retention for a case (supervisor)")
+    p.add_argument("track_id", help="a face or plate track id (from search results)")
+    add_case_arguments(p)
+    p.set_defaults(handler=cmd_hold)
+
     # the other command groups live in their own modules (they import this one)
     from citywatch import commands_audit, commands_export, commands_stack, commands_watchlist
 
@@ -230,3 +239,31 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from citywatch.demo import run_demo
 
     return run_demo(settings, args.seed)
+
+
+def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_prefect_server(settings.state_dir)
+    from flows.retention import retention
+
+    summary = retention(settings=settings)
+    if args.json:
+        output.as_json({"faces": summary.faces.__repr__(), "plates": summary.plates.__repr__()})
+        return 0
+    for counts in (summary.faces, summary.plates):
+        output.line(f"{counts.table}: {counts.deleted_rows} rows and {counts.deleted_thumbnails} "
+                    f"thumbnails older than {counts.cutoff:%Y-%m-%d %H:%M} UTC deleted; "
+                    f"{counts.held_rows} held for cases")
+    return 0
+
+
+def cmd_hold(args: argparse.Namespace, settings: Settings) -> int:
+    from citywatch.auth import Action, governed
+    from tasks.retention import add_hold
+
+    storage = Storage(settings)
+    with governed(settings, storage, Action.CASE_HOLD, args.case_id, args.justification,
+                  {"track": args.track_id}) as run:
+        row = add_hold(storage, run.case_id, args.track_id, run.actor.user, run.justification)
+        run.result_count = 1
+    output.line(f"track {row.track_id} held for case {row.case_id}: kept past retention")
+    return 0

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     )
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local cluster.")
     dask_threads_per_worker: int = Field(1, ge=1)
+    retention_faces_days: int = Field(31, ge=1, description="Face rows and thumbnails are "
+                                      "deleted after this many days unless a case holds them.")
+    retention_plates_days: int = Field(90, ge=1, description="The same for plate rows.")
     index_lease_s: float = Field(
         900, gt=0, description="How long a run's claim on a segment lasts before another "
         "run may take it over (a crashed run's segments wait this long)."

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from citywatch.auth import Action, check_case
+from citywatch.auth import Action, GovernedRun, governed
 from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import format_stamp
 from citywatch.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
@@ -86,19 +86,18 @@ render_task = task(render_export, name="export-render", retries=1, **_TASK_OPTIO
 
 @contextmanager
 def governed_export(settings: Settings, storage: Storage,
-                    request: ExportRequest) -> Iterator[tuple[str, str]]:
-    """CALL SITE for authorization and audit of ``Action.EXPORT`` (not wired yet).
-
-    Today this only validates the case id and justification (``auth.check_case``).
-    Wiring: replace the body with ``with citywatch.auth.governed(settings, storage,
-    Action.EXPORT, request.case_id, request.justification, params=<request fields>,
-    probe_sha256=...) as run:`` and yield ``(run.case_id, run.justification)``; set
-    ``run.result_count = 1`` and ``run.detail = <manifest URI>`` after the export.
-    """
-    case_id, why = check_case(Action.EXPORT, request.case_id, request.justification)
+                    request: ExportRequest) -> Iterator[GovernedRun]:
+    """Authorize and audit ``Action.EXPORT`` (role, case id, justification)."""
+    case_id = request.case_id or ""
     if any(part in ("", ".", "..") for part in case_id.split("/")):
         raise BadInputError(f"case id {case_id!r} must not have empty, '.' or '..' parts")
-    yield case_id, why
+    params = {"kind": request.kind, "sighting": request.sighting_id, "alert": request.alert_id,
+              "camera": request.camera_id, "probe": request.probe, "pad_s": request.pad_s,
+              "since": request.since.isoformat() if request.since else None,
+              "until": request.until.isoformat() if request.until else None}
+    with governed(settings, storage, Action.EXPORT, request.case_id, request.justification,
+                  params) as run:
+        yield run
 
 
 @flow(name="redact-export")
@@ -108,7 +107,8 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
     logger = get_run_logger()
     storage = Storage(settings)
     key = signing_key(settings)  # fail early if the key is unusable
-    with governed_export(settings, storage, request) as (case_id, justification):
+    with governed_export(settings, storage, request) as run:
+        case_id, justification = run.case_id, run.justification
         resolved, plan = prepare_task(request, settings)
         for gap in plan.gaps:
             logger.warning("gap in footage %s .. %s: %s", gap.start.isoformat(),
@@ -120,10 +120,12 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
         rendered = render_task(resolved, plan, scan, settings, key_base, export_id)
         manifest = build_manifest(
             export_id=export_id, case_id=case_id, justification=justification,
-            user=settings.user or "unknown", created=created, resolved=resolved, plan=plan,
+            user=run.actor.user, created=created, resolved=resolved, plan=plan,
             scan=scan, rendered=rendered, settings=settings, key_id=key.key_id)
         signed = sign(manifest.to_document(), key)
         manifest_uri = storage.write_bytes(f"{key_base}{MANIFEST_SUFFIX}", render_manifest(signed))
+        run.result_count = 1
+        run.detail = manifest_uri
     logger.info("export %s: %d frames, subject %s, %d gaps; manifest %s", export_id,
                 rendered.clip.frames, rendered.subject.matched_by, len(plan.gaps), manifest_uri)
     return ExportResult(export_id, case_id, rendered.clip.uri, manifest_uri, rendered.log.uri,

@@ -34,7 +34,7 @@ class DecodeStats:
     duration_s: float = 0.0
 
 
-def _open(storage: Storage, uri: str) -> av.container.InputContainer:
+def open_segment(storage: Storage, uri: str) -> av.container.InputContainer:
     try:
         if is_remote(uri):
             fs, path = storage.fs(uri)
@@ -97,7 +97,7 @@ def moving_regions(mask: np.ndarray, scale: float, max_regions: int = 8) -> list
 def sample_frames(storage: Storage, uri: str, *, sample_fps: float, gate: MotionGate,
                   stats: DecodeStats, threads: int = 1) -> Iterator[SampledFrame]:
     """Yield frames every ``1/sample_fps`` seconds of the segment, with a motion flag."""
-    with _open(storage, uri) as container:
+    with open_segment(storage, uri) as container:
         if not container.streams.video:
             raise BadInputError(f"segment {uri} has no video stream")
         stream = container.streams.video[0]

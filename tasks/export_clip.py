@@ -27,7 +27,7 @@ from citywatch.filters import sql_string, where_clause
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table
-from tasks.decode import _open as open_segment
+from tasks.decode import open_segment
 from tasks.index_segment import file_sha256
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,45 @@
+"""Deployment ``retention`` (daily): biometric rows past retention are deleted unless held."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from prefect import flow, get_run_logger
+
+from citywatch.auth import Action, governed
+from citywatch.schemas import FaceRow, PlateRow, utcnow
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from tasks.retention import RetentionCounts, held_tracks, purge_table
+
+
+@dataclass(frozen=True)
+class RetentionSummary:
+    faces: RetentionCounts
+    plates: RetentionCounts
+
+
+def run_retention(settings: Settings, now: dt.datetime | None = None) -> RetentionSummary:
+    """Plain function behind the flow; governed (admin) and audited with counts."""
+    storage = Storage(settings)
+    now = now or utcnow()
+    params = {"faces_days": settings.retention_faces_days,
+              "plates_days": settings.retention_plates_days, "now": now.isoformat()}
+    with governed(settings, storage, Action.RETENTION_RUN, None, None, params) as run:
+        held = held_tracks(storage)
+        faces = purge_table(storage, FaceRow.TABLE, settings.retention_faces_days, now, held)
+        plates = purge_table(storage, PlateRow.TABLE, settings.retention_plates_days, now, held)
+        run.result_count = faces.deleted_rows + plates.deleted_rows
+        run.detail = (f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
+                      f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
+                      f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails")
+    return RetentionSummary(faces, plates)
+
+
+@flow(name="retention")
+def retention(settings: Settings | None = None) -> RetentionSummary:
+    settings = settings or Settings()
+    summary = run_retention(settings)
+    get_run_logger().info("retention: faces %s; plates %s", summary.faces, summary.plates)
+    return summary

@@ -1,0 +1,99 @@
+"""Retention: delete biometric rows and their thumbnails past their period, unless held.
+
+A hold (``holds`` table) keeps every row of one track (``track_id``) for a case, e.g.
+a sighting that became evidence. Rows are deleted from LanceDB, old table versions
+are cleaned up (so the bytes are really gone), and thumbnails are removed from storage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+
+from citywatch.errors import NotFoundError
+from citywatch.filters import sql_string, sql_timestamp
+from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.storage import Storage
+from citywatch.tables import has_table, open_table, upsert
+
+
+CLEANUP_GRACE_MIN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """A case keeps one track's rows past retention."""
+
+    id: str  # "<case_id>|<track_id>"
+    case_id: str
+    track_id: str
+    created_by: str
+    created_at: dt.datetime
+    note: str
+
+    TABLE: ClassVar[str] = "holds"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("case_id", pa.string()),
+        pa.field("track_id", pa.string()),
+        pa.field("created_by", pa.string()),
+        pa.field("created_at", TS),
+        pa.field("note", pa.string()),
+    ])
+
+
+def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str) -> HoldRow:
+    """Hold a face or plate track for a case (the track must exist)."""
+    found = False
+    for table_name in (FaceRow.TABLE, PlateRow.TABLE):
+        if has_table(storage.db, table_name):
+            table = storage.db.open_table(table_name)
+            found = found or table.count_rows(f"track_id = {sql_string(track_id)}") > 0
+    if not found:
+        raise NotFoundError(f"track {track_id!r}: no face or plate rows with that track id")
+    row = HoldRow(f"{case_id}|{track_id}", case_id, track_id, user, utcnow(), note)
+    upsert(open_table(storage.db, HoldRow.TABLE, HoldRow.SCHEMA), rows_to_arrow([row], HoldRow.SCHEMA))
+    return row
+
+
+def held_tracks(storage: Storage) -> set[str]:
+    if not has_table(storage.db, HoldRow.TABLE):
+        return set()
+    rows = arrow_to_rows(open_table(storage.db, HoldRow.TABLE, HoldRow.SCHEMA).to_arrow(), HoldRow)
+    return {r.track_id for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionCounts:
+    table: str
+    cutoff: dt.datetime
+    deleted_rows: int
+    held_rows: int
+    deleted_thumbnails: int
+
+
+def purge_table(storage: Storage, table_name: str, days: int, now: dt.datetime,
+                held: set[str]) -> RetentionCounts:
+    """Delete rows of ``table_name`` with ``ts`` before ``now - days`` not in ``held``."""
+    cutoff = now - dt.timedelta(days=days)
+    if not has_table(storage.db, table_name):
+        return RetentionCounts(table_name, cutoff, 0, 0, 0)
+    table = storage.db.open_table(table_name)
+    old = f"ts < {sql_timestamp(cutoff)}"
+    rows = table.search().where(old).select(["id", "track_id", "thumb_uri"]).limit(None).to_list()
+    doomed = [r for r in rows if r["track_id"] not in held]
+    if doomed:
+        keep = ", ".join(sql_string(t) for t in sorted(held)) if held else ""
+        table.delete(old + (f" AND track_id NOT IN ({keep})" if keep else ""))
+        # drop old versions too, so the deleted rows' bytes are really gone; keep the
+        # last few minutes for readers (index/sweep) that still hold an older version
+        table.optimize(cleanup_older_than=dt.timedelta(minutes=CLEANUP_GRACE_MIN))
+    removed = 0
+    for row in doomed:
+        if row["thumb_uri"] and storage.exists(row["thumb_uri"]):
+            storage.delete(row["thumb_uri"])
+            removed += 1
+    return RetentionCounts(table_name, cutoff, len(doomed), len(rows) - len(doomed), removed)
