@@ -12,6 +12,7 @@ or "small" (40-75 px).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import PlateStyle, degrade_plate, random_hk_plate, render_plate
+from citywatch.plate_render import PLATE_MM, PlateStyle, degrade_plate, random_hk_plate, render_plate
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, plate_distance
 from citywatch.sample_cameras import CameraSite
 from citywatch.sample_plan import Placement, SampleConfig
@@ -35,9 +36,12 @@ _FACE_FROM_PLATE = 0.385  # a face (~0.2 m) vs a plate (0.52 m) at the same dist
 MIN_DRIVE_S, MAX_DRIVE_S = 3.0, 8.0
 READABLE_PX = (85.0, 200.0)
 SMALL_PX = (40.0, 75.0)
+# most a plate moves between samples 0.5 s apart, in plate widths (the indexer's tracker
+# follows a text box that moves up to ~3 box widths; the text is narrower than the plate)
+_MAX_STEP = {True: 1.3, False: 2.2}
 PERSONALISED = ("MYCAR", "BATMAN", "LUCKY8")  # read the same whatever the confusables
 _EXPOSURE_S = 1 / 150  # motion blur: how far a car moves while the shutter is open
-_TRIES = 40
+_TRIES = 120
 _COLOURS = ((235, 235, 232), (192, 194, 197), (32, 32, 34), (82, 82, 88), (40, 40, 185),
             (110, 60, 25), (50, 85, 40), (165, 195, 212), (150, 95, 40), (45, 35, 200))
 
@@ -52,6 +56,13 @@ class CarSprite:
     alpha: np.ndarray  # float32 0..1, same height and width
     plate_box: tuple[float, float, float, float]  # x1, y1, x2, y2 in sprite pixels
     plate_px: float  # plate width at this size
+
+    @classmethod
+    def outline(cls, plate_px: float) -> CarSprite:
+        """The geometry of ``render_car(..., plate_px, ...)`` without drawing it (planning)."""
+        width, height, box = _car_geometry(plate_px)
+        return cls(np.zeros((1, 1, 3), np.uint8), np.zeros((height, width), np.float32), box,
+                   float(round(plate_px)))
 
 
 @dataclass(frozen=True)
@@ -138,11 +149,20 @@ def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
     return tuple(int(min(255, c * factor)) for c in colour)  # type: ignore[return-value]
 
 
+def _car_geometry(plate_px: float) -> tuple[int, int, tuple[float, float, float, float]]:
+    """Sprite width, height and plate box of a car whose plate is ``plate_px`` wide."""
+    width = max(16, round(plate_px / PLATE_SHARE))
+    height = round(width * CAR_ASPECT)
+    plate_w = round(plate_px)
+    plate_h = max(4, round(plate_w * PLATE_MM[1] / PLATE_MM[0]))  # as render_plate sizes it
+    cx, cy = width / 2, _PLATE_Y * height
+    return width, height, (cx - plate_w / 2, cy - plate_h / 2, cx + plate_w / 2, cy + plate_h / 2)
+
+
 def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, int, int],
                rng: np.random.Generator) -> CarSprite:
     """A front (``style="front"``) or rear view of a car whose plate is ``plate_px`` wide."""
-    width = max(16, round(plate_px / PLATE_SHARE))
-    height = round(width * CAR_ASPECT)
+    width, height, box = _car_geometry(plate_px)
     canvas = np.zeros((height, width, 3), np.uint8)
     mask = np.zeros((height, width), np.uint8)
     tyre, glass = (28, 28, 30), (70, 62, 58)
@@ -171,15 +191,16 @@ def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, 
     bgra = degrade_plate(image, rng, blur=float(rng.uniform(0.6, 1.4)),
                          rotation_deg=float(rng.uniform(-1.0, 1.0)), perspective=0.01,
                          noise=float(rng.uniform(2.0, 4.0)), jpeg_quality=int(rng.integers(55, 81)))
-    cx, cy = width / 2, _PLATE_Y * height
+    if image.shape[:2] != (round(box[3] - box[1]), plate_w):
+        raise BadInputError(f"plate {plate!r}: rendered {image.shape[1]}x{image.shape[0]} px, "
+                            f"expected {plate_w} px wide as planned")
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     bx, by = round(cx - bgra.shape[1] / 2), round(cy - bgra.shape[0] / 2)
     a = bgra[..., 3:].astype(np.float32) / 255.0
     roi = canvas[by:by + bgra.shape[0], bx:bx + bgra.shape[1]]
     roi[:] = (bgra[..., :3] * a + roi * (1.0 - a) + 0.5).astype(np.uint8)
     canvas = cv2.GaussianBlur(canvas, (3, 3), 0.6)
     alpha = cv2.GaussianBlur(mask, (3, 3), 0.8).astype(np.float32) / 255.0
-    plate_h = image.shape[0]
-    box = (cx - plate_w / 2, cy - plate_h / 2, cx + plate_w / 2, cy + plate_h / 2)
     premult = (canvas.astype(np.float32) * alpha[:, :, None] + 0.5).astype(np.uint8)
     return CarSprite(premult, alpha, box, float(plate_w))
 
@@ -220,6 +241,8 @@ def frame_times(t_start: float, t_end: float, fps: int) -> list[float]:
 
 
 def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[BoxI], fps: int) -> bool:
+    """Clear of privacy masks and the OSD; a car nearer than a person never covers the
+    face, a person nearer than the car never covers the plate."""
     rivals = [p.track for p in people
               if p.track.t_start <= track.t_end and track.t_start <= p.track.t_end]
     for t in frame_times(track.t_start, track.t_end, fps):
@@ -229,9 +252,10 @@ def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[BoxI], f
         for person in rivals:
             if not person.t_start <= t <= person.t_end:
                 continue
-            if _overlaps(car, person.face_box(t), 8):
-                return False
-            if person.depth(t) >= track.depth(t) and _overlaps(plate, person.extent(t), 4):
+            if person.depth(t) >= track.depth(t):
+                if _overlaps(plate, person.extent(t), 6):
+                    return False
+            elif _overlaps(car, person.face_box(t), 8):
                 return False
     return True
 
@@ -241,8 +265,8 @@ def _candidate(plate: str, readable: bool, site: CameraSite, window: tuple[float
     """A car crossing the frame within ``window`` (camera time), nearing or receding."""
     k = cfg.height / 720
     lo, hi = READABLE_PX if readable else SMALL_PX
-    far = rng.uniform(lo, min(hi, lo * 1.6))
-    near = min(hi, far * rng.uniform(1.1, 1.45))
+    far = rng.uniform(lo, lo * (1.75 if readable else 1.45))
+    near = min(hi, far * rng.uniform(1.1, 1.4))
     approaching = rng.random() < 0.5
     sizes = [k * far, k * near] if approaching else [k * near, k * far]
     road_y, road_rise = site.road
@@ -253,8 +277,7 @@ def _candidate(plate: str, readable: bool, site: CameraSite, window: tuple[float
         xs = [cfg.width + halves[0], -halves[1]]
     distance = abs(xs[1] - xs[0])
     mean_plate = (sizes[0] + sizes[1]) / 2
-    # at most ~2.3 plate widths between samples 0.5 s apart, so the tracker can follow
-    shortest = max(MIN_DRIVE_S, distance / (4.6 * mean_plate))
+    shortest = max(MIN_DRIVE_S, distance / (2 * _MAX_STEP[readable] * mean_plate))
     longest = min(MAX_DRIVE_S, window[1] - window[0])
     if shortest > longest:
         return None
@@ -262,9 +285,9 @@ def _candidate(plate: str, readable: bool, site: CameraSite, window: tuple[float
     t0 = math.ceil(rng.uniform(window[0], window[1] - duration) * cfg.fps) / cfg.fps
     t1 = math.floor((t0 + duration) * cfg.fps) / cfg.fps
     style: PlateStyle = "front" if approaching else "rear"
-    car = render_car(plate, style, max(sizes), _COLOURS[int(rng.integers(len(_COLOURS)))], rng)
-    return VehicleTrack(plate, style, car, t0, t1, (xs[0], bottoms[0], sizes[0]),
-                        (xs[1], bottoms[1], sizes[1]), blur_px=distance / duration * _EXPOSURE_S)
+    return VehicleTrack(plate, style, CarSprite.outline(max(sizes)), t0, t1,
+                        (xs[0], bottoms[0], sizes[0]), (xs[1], bottoms[1], sizes[1]),
+                        blur_px=distance / duration * _EXPOSURE_S)
 
 
 def _free_windows(segment: int, cfg: SampleConfig,
@@ -306,6 +329,9 @@ def plan_vehicles(sites: tuple[CameraSite, ...], people: list[Placement], cfg: S
                 window = windows[int(rng.choice(len(windows), p=lengths / lengths.sum()))]
                 track = _candidate(plates[n], readable, site, window, cfg, rng)
                 if track is not None and _fits(track, walkers, forbidden, cfg.fps):
+                    body = _COLOURS[int(rng.integers(len(_COLOURS)))]
+                    car = render_car(track.plate, track.style, track.car.plate_px, body, rng)
+                    track = dataclasses.replace(track, car=car)
                     placed.append(VehiclePlacement(camera_index, segment, track))
                     n += 1
                     break

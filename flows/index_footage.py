@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from citywatch.audit import AuditLog
@@ -55,14 +56,20 @@ def dask_task_runner(settings: Settings) -> DaskTaskRunner:
 
 @flow(name="index-footage", log_prints=False)
 def index_footage(footage: str | None = None, settings: Settings | None = None,
-                  retry_failed: bool = False) -> IndexSummary:
-    """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed."""
+                  retry_failed: bool = False, in_process: bool = False) -> IndexSummary:
+    """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed.
+
+    The segments fan out on Dask (``dask_task_runner``) in a subflow, so a deployment
+    run uses the cluster too; ``in_process`` uses threads instead (the fast ingest path).
+    """
     settings = settings or Settings()
     storage = Storage(settings)
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
     params = {"footage": footage_url, "retry_failed": retry_failed}
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
-    summary = _index(storage, settings, footage_url, retry_failed)
+    runner = (ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process
+              else dask_task_runner(settings))
+    summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
     if summary.indexed or summary.failed:  # runs that found nothing new are not audited
         AuditLog(storage).record(
             user=actor.user, role=actor.role_text, action=Action.INDEX_RUN.value, outcome="ok",
@@ -72,8 +79,10 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
     return summary
 
 
-def _index(storage: Storage, settings: Settings, footage_url: str,
-           retry_failed: bool) -> IndexSummary:
+@flow(name="index-segments", log_prints=False)
+def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> IndexSummary:
+    """Plan, then index each pending segment as a task on the flow's task runner."""
+    storage = Storage(settings)
     logger = get_run_logger()
     started = time.perf_counter()
     plan = plan_index(storage, footage_url, retry_failed=retry_failed)
@@ -115,6 +124,5 @@ def _index(storage: Storage, settings: Settings, footage_url: str,
 
 def run_index(settings: Settings, footage: str | None = None,
               retry_failed: bool = False) -> IndexSummary:
-    """Run the flow with the task runner the settings ask for."""
-    runner = index_footage.with_options(task_runner=dask_task_runner(settings))
-    return runner(footage=footage, settings=settings, retry_failed=retry_failed)
+    """Run the index flow (segments on Dask: local cluster or ``dask_address``)."""
+    return index_footage(footage=footage, settings=settings, retry_failed=retry_failed)

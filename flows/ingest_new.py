@@ -16,7 +16,6 @@ import logging
 import time
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -38,9 +37,7 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
         return IndexSummary(footage=footage_url, found=len(plan.discovery.segments),
                             already_done=plan.already_done, skipped_failed=plan.previously_failed)
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
-    runner = index_footage.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=settings.dask_workers))
-    summary = runner(footage=footage_url, settings=settings)
+    summary = index_footage(footage=footage_url, settings=settings, in_process=True)
     if summary.indexed and settings.ingest_sweeps:
         # safe alongside the scheduled sweep (exactly once); if it fails, that one catches up
         watchlist_sweep(settings=settings, return_state=True)

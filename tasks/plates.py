@@ -9,7 +9,7 @@ import numpy as np
 
 from citywatch.plates import PlateGrammar, fix_confusables, normalise_plate, vote_plate_text
 from models.plate_reader import PlateReader
-from tasks.tracking import Tracker
+from tasks.tracking import Tracker, iou
 
 Box = tuple[float, float, float, float]
 
@@ -74,7 +74,6 @@ class SegmentPlates:
         """Read plates inside the moving ``regions`` of a (masked) frame."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
-        seen: set[str] = set()
         for region in regions:
             for read in self.reader.read(image, _grow(region, width, height)):
                 bx1, by1, bx2, by2 = read.bbox
@@ -86,13 +85,17 @@ class SegmentPlates:
                 text = fix_confusables(normalise_plate(read.text), self.grammar)
                 if self.grammar.rank(text) is None or len(text) != len(read.char_confidences):
                     continue
-                key = f"{text}@{int(read.bbox[0]) // 8},{int(read.bbox[1]) // 8}"
-                if key in seen:  # overlapping regions read the same plate twice
+                # overlapping regions read the same plate twice (boxes a pixel or two
+                # apart, sometimes one read partial): keep the more confident read
+                same = next((i for i, (box, _) in enumerate(found) if iou(box, read.bbox) >= 0.5), None)
+                if same is not None and found[same][1].confidence >= read.confidence:
                     continue
-                seen.add(key)
                 cand = PlateCandidate(offset_s, text, read.char_confidences, read.confidence,
                                       read.bbox, _crop_jpeg(image, read.bbox))
-                found.append((read.bbox, cand))
+                if same is not None:
+                    found[same] = (read.bbox, cand)
+                else:
+                    found.append((read.bbox, cand))
         self.tracker.update(offset_s, found)
         return len(found)
 

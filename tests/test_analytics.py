@@ -7,6 +7,8 @@ checks each helper against the ground truth of the sample footage.
 
 from __future__ import annotations
 
+import uuid
+
 import dataclasses
 import datetime as dt
 import json
@@ -184,9 +186,10 @@ def s3_settings() -> Iterator[Settings]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    bucket = f"city-{uuid.uuid4().hex[:12]}"  # moto's state is shared by every server in a process
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket="city")
-    yield Settings(storage_root="s3://city/prod", s3_endpoint_url=endpoint,
+                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=bucket)
+    yield Settings(storage_root=f"s3://{bucket}/prod", s3_endpoint_url=endpoint,
                    s3_access_key_id="test", s3_secret_access_key="test", s3_allow_http=True)
     server.stop()
 
