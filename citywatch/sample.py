@@ -139,6 +139,7 @@ def _people_truth(people: tuple[PersonSource, ...], shown: set[str],
 
 
 def _vehicles_truth(root: Path, cfg: SampleConfig, jobs: list[SegmentJob]) -> list[VehicleTruth]:
+    """Truth rows of every car, located by its camera (fixed) or GPS sidecar (mobile)."""
     rows = []
     for job in jobs:
         key = job.path.relative_to(root).as_posix()
@@ -151,9 +152,10 @@ def _vehicles_truth(root: Path, cfg: SampleConfig, jobs: list[SegmentJob]) -> li
             rows += [vehicle_truth(car, job.site.camera_id, key, job.start, first_frame, cfg,
                                    locate=track.at) for car in cars]
         else:
-            where = (job.site.lat, job.site.lon) if job.site.lat is not None else None
+            lat, lon = job.site.lat, job.site.lon
+            where = None if lat is None or lon is None else (lat, lon)
             rows += [vehicle_truth(car, job.site.camera_id, key, job.start, first_frame, cfg,
-                                   where=where) for car in cars]  # type: ignore[arg-type]
+                                   where=where) for car in cars]
     return rows
 
 

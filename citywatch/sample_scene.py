@@ -147,8 +147,8 @@ class PanningBackground:
             tiles.append(cv2.resize(image, (new_w, tall), interpolation=cv2.INTER_CUBIC))
         strip = tiles + [np.ascontiguousarray(tile[:, ::-1]) for tile in reversed(tiles)]
         self._period = sum(tile.shape[1] for tile in strip)
-        repeats = 1 + math.ceil(width / self._period)
-        self._strip = np.ascontiguousarray(np.hstack(strip * (repeats + 1))[:, :self._period + width])
+        repeats = 2 + math.ceil(width / self._period)  # enough to cut any window from
+        self._strip = np.ascontiguousarray(np.hstack(strip * repeats)[:, :self._period + width])
         self._size, self._pan = size, pan_px_per_s
 
     def frame_at(self, t: float) -> ImageU8:

@@ -22,7 +22,13 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import PLATE_MM, PlateStyle, degrade_plate, random_hk_plate, render_plate
+from citywatch.plate_render import (
+    PLATE_MM,
+    PlateStyle,
+    degrade_plate,
+    random_hk_plate,
+    render_plate,
+)
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, plate_distance
 from citywatch.sample_cameras import CameraSite
 from citywatch.sample_plan import Placement, SampleConfig
@@ -159,19 +165,18 @@ def _car_geometry(plate_px: float) -> tuple[int, int, tuple[float, float, float,
     return width, height, (cx - plate_w / 2, cy - plate_h / 2, cx + plate_w / 2, cy + plate_h / 2)
 
 
-def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, int, int],
-               rng: np.random.Generator) -> CarSprite:
-    """A front (``style="front"``) or rear view of a car whose plate is ``plate_px`` wide."""
-    width, height, box = _car_geometry(plate_px)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    mask = np.zeros((height, width), np.uint8)
+def _draw_body(canvas: ImageU8, mask: np.ndarray, style: PlateStyle,
+               body: tuple[int, int, int]) -> None:
+    """Wheels, cabin, windscreen (or rear window), mirrors, lamps, grille, bumper."""
     tyre, glass = (28, 28, 30), (70, 62, 58)
     for x1 in (0.07, 0.75):
         _fill(canvas, mask, _rounded(x1, 0.78, x1 + 0.18, 1.0, 0.03, CAR_ASPECT), tyre)
-    _fill(canvas, mask, [(0.17, 0.03), (0.83, 0.03), (0.96, 0.46), (0.04, 0.46)], _shade(body, 0.92))
+    cabin = [(0.17, 0.03), (0.83, 0.03), (0.96, 0.46), (0.04, 0.46)]
+    _fill(canvas, mask, cabin, _shade(body, 0.92))
     _fill(canvas, mask, _rounded(0.0, 0.42, 1.0, 0.92, 0.06, CAR_ASPECT), body)
     _fill(canvas, mask, [(0.21, 0.08), (0.79, 0.08), (0.9, 0.41), (0.1, 0.41)], glass)
-    _fill(canvas, mask, [(0.55, 0.08), (0.63, 0.08), (0.45, 0.41), (0.37, 0.41)], _shade(glass, 1.35))
+    glare = [(0.55, 0.08), (0.63, 0.08), (0.45, 0.41), (0.37, 0.41)]
+    _fill(canvas, mask, glare, _shade(glass, 1.35))
     for x1 in (0.0, 0.93):
         _fill(canvas, mask, [(x1, 0.36), (x1 + 0.07, 0.36), (x1 + 0.07, 0.44), (x1, 0.44)],
               _shade(body, 0.7))
@@ -184,25 +189,37 @@ def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, 
         _fill(canvas, mask, [(0.08, 0.62), (0.92, 0.62), (0.92, 0.635), (0.08, 0.635)],
               _shade(body, 0.6))
     _fill(canvas, mask, _rounded(0.02, 0.66, 0.98, 0.9, 0.04, CAR_ASPECT), _shade(body, 0.8))
-    shaded = canvas.astype(np.float32) * np.linspace(1.06, 0.9, height, dtype=np.float32)[:, None, None]
-    canvas = shaded.clip(0, 255).astype(np.uint8)
-    plate_w = round(plate_px)
-    image = render_plate(plate, style=style, width_px=plate_w, rng=rng)
+
+
+def _paste_plate(canvas: ImageU8, plate: str, style: PlateStyle,
+                 box: tuple[float, float, float, float], rng: np.random.Generator) -> None:
+    """The rendered plate, mildly blurred, noisy and JPEG-compressed, centred on ``box``."""
+    image = render_plate(plate, style=style, width_px=round(box[2] - box[0]), rng=rng)
     bgra = degrade_plate(image, rng, blur=float(rng.uniform(0.6, 1.4)),
                          rotation_deg=float(rng.uniform(-1.0, 1.0)), perspective=0.01,
-                         noise=float(rng.uniform(2.0, 4.0)), jpeg_quality=int(rng.integers(55, 81)))
-    if image.shape[:2] != (round(box[3] - box[1]), plate_w):
-        raise BadInputError(f"plate {plate!r}: rendered {image.shape[1]}x{image.shape[0]} px, "
-                            f"expected {plate_w} px wide as planned")
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    bx, by = round(cx - bgra.shape[1] / 2), round(cy - bgra.shape[0] / 2)
-    a = bgra[..., 3:].astype(np.float32) / 255.0
-    roi = canvas[by:by + bgra.shape[0], bx:bx + bgra.shape[1]]
-    roi[:] = (bgra[..., :3] * a + roi * (1.0 - a) + 0.5).astype(np.uint8)
+                         noise=float(rng.uniform(2.0, 4.0)),
+                         jpeg_quality=int(rng.integers(55, 81)))
+    h, w = bgra.shape[:2]
+    x0, y0 = round((box[0] + box[2] - w) / 2), round((box[1] + box[3] - h) / 2)
+    alpha = bgra[..., 3:].astype(np.float32) / 255.0
+    roi = canvas[y0:y0 + h, x0:x0 + w]
+    roi[:] = (bgra[..., :3] * alpha + roi * (1.0 - alpha) + 0.5).astype(np.uint8)
+
+
+def render_car(plate: str, style: PlateStyle, plate_px: float, body: tuple[int, int, int],
+               rng: np.random.Generator) -> CarSprite:
+    """A front (``style="front"``) or rear view of a car whose plate is ``plate_px`` wide."""
+    width, height, box = _car_geometry(plate_px)
+    canvas = np.zeros((height, width, 3), np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    _draw_body(canvas, mask, style, body)
+    light = np.linspace(1.06, 0.9, height, dtype=np.float32)[:, None, None]  # lit from above
+    canvas = (canvas.astype(np.float32) * light).clip(0, 255).astype(np.uint8)
+    _paste_plate(canvas, plate, style, box, rng)
     canvas = cv2.GaussianBlur(canvas, (3, 3), 0.6)
     alpha = cv2.GaussianBlur(mask, (3, 3), 0.8).astype(np.float32) / 255.0
     premult = (canvas.astype(np.float32) * alpha[:, :, None] + 0.5).astype(np.uint8)
-    return CarSprite(premult, alpha, box, float(plate_w))
+    return CarSprite(premult, alpha, box, float(round(plate_px)))
 
 
 # --- plates --------------------------------------------------------------------------
@@ -301,40 +318,48 @@ def _free_windows(segment: int, cfg: SampleConfig,
     return [(x, y) for x, y in free if y - x >= MIN_DRIVE_S]
 
 
+def _place_one(plate: str, readable: bool, site: CameraSite, segment: int,
+               walkers: list[Placement], here: list[VehiclePlacement], cfg: SampleConfig,
+               rng: np.random.Generator) -> VehicleTrack | None:
+    """A drawn car at ``site`` in ``segment``, clear of the cars already ``here``."""
+    forbidden = [*site.mask_boxes(cfg.size), osd_box(cfg.size)]
+    for _ in range(_TRIES):
+        windows = _free_windows(segment, cfg, here)
+        if not windows:
+            return None
+        lengths = np.array([y - x for x, y in windows])
+        window = windows[int(rng.choice(len(windows), p=lengths / lengths.sum()))]
+        track = _candidate(plate, readable, site, window, cfg, rng)
+        if track is not None and _fits(track, walkers, forbidden, cfg.fps):
+            body = _COLOURS[int(rng.integers(len(_COLOURS)))]
+            car = render_car(track.plate, track.style, track.car.plate_px, body, rng)
+            return dataclasses.replace(track, car=car)
+    return None
+
+
 def plan_vehicles(sites: tuple[CameraSite, ...], people: list[Placement], cfg: SampleConfig,
                   rng: np.random.Generator, taken: set[str]) -> list[VehiclePlacement]:
     """Cars at the fixed cameras, one at a time per camera, ~one per 10 s of footage.
 
-    Two in three are readable; the first readable one carries a personalised mark.
-    Slots too busy with people to fit a car are left without one.
+    Two in three are readable; the first carries a personalised mark. A slot too busy
+    with people to fit a car is left without one.
     """
     per_segment = max(1, int(cfg.segment_seconds // 10))
     slots = [(c, s) for s in range(cfg.segments_per_camera) for c in range(len(sites))]
     plates = pick_plates(len(slots) * per_segment, rng, taken | set(PERSONALISED))
     plates[0] = PERSONALISED[int(rng.integers(len(PERSONALISED)))]
     placed: list[VehiclePlacement] = []
-    n = 0
     for camera_index, segment in slots:
-        site = sites[camera_index]
-        forbidden = [*site.mask_boxes(cfg.size), osd_box(cfg.size)]
-        walkers = [p for p in people if p.camera_index == camera_index and p.segment_index == segment]
+        walkers = [p for p in people
+                   if (p.camera_index, p.segment_index) == (camera_index, segment)]
         for _ in range(per_segment):
-            readable = n % 3 != 2
-            here = [v for v in placed if v.camera_index == camera_index and v.segment_index == segment]
-            for _ in range(_TRIES):
-                windows = _free_windows(segment, cfg, here)
-                if not windows:
-                    break
-                lengths = np.array([y - x for x, y in windows])
-                window = windows[int(rng.choice(len(windows), p=lengths / lengths.sum()))]
-                track = _candidate(plates[n], readable, site, window, cfg, rng)
-                if track is not None and _fits(track, walkers, forbidden, cfg.fps):
-                    body = _COLOURS[int(rng.integers(len(_COLOURS)))]
-                    car = render_car(track.plate, track.style, track.car.plate_px, body, rng)
-                    track = dataclasses.replace(track, car=car)
-                    placed.append(VehiclePlacement(camera_index, segment, track))
-                    n += 1
-                    break
+            here = [v for v in placed
+                    if (v.camera_index, v.segment_index) == (camera_index, segment)]
+            n = len(placed)
+            track = _place_one(plates[n], n % 3 != 2, sites[camera_index], segment, walkers,
+                               here, cfg, rng)
+            if track is not None:
+                placed.append(VehiclePlacement(camera_index, segment, track))
     return placed
 
 

@@ -87,7 +87,8 @@ class SegmentPlates:
                     continue
                 # overlapping regions read the same plate twice (boxes a pixel or two
                 # apart, sometimes one read partial): keep the more confident read
-                same = next((i for i, (box, _) in enumerate(found) if iou(box, read.bbox) >= 0.5), None)
+                same = next((i for i, (box, _) in enumerate(found)
+                             if iou(box, read.bbox) >= 0.5), None)
                 if same is not None and found[same][1].confidence >= read.confidence:
                     continue
                 cand = PlateCandidate(offset_s, text, read.char_confidences, read.confidence,

@@ -62,10 +62,13 @@ def sightings_of(vehicle: VehicleTruth, rows: list[PlateRow]) -> list[PlateRow]:
     return [r for r in rows if r.camera_id == vehicle.camera_id and during(r, vehicle)]
 
 
-def search(query: str, settings: Settings, **kwargs: object):  # noqa: ANN201
+def search(query: str, settings: Settings, *, near: Near | None = None, max_edits: float = 1.0,
+           top_k: int | None = None):  # noqa: ANN201 - flows.search.PlateSearchResult
     from flows.search import plate_search
 
-    return plate_search(query, SearchFilters(), settings, **CASE, **kwargs)  # type: ignore[arg-type]
+    return plate_search(query, SearchFilters(), settings, case_id=CASE["case_id"],
+                        justification=CASE["justification"], max_edits=max_edits, near=near,
+                        top_k=top_k)
 
 
 def test_the_sample_has_readable_plates_at_fixed_and_mobile_cameras(truth: GroundTruth) -> None:
@@ -98,7 +101,8 @@ def test_patrol_car_plates_are_located_by_its_gps(truth: GroundTruth,
         assert v.lat is not None and v.lon is not None
         found = [r for r in sightings_of(v, rows) if r.text == v.plate]
         assert found and all(r.lat is not None and r.lon is not None for r in found)
-        assert min(distance_m(v.lat, v.lon, r.lat, r.lon) for r in found) < 50, v.plate  # type: ignore[arg-type]
+        off = min(distance_m(v.lat, v.lon, r.lat, r.lon) for r in found)  # type: ignore[arg-type]
+        assert off < 50, (v.plate, off)
 
 
 def test_search_ranks_each_readable_plate_first(truth: GroundTruth,
@@ -174,8 +178,8 @@ def test_near_the_patrol_car_finds_its_plates_and_no_others(truth: GroundTruth,
     assert not search(fixed.plate, investigator, near=near).sightings
 
 
-def test_reindexing_adds_no_plate_rows(indexed, truth: GroundTruth, rows: list[PlateRow],  # noqa: ANN001
-                                       tmp_path: Path) -> None:
+def test_reindexing_adds_no_plate_rows(indexed, truth: GroundTruth,  # noqa: ANN001
+                                       rows: list[PlateRow], tmp_path: Path) -> None:
     """Two segments with plates (one the patrol car's) are indexed again in a copy."""
     from flows.index_footage import run_index
 
