@@ -12,18 +12,15 @@ segment alerts seconds after the segment lands, not after the next sweep tick.
 
 from __future__ import annotations
 
-import logging
-import time
 
 from prefect import flow, get_run_logger
 
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from flows.index_footage import IndexSummary, index_footage
-from flows.watchlist_sweep import watchlist_sweep
+from flows.watchlist_sweep import run_periodically, watchlist_sweep
 from tasks.catalog import plan_index
 
-log = logging.getLogger(__name__)
 
 
 @flow(name="ingest-new", log_prints=False)
@@ -47,14 +44,4 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
 def run_ingest_loop(settings: Settings, *, interval_s: float | None = None,
                     ticks: int | None = None) -> int:
     """Run ``ingest_new`` every ``interval_s`` (default ``ingest_interval_s``)."""
-    interval = interval_s or settings.ingest_interval_s
-    done = 0
-    while ticks is None or done < ticks:
-        started = time.monotonic()
-        state = ingest_new(settings=settings, return_state=True)
-        if not state.is_completed():  # recorded as a failed flow run; the next tick retries
-            log.warning("%s: %s", state.name, state.message)
-        done += 1
-        if ticks is None or done < ticks:
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
-    return done
+    return run_periodically(ingest_new, settings, interval_s or settings.ingest_interval_s, ticks)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
+from prefect.states import State
 
 from citywatch.auth import Action, authorized
 from citywatch.settings import Settings
@@ -47,17 +49,26 @@ def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     return SweepSummary(result, report)
 
 
-def run_sweep_loop(settings: Settings, *, interval_s: float | None = None,
-                   ticks: int | None = None) -> int:
-    """Sweep every ``interval_s`` (default ``sweep_interval_s``), ``ticks`` times or forever."""
-    interval = interval_s or settings.sweep_interval_s
+def run_periodically(run_flow: Callable[..., State], settings: Settings, interval_s: float,
+                     ticks: int | None = None) -> int:
+    """Run a flow every ``interval_s`` seconds, ``ticks`` times or forever (a watcher).
+
+    One process, one flow run per tick, no per-run process start. A failed run is
+    recorded as a failed flow run and logged; the next tick retries.
+    """
     done = 0
     while ticks is None or done < ticks:
         started = time.monotonic()
-        state = watchlist_sweep(settings=settings, return_state=True)
-        if not state.is_completed():  # recorded as a failed flow run; the next tick retries
+        state = run_flow(settings=settings, return_state=True)
+        if not state.is_completed():
             log.warning("%s: %s", state.name, state.message)
         done += 1
         if ticks is None or done < ticks:
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
     return done
+
+
+def run_sweep_loop(settings: Settings, *, interval_s: float | None = None,
+                   ticks: int | None = None) -> int:
+    """Sweep every ``interval_s`` (default ``sweep_interval_s``), ``ticks`` times or forever."""
+    return run_periodically(watchlist_sweep, settings, interval_s or settings.sweep_interval_s, ticks)

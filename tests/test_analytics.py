@@ -7,13 +7,11 @@ checks each helper against the ground truth of the sample footage.
 
 from __future__ import annotations
 
-import uuid
 
 import dataclasses
 import datetime as dt
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -178,20 +176,8 @@ def test_missing_tables_read_as_empty(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def s3_settings() -> Iterator[Settings]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    bucket = f"city-{uuid.uuid4().hex[:12]}"  # moto's state is shared by every server in a process
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=bucket)
-    yield Settings(storage_root=f"s3://{bucket}/prod", s3_endpoint_url=endpoint,
-                   s3_access_key_id="test", s3_secret_access_key="test", s3_allow_http=True)
-    server.stop()
+def s3_settings(s3_server) -> Settings:  # noqa: ANN001 - tests.s3.S3Server
+    return s3_server.settings(f"{s3_server.bucket('city')}/prod")
 
 
 def test_s3_root(s3_settings: Settings) -> None:

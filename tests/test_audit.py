@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 
 import dataclasses
 import datetime as dt
@@ -261,21 +260,10 @@ def test_concurrent_appends_local(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def s3_settings() -> Iterator[dict[str, object]]:
+def s3_settings(s3_server) -> dict[str, object]:  # noqa: ANN001 - tests.s3.S3Server
     """A real S3 API (moto server) with a fresh bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    bucket = f"city-{uuid.uuid4().hex[:12]}"  # moto's state is shared by every server in a process
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=bucket)
-    yield {"storage_root": f"s3://{bucket}/prod", "s3_endpoint_url": endpoint,
-           "s3_access_key_id": "test", "s3_secret_access_key": "test", "s3_allow_http": True}
-    server.stop()
+    return {"storage_root": f"{s3_server.bucket('city')}/prod", "s3_endpoint_url": s3_server.endpoint,
+            "s3_access_key_id": "testing", "s3_secret_access_key": "testing", "s3_allow_http": True}
 
 
 def test_concurrent_appends_s3(s3_settings: dict[str, object]) -> None:
