@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import multiprocessing
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,6 @@ Real models, a real Prefect server, a LocalCluster with 2 worker processes, Lanc
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pytest
