@@ -57,6 +57,30 @@ def _grow(region: tuple[int, int, int, int], width: int, height: int,
     return max(0, x1 - pad_x), max(0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y)
 
 
+def merge_regions(regions: list[tuple[int, int, int, int]], width: int, height: int,
+                  full_frame_share: float = 0.5) -> list[tuple[int, int, int, int]]:
+    """Grow moving regions, merge the ones that overlap, read the whole frame once if
+    they cover most of it: each pixel goes through text detection at most once."""
+    boxes = [_grow(r, width, height) for r in regions]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in boxes)
+    if area >= full_frame_share * width * height:
+        return [(0, 0, width, height)]
+    return boxes
+
+
 class SegmentPlates:
     """Collects plate reads frame by frame; ``passes()`` votes one text per track."""
 
@@ -74,8 +98,8 @@ class SegmentPlates:
         """Read plates inside the moving ``regions`` of a (masked) frame."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
-        for region in regions:
-            for read in self.reader.read(image, _grow(region, width, height)):
+        for region in merge_regions(regions, width, height):
+            for read in self.reader.read(image, region):
                 bx1, by1, bx2, by2 = read.bbox
                 cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
                 if any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in self.ignore):

@@ -67,3 +67,17 @@ def test_lost_and_found_face_becomes_one_track() -> None:
     assert len({tracks[0.0], tracks[3.5], tracks[20.0]}) == 3
     merged = [f for f in linked if f.track_index == tracks[0.0]]
     assert {(f.track_start_s, f.track_end_s) for f in merged} == {(0.0, 3.0)}
+
+
+def test_moving_regions_are_merged_before_plate_reading() -> None:
+    from tasks.plates import merge_regions
+
+    # two overlapping blobs become one box; a far one stays; small ones grow to >= 96 px
+    boxes = merge_regions([(100, 100, 200, 150), (180, 120, 300, 200), (900, 500, 910, 510)],
+                          1280, 720)
+    assert len(boxes) == 2
+    assert boxes[0][0] <= 100 and boxes[0][2] >= 300
+    far = boxes[1]
+    assert far[2] - far[0] >= 96 and far[3] - far[1] >= 96
+    # regions covering most of the frame: read the whole frame once
+    assert merge_regions([(0, 0, 1000, 600), (1100, 600, 1200, 700)], 1280, 720) == [(0, 0, 1280, 720)]
