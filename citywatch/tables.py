@@ -43,15 +43,27 @@ def _keyed(db: "lancedb.DBConnection", name: str, table: "Table") -> "Table":
             if attempt == 4:
                 raise TransientError(f"could not key table {name} on id: {exc}") from exc
             time.sleep(0.05 * (attempt + 1))
-            table = db.open_table(name)
+            table = _open_or_create(db, name, table.schema)
     return table
 
 
+def _open_or_create(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
+    """Open ``name``, or create it; two writers creating it at once both end up opening it
+    (the loser can briefly see "not found" while the winner's first commit lands)."""
+    for attempt in range(10):
+        try:
+            if has_table(db, name):
+                return db.open_table(name)
+            return db.create_table(name, schema=schema, exist_ok=True)
+        except (ValueError, RuntimeError, OSError) as exc:
+            if attempt == 9:
+                raise TransientError(f"could not open or create table {name}: {exc}") from exc
+            time.sleep(0.05 * (attempt + 1))
+    raise TransientError(f"could not open or create table {name}")
+
+
 def _open_checked(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
-    if has_table(db, name):
-        table = db.open_table(name)
-    else:
-        table = db.create_table(name, schema=schema, exist_ok=True)
+    table = _open_or_create(db, name, schema)
     existing = table.schema
     if existing != schema:
         for field in schema:
