@@ -148,6 +148,27 @@ def degrade_plate(
 ) -> np.ndarray:
     """Warp and degrade a BGR plate; returns BGRA (alpha marks where the plate is).
 
+    See :func:`degrade_plate_warp`, which also returns the warp.
+    """
+    return degrade_plate_warp(img, rng, blur=blur, rotation_deg=rotation_deg, perspective=perspective,
+                              noise=noise, jpeg_quality=jpeg_quality)[0]
+
+
+def degrade_plate_warp(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    blur: float = 0.0,
+    rotation_deg: float = 0.0,
+    perspective: float = 0.0,
+    noise: float = 0.0,
+    jpeg_quality: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp and degrade a BGR plate: (BGRA image, 3x3 perspective matrix plate -> image).
+
+    Alpha marks where the plate is; the matrix maps plate pixels to the returned
+    image's pixels (training data uses it to find where the characters went).
+
     ``blur``: motion-blur length in pixels (direction drawn from ``rng``);
     ``rotation_deg``: in-plane rotation; ``perspective``: corner jitter as a fraction
     of the plate's size (0..0.4); ``noise``: Gaussian sigma in grey levels;
@@ -189,7 +210,7 @@ def degrade_plate(
         if not ok:
             raise BadInputError("plate image: JPEG encoding failed")
         result[..., :3] = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    return result
+    return result, matrix
 
 
 def paste_plate(frame: np.ndarray, plate_img: np.ndarray, x: int, y: int) -> np.ndarray:

@@ -39,6 +39,7 @@ from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
 from rapidocr_onnxruntime.utils import read_yaml
 
 from citywatch.errors import BadInputError
+from models.plate_rec import PlateRecogniser, load_plate_recogniser
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ class PlateReader:
         pad_fraction: float = 0.15,
         det_box_thresh: float = 0.5,
         det_unclip_ratio: float = 1.6,
+        small_plate_px: float = 160.0,
+        small_plate_reader: PlateRecogniser | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise BadInputError(f"plate reader min_confidence {min_confidence}: expected 0..1")
@@ -149,6 +152,10 @@ class PlateReader:
         self.target_side_px = target_side_px
         self.max_upscale = max_upscale
         self.pad_fraction = pad_fraction
+        # text lines narrower than this (image px) are also read by the plate-specific
+        # recogniser; the more confident of the two reads wins
+        self.small_plate_px = small_plate_px
+        self._small_reader = small_plate_reader
         self._engine = RapidOCR(
             det_limit_type="max",
             det_box_thresh=det_box_thresh,
@@ -185,22 +192,27 @@ class PlateReader:
             return []
         # recognise from the original pixels: upscaled (interpolated) crops read worse
         texts = self._recognise([_rectify(image, quad) for quad in quads])
-        boxes = [
+        boxes = [  # boxes PP-OCR reads as empty stay: the plate recogniser may read them
             TextBox(text=text, char_confidences=confs,
                     x1=float(quad[:, 0].min()), y1=float(quad[:, 1].min()),
                     x2=float(quad[:, 0].max()), y2=float(quad[:, 1].max()))
             for quad, (text, confs) in zip(quads, texts, strict=True)
-            if text
         ]
         reads = []
         for group in group_plate_boxes(boxes):
+            bbox = (min(b.x1 for b in group), min(b.y1 for b in group),
+                    max(b.x2 for b in group), max(b.y2 for b in group))
             text = "".join(b.text for b in group)
             confs = tuple(c for b in group for c in b.char_confidences)
+            if self._small_reader is not None and _one_line(group) and bbox[2] - bbox[0] < self.small_plate_px:
+                small_text, small_confs = self._small_reader.read(image, bbox)
+                if small_confs and (not confs or np.mean(small_confs) >= np.mean(confs)):
+                    text, confs = small_text, small_confs
+            if not text:
+                continue
             confidence = float(np.mean(confs))
             if confidence < self.min_confidence:
                 continue
-            bbox = (min(b.x1 for b in group), min(b.y1 for b in group),
-                    max(b.x2 for b in group), max(b.y2 for b in group))
             reads.append(PlateRead(text=text, confidence=round(confidence, 6),
                                    char_confidences=confs, bbox=bbox))
         return reads
@@ -223,6 +235,11 @@ class PlateReader:
             probs = self._rec_session(norm[np.newaxis].astype(np.float32))[0][0]
             results.append(_ctc_decode(probs, self._fold))
         return results
+
+
+def _one_line(group: list[TextBox]) -> bool:
+    """All boxes side by side (the plate recogniser reads one line)."""
+    return all(_same_line(group[0], b) for b in group[1:])
 
 
 def _session(relative_model_path: str) -> ort.InferenceSession:
@@ -306,6 +323,6 @@ def _check_region(region: tuple[int, int, int, int] | None, width: int, height: 
 @lru_cache(maxsize=2)
 def load_plate_reader(min_confidence: float = 0.5) -> PlateReader:
     """The process-wide plate reader (models loaded once per process)."""
-    reader = PlateReader(min_confidence=min_confidence)
+    reader = PlateReader(min_confidence=min_confidence, small_plate_reader=load_plate_recogniser())
     log.info("loaded plate reader %s (%s)", reader.name, reader.version)
     return reader
