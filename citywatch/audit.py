@@ -44,7 +44,7 @@ import pyarrow as pa
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.filters import sql_string
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
-from citywatch.storage import Storage, is_remote
+from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 from citywatch.tables import has_table, open_table
 
 if TYPE_CHECKING:
@@ -268,7 +268,7 @@ class AuditLog:
             data = self._fs.cat_file(path)
         except FileNotFoundError as exc:
             raise NotFoundError(f"audit journal entry {seq} does not exist") from exc
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not read audit journal entry {path}: {exc}") from exc
         return AuditRow.from_journal(data, path)
 
@@ -308,7 +308,7 @@ class AuditLog:
         for attempt in range(5):  # several processes may create it at the same moment
             try:
                 return open_table(self.storage.db, AuditRow.TABLE, AuditRow.SCHEMA)
-            except (OSError, RuntimeError, ValueError) as exc:
+            except (OSError, RuntimeError, ValueError, TransientError) as exc:  # db unreachable
                 if attempt == 4:
                     raise TransientError(f"could not open the audit table: {exc}") from exc
                 time.sleep(0.05 * (attempt + 1))
@@ -365,7 +365,7 @@ class AuditLog:
         paths = [self._journal_file(s) for s in seqs]
         try:
             blobs = self._fs.cat(paths, on_error="return") if paths else {}
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not read the audit journal: {exc}") from exc
         out: dict[int, AuditRow | str] = {}
         for seq, path in zip(seqs, paths):

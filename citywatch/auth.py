@@ -32,7 +32,7 @@ from citywatch.audit import AuditLog, AuditRow, Outcome
 from citywatch.errors import (BadInputError, CitywatchError, ForbiddenError, NotFoundError,
                               TransientError)
 from citywatch.settings import Settings
-from citywatch.storage import Storage
+from citywatch.storage import STORAGE_IO_ERRORS, Storage
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -372,6 +372,6 @@ def write_demo_users(storage: Storage) -> str:
     try:
         fs.makedirs(posixpath.dirname(path), exist_ok=True)
         fs.pipe_file(path, DEMO_USERS_YAML.encode())
-    except OSError as exc:
+    except STORAGE_IO_ERRORS as exc:
         raise TransientError(f"could not write the demo users file {url}: {exc}") from exc
     return url

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import fsspec
+from botocore.exceptions import ConnectionError as S3ConnectionError
+from botocore.exceptions import HTTPClientError as S3HTTPError
 
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.settings import Settings
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
     import lancedb
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+# What a storage call raises when the disk or the S3 service fails (-> TransientError):
+# s3fs turns S3 error responses into OSError, but lets botocore's connection errors
+# (refused, timed out, dropped) through unchanged once its own retries are spent.
+STORAGE_IO_ERRORS: tuple[type[Exception], ...] = (OSError, S3ConnectionError, S3HTTPError)
 
 
 def is_remote(url: str) -> bool:
@@ -109,7 +116,7 @@ class Storage:
         try:
             fs.makedirs(posixpath.dirname(path), exist_ok=True)
             fs.pipe_file(path, data)
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not write {url}: {exc}") from exc
         return url
 
@@ -120,7 +127,7 @@ class Storage:
             return fs.cat_file(path)
         except FileNotFoundError as exc:
             raise NotFoundError(f"{url} does not exist") from exc
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not read {url}: {exc}") from exc
 
     def create_exclusive(self, url: str, data: bytes) -> bool:
@@ -144,13 +151,16 @@ class Storage:
                 fs.pipe_file(path, data, mode="create")
         except FileExistsError:
             return False
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not create {url}: {exc}") from exc
         return True
 
     def exists(self, url: str) -> bool:
         fs, path = self.fs(url)
-        return bool(fs.exists(path))
+        try:
+            return bool(fs.exists(path))
+        except STORAGE_IO_ERRORS as exc:
+            raise TransientError(f"could not check whether {url} exists: {exc}") from exc
 
     def delete(self, url: str) -> None:
         """Delete one file; nothing happens if it is gone. On s3 this is one
@@ -160,15 +170,18 @@ class Storage:
             fs.rm_file(path)
         except FileNotFoundError:
             return
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not delete {url}: {exc}") from exc
 
     def list_files(self, location: str) -> list[ObjectInfo]:
         """Every file below ``location`` (recursive), sorted by key."""
         fs, base = self.fs(location)
-        if not fs.exists(base):
+        try:
+            found = fs.find(base, detail=True) if fs.exists(base) else None
+        except STORAGE_IO_ERRORS as exc:
+            raise TransientError(f"could not list {location}: {exc}") from exc
+        if found is None:
             raise NotFoundError(f"footage location {location} does not exist")
-        found = fs.find(base, detail=True)
         out: list[ObjectInfo] = []
         prefix = base.rstrip("/") + "/"
         scheme = location.split("://", 1)[0] + "://" if is_remote(location) else ""
@@ -202,4 +215,11 @@ class Storage:
     def db(self) -> "lancedb.DBConnection":
         import lancedb
 
-        return lancedb.connect(f"{self.root}/db", storage_options=self.lance_options() or None)
+        url = f"{self.root}/db"
+        try:
+            return lancedb.connect(url, storage_options=self.lance_options() or None)
+        except (ValueError, RuntimeError, OSError) as exc:
+            if not is_remote(url):
+                raise
+            # the object store could not be reached (its own retries spent)
+            raise TransientError(f"could not connect to the database at {url}: {exc}") from exc

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError, TransientError
-from citywatch.storage import Storage, is_remote
+from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def open_segment(storage: Storage, uri: str) -> av.container.InputContainer:
         raise BadInputError(f"segment {uri} does not exist") from exc
     except av.error.FFmpegError as exc:
         raise BadInputError(f"segment {uri} is not a readable video: {exc}") from exc
-    except OSError as exc:
+    except STORAGE_IO_ERRORS as exc:
         raise TransientError(f"could not open segment {uri}: {exc}") from exc
 
 

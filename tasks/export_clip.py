@@ -25,7 +25,7 @@ import numpy as np
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.filters import sql_string, where_clause
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows
-from citywatch.storage import Storage
+from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import cameras_table, segments_table
 from tasks.decode import open_segment
 from tasks.index_segment import file_sha256
@@ -231,7 +231,7 @@ def render_clip(storage: Storage, plan: ClipPlan, out_key: str,
         try:
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             fs.put_file(str(local), path)
-        except OSError as exc:
+        except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not write {url}: {exc}") from exc
         return RenderedClip(url, digest, local.stat().st_size, frames, stream.width,
                             stream.height, first, last, "h264")

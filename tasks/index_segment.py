@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.errors import BadInputError
+from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import SegmentRef, format_stamp
 from citywatch.plates import PlateGrammar
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
-from citywatch.storage import Storage
+from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import faces_table, plates_table, segments_table, upsert
 from models.base import FaceModel
 from models.faces import load_face_model
@@ -59,15 +59,20 @@ def plate_grammar_for(settings: Settings) -> PlateGrammar:
 
 
 def plate_reader_for(settings: Settings) -> PlateReader:
-    return load_plate_reader(settings.plate_min_confidence)
+    return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
 
 
 def file_sha256(storage: Storage, uri: str) -> str:
     fs, path = storage.fs(uri)
     digest = hashlib.sha256()
-    with fs.open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with fs.open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError as exc:
+        raise BadInputError(f"segment {uri} does not exist") from exc
+    except STORAGE_IO_ERRORS as exc:
+        raise TransientError(f"could not read segment {uri}: {exc}") from exc
     return digest.hexdigest()
 
 

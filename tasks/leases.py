@@ -15,9 +15,9 @@ import json
 import posixpath
 from dataclasses import dataclass
 
-from citywatch.errors import NotFoundError
+from citywatch.errors import NotFoundError, TransientError
 from citywatch.schemas import utcnow
-from citywatch.storage import Storage
+from citywatch.storage import STORAGE_IO_ERRORS, Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ def _generations(storage: Storage, segment_id: str) -> list[int]:
         names = [posixpath.basename(p) for p in fs.ls(path, detail=False)]
     except FileNotFoundError:
         return []
+    except STORAGE_IO_ERRORS as exc:
+        raise TransientError(f"could not list the leases of segment {segment_id}: {exc}") from exc
     return sorted(int(n.split(".")[0]) for n in names if n.endswith(".json") and n[0].isdigit())
 
 

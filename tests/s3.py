@@ -1,21 +1,27 @@
 """A real S3 API for tests: moto's ThreadedMotoServer on a free loopback port.
 
 Each test makes its own bucket (:meth:`S3Server.bucket`), so one server serves the
-whole session. Requests go over HTTP to the server like they would to AWS or MinIO,
-through s3fs (footage, thumbnails, reports) and LanceDB's object store (tables).
+whole session; a test that takes the service down runs its own (:class:`MotoServer`).
+Requests go over HTTP to the server like they would to AWS or MinIO, through s3fs
+(footage, thumbnails, reports) and LanceDB's object store (tables).
 """
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from citywatch.settings import Settings
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 KEY = "testing"  # moto accepts any credentials; clients need some
 REGION = "us-east-1"
@@ -57,14 +63,42 @@ def upload(settings: Settings, local_root: Path, keys: Iterable[str]) -> None:
             fs.put_file(str(source), f"{root}/{key}")
 
 
+class MotoServer:
+    """moto's ThreadedMotoServer on one loopback port that can go down and come back.
+
+    moto keeps buckets and objects in process-wide backends, so a server started again
+    on the same port serves the same data: to clients the S3 service was down (connections
+    refused) and is back. The first :meth:`start` picks a free port.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: ThreadedMotoServer | None = None
+
+    def start(self) -> S3Server:
+        from moto.server import ThreadedMotoServer
+
+        if self.port:  # ThreadedMotoServer.start() would wait forever on a taken port
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", self.port))
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        host, self.port = server.get_host_and_port()
+        self._server = server
+        return S3Server(f"http://{host}:{self.port}")
+
+    def stop(self) -> None:
+        """Shut the server down; the port refuses connections until :meth:`start`."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
 @contextmanager
 def moto_server() -> Iterator[S3Server]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    server = MotoServer()
     try:
-        yield S3Server(f"http://{host}:{port}")
+        yield server.start()
     finally:
         server.stop()
