@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         1, ge=0, description="How many leading grammar patterns confusable fixes may target."
     )
     plate_min_confidence: float = Field(0.5, ge=0, le=1, description="Reads below are dropped.")
+    plate_detect_side_px: int = Field(
+        480, ge=160, le=1280, description="Small regions are upscaled (at most 8x) until their long "
+        "side reaches this before text detection. 640 finds more 40-60 px plates (see "
+        "docs/performance.md) at about twice the detection cost.")
     plate_low_confidence: float = Field(
         0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
     )

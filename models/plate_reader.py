@@ -140,7 +140,9 @@ class PlateReader:
         pad_fraction: float = 0.15,
         det_box_thresh: float = 0.5,
         det_unclip_ratio: float = 1.6,
-        small_plate_px: float = 160.0,
+        small_text_px: float = 24.0,
+        tiny_text_px: float = 16.0,
+        sure_confidence: float = 0.9,
         small_plate_reader: PlateRecogniser | None = None,
     ) -> None:
         if not 0.0 <= min_confidence <= 1.0:
@@ -152,9 +154,13 @@ class PlateReader:
         self.target_side_px = target_side_px
         self.max_upscale = max_upscale
         self.pad_fraction = pad_fraction
-        # text lines narrower than this (image px) are also read by the plate-specific
-        # recogniser; the more confident of the two reads wins
-        self.small_plate_px = small_plate_px
+        # text lines lower than this (image px; ~16 px on a plate ~75 px wide) are also
+        # read by the plate-specific recogniser and the more confident read wins. Larger
+        # plates are PP-OCR's alone: it reads them near perfectly, in any font, while
+        # the plate recogniser knows only the fonts it was trained on.
+        self.small_text_px = small_text_px
+        self.tiny_text_px = tiny_text_px  # below: the plate recogniser may overrule any read
+        self.sure_confidence = sure_confidence  # above (and not tiny): PP-OCR's read stands
         self._small_reader = small_plate_reader
         self._engine = RapidOCR(
             det_limit_type="max",
@@ -204,9 +210,10 @@ class PlateReader:
                     max(b.x2 for b in group), max(b.y2 for b in group))
             text = "".join(b.text for b in group)
             confs = tuple(c for b in group for c in b.char_confidences)
-            if self._small_reader is not None and _one_line(group) and bbox[2] - bbox[0] < self.small_plate_px:
+            if self._small_reader is not None and _one_line(group) and bbox[3] - bbox[1] < self.small_text_px:
                 small_text, small_confs = self._small_reader.read(image, bbox)
-                if small_confs and (not confs or np.mean(small_confs) >= np.mean(confs)):
+                sure = confs and bbox[3] - bbox[1] >= self.tiny_text_px and np.mean(confs) >= self.sure_confidence
+                if small_confs and not sure and (not confs or np.mean(small_confs) >= np.mean(confs)):
                     text, confs = small_text, small_confs
             if not text:
                 continue
@@ -321,8 +328,10 @@ def _check_region(region: tuple[int, int, int, int] | None, width: int, height: 
 
 
 @lru_cache(maxsize=2)
-def load_plate_reader(min_confidence: float = 0.5) -> PlateReader:
+def load_plate_reader(min_confidence: float = 0.5, detect_side_px: int = 480) -> PlateReader:
     """The process-wide plate reader (models loaded once per process)."""
-    reader = PlateReader(min_confidence=min_confidence, small_plate_reader=load_plate_recogniser())
+    reader = PlateReader(min_confidence=min_confidence, target_side_px=detect_side_px,
+                         max_upscale=4.0 if detect_side_px <= 480 else 8.0,
+                         small_plate_reader=load_plate_recogniser())
     log.info("loaded plate reader %s (%s)", reader.name, reader.version)
     return reader

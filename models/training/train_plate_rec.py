@@ -30,6 +30,9 @@ _BACKGROUNDS: list[np.ndarray] = []
 
 
 def _init(data_dir: str) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: OpenCV's own threads only oversubscribe
     _BACKGROUNDS.extend(training_backgrounds(Path(data_dir)))
 
 
@@ -39,9 +42,15 @@ def _job(args: tuple[int, int, list[tuple[str, float]], tuple[int, int]]) -> tup
 
 
 def generate(pool: mp.pool.Pool, seed: int, n: int, fonts: list[tuple[str, float]],
-             widths: tuple[int, int] = (30, 230), chunk: int = 1000) -> tuple[np.ndarray, list[str], np.ndarray]:
+             widths: tuple[int, int] = (30, 230), chunk: int = 1000,
+             deadline: float | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``n`` examples (fewer if ``deadline``, a time.time(), passes first)."""
     jobs = [(seed * 100_000 + i, min(chunk, n - i * chunk), fonts, widths) for i in range((n + chunk - 1) // chunk)]
-    parts = pool.map(_job, jobs)
+    parts = []
+    for part in pool.imap(_job, jobs):
+        parts.append(part)
+        if deadline is not None and time.time() > deadline:
+            break
     return (np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]],
             np.concatenate([p[2] for p in parts]))
 
@@ -76,8 +85,11 @@ def build_model():  # noqa: ANN201 - torch is imported lazily
 
 
 def _targets(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    flat = np.array([1 + ALPHABET.index(c) for t in texts for c in t], dtype=np.int64)
-    return flat, np.array([len(t) for t in texts], dtype=np.int64)
+    """Padded class indices (N x longest) and lengths, as CTCLoss takes them."""
+    padded = np.zeros((len(texts), max(len(t) for t in texts)), dtype=np.int64)
+    for i, text in enumerate(texts):
+        padded[i, : len(text)] = [1 + ALPHABET.index(c) for c in text]
+    return padded, np.array([len(t) for t in texts], dtype=np.int64)
 
 
 def evaluate(model, xs: np.ndarray, texts: list[str], widths: np.ndarray, device: str) -> dict[str, float]:  # noqa: ANN001
@@ -112,6 +124,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--time-limit-s", type=float, default=1e9,
                         help="whole run (data + training) in about this long; the schedule follows it")
+    parser.add_argument("--data-limit-s", type=float, default=0.0,
+                        help="stop generating training data after this long (0: make all of --n-train)")
     args = parser.parse_args()
 
     import torch
@@ -120,10 +134,11 @@ def main() -> None:
     fonts = [(str(args.fonts_dir / name), w) for name, w in TRAIN_FONTS]
     t0 = time.time()
     with mp.get_context("fork").Pool(args.workers, initializer=_init, initargs=(str(args.data_dir),)) as pool:
-        x_train, t_train, _ = generate(pool, args.seed, args.n_train, fonts)
         x_val, t_val, w_val = generate(pool, args.seed + 1, args.n_val, fonts)
         x_unseen, t_unseen, w_unseen = generate(pool, args.seed + 2, args.n_val // 2,
                                                 [(str(args.fonts_dir / UNSEEN_FONT), 1.0)])
+        deadline = t0 + args.data_limit_s if args.data_limit_s else None
+        x_train, t_train, _ = generate(pool, args.seed, args.n_train, fonts, deadline=deadline)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # after the fork: no CUDA in workers
     print(f"data: {len(t_train)} train, {len(t_val)} val in {time.time() - t0:.0f} s", flush=True)
 
@@ -137,20 +152,20 @@ def main() -> None:
     total_steps = args.epochs * steps_per_epoch
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     x_gpu = torch.from_numpy(x_train).to(device)  # float16 on the device: ~2.5 GB for 300k
-    flat, lengths = _targets(t_train)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    padded, lengths = (torch.from_numpy(a).to(device) for a in _targets(t_train))
+    best_val, best_state = -1.0, None
     t1 = time.time()
     for epoch in range(args.epochs):
-        order = np.random.default_rng(epoch).permutation(len(t_train))
-        total = 0.0
+        order = torch.from_numpy(np.random.default_rng(epoch).permutation(len(t_train))).to(device)
+        total = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             idx = order[step * args.batch : (step + 1) * args.batch]
-            x = x_gpu[torch.from_numpy(idx).to(device)].float()
+            x = x_gpu[idx].float()
             x = x + 0.05 * torch.randn_like(x)  # a little extra sensor noise
-            target = torch.from_numpy(np.concatenate([flat[offsets[i] : offsets[i + 1]] for i in idx])).to(device)
-            target_lengths = torch.from_numpy(lengths[idx]).to(device)
-            logits = model(x)  # N x T x C
-            log_probs = logits.log_softmax(2).transpose(0, 1)  # T x N x C
+            target, target_lengths = padded[idx], lengths[idx]
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+                logits = model(x)  # N x T x C
+            log_probs = logits.float().log_softmax(2).transpose(0, 1)  # T x N x C
             input_lengths = torch.full((len(idx),), log_probs.shape[0], dtype=torch.long, device=device)
             loss = ctc(log_probs, target, input_lengths, target_lengths)
             optimiser.zero_grad(set_to_none=True)
@@ -160,14 +175,18 @@ def main() -> None:
             for group in optimiser.param_groups:
                 group["lr"] = args.lr * (done / 0.05 if done < 0.05 else 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
             optimiser.step()
-            total += float(loss.detach())
+            total += loss.detach()
         val = evaluate(model, x_val, t_val, w_val, device)
-        print(f"epoch {epoch + 1}: loss {total / steps_per_epoch:.4f}, val {json.dumps(val)}, "
+        if val["all"] > best_val:  # keep the best epoch (late epochs can overfit)
+            best_val = val["all"]
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        print(f"epoch {epoch + 1}: loss {float(total) / steps_per_epoch:.4f}, val {json.dumps(val)}, "
               f"{time.time() - t1:.0f} s", flush=True)
         if budget_s and time.time() - t1 >= budget_s:
             print("time budget spent", flush=True)
             break
 
+    model.load_state_dict(best_state)
     metrics = {"val": evaluate(model, x_val, t_val, w_val, device),
                "unseen_font": evaluate(model, x_unseen, t_unseen, w_unseen, device),
                "n_train": len(t_train), "epochs": epoch + 1, "train_s": round(time.time() - t1),
