@@ -23,7 +23,7 @@ from models.faces import load_face_model
 from models.plate_reader import PlateReader, load_plate_reader
 from tasks.decode import DecodeStats, MotionGate, sample_frames
 from tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
-from tasks.leases import claim, release
+from tasks.leases import Lease, claim, release
 from tasks.locate import Locator, segment_locator
 from tasks.plates import PlatePass, SegmentPlates
 
@@ -157,11 +157,25 @@ def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings,
                               0, 0, 0, 0, 0.0, 0.0)
     try:
         if _already_done(storage, ref):  # finished by another run since we planned
-            return SegmentOutcome(ref.id, ref.uri, "skipped", "already indexed by another run",
-                                  0, 0, 0, 0, 0.0, 0.0)
-        return _index_claimed(ref, camera, settings, storage)
-    finally:
+            outcome = SegmentOutcome(ref.id, ref.uri, "skipped", "already indexed by another run",
+                                     0, 0, 0, 0, 0.0, 0.0)
+        else:
+            outcome = _index_claimed(ref, camera, settings, storage)
+    except BaseException:
+        _release_quietly(storage, lease, settings)
+        raise
+    # the rows are written: a lease that cannot be released now (storage hiccup) must
+    # not fail the task, or its retry would count the segment as someone else's
+    _release_quietly(storage, lease, settings)
+    return outcome
+
+
+def _release_quietly(storage: Storage, lease: Lease, settings: Settings) -> None:
+    try:
         release(storage, lease)
+    except TransientError as exc:
+        log.warning("segment %s: lease not released (%s); it expires within %.0f s",
+                    lease.segment_id, exc, settings.index_lease_s)
 
 
 def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
