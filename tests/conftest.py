@@ -37,6 +37,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["PREFECT_API_URL"] = api_url
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         yield api_url
+        # send queued run logs and events while the server still answers (otherwise
+        # their workers retry a stopped server at interpreter exit, for up to a minute)
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for worker in (APILogWorker, EventsWorker):
+            worker.drain_all(timeout=10)
     os.environ.pop("PREFECT_API_URL", None)
     try:
         os.killpg(pid, signal.SIGTERM)
