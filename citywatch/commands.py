@@ -247,12 +247,15 @@ def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = retention(settings=settings)
     if args.json:
-        output.as_json({"faces": summary.faces.__repr__(), "plates": summary.plates.__repr__()})
+        output.as_json({"faces": summary.faces.__repr__(), "plates": summary.plates.__repr__(),
+                        "indexes": {"created": summary.indexes.created,
+                                    "refreshed": summary.indexes.refreshed}})
         return 0
     for counts in (summary.faces, summary.plates):
         output.line(f"{counts.table}: {counts.deleted_rows} rows and {counts.deleted_thumbnails} "
                     f"thumbnails older than {counts.cutoff:%Y-%m-%d %H:%M} UTC deleted; "
                     f"{counts.held_rows} held for cases")
+    output.line(f"search indexes: {summary.indexes}")
     return 0
 
 

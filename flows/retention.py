@@ -1,4 +1,5 @@
-"""Deployment ``retention`` (daily): biometric rows past retention are deleted unless held."""
+"""Deployment ``retention`` (daily): biometric rows past retention are deleted unless held,
+then the search indexes are built or refreshed (tasks/search_indexes.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from citywatch.schemas import FaceRow, PlateRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tasks.retention import RetentionCounts, held_tracks, purge_table
+from tasks.search_indexes import IndexReport, ensure_search_indexes
 
 
 @dataclass(frozen=True)
 class RetentionSummary:
     faces: RetentionCounts
     plates: RetentionCounts
+    indexes: IndexReport
 
 
 def run_retention(settings: Settings, now: dt.datetime | None = None) -> RetentionSummary:
@@ -34,12 +37,16 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
         run.detail = (f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
                       f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
                       f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails")
-    return RetentionSummary(faces, plates)
+        # the daily maintenance also keeps the search indexes current
+        indexes = ensure_search_indexes(storage, settings)
+        run.detail += f"; search indexes: {indexes}"
+    return RetentionSummary(faces, plates, indexes)
 
 
 @flow(name="retention")
 def retention(settings: Settings | None = None) -> RetentionSummary:
     settings = settings or Settings()
     summary = run_retention(settings)
-    get_run_logger().info("retention: faces %s; plates %s", summary.faces, summary.plates)
+    get_run_logger().info("retention: faces %s; plates %s; search indexes: %s", summary.faces,
+                          summary.plates, summary.indexes)
     return summary

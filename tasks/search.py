@@ -109,6 +109,8 @@ def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: Se
     table = storage.db.open_table("faces")
     query = table.search(probe.embedding.astype(np.float32), vector_column_name="embedding")
     query = query.distance_type("l2").limit(top_k * settings.embeds_per_track * 4)
+    # used once tasks/search_indexes.py built the vector index; exact search ignores them
+    query = query.nprobes(settings.face_ann_nprobes).refine_factor(settings.face_ann_refine)
     if where:
         query = query.where(where, prefilter=True)
     hits = query.to_arrow().to_pylist()

@@ -1,0 +1,67 @@
+"""Search indexes on the sighting tables, built and refreshed by the daily maintenance.
+
+- ``faces.embedding``: an IVF_RQ vector index once the table holds
+  ``face_ann_min_rows`` rows (below that exact search is fast enough and exact);
+  searches always ask for ``face_ann_nprobes`` partitions and ``face_ann_refine`` x
+  exact re-ranking, which a flat (unindexed) table ignores.
+- ``ts`` (BTree) and ``camera_id`` (Bitmap) scalar indexes on faces and plates, for
+  the time and camera filters that every search and the sweep apply.
+- Rows added since an index was built are folded in by ``optimize()`` (new rows are
+  searched exactly until then, so nothing is missed in between).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+from lancedb.index import Bitmap, BTree, IvfRq
+
+from citywatch.schemas import FaceRow, PlateRow
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from citywatch.tables import has_table
+
+log = logging.getLogger(__name__)
+
+SCALAR_INDEXES = (("ts", BTree), ("camera_id", Bitmap))
+
+
+@dataclass
+class IndexReport:
+    created: list[str] = field(default_factory=list)  # "faces.embedding (IVF_RQ)", ...
+    refreshed: list[str] = field(default_factory=list)  # tables whose new rows were indexed
+
+    def __str__(self) -> str:
+        parts = [f"created {', '.join(self.created)}" if self.created else "",
+                 f"refreshed {', '.join(self.refreshed)}" if self.refreshed else ""]
+        return "; ".join(p for p in parts if p) or "up to date"
+
+
+def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
+    """Create the missing indexes of faces and plates; fold new rows into existing ones."""
+    report = IndexReport()
+    for name in (FaceRow.TABLE, PlateRow.TABLE):
+        if not has_table(storage.db, name):
+            continue
+        table = storage.db.open_table(name)
+        rows = table.count_rows()
+        if rows == 0:
+            continue
+        indexed = {tuple(index.columns)[0]: index.name for index in table.list_indices()}
+        for column, config in SCALAR_INDEXES:
+            if column not in indexed:
+                table.create_index(column, config=config())
+                report.created.append(f"{name}.{column} ({config.__name__})")
+        if name == FaceRow.TABLE and "embedding" not in indexed and rows >= settings.face_ann_min_rows:
+            partitions = max(1, min(4096, int(math.sqrt(rows))))
+            table.create_index("embedding", config=IvfRq(distance_type="l2", num_partitions=partitions))
+            report.created.append(f"{name}.embedding (IVF_RQ, {partitions} partitions)")
+            indexed["embedding"] = "embedding_idx"
+        stale = [i for i in indexed.values() if table.index_stats(i).num_unindexed_rows > 0]
+        if stale:
+            table.optimize()  # folds new rows into every index
+            report.refreshed.append(name)
+    log.info("search indexes: %s", report)
+    return report
