@@ -93,6 +93,26 @@ class Settings(BaseSettings):
         480, ge=160, le=1280, description="Small regions are upscaled (at most 8x) until their long "
         "side reaches this before text detection. 640 finds more 40-60 px plates (see "
         "docs/performance.md) at about twice the detection cost.")
+    plate_region_min_px: int = Field(
+        96, ge=0, description="Moving regions narrower or lower than this (frame px) are "
+        "not read for plates: a car with a 40 px plate is ~140 px wide.")
+    plate_region_max_aspect: float = Field(
+        1.6, ge=0, description="Moving regions taller than this x their width (walking "
+        "people) are not read for plates; 0 reads every moving region. Regions holding "
+        "the sample's plates reach 1.57.")
+    plate_settled_confidence: float = Field(
+        0.9, ge=0, le=1, description="A plate track whose last two reads agree with every "
+        "character at least this sure is settled: its region is re-read only every "
+        "plate_settled_reread_s.")
+    plate_settled_reread_s: float = Field(
+        1.6, ge=0, description="A moving region that holds a settled plate track (at its "
+        "predicted place) is skipped while the track's last read would be at most this "
+        "old at the next frame (every third frame at 2 fps); 0 reads every region of "
+        "every moving frame. Capped at 0.85 x track_max_gap_s, so the track goes on.")
+    plate_full_frame_share: float = Field(
+        1.0, gt=0, description="The whole frame is read once instead of its moving regions "
+        "when reading those (upscaled to plate_detect_side_px) would cost at least this "
+        "share of reading the frame.")
     plate_low_confidence: float = Field(
         0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
     )

@@ -62,6 +62,18 @@ def plate_reader_for(settings: Settings) -> PlateReader:
     return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
 
 
+def segment_plates_for(settings: Settings, reader: PlateReader,
+                       overlay_regions: list[list[int]] | None) -> SegmentPlates:
+    return SegmentPlates(reader, plate_grammar_for(settings), min_affinity=settings.track_iou,
+                         max_gap_s=settings.track_max_gap_s,
+                         low_confidence=settings.plate_low_confidence, ignore=overlay_regions,
+                         region_min_px=settings.plate_region_min_px,
+                         region_max_aspect=settings.plate_region_max_aspect,
+                         settled_confidence=settings.plate_settled_confidence,
+                         settled_reread_s=settings.plate_settled_reread_s,
+                         full_frame_share=settings.plate_full_frame_share)
+
+
 def file_sha256(storage: Storage, uri: str) -> str:
     fs, path = storage.fs(uri)
     digest = hashlib.sha256()
@@ -193,10 +205,7 @@ def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
         sha = file_sha256(storage, ref.uri)
         locator = segment_locator(storage, ref, camera)
         faces = SegmentFaces(model, settings, camera.privacy_masks)
-        plates = SegmentPlates(reader, plate_grammar_for(settings), min_affinity=settings.track_iou,
-                               max_gap_s=settings.track_max_gap_s,
-                               low_confidence=settings.plate_low_confidence,
-                               ignore=camera.overlay_regions) if reader else None
+        plates = segment_plates_for(settings, reader, camera.overlay_regions) if reader else None
         gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction,
                           ignore=camera.overlay_regions)
         for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps,

@@ -57,10 +57,25 @@ def _grow(region: tuple[int, int, int, int], width: int, height: int,
     return max(0, x1 - pad_x), max(0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y)
 
 
+def detect_cost(box: tuple[int, int, int, int], target_side: int | None,
+                max_upscale: float = 4.0) -> float:
+    """Pixels text detection works on for ``box``: the plate reader upscales a small
+    region until its long side reaches ``target_side`` (at most ``max_upscale`` x);
+    ``target_side`` None: the box's own area."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    if target_side is None:
+        return float(w * h)
+    scale = min(max_upscale, max(1.0, target_side / max(w, h, 1)))
+    return w * h * scale * scale
+
+
 def merge_regions(regions: list[tuple[int, int, int, int]], width: int, height: int,
-                  full_frame_share: float = 0.5) -> list[tuple[int, int, int, int]]:
+                  full_frame_share: float = 0.5, target_side: int | None = None,
+                  max_upscale: float = 4.0) -> list[tuple[int, int, int, int]]:
     """Grow moving regions, merge the ones that overlap, read the whole frame once if
-    they cover most of it: each pixel goes through text detection at most once."""
+    reading them would cost ``full_frame_share`` of reading it: each pixel goes through
+    text detection at most once. With ``target_side`` (the reader's) the cost counts
+    the upscaling of small regions; without, their area."""
     boxes = [_grow(r, width, height) for r in regions]
     merged = True
     while merged:
@@ -75,10 +90,21 @@ def merge_regions(regions: list[tuple[int, int, int, int]], width: int, height: 
                     break
             if merged:
                 break
-    area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in boxes)
-    if area >= full_frame_share * width * height:
+    cost = sum(detect_cost(box, target_side, max_upscale) for box in boxes)
+    if cost >= full_frame_share * width * height:
         return [(0, 0, width, height)]
     return boxes
+
+
+def plate_sized(regions: list[tuple[int, int, int, int]], *, min_px: int,
+                max_aspect: float) -> list[tuple[int, int, int, int]]:
+    """The moving regions that could hold a vehicle: neither side under ``min_px`` and
+    height at most ``max_aspect`` x width. A walking person's blob is tall and narrow;
+    a car (front or rear, ~0.8 as tall as wide, wider still in a frame difference,
+    which covers where it was and where it is) is not. ``max_aspect`` 0: any shape."""
+    return [r for r in regions
+            if r[2] - r[0] >= min_px and r[3] - r[1] >= min_px
+            and (max_aspect <= 0 or r[3] - r[1] <= max_aspect * (r[2] - r[0]))]
 
 
 class SegmentPlates:
@@ -86,7 +112,17 @@ class SegmentPlates:
 
     def __init__(self, reader: PlateReader, grammar: PlateGrammar, *,
                  min_affinity: float, max_gap_s: float, low_confidence: float,
-                 ignore: list[list[int]] | None = None) -> None:
+                 ignore: list[list[int]] | None = None, region_min_px: int = 0,
+                 region_max_aspect: float = 0.0, settled_confidence: float = 1.1,
+                 settled_reread_s: float = 0.0, full_frame_share: float = 1.0) -> None:
+        self.full_frame_share = full_frame_share
+        self._previous_t = float("-inf")  # the previous frame's offset
+        self.settled_confidence = settled_confidence
+        # a settled track is re-read at least this often (plus frame-time jitter): well
+        # inside the tracker's gap, so the track goes on
+        self.settled_reread_s = min(settled_reread_s, 0.85 * max_gap_s)
+        self.region_min_px = region_min_px
+        self.region_max_aspect = region_max_aspect
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
         self.grammar = grammar
@@ -98,7 +134,16 @@ class SegmentPlates:
         """Read plates inside the moving ``regions`` of a (masked) frame."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
-        for region in merge_regions(regions, width, height):
+        regions = plate_sized(regions, min_px=self.region_min_px,
+                              max_aspect=self.region_max_aspect)
+        step, self._previous_t = offset_s - self._previous_t, offset_s
+        settled = self._settled_boxes(offset_s, step)
+        for region in merge_regions(regions, width, height, self.full_frame_share,
+                                    getattr(self.reader, "target_side_px", None),
+                                    getattr(self.reader, "max_upscale", 4.0)):
+            if any(region[0] <= b[0] and region[1] <= b[1] and b[2] <= region[2] and b[3] <= region[3]
+                   for b in settled):
+                continue  # a plate read the same twice, read again in a moment
             for read in self.reader.read(image, region):
                 bx1, by1, bx2, by2 = read.bbox
                 cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
@@ -123,6 +168,24 @@ class SegmentPlates:
                     found.append((read.bbox, cand))
         self.tracker.update(offset_s, found)
         return len(found)
+
+    def _settled_boxes(self, t: float, step: float) -> list[Box]:
+        """Where the settled tracks are expected at ``t``: a track whose last two reads
+        agree with every character at least ``settled_confidence`` sure, and whose last
+        read would still be at most ``settled_reread_s`` old at the next frame (``step``
+        from now, as far as this one from the previous). A region holding one is not
+        read this frame. So a settled track is read at least every ``settled_reread_s``
+        (plus the jitter of frame times), never leaving its track's gap."""
+        if self.settled_reread_s <= 0:
+            return []
+        out = []
+        for track in self.tracker.tracks:
+            if t - track.last_time + step > self.settled_reread_s + 1e-3 or len(track.items) < 2:
+                continue
+            a, b = track.items[-2:]
+            if a.text == b.text and min(a.char_confidences + b.char_confidences) >= self.settled_confidence:
+                out.append(track.predict(t))
+        return out
 
     def passes(self) -> list[PlatePass]:
         out: list[PlatePass] = []

@@ -81,3 +81,70 @@ def test_moving_regions_are_merged_before_plate_reading() -> None:
     assert far[2] - far[0] >= 96 and far[3] - far[1] >= 96
     # regions covering most of the frame: read the whole frame once
     assert merge_regions([(0, 0, 1000, 600), (1100, 600, 1200, 700)], 1280, 720) == [(0, 0, 1280, 720)]
+
+
+def test_full_frame_is_read_when_upscaled_regions_would_cost_more() -> None:
+    from tasks.plates import detect_cost, merge_regions
+
+    assert detect_cost((0, 0, 120, 100), 480) == 120 * 100 * 16  # 4x upscale (the cap)
+    assert detect_cost((0, 0, 960, 540), 480) == 960 * 540  # large regions are not upscaled
+    # one region over half the frame: cheaper than the whole frame, read on its own
+    one = merge_regions([(100, 100, 1000, 660)], 1280, 720, 1.0, 480)
+    assert one != [(0, 0, 1280, 720)] and len(one) == 1
+    # many small ones, each upscaled to 480 px: the whole frame once is cheaper
+    small = [(x, y, x + 150, y + 180) for x in (0, 300, 600, 900) for y in (0, 400)]
+    assert merge_regions(small, 1280, 720, 1.0, 480) == [(0, 0, 1280, 720)]
+
+
+def test_tall_and_tiny_moving_regions_are_not_read_for_plates() -> None:
+    from tasks.plates import plate_sized
+
+    car, walker, speck = (100, 300, 420, 560), (600, 200, 700, 500), (900, 500, 950, 540)
+    assert plate_sized([car, walker, speck], min_px=96, max_aspect=1.6) == [car]
+    assert plate_sized([car, walker], min_px=0, max_aspect=0) == [car, walker]
+
+
+class _Reader:
+    """A plate reader stub: one confident read of the plate wherever it is in the region."""
+
+    target_side_px, max_upscale = 480, 4.0
+
+    def __init__(self) -> None:
+        self.plate = (0.0, 0.0, 0.0, 0.0)
+        self.calls = 0
+
+    def read(self, image, region):  # noqa: ANN001, ANN201
+        from models.plate_reader import PlateRead
+
+        self.calls += 1
+        x1, y1, x2, y2 = self.plate
+        if region[0] <= x1 and region[1] <= y1 and x2 <= region[2] and y2 <= region[3]:
+            return [PlateRead("AB1234", 0.97, (0.97,) * 6, self.plate)]
+        return []
+
+
+def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
+    import numpy as np
+
+    from citywatch.plates import DEFAULT_PLATE_GRAMMAR
+    from tasks.plates import SegmentPlates
+
+    image = np.zeros((720, 1280, 3), np.uint8)
+
+    def run(reread_s: float) -> tuple[int, list]:  # noqa: ANN001
+        reader = _Reader()
+        plates = SegmentPlates(reader, DEFAULT_PLATE_GRAMMAR, min_affinity=0.3, max_gap_s=2.0,
+                               low_confidence=0.8, settled_confidence=0.9,
+                               settled_reread_s=reread_s)
+        for n in range(12):  # a car crossing at 40 px per sample
+            t, x = n * 0.5, 100 + 40 * n
+            reader.plate = (x + 100.0, 400.0, x + 200.0, 430.0)
+            plates.add_frame(t, image, [(x, 300, x + 300, 560)])
+        return reader.calls, plates.passes()
+
+    every, passes = run(0.0)
+    fewer, settled = run(1.6)
+    assert every == 12 and fewer <= 6
+    assert [(p.text, p.low_confidence) for p in passes] == [("AB1234", False)]
+    assert [(p.text, p.low_confidence) for p in settled] == [("AB1234", False)]
+    assert settled[0].last_s >= 5.0  # still followed to the end
