@@ -1,6 +1,6 @@
 """Plate-reading benchmark on synthetic HK plates pasted into street frames.
 
-    python benchmarks/plates.py [--n 300] [--seed 1]
+    python benchmarks/plates.py [--n 1200] [--seed 1] [--detect-side 640] [--ppocr-only]
 
 Each sample: a random HK mark rendered front (white) or rear (yellow) at a width
 drawn evenly across the bins 40-60, 60-80, 80-120, 120-250 px; rotated (+-8 deg),
@@ -232,7 +232,9 @@ def gating(backgrounds: list[np.ndarray], rng: np.random.Generator) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=300, help="number of synthetic plates (default 300)")
+    parser.add_argument("--n", type=int, default=1200,
+                        help="number of synthetic plates (default 1200: 300 per width bin; with 75 a "
+                             "bin's exact-match rate moves by +-3 points between seeds)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--ppocr-only", action="store_true",
                         help="PP-OCRv4 alone, without the plate-specific recogniser for small plates")
