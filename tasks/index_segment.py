@@ -149,13 +149,20 @@ def _segment_row(ref: SegmentRef, *, state: str, error: str, sha: str, model: st
 
 def _replace_rows(table, segment_id: str, data) -> None:  # noqa: ANN001 - lancedb Table, pa.Table
     """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
-    table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
+    try:
+        table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
+    except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
+        raise TransientError(f"could not delete the old rows of segment {segment_id} from "
+                             f"{table.name}: {exc}") from exc
     upsert(table, data)
 
 
 def _already_done(storage: Storage, ref: SegmentRef) -> bool:
-    rows = (segments_table(storage.db).search().where(f"id = '{ref.id}'")
-            .select(["state", "size_bytes"]).limit(1).to_list())
+    try:
+        rows = (segments_table(storage.db).search().where(f"id = '{ref.id}'")
+                .select(["state", "size_bytes"]).limit(1).to_list())
+    except (OSError, RuntimeError) as exc:
+        raise TransientError(f"could not read the state of segment {ref.id}: {exc}") from exc
     return bool(rows) and rows[0]["state"] == "done" and rows[0]["size_bytes"] == ref.size_bytes
 
 
