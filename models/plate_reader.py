@@ -26,24 +26,22 @@ from __future__ import annotations
 
 import logging
 import math
-import string
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version as package_version
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from rapidocr_onnxruntime import RapidOCR
 from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
 from rapidocr_onnxruntime.utils import read_yaml
 
 from citywatch.errors import BadInputError
-from models.plate_rec import PlateRecogniser, load_plate_recogniser
+from models.plate_rec import ALPHABET as PLATE_ALPHABET
+from models.plate_rec import PlateRecogniser, cpu_session, ctc_best_path, load_plate_recogniser
 
 log = logging.getLogger(__name__)
 
-PLATE_ALPHABET = string.ascii_uppercase + string.digits
 _NO_PAD_SIDE = 480
 _GAP_CHARS = set(" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~·•—–、。，：；（）【】「」《》")
 
@@ -173,8 +171,8 @@ class PlateReader:
         # rapidocr builds its sessions with the CPU memory arena off; with it on, a
         # 1280x720 detection is ~25% faster. Same models, same thread settings.
         config = read_yaml(DEFAULT_CFG_PATH)
-        self._engine.text_det.infer.session = _session(config["Det"]["model_path"])
-        self._engine.text_rec.session.session = _session(config["Rec"]["model_path"])
+        self._engine.text_det.infer.session = cpu_session(DEFAULT_CFG_PATH.parent / config["Det"]["model_path"])
+        self._engine.text_rec.session.session = cpu_session(DEFAULT_CFG_PATH.parent / config["Rec"]["model_path"])
         self._rec_session = self._engine.text_rec.session
         self._rec_height = int(self._engine.text_rec.rec_image_shape[1])
         self._fold = _folding_table(self._engine.text_rec.postprocess_op.character)
@@ -249,15 +247,6 @@ def _one_line(group: list[TextBox]) -> bool:
     return all(_same_line(group[0], b) for b in group[1:])
 
 
-def _session(relative_model_path: str) -> ort.InferenceSession:
-    """A CPU session on one intra-op and one inter-op thread, memory arena on."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    path = DEFAULT_CFG_PATH.parent / relative_model_path
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def _rectify(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
@@ -288,20 +277,7 @@ def _ctc_decode(probs: np.ndarray, fold: np.ndarray) -> tuple[str, tuple[float, 
     classes = np.zeros((probs.shape[0], 1 + len(PLATE_ALPHABET)), dtype=np.float32)
     kept = fold >= 0
     np.add.at(classes.T, fold[kept], probs[:, kept].T)
-    best = classes.argmax(axis=1)
-    text: list[str] = []
-    confs: list[float] = []
-    previous = 0
-    for t, cls in enumerate(best):
-        if cls != 0:
-            p = float(classes[t, cls])
-            if cls == previous:
-                confs[-1] = max(confs[-1], p)
-            else:
-                text.append(PLATE_ALPHABET[cls - 1])
-                confs.append(p)
-        previous = int(cls)
-    return "".join(text), tuple(round(min(c, 1.0), 6) for c in confs)
+    return ctc_best_path(classes)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

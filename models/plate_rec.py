@@ -18,12 +18,16 @@ from __future__ import annotations
 import logging
 import string
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +66,22 @@ def prepare_crop(image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.nd
     return out
 
 
+def cpu_session(path: Path) -> "onnxruntime.InferenceSession":
+    """A CPU session on one intra-op and one inter-op thread (Dask workers provide the
+    parallelism), memory arena on."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def ctc_best_path(probs: np.ndarray) -> tuple[str, tuple[float, ...]]:
-    """Best-path CTC decoding of T x 37 probabilities: (text, per-character confidence)."""
+    """Best-path CTC decoding of T x 37 probabilities over [blank, A-Z0-9]: (text,
+    per-character confidence, the highest over the character's time steps)."""
     best = probs.argmax(axis=1)
     text: list[str] = []
     confs: list[float] = []
@@ -86,16 +104,9 @@ class PlateRecogniser:
     name = "citywatch-plate-rec"
 
     def __init__(self, weights: Path = WEIGHTS) -> None:
-        import onnxruntime as ort
-
         if not weights.is_file():
             raise BadInputError(f"plate recogniser weights {weights}: not found (reinstall citywatch)")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(weights), sess_options=options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = cpu_session(weights)
         self._input = self._session.get_inputs()[0].name
 
     def read(self, image_bgr: np.ndarray, text_box: tuple[float, float, float, float]) -> tuple[str, tuple[float, ...]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import multiprocessing as mp
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ TRAIN_FONTS = (("DejaVuSans-Bold.ttf", 0.55), ("DejaVuSansCondensed-Bold.ttf", 0
 UNSEEN_FONT = "DejaVuSerifCondensed-Bold.ttf"
 BINS = ((30, 40), (40, 60), (60, 80), (80, 120), (120, 230))
 _BACKGROUNDS: list[np.ndarray] = []
+log = logging.getLogger("train_plate_rec")
 
 
 def _init(data_dir: str) -> None:
@@ -127,6 +129,7 @@ def main() -> None:
     parser.add_argument("--data-limit-s", type=float, default=0.0,
                         help="stop generating training data after this long (0: make all of --n-train)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
 
@@ -140,10 +143,10 @@ def main() -> None:
         deadline = t0 + args.data_limit_s if args.data_limit_s else None
         x_train, t_train, _ = generate(pool, args.seed, args.n_train, fonts, deadline=deadline)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # after the fork: no CUDA in workers
-    print(f"data: {len(t_train)} train, {len(t_val)} val in {time.time() - t0:.0f} s", flush=True)
+    log.info("data: %d train, %d val in %.0f s", len(t_train), len(t_val), time.time() - t0)
 
     model = build_model().to(device)
-    print(f"parameters: {sum(p.numel() for p in model.parameters())}", flush=True)
+    log.info("parameters: %d", sum(p.numel() for p in model.parameters()))
     steps_per_epoch = len(t_train) // args.batch
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # the learning rate follows the time budget (warm-up, then cosine to zero), so a
@@ -180,10 +183,10 @@ def main() -> None:
         if val["all"] > best_val:  # keep the best epoch (late epochs can overfit)
             best_val = val["all"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        print(f"epoch {epoch + 1}: loss {float(total) / steps_per_epoch:.4f}, val {json.dumps(val)}, "
-              f"{time.time() - t1:.0f} s", flush=True)
+        log.info("epoch %d: loss %.4f, val %s, %.0f s", epoch + 1, float(total) / steps_per_epoch,
+                 json.dumps(val), time.time() - t1)
         if budget_s and time.time() - t1 >= budget_s:
-            print("time budget spent", flush=True)
+            log.info("time budget spent")
             break
 
     model.load_state_dict(best_state)
@@ -191,7 +194,7 @@ def main() -> None:
                "unseen_font": evaluate(model, x_unseen, t_unseen, w_unseen, device),
                "n_train": len(t_train), "epochs": epoch + 1, "train_s": round(time.time() - t1),
                "fonts": TRAIN_FONTS, "unseen": UNSEEN_FONT}
-    print(json.dumps(metrics), flush=True)
+    log.info("metrics: %s", json.dumps(metrics))
     args.out.mkdir(parents=True, exist_ok=True)
     model.eval().cpu()
     torch.onnx.export(model, torch.zeros(1, 1, INPUT_H, INPUT_W), str(args.out / "plate_rec.onnx"),
