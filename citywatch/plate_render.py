@@ -30,11 +30,11 @@ _YELLOW_BGR = (20, 200, 250)
 PlateStyle = Literal["front", "rear"]
 
 
-@lru_cache(maxsize=4)
-def _font(size_px: int) -> ImageFont.FreeTypeFont:
-    if not FONT_PATH.is_file():
-        raise BadInputError(f"plate font {FONT_PATH}: not found (install fonts-dejavu-core)")
-    return ImageFont.truetype(str(FONT_PATH), size_px)
+@lru_cache(maxsize=16)
+def _font(path: Path, size_px: int) -> ImageFont.FreeTypeFont:
+    if not path.is_file():
+        raise BadInputError(f"plate font {path}: not found (install fonts-dejavu-core)")
+    return ImageFont.truetype(str(path), size_px)
 
 
 def display_text(text: str) -> str:
@@ -43,7 +43,7 @@ def display_text(text: str) -> str:
     return f"{match.group(1)} {match.group(2)}" if match else text
 
 
-def _glyph(char: str, height_px: int, cell_ratio: float) -> np.ndarray:
+def _glyph(char: str, height_px: int, cell_ratio: float, font_path: Path) -> np.ndarray:
     """Grey mask (255 = ink) of one glyph, exactly ``height_px`` tall.
 
     Like the HK/UK plate font, glyph widths are evened out: each is condensed to
@@ -51,7 +51,7 @@ def _glyph(char: str, height_px: int, cell_ratio: float) -> np.ndarray:
     gets wider and M narrower), except the narrow ``1`` and ``I``. Every glyph has
     the same height (DejaVu's J descends, plate fonts' does not).
     """
-    font = _font(int(height_px * 1.38))  # DejaVu cap height is ~0.73 em
+    font = _font(font_path, int(height_px * 1.38))  # DejaVu cap height is ~0.73 em
     left, top, right, bottom = font.getbbox(char)
     canvas = Image.new("L", (right - left + 4, bottom - top + 4), 0)
     ImageDraw.Draw(canvas).text((2 - left, 2 - top), char, font=font, fill=255)
@@ -66,7 +66,7 @@ def _glyph(char: str, height_px: int, cell_ratio: float) -> np.ndarray:
     return cv2.resize(mask, (max(1, int(round(new_w))), height_px), interpolation=cv2.INTER_AREA)
 
 
-def _text_layer(text: str, height_px: int, cell_ratio: float) -> np.ndarray:
+def _text_layer(text: str, height_px: int, cell_ratio: float, font_path: Path) -> np.ndarray:
     """Grey mask of ``text``: glyphs 0.14 x height apart, 0.42 x height between groups."""
     gap = int(0.14 * height_px)
     parts: list[np.ndarray] = []
@@ -76,7 +76,7 @@ def _text_layer(text: str, height_px: int, cell_ratio: float) -> np.ndarray:
             continue
         if parts:
             parts.append(np.zeros((height_px, gap), dtype=np.uint8))
-        parts.append(_glyph(char, height_px, cell_ratio))
+        parts.append(_glyph(char, height_px, cell_ratio, font_path))
     return np.hstack(parts)
 
 
@@ -86,10 +86,12 @@ def render_plate(
     style: PlateStyle,
     width_px: int,
     rng: np.random.Generator | None = None,
+    font_path: Path = FONT_PATH,
 ) -> np.ndarray:
     """A BGR uint8 plate of ``width_px`` x ~0.21*``width_px`` showing ``text``.
 
     ``rng`` adds small variation (tint, glyph width, border); None gives a fixed look.
+    ``font_path``: a TrueType font for the characters (training uses several).
     """
     if style not in ("front", "rear"):
         raise BadInputError(f"plate style {style!r}: expected 'front' or 'rear'")
@@ -111,7 +113,7 @@ def render_plate(
     plate[:] = base
     cv2.rectangle(plate, (border // 2, border // 2), (master_w - 1 - border // 2, master_h - 1 - border // 2),
                   (15, 15, 15), thickness=border)
-    ink = _text_layer(shown, int(_CHAR_HEIGHT_MM * _PX_PER_MM), cell_ratio)
+    ink = _text_layer(shown, int(_CHAR_HEIGHT_MM * _PX_PER_MM), cell_ratio, font_path)
     usable_w = master_w - 2 * int(15 * _PX_PER_MM)
     if ink.shape[1] > usable_w:  # long personalised marks: squeeze further to fit
         ink = cv2.resize(ink, (usable_w, ink.shape[0]), interpolation=cv2.INTER_AREA)

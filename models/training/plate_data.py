@@ -23,8 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from citywatch import plate_render
-from citywatch.plate_render import degrade_plate_warp, paste_plate, random_hk_plate, render_plate
+from citywatch.plate_render import FONT_PATH, degrade_plate_warp, paste_plate, random_hk_plate, render_plate
 from models.plate_rec import INPUT_H, INPUT_W, MARGIN_X, MARGIN_Y, prepare_crop
 
 _MASTER_W = 1040  # plate_render's master width: rendering at it gives the unscaled plate
@@ -71,13 +70,6 @@ def random_text(rng: np.random.Generator) -> str:
     return "".join(rng.choice(list(_CHARS), size=length))
 
 
-def use_font(path: Path) -> None:
-    """Render following plates in ``path`` (plate_render caches glyph fonts by size)."""
-    if plate_render.FONT_PATH != path:
-        plate_render.FONT_PATH = path
-        plate_render._font.cache_clear()  # noqa: SLF001 - training-only font switch
-
-
 def _ink_box(master: np.ndarray) -> tuple[float, float, float, float]:
     """x1, y1, x2, y2 of the characters on a master-size plate (border excluded)."""
     grey = cv2.cvtColor(master, cv2.COLOR_BGR2GRAY)
@@ -97,12 +89,13 @@ class Scene:
 
 
 def make_scene(rng: np.random.Generator, backgrounds: list[np.ndarray],
-               *, width_range: tuple[int, int] = (30, 230), text: str | None = None) -> Scene:
+               *, width_range: tuple[int, int] = (30, 230), text: str | None = None,
+               font_path: Path = FONT_PATH) -> Scene:
     """A degraded plate on a street patch, and where its characters are."""
     text = text or random_text(rng)
     width = int(round(np.exp(rng.uniform(np.log(width_range[0]), np.log(width_range[1])))))
     style = "front" if rng.uniform() < 0.5 else "rear"
-    master = render_plate(text, style=style, width_px=_MASTER_W, rng=rng)
+    master = render_plate(text, style=style, width_px=_MASTER_W, rng=rng, font_path=font_path)
     ix1, iy1, ix2, iy2 = _ink_box(master)
     height = max(4, int(round(width * master.shape[0] / master.shape[1])))
     plate = cv2.resize(master, (width, height), interpolation=cv2.INTER_AREA)
@@ -139,9 +132,9 @@ def make_scene(rng: np.random.Generator, backgrounds: list[np.ndarray],
 
 
 def make_example(rng: np.random.Generator, backgrounds: list[np.ndarray],
-                 *, width_range: tuple[int, int] = (30, 230)) -> Example:
+                 *, width_range: tuple[int, int] = (30, 230), font_path: Path = FONT_PATH) -> Example:
     """A scene cropped as the reader would crop it around a detected text box."""
-    scene = make_scene(rng, backgrounds, width_range=width_range)
+    scene = make_scene(rng, backgrounds, width_range=width_range, font_path=font_path)
     patch = scene.patch
     # the detector's text box: around the ink, by a spread measured on PP-OCRv4's boxes
     qx1, qy1, qx2, qy2 = scene.ink
@@ -164,11 +157,11 @@ def make_batch(seed: int, n: int, backgrounds: list[np.ndarray], fonts: list[tup
     rng = np.random.default_rng(seed)
     paths = [p for p, _ in fonts]
     weights = np.array([w for _, w in fonts], dtype=np.float64)
-    use_font(paths[int(rng.choice(len(paths), p=weights / weights.sum()))])
+    font_path = paths[int(rng.choice(len(paths), p=weights / weights.sum()))]
     xs = np.empty((n, 1, INPUT_H, INPUT_W), dtype=np.float16)
     texts, widths = [], np.empty(n, dtype=np.int32)
     for i in range(n):
-        ex = make_example(rng, backgrounds, width_range=width_range)
+        ex = make_example(rng, backgrounds, width_range=width_range, font_path=font_path)
         xs[i], widths[i] = ex.x, ex.width_px
         texts.append(ex.text)
     return xs, texts, widths

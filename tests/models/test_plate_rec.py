@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import degrade_plate, paste_plate, render_plate
+from citywatch.plate_render import FONT_PATH, degrade_plate, paste_plate, render_plate
 from citywatch.plates import fix_confusables, normalise_plate
 from models.plate_reader import PlateReader
 from models.plate_rec import WEIGHTS, PlateRecogniser, ctc_best_path, load_plate_recogniser, prepare_crop
@@ -34,9 +34,10 @@ def street() -> np.ndarray:
     return cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_AREA)
 
 
-def _scene(street: np.ndarray, text: str, width: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _scene(street: np.ndarray, text: str, width: int,
+           font_path: Path = FONT_PATH) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     rng = np.random.default_rng(width)
-    plate = render_plate(text, style="rear" if width % 2 else "front", width_px=width)
+    plate = render_plate(text, style="rear" if width % 2 else "front", width_px=width, font_path=font_path)
     warped = degrade_plate(plate, rng, blur=1.2, rotation_deg=2.0, perspective=0.03, noise=3.0)
     x, y = 600, 430
     frame = paste_plate(street, warped, x, y)
@@ -114,17 +115,10 @@ def test_large_plates_in_an_unseen_font_keep_ppocrs_read(street: np.ndarray) -> 
     """The plate recogniser knows only its training fonts: on plates large enough for
     PP-OCR to be sure, PP-OCR's read stands (measured: it would otherwise cost 2% of
     80-250 px plates in DejaVu Serif Condensed Bold)."""
-    from citywatch import plate_render
-    from models.training.plate_data import use_font
-
-    default = plate_render.FONT_PATH
-    use_font(Path("/usr/share/fonts/truetype/dejavu/DejaVuSerifCondensed-Bold.ttf"))
-    try:
-        combined, ppocr = PlateReader(small_plate_reader=load_plate_recogniser()), PlateReader()
-        for text, width in (("CV5296", 130), ("VB185", 110), ("AB1234", 160)):
-            frame, box = _scene(street, text, width)
-            reads = {fix_confusables(normalise_plate(r.text)) for r in combined.read(frame, _region(box))}
-            assert text in reads
-            assert reads == {fix_confusables(normalise_plate(r.text)) for r in ppocr.read(frame, _region(box))}
-    finally:
-        use_font(default)
+    serif = Path("/usr/share/fonts/truetype/dejavu/DejaVuSerifCondensed-Bold.ttf")
+    combined, ppocr = PlateReader(small_plate_reader=load_plate_recogniser()), PlateReader()
+    for text, width in (("CV5296", 130), ("VB185", 110), ("AB1234", 160)):
+        frame, box = _scene(street, text, width, serif)
+        reads = {fix_confusables(normalise_plate(r.text)) for r in combined.read(frame, _region(box))}
+        assert text in reads
+        assert reads == {fix_confusables(normalise_plate(r.text)) for r in ppocr.read(frame, _region(box))}
