@@ -18,7 +18,8 @@ from citywatch.plate_render import PlateStyle
 from citywatch.sample_cameras import CameraSite
 from citywatch.sample_plan import SampleConfig
 from citywatch.sample_truth import format_utc
-from citywatch.sample_vehicles import PLATE_SHARE, VehicleTrack, pick_plates, render_car
+from citywatch.sample_cars import PLATE_SHARE, render_car
+from citywatch.sample_vehicles import VehicleTrack, pick_plates
 
 PATROL = CameraSite(
     "car-patrol-kt3", "Patrol car KT-3 (dashboard camera)", "Yau Tsim Mong", None, None, 1.4,
