@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import cv2
 import numpy as np
@@ -138,22 +138,22 @@ def _motion_kernel(length: float, angle_deg: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def degrade_plate(
-    img: np.ndarray,
-    rng: np.random.Generator,
-    *,
-    blur: float = 0.0,
-    rotation_deg: float = 0.0,
-    perspective: float = 0.0,
-    noise: float = 0.0,
-    jpeg_quality: int | None = None,
-) -> np.ndarray:
+class DegradeOptions(TypedDict, total=False):
+    """How :func:`degrade_plate_warp` degrades a plate (every key optional)."""
+
+    blur: float
+    rotation_deg: float
+    perspective: float
+    noise: float
+    jpeg_quality: int | None
+
+
+def degrade_plate(img: np.ndarray, rng: np.random.Generator, **options: Unpack[DegradeOptions]) -> np.ndarray:
     """Warp and degrade a BGR plate; returns BGRA (alpha marks where the plate is).
 
-    See :func:`degrade_plate_warp`, which also returns the warp.
+    The options are :func:`degrade_plate_warp`'s, which also returns the warp.
     """
-    return degrade_plate_warp(img, rng, blur=blur, rotation_deg=rotation_deg, perspective=perspective,
-                              noise=noise, jpeg_quality=jpeg_quality)[0]
+    return degrade_plate_warp(img, rng, **options)[0]
 
 
 def degrade_plate_warp(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,20 +11,11 @@ from citywatch.plate_render import degrade_plate, paste_plate, render_plate
 from citywatch.plates import fix_confusables, normalise_plate
 from models.plate_reader import PlateReader, PlateRead, group_plate_boxes, load_plate_reader, TextBox
 
-STREET = Path("/usr/share/doc/opencv-doc/examples/data/building.jpg")
 
 
 @pytest.fixture(scope="module")
 def reader() -> PlateReader:
     return load_plate_reader()
-
-
-@pytest.fixture(scope="module")
-def street() -> np.ndarray:
-    frame = cv2.imread(str(STREET))
-    if frame is None:
-        pytest.skip(f"{STREET} missing (Debian opencv-doc)")
-    return cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_AREA)
 
 
 def _scene(street: np.ndarray, text: str, width: int, style: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:

@@ -21,17 +21,8 @@ from models.training.plate_data import (
 )
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-STREET = DATA / "building.jpg"
 # small marks (48-58 px wide: glyphs ~8 px tall), blurred and JPEG'd like a far camera
 SMALL = (("AB1234", 52), ("KX807", 48), ("TM5067", 56), ("HK7", 50), ("LUCKY8", 58), ("ZS680", 54))
-
-
-@pytest.fixture(scope="module")
-def street() -> np.ndarray:
-    frame = cv2.imread(str(STREET))
-    if frame is None:
-        pytest.skip(f"{STREET} missing (Debian opencv-doc)")
-    return cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_AREA)
 
 
 def _scene(street: np.ndarray, text: str, width: int,
