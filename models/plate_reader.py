@@ -208,10 +208,11 @@ class PlateReader:
                     max(b.x2 for b in group), max(b.y2 for b in group))
             text = "".join(b.text for b in group)
             confs = tuple(c for b in group for c in b.char_confidences)
-            if self._small_reader is not None and _one_line(group) and bbox[3] - bbox[1] < self.small_text_px:
+            height = bbox[3] - bbox[1]
+            sure = bool(confs) and height >= self.tiny_text_px and np.mean(confs) >= self.sure_confidence
+            if self._small_reader is not None and not sure and height < self.small_text_px and _one_line(group):
                 small_text, small_confs = self._small_reader.read(image, bbox)
-                sure = confs and bbox[3] - bbox[1] >= self.tiny_text_px and np.mean(confs) >= self.sure_confidence
-                if small_confs and not sure and (not confs or np.mean(small_confs) >= np.mean(confs)):
+                if small_confs and (not confs or np.mean(small_confs) >= np.mean(confs)):
                     text, confs = small_text, small_confs
             if not text:
                 continue
