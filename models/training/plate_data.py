@@ -16,7 +16,6 @@ training (see :func:`training_backgrounds`).
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +23,9 @@ import cv2
 import numpy as np
 
 from citywatch.plate_render import FONT_PATH, degrade_plate_warp, paste_plate, random_hk_plate, render_plate
-from models.plate_rec import INPUT_H, INPUT_W, MARGIN_X, MARGIN_Y, prepare_crop
+from models.plate_rec import ALPHABET, INPUT_H, INPUT_W, plate_crop_box, prepare_crop
 
 _MASTER_W = 1040  # plate_render's master width: rendering at it gives the unscaled plate
-_CHARS = string.ascii_uppercase + string.digits
 BENCHMARK_BACKGROUNDS = ("building.jpg", "home.jpg")
 BENCHMARK_VTEST_FRAMES = (0, 250, 500, 750)
 TRAIN_VTEST_FRAMES = (120, 380, 620, 790)
@@ -67,7 +65,7 @@ def random_text(rng: np.random.Generator) -> str:
     if rng.uniform() < 0.5:
         return random_hk_plate(rng)
     length = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8], p=[0.03, 0.07, 0.12, 0.16, 0.18, 0.2, 0.14, 0.1]))
-    return "".join(rng.choice(list(_CHARS), size=length))
+    return "".join(rng.choice(list(ALPHABET), size=length))
 
 
 def _ink_box(master: np.ndarray) -> tuple[float, float, float, float]:
@@ -144,10 +142,7 @@ def make_example(rng: np.random.Generator, backgrounds: list[np.ndarray],
 
     det = (qx1 - out(-0.05, 0.6, 1.4) * qh, qy1 - out(0.05, 0.45, 0.7) * qh,
            qx2 + out(-0.05, 0.6, 1.4) * qh, qy2 + out(0.05, 0.45, 0.7) * qh)
-    dh = det[3] - det[1]
-    box = (max(0, int(np.floor(det[0] - MARGIN_X * dh))), max(0, int(np.floor(det[1] - MARGIN_Y * dh))),
-           min(patch.shape[1], int(np.ceil(det[2] + MARGIN_X * dh))),
-           min(patch.shape[0], int(np.ceil(det[3] + MARGIN_Y * dh))))
+    box = plate_crop_box(det, patch.shape[1], patch.shape[0])  # as the reader crops it
     return Example(x=prepare_crop(patch, box), text=scene.text, width_px=scene.width_px)
 
 
