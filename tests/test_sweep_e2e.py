@@ -26,7 +26,7 @@ from citywatch.sample import load_ground_truth
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import upsert
-from tests.test_watchlist import Receiver
+from tests.watchlist_support import Receiver
 
 pytestmark = pytest.mark.slow
 SLACK = dt.timedelta(seconds=1.5)

@@ -11,26 +11,39 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from citywatch.alerts import (AlertState, DeliveryState, deliveries_by_alert, list_alerts,
-                              review)
+from citywatch.alerts import (
+    AlertState,
+    DeliveryState,
+    deliveries_by_alert,
+    list_alerts,
+    review,
+)
 from citywatch.errors import BadInputError
 from citywatch.prefect_server import free_port
 from citywatch.schemas import PlateRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import plates_table, upsert
-from citywatch.watchlist import (add_plate, approve)
+from citywatch.watchlist import add_plate, approve
 from tasks.notify import deliver_pending
 from tasks.sweep import advance_watermarks, commit_alerts, plan_sweep, sweep_once
-
-from tests.watchlist_support import faces  # noqa: F401 - the module's fixture
-from tests.watchlist_support import NOW, THRESHOLD, Faces, a_pass, enrol_active, make_settings, request, write_faces
+from tests.watchlist_support import (
+    NOW,
+    THRESHOLD,
+    Faces,
+    Receiver,
+    a_pass,
+    enrol_active,
+    faces,  # noqa: F401 - the module's fixture
+    make_settings,
+    request,
+    write_faces,
+)
 
 
 def test_enrolled_person_alerts_once_per_pass_others_never(tmp_path: Path, faces: Faces) -> None:
@@ -105,31 +118,6 @@ def _sweep_at_once(settings: Settings, barrier: threading.Barrier, errors: list)
         deliver_pending(storage, settings, now=NOW)
     except Exception as exc:  # noqa: BLE001 - handed to the test thread
         errors.append(exc)
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records the alert POSTs it gets."""
-
-    def __init__(self, port: int) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((self.headers["Idempotency-Key"], json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture()

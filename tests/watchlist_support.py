@@ -1,9 +1,12 @@
-"""Shared pieces of the watchlist tests: real face embeddings and face rows as indexing writes them."""
+"""Shared pieces of the watchlist tests: real face embeddings, face rows as indexing writes them, a webhook receiver."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
 from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,13 @@ from citywatch.schemas import FaceRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import faces_table, upsert
-from citywatch.watchlist import (EntryRequest, WatchlistRow, approve, enrol_face,
-                                 enrolment_embedding)
+from citywatch.watchlist import (
+    EntryRequest,
+    WatchlistRow,
+    approve,
+    enrol_face,
+    enrolment_embedding,
+)
 from tasks.index_segment import face_model_for
 
 NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
@@ -76,3 +84,28 @@ def write_faces(storage: Storage, faces: Faces, rows: list[FaceRow]) -> None:
 def a_pass(faces: Faces, vector: np.ndarray, n: int = 3, **where: object) -> list[FaceRow]:
     """One track of ``n`` faces (what indexing writes for one person walking by)."""
     return [face_row(faces, vector, index=i, **where) for i in range(n)]
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records the alert POSTs it gets."""
+
+    def __init__(self, port: int) -> None:
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.headers["Idempotency-Key"], json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
