@@ -48,11 +48,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from citywatch.auth import write_demo_users  # noqa: E402
 from citywatch.footage import format_stamp  # noqa: E402
-from citywatch.plate_render import paste_plate, render_plate  # noqa: E402
-from citywatch.prefect_server import QUIET_ENV, free_port, start_prefect_server  # noqa: E402
+from citywatch.governance.auth import write_demo_users  # noqa: E402
+from citywatch.sample.plate_render import paste_plate, render_plate  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
+from citywatch.stack.prefect_server import QUIET_ENV, free_port, start_prefect_server  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 
 PLATES = ("AB1234", "KT8080", "HX517", "PM2468", "CY903", "LV1357", "DE4321", "RS66")
@@ -96,23 +96,23 @@ def cut_clip(src: Path, dst: Path, start_s: float, duration_s: float, plate: str
 
 
 def prepare(sample: Path, root: Path, clips_dir: Path, count: int, clip_s: float) -> list[Clip]:
-    from citywatch.sample import load_ground_truth
+    from citywatch.sample.dataset import load_ground_truth
 
     truth = load_ground_truth(sample / "sample" / "ground_truth.json")
     wanted = {p.person_id for p in truth.people if p.probe and p.in_footage}
     passes = [a for a in truth.appearances if a.person_id in wanted]
-    base = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2026, 11, 21, 8, 0, tzinfo=dt.UTC)
     clips = []
     for i in range(count):
         a = passes[i % len(passes)]
         src = sample / a.key
-        seg_start = dt.datetime.strptime(src.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        seg_start = dt.datetime.strptime(src.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
         stamp = format_stamp(base + dt.timedelta(minutes=i))
         path = clips_dir / f"{a.camera_id}_{stamp}.mp4"
-        cut_clip(src, path, max(0.0, (a.start - seg_start).total_seconds() - 0.5), clip_s,
-                 PLATES[i % len(PLATES)])
-        clips.append(Clip(path, a.camera_id, f"{a.camera_id}/{stamp}", a.person_id,
-                          PLATES[i % len(PLATES)]))
+        cut_clip(
+            src, path, max(0.0, (a.start - seg_start).total_seconds() - 0.5), clip_s, PLATES[i % len(PLATES)]
+        )
+        clips.append(Clip(path, a.camera_id, f"{a.camera_id}/{stamp}", a.person_id, PLATES[i % len(PLATES)]))
     return clips
 
 
@@ -150,39 +150,74 @@ class Receiver:
 
 
 def enrol(settings: Settings, sample: Path, clips: list[Clip]) -> None:
-    from citywatch.watchlist import EntryRequest, add_plate, approve, enrol_face
-    from tasks.index_segment import face_model_for
+    from citywatch.governance.watchlist import EntryRequest, add_plate, approve, enrol_face
+    from citywatch.tasks.index_segment import face_model_for
 
     storage = Storage(settings)
     model = face_model_for(settings)
-    now = dt.datetime.now(dt.timezone.utc)
-    base = dict(case_id="BENCH-1", justification="alert latency benchmark, synthetic footage",
-                requested_by="demo-investigator", expires_at=now + dt.timedelta(days=1))
+    now = dt.datetime.now(dt.UTC)
+    base = dict(
+        case_id="BENCH-1",
+        justification="alert latency benchmark, synthetic footage",
+        requested_by="demo-investigator",
+        expires_at=now + dt.timedelta(days=1),
+    )
     for person in sorted({c.person for c in clips}):
         photo = sample / "sample" / "probes" / f"{person}.jpg"
-        row = enrol_face(storage, model, [(photo.read_bytes(), str(photo))],
-                         EntryRequest(label=person, reason="missing", **base),
-                         default_threshold=model.embedder.default_threshold, max_days=30)
+        row = enrol_face(
+            storage,
+            model,
+            [(photo.read_bytes(), str(photo))],
+            EntryRequest(label=person, reason="missing", **base),
+            default_threshold=model.embedder.default_threshold,
+            max_days=30,
+        )
         approve(storage, row.id, "demo-supervisor")
     for plate in sorted({c.plate for c in clips}):
-        row = add_plate(storage, plate, EntryRequest(label=plate, reason="stolen_vehicle", **base),
-                        default_max_distance=settings.plate_alert_max_distance, max_days=30)
+        row = add_plate(
+            storage,
+            plate,
+            EntryRequest(label=plate, reason="stolen_vehicle", **base),
+            default_max_distance=settings.plate_alert_max_distance,
+            max_days=30,
+        )
         approve(storage, row.id, "demo-supervisor")
 
 
 def start_watchers(settings: Settings, api: str, log_dir: Path) -> list[subprocess.Popen]:
-    env = {**os.environ, **QUIET_ENV, "PREFECT_API_URL": api,
-           "CITYWATCH_ALERT_WEBHOOK_URLS": json.dumps(settings.alert_webhook_urls),
-           "CITYWATCH_STATE_DIR": settings.state_dir, "CITYWATCH_DASK_WORKERS": "1",
-           "CITYWATCH_INGEST_INTERVAL_S": str(settings.ingest_interval_s),
-           "CITYWATCH_SWEEP_INTERVAL_S": str(settings.sweep_interval_s)}
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "PREFECT_API_URL": api,
+        "CITYWATCH_ALERT_WEBHOOK_URLS": json.dumps(settings.alert_webhook_urls),
+        "CITYWATCH_STATE_DIR": settings.state_dir,
+        "CITYWATCH_DASK_WORKERS": "1",
+        "CITYWATCH_INGEST_INTERVAL_S": str(settings.ingest_interval_s),
+        "CITYWATCH_SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
+    }
     procs = []
     for command in ("ingest-new", "sweep"):
         log = open(log_dir / f"{command}.log", "wb")  # noqa: SIM115 - lives as long as the child
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "citywatch.cli", "--root", settings.storage_root,
-             "--user", "demo-admin", command, "--watch"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "citywatch.cli.main",
+                    "--root",
+                    settings.storage_root,
+                    "--user",
+                    "demo-admin",
+                    command,
+                    "--watch",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return procs
 
 
@@ -229,7 +264,7 @@ def stats(values: list[float]) -> str:
 def latency(args: argparse.Namespace, work: Path) -> None:
     sample = Path(args.sample) if args.sample else work / "sample"
     if not args.sample:
-        from citywatch.sample import generate_sample
+        from citywatch.sample.dataset import generate_sample
 
         print("generating the sample footage ...", flush=True)
         generate_sample(sample, seed=7, segments_per_camera=2, segment_seconds=20.0)
@@ -237,9 +272,15 @@ def latency(args: argparse.Namespace, work: Path) -> None:
     (root / "footage").mkdir(parents=True)
     shutil.copy(sample / "cameras.yaml", root / "cameras.yaml")
     receiver = Receiver()
-    settings = Settings(storage_root=str(root), state_dir=str(work / "state"), user="demo-admin",
-                        alert_webhook_urls=[receiver.url], dask_workers=1,
-                        ingest_interval_s=args.ingest_interval, sweep_interval_s=args.sweep_interval)
+    settings = Settings(
+        storage_root=str(root),
+        state_dir=str(work / "state"),
+        user="demo-admin",
+        alert_webhook_urls=[receiver.url],
+        dask_workers=1,
+        ingest_interval_s=args.ingest_interval,
+        sweep_interval_s=args.sweep_interval,
+    )
     write_demo_users(Storage(settings))
     clips_dir = work / "clips"
     clips_dir.mkdir()
@@ -273,8 +314,13 @@ def latency(args: argparse.Namespace, work: Path) -> None:
     report(clips, dropped, seen, receiver.arrived, args)
 
 
-def report(clips: list[Clip], dropped: dict[str, float], seen: dict[str, tuple[float, str, str]],
-           arrived: dict[str, float], args: argparse.Namespace) -> None:
+def report(
+    clips: list[Clip],
+    dropped: dict[str, float],
+    seen: dict[str, tuple[float, str, str]],
+    arrived: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
     print(f"\n{'segment':36} {'kind':5} {'to alert row':>12} {'to webhook':>10}")
     row_s: dict[str, list[float]] = {"face": [], "plate": []}
     hook_s: dict[str, list[float]] = {"face": [], "plate": []}
@@ -285,87 +331,155 @@ def report(clips: list[Clip], dropped: dict[str, float], seen: dict[str, tuple[f
         hook = arrived.get(alert)
         if hook is not None:
             hook_s[kind].append(hook - dropped[segment])
-        print(f"{segment:36} {kind:5} {at - dropped[segment]:10.1f} s "
-              f"{(hook - dropped[segment]) if hook else float('nan'):8.1f} s")
-    faces_missing = [c.segment_id for c in clips
-                     if c.segment_id not in {s for _, s, k in seen.values() if k == 'face'}]
+        print(
+            f"{segment:36} {kind:5} {at - dropped[segment]:10.1f} s "
+            f"{(hook - dropped[segment]) if hook else float('nan'):8.1f} s"
+        )
+    faces_missing = [
+        c.segment_id for c in clips if c.segment_id not in {s for _, s, k in seen.values() if k == "face"}
+    ]
     plates_found = len({s for _, s, k in seen.values() if k == "plate"})
-    print(f"\n{len(clips)} segments of {args.clip_seconds:g} s, one every {args.gap:g} s; "
-          f"ingest every {args.ingest_interval:g} s, sweep every {args.sweep_interval:g} s; "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"\n{len(clips)} segments of {args.clip_seconds:g} s, one every {args.gap:g} s; "
+        f"ingest every {args.ingest_interval:g} s, sweep every {args.sweep_interval:g} s; "
+        f"{os.cpu_count()} CPUs"
+    )
     for kind in ("face", "plate"):
         print(f"{kind:5} file -> alert row : {stats(row_s[kind])}   ({len(row_s[kind])} alerts)")
         print(f"{kind:5} file -> webhook   : {stats(hook_s[kind])}")
-    print(f"segments without a face alert: {faces_missing or 'none'}; segments with a plate "
-          f"alert: {plates_found}/{len(clips)} (plates depend on the plate reader reading them)")
+    print(
+        f"segments without a face alert: {faces_missing or 'none'}; segments with a plate "
+        f"alert: {plates_found}/{len(clips)} (plates depend on the plate reader reading them)"
+    )
 
 
 # --- sweep cost --------------------------------------------------------------------------
 
 
 def sweep_cost(work: Path, rows: int = 10_000, entries: int = 1_000, repeats: int = 3) -> None:
+    from citywatch.governance.watchlist import WatchlistRow, watchlist_table
     from citywatch.schemas import FaceRow, PlateRow, rows_to_arrow
     from citywatch.tables import faces_table, plates_table, upsert
-    from citywatch.watchlist import WatchlistRow, watchlist_table
-    from tasks.sweep import sweep_once
+    from citywatch.tasks.sweep import sweep_once
 
     rng = np.random.default_rng(1)
     dim = 128
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     settings = Settings(storage_root=str(work / "cost"), state_dir=str(work / "state"))
     storage = Storage(settings)
 
     def entry(i: int, kind: str, **extra: object) -> WatchlistRow:
         return WatchlistRow(
-            id=f"wl-{kind}-{i:05d}", kind=kind, label=f"{kind} {i}", reason="suspect",
-            case_id="BENCH", justification="benchmark", requested_by="a", created_at=now,
-            expires_at=now + dt.timedelta(days=1), status="active", approved_by="b",
-            approved_at=now, threshold=extra.pop("threshold", 0.55), model=extra.pop("model", ""),
-            embeddings=extra.pop("embeddings", []), photo_sha256=[], plate_query=extra.pop("plate", ""),
-            removed_by="", removed_at=None, removal_note="", updated_at=now)
+            id=f"wl-{kind}-{i:05d}",
+            kind=kind,
+            label=f"{kind} {i}",
+            reason="suspect",
+            case_id="BENCH",
+            justification="benchmark",
+            requested_by="a",
+            created_at=now,
+            expires_at=now + dt.timedelta(days=1),
+            status="active",
+            approved_by="b",
+            approved_at=now,
+            threshold=extra.pop("threshold", 0.55),
+            model=extra.pop("model", ""),
+            embeddings=extra.pop("embeddings", []),
+            photo_sha256=[],
+            plate_query=extra.pop("plate", ""),
+            removed_by="",
+            removed_at=None,
+            removal_note="",
+            updated_at=now,
+        )
 
     def unit(n: int) -> np.ndarray:
         v = rng.normal(size=(n, dim)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True) * 0.6
 
-    face_entries = [entry(i, "face", model="bench", embeddings=unit(2).tolist())
-                    for i in range(entries)]
-    plate_entries = [entry(i, "plate", threshold=0.6,
-                           plate=f"{'AB'[i % 2]}{chr(67 + i % 20)}{1000 + i}" if i % 10 else f"Z{i % 9 + 1}*")
-                     for i in range(entries)]
+    face_entries = [entry(i, "face", model="bench", embeddings=unit(2).tolist()) for i in range(entries)]
+    plate_entries = [
+        entry(
+            i,
+            "plate",
+            threshold=0.6,
+            plate=f"{'AB'[i % 2]}{chr(67 + i % 20)}{1000 + i}" if i % 10 else f"Z{i % 9 + 1}*",
+        )
+        for i in range(entries)
+    ]
     upsert(watchlist_table(storage.db), rows_to_arrow(face_entries + plate_entries, WatchlistRow.SCHEMA))
     sweep_once(storage, settings)  # watermarks and tables in place
     times = []
     for r in range(repeats):
         vectors = unit(rows)
-        face_rows = [FaceRow(
-            id=f"r{r}/s{i // 100}#t{i % 100}@0", segment_id=f"cam-x/r{r}s{i // 100}", camera_id="cam-x",
-            ts=now, bbox=(0.0, 0.0, 1.0, 1.0), det_score=0.9, quality=0.5, embedding=vectors[i],
-            track_id=f"r{r}/s{i // 100}#t{i % 100}", track_start=now, track_end=now, thumb_uri="",
-            lat=None, lon=None, model="bench") for i in range(rows)]
-        plate_rows = [PlateRow(
-            id=f"r{r}p{i}", segment_id=f"cam-x/r{r}s{i // 100}", camera_id="cam-x", ts=now,
-            first_ts=now, last_ts=now, text=f"{chr(65 + i % 26)}{chr(65 + (i // 26) % 26)}{i % 9000 + 1000}",
-            confidence=0.9, char_confidences=[], reads=3, low_confidence=False, bbox=(0.0, 0.0, 1.0, 1.0),
-            track_id=f"r{r}p{i}", thumb_uri="", lat=None, lon=None, model="bench") for i in range(rows)]
+        face_rows = [
+            FaceRow(
+                id=f"r{r}/s{i // 100}#t{i % 100}@0",
+                segment_id=f"cam-x/r{r}s{i // 100}",
+                camera_id="cam-x",
+                ts=now,
+                bbox=(0.0, 0.0, 1.0, 1.0),
+                det_score=0.9,
+                quality=0.5,
+                embedding=vectors[i],
+                track_id=f"r{r}/s{i // 100}#t{i % 100}",
+                track_start=now,
+                track_end=now,
+                thumb_uri="",
+                lat=None,
+                lon=None,
+                model="bench",
+            )
+            for i in range(rows)
+        ]
+        plate_rows = [
+            PlateRow(
+                id=f"r{r}p{i}",
+                segment_id=f"cam-x/r{r}s{i // 100}",
+                camera_id="cam-x",
+                ts=now,
+                first_ts=now,
+                last_ts=now,
+                text=f"{chr(65 + i % 26)}{chr(65 + (i // 26) % 26)}{i % 9000 + 1000}",
+                confidence=0.9,
+                char_confidences=[],
+                reads=3,
+                low_confidence=False,
+                bbox=(0.0, 0.0, 1.0, 1.0),
+                track_id=f"r{r}p{i}",
+                thumb_uri="",
+                lat=None,
+                lon=None,
+                model="bench",
+            )
+            for i in range(rows)
+        ]
         table = faces_table(storage.db, dim)
         for i in range(0, rows, 100):  # as 100 segments land: 100 writes
-            upsert(table, rows_to_arrow(face_rows[i:i + 100], FaceRow.schema(dim)))
-            upsert(plates_table(storage.db), rows_to_arrow(plate_rows[i:i + 100], PlateRow.SCHEMA))
+            upsert(table, rows_to_arrow(face_rows[i : i + 100], FaceRow.schema(dim)))
+            upsert(plates_table(storage.db), rows_to_arrow(plate_rows[i : i + 100], PlateRow.SCHEMA))
         started = time.perf_counter()
         result = sweep_once(storage, settings)
         times.append(time.perf_counter() - started)
-        print(f"  sweep {r + 1}: {result.faces_read} face + {result.plates_read} plate rows vs "
-              f"{result.entries_active} entries: {times[-1]:.2f} s, {result.alerts_new} alerts")
-    print(f"sweep cost per {rows:,} new face rows + {rows:,} plate rows against {entries:,} face "
-          f"+ {entries:,} plate entries: median {statistics.median(times):.2f} s")
+        print(
+            f"  sweep {r + 1}: {result.faces_read} face + {result.plates_read} plate rows vs "
+            f"{result.entries_active} entries: {times[-1]:.2f} s, {result.alerts_new} alerts"
+        )
+    print(
+        f"sweep cost per {rows:,} new face rows + {rows:,} plate rows against {entries:,} face "
+        f"+ {entries:,} plate entries: median {statistics.median(times):.2f} s"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=8)
-    parser.add_argument("--gap", type=float, default=10.0,
-                        help="seconds between dropped segments (keep it above the index time of one)")
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=10.0,
+        help="seconds between dropped segments (keep it above the index time of one)",
+    )
     parser.add_argument("--clip-seconds", type=float, default=6.0)
     parser.add_argument("--ingest-interval", type=float, default=5.0)
     parser.add_argument("--sweep-interval", type=float, default=10.0)

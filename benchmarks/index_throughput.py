@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from citywatch.prefect_server import ensure_prefect_server  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
+from citywatch.stack.prefect_server import ensure_prefect_server  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 
 
 def decode_only(args: tuple[str, str, float]) -> float:
     """Decode one segment exactly as indexing does (sampling + motion gate)."""
-    from tasks.decode import DecodeStats, MotionGate, sample_frames
+    from citywatch.tasks.decode import DecodeStats, MotionGate, sample_frames
 
     root, uri, fps = args
     settings = Settings(storage_root=root)
@@ -50,13 +50,18 @@ def main() -> None:
     if args.root:
         shutil.copytree(args.root, root, ignore=shutil.ignore_patterns("db", "thumbs", "reports"))
     else:
-        from citywatch.sample import generate_sample
+        from citywatch.sample.dataset import generate_sample
 
         generate_sample(root)
-    settings = Settings(storage_root=str(root), state_dir=str(tmp / "state"), user="demo-admin",
-                        dask_workers=args.workers, sample_fps=args.sample_fps)
+    settings = Settings(
+        storage_root=str(root),
+        state_dir=str(tmp / "state"),
+        user="demo-admin",
+        dask_workers=args.workers,
+        sample_fps=args.sample_fps,
+    )
     storage = Storage(settings)
-    from citywatch.auth import write_demo_users
+    from citywatch.governance.auth import write_demo_users
 
     write_demo_users(storage)
     segments = [o.url for o in storage.list_files(storage.url("footage")) if o.url.endswith(".mp4")]
@@ -67,7 +72,7 @@ def main() -> None:
     decode_wall = time.perf_counter() - t0
 
     ensure_prefect_server(settings.state_dir)
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     t0 = time.perf_counter()
     summary = run_index(settings)
@@ -75,11 +80,15 @@ def main() -> None:
 
     decode_rate = footage_s / decode_wall
     index_rate = summary.footage_s / index_wall
-    print(f"segments: {len(segments)}, footage: {footage_s:.0f} s, workers: {args.workers}, "
-          f"sample fps: {args.sample_fps}")
+    print(
+        f"segments: {len(segments)}, footage: {footage_s:.0f} s, workers: {args.workers}, "
+        f"sample fps: {args.sample_fps}"
+    )
     print(f"decode-only : {decode_rate:7.1f} s of footage per s  ({decode_wall:.1f} s wall)")
-    print(f"index flow  : {index_rate:7.1f} s of footage per s  ({index_wall:.1f} s wall, "
-          f"incl. Dask cluster start)")
+    print(
+        f"index flow  : {index_rate:7.1f} s of footage per s  ({index_wall:.1f} s wall, "
+        f"incl. Dask cluster start)"
+    )
     print(f"ratio index/decode: {index_rate / decode_rate:.2f}")
     print(f"faces embedded: {summary.faces} ({summary.faces / index_wall:.1f} per s)")
     shutil.rmtree(tmp, ignore_errors=True)

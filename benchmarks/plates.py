@@ -15,7 +15,8 @@ wall time and as this process's CPU time (the latter holds on a busy machine).
 Motion gating: the pipeline's gate (``tasks.decode.MotionGate``, default settings)
 runs over two 2 fps sequences: ``vtest.avi`` (pedestrians in every frame) and a
 quiet street (one background, sensor noise, JPEG) where a car (a box 4-6 plates
-wide) with a 40-200 px plate passes in 20% of the frames. It prints the share of frames skipped (never OCR'd) and how many of the
+wide) with a 40-200 px plate passes in 20% of the frames. It prints the share of frames
+skipped (never OCR'd) and how many of the
 frames that showed a plate were skipped (should be 0).
 """
 
@@ -30,11 +31,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from citywatch.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
+from citywatch.models.plate_reader import PlateRead, PlateReader, load_plate_reader
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, normalise_plate
+from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 from citywatch.settings import Settings
-from models.plate_reader import PlateRead, PlateReader, load_plate_reader
-from tasks.decode import MotionGate
+from citywatch.tasks.decode import MotionGate
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 BINS = ((40, 60), (60, 80), (80, 120), (120, 250))
@@ -103,8 +104,14 @@ def make_sample(index: int, rng: np.random.Generator, backgrounds: list[np.ndarr
     alpha = warped[..., 3] > 0
     ys, xs = np.nonzero(alpha)
     bbox = (x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1)
-    return Sample(frame=cv2.imdecode(buf, cv2.IMREAD_COLOR), text=text, bbox=bbox, width_px=width,
-                  blur_px=blur, jpeg_quality=quality)
+    return Sample(
+        frame=cv2.imdecode(buf, cv2.IMREAD_COLOR),
+        text=text,
+        bbox=bbox,
+        width_px=width,
+        blur_px=blur,
+        jpeg_quality=quality,
+    )
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -130,8 +137,12 @@ def crop_region(bbox: tuple[int, int, int, int], factor: float = 2.0) -> tuple[i
     x1, y1, x2, y2 = bbox
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     hw, hh = (x2 - x1) * factor / 2, (y2 - y1) * factor / 2
-    return (max(0, int(cx - hw)), max(0, int(cy - hh)),
-            min(FRAME_SIZE[0], int(cx + hw) + 1), min(FRAME_SIZE[1], int(cy + hh) + 1))
+    return (
+        max(0, int(cx - hw)),
+        max(0, int(cy - hh)),
+        min(FRAME_SIZE[0], int(cx + hw) + 1),
+        min(FRAME_SIZE[1], int(cy + hh) + 1),
+    )
 
 
 def run(reader: PlateReader, samples: list[Sample]) -> list[Outcome]:
@@ -142,9 +153,20 @@ def run(reader: PlateReader, samples: list[Sample]) -> list[Outcome]:
         t1, c1 = time.perf_counter(), time.process_time()
         crop = reader.read(sample.frame, crop_region(sample.bbox))
         t2, c2 = time.perf_counter(), time.process_time()
-        outcomes.append(Outcome(sample.width_px, sample.blur_px, sample.jpeg_quality, sample.text,
-                                best_text(full, sample.bbox), best_text(crop, sample.bbox),
-                                t1 - t0, t2 - t1, c1 - c0, c2 - c1))
+        outcomes.append(
+            Outcome(
+                sample.width_px,
+                sample.blur_px,
+                sample.jpeg_quality,
+                sample.text,
+                best_text(full, sample.bbox),
+                best_text(crop, sample.bbox),
+                t1 - t0,
+                t2 - t1,
+                c1 - c0,
+                c2 - c1,
+            )
+        )
     return outcomes
 
 
@@ -156,26 +178,38 @@ def _ms(values: list[float]) -> str:
 
 def report(outcomes: list[Outcome]) -> None:
     print(f"{'':>15} {'exact match':^23}   {'full frame 1280x720, ms':^35}   {'crop 2x plate, ms':^35}")
-    print(f"{'width px':>10} {'n':>4} {'full':>11} {'crop':>11}   "
-          f"{'wall mean p50 p95':>17} {'cpu mean p50 p95':>17}   {'wall mean p50 p95':>17} {'cpu mean p50 p95':>17}")
+    print(
+        f"{'width px':>10} {'n':>4} {'full':>11} {'crop':>11}   "
+        f"{'wall mean p50 p95':>17} {'cpu mean p50 p95':>17}   "
+        f"{'wall mean p50 p95':>17} {'cpu mean p50 p95':>17}"
+    )
     for lo, hi in (*BINS, (40, 80), (80, 250), (40, 250)):
         rows = [o for o in outcomes if lo <= o.width_px < hi]
         if not rows:
             continue
         full = sum(o.full_text == o.truth for o in rows) / len(rows)
         crop = sum(o.crop_text == o.truth for o in rows) / len(rows)
-        print(f"{f'{lo}-{hi}':>10} {len(rows):>4} {100 * full:>10.1f}% {100 * crop:>10.1f}%   "
-              f"{_ms([o.full_s for o in rows]):>17} {_ms([o.full_cpu_s for o in rows]):>17}   "
-              f"{_ms([o.crop_s for o in rows]):>17} {_ms([o.crop_cpu_s for o in rows]):>17}")
+        print(
+            f"{f'{lo}-{hi}':>10} {len(rows):>4} {100 * full:>10.1f}% {100 * crop:>10.1f}%   "
+            f"{_ms([o.full_s for o in rows]):>17} {_ms([o.full_cpu_s for o in rows]):>17}   "
+            f"{_ms([o.crop_s for o in rows]):>17} {_ms([o.crop_cpu_s for o in rows]):>17}"
+        )
     print("\nby degradation (crop exact):")
-    print(f"{'width px':>10} {'blur<1.25 & jpeg>=60':>22} {'blur<1.25 & jpeg<60':>22} "
-          f"{'blur>=1.25 & jpeg>=60':>22} {'blur>=1.25 & jpeg<60':>22}")
+    print(
+        f"{'width px':>10} {'blur<1.25 & jpeg>=60':>22} {'blur<1.25 & jpeg<60':>22} "
+        f"{'blur>=1.25 & jpeg>=60':>22} {'blur>=1.25 & jpeg<60':>22}"
+    )
     for lo, hi in BINS:
         cells = []
         for sharp in (True, False):
             for good_jpeg in (True, False):
-                rows = [o for o in outcomes if lo <= o.width_px < hi and (o.blur_px < 1.25) == sharp
-                        and (o.jpeg_quality >= 60) == good_jpeg]
+                rows = [
+                    o
+                    for o in outcomes
+                    if lo <= o.width_px < hi
+                    and (o.blur_px < 1.25) == sharp
+                    and (o.jpeg_quality >= 60) == good_jpeg
+                ]
                 hits = sum(o.crop_text == o.truth for o in rows)
                 cells.append(f"{hits}/{len(rows)}" + (f" ({100 * hits / len(rows):.0f}%)" if rows else ""))
         print(f"{f'{lo}-{hi}':>10} " + " ".join(f"{c:>22}" for c in cells))
@@ -215,43 +249,67 @@ def gating(backgrounds: list[np.ndarray], rng: np.random.Generator) -> None:
             y = int(rng.integers(0, FRAME_SIZE[1] - car_h))
             colour = tuple(float(v) for v in rng.uniform(20, 235, 3))
             cv2.rectangle(frame, (x, y), (x + car_w, y + car_h), colour, thickness=-1)
-            frame = paste_plate(np.clip(frame, 0, 255).astype(np.uint8), plate,
-                                x + (car_w - width) // 2, y + int(0.7 * car_h))
+            frame = paste_plate(
+                np.clip(frame, 0, 255).astype(np.uint8), plate, x + (car_w - width) // 2, y + int(0.7 * car_h)
+            )
         _, buf = cv2.imencode(".jpg", np.clip(frame, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 70])
         quiet.append((cv2.imdecode(buf, cv2.IMREAD_COLOR), has_plate))
     print("\nmotion gating (2 fps, default settings):")
-    for name, frames in (("vtest.avi pedestrians", [(f, False) for f in busy]), ("quiet street + plates", quiet)):
+    for name, frames in (
+        ("vtest.avi pedestrians", [(f, False) for f in busy]),
+        ("quiet street + plates", quiet),
+    ):
         gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction)
         moving = [gate.moving(f) for f, _ in frames]
         skipped = 1 - sum(moving) / len(moving)
         missed = sum(1 for (_, plate), m in zip(frames, moving, strict=True) if plate and not m)
         shown = sum(1 for _, plate in frames if plate)
-        print(f"  {name:<24} frames {len(frames):4d}  skipped {100 * skipped:5.1f}%"
-              + (f"  plate frames skipped {missed}/{shown}" if shown else ""))
+        print(
+            f"  {name:<24} frames {len(frames):4d}  skipped {100 * skipped:5.1f}%"
+            + (f"  plate frames skipped {missed}/{shown}" if shown else "")
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1200,
-                        help="number of synthetic plates (default 1200: 300 per width bin; with 75 a "
-                             "bin's exact-match rate moves by +-3 points between seeds)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=1200,
+        help="number of synthetic plates (default 1200: 300 per width bin; with 75 a "
+        "bin's exact-match rate moves by +-3 points between seeds)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--ppocr-only", action="store_true",
-                        help="PP-OCRv4 alone, without the plate-specific recogniser for small plates")
-    parser.add_argument("--detect-side", type=int, default=Settings().plate_detect_side_px,
-                        help="CITYWATCH_PLATE_DETECT_SIDE_PX: small regions are upscaled to this before detection")
+    parser.add_argument(
+        "--ppocr-only",
+        action="store_true",
+        help="PP-OCRv4 alone, without the plate-specific recogniser for small plates",
+    )
+    parser.add_argument(
+        "--detect-side",
+        type=int,
+        default=Settings().plate_detect_side_px,
+        help="CITYWATCH_PLATE_DETECT_SIDE_PX: small regions are upscaled to this before detection",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     backgrounds = load_backgrounds()
     samples = [make_sample(i, rng, backgrounds) for i in range(args.n)]
     max_upscale = 4.0 if args.detect_side <= 480 else 8.0
-    reader = (PlateReader(target_side_px=args.detect_side, max_upscale=max_upscale) if args.ppocr_only
-              else load_plate_reader(detect_side_px=args.detect_side))
+    reader = (
+        PlateReader(target_side_px=args.detect_side, max_upscale=max_upscale)
+        if args.ppocr_only
+        else load_plate_reader(detect_side_px=args.detect_side)
+    )
     reader.read(samples[0].frame)  # warm-up
     outcomes = run(reader, samples)
-    print(f"plates: {args.n}, seed {args.seed}, reader {reader.name} ({reader.version}), "
-          f"backgrounds: {len(backgrounds)}, detect side {args.detect_side} px, small-plate recogniser: "
-          f"{'off' if args.ppocr_only else 'models/weights/plate_rec.onnx'}")
+    print(
+        f"plates: {args.n}, seed {args.seed}, reader {reader.name} ({reader.version}), "
+        f"backgrounds: {len(backgrounds)}, detect side {args.detect_side} px, small-plate recogniser: "
+        f"{'off' if args.ppocr_only else 'models/weights/plate_rec.onnx'}"
+    )
     report(outcomes)
     gating(backgrounds, rng)
 

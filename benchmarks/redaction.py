@@ -31,17 +31,20 @@ from citywatch.cameras import parse_cameras
 from citywatch.footage import discover_segments
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.export_clip import ClipFrame, ClipPlan, ClipSource, iter_clip_frames, render_clip
-from tasks.export_scan import scan_clip
-from tasks.redact import FrameRedactor, RedactionStyle
-from tasks.redact_plan import SubjectChoice, plan_redactions
+from citywatch.tasks.export_clip import ClipFrame, ClipPlan, ClipSource, iter_clip_frames, render_clip
+from citywatch.tasks.export_scan import scan_clip
+from citywatch.tasks.redact import FrameRedactor, RedactionStyle
+from citywatch.tasks.redact_plan import SubjectChoice, plan_redactions
 
 
 def clip_plan(root: Path, camera_id: str, start_s: float, seconds: float) -> ClipPlan:
     storage = Storage(Settings(storage_root=str(root)))
     cameras = {c.id: c.to_row() for c in parse_cameras((root / "cameras.yaml").read_text(), "cameras.yaml")}
-    segments = [s for s in discover_segments(storage.list_files(str(root / "footage"))).segments
-                if s.camera_id == camera_id]
+    segments = [
+        s
+        for s in discover_segments(storage.list_files(str(root / "footage"))).segments
+        if s.camera_id == camera_id
+    ]
     begin = segments[0].start + dt.timedelta(seconds=start_s)
     end = begin + dt.timedelta(seconds=seconds)
     sources = []
@@ -49,8 +52,18 @@ def clip_plan(root: Path, camera_id: str, start_s: float, seconds: float) -> Cli
         seg_end = nxt.start - dt.timedelta(microseconds=1) if nxt else ref.start + dt.timedelta(hours=1)
         if seg_end < begin or ref.start > end:
             continue
-        sources.append(ClipSource(ref.id, ref.uri, "", ref.size_bytes, ref.start, seg_end,
-                                  max(begin, ref.start), min(end, seg_end)))
+        sources.append(
+            ClipSource(
+                ref.id,
+                ref.uri,
+                "",
+                ref.size_bytes,
+                ref.start,
+                seg_end,
+                max(begin, ref.start),
+                min(end, seg_end),
+            )
+        )
     return ClipPlan(cameras[camera_id], begin, end, tuple(sources), ())
 
 
@@ -71,46 +84,81 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.sample
         if root is None:
-            from citywatch.sample import generate_sample
+            from citywatch.sample.dataset import generate_sample
 
             root = Path(tmp, "sample")
             generate_sample(root, seed=7, segments_per_camera=2, segment_seconds=20.0)
         settings = Settings(storage_root=str(Path(tmp, "out")), redact_mode=args.mode)
         storage = Storage(settings)
         plan = clip_plan(root.resolve(), args.camera, args.start, args.seconds)
-        scan_clip(storage, ClipPlan(plan.camera, plan.start, plan.start + dt.timedelta(seconds=0.2),
-                                    plan.sources[:1], ()), settings)  # load models outside timing
+        scan_clip(
+            storage,
+            ClipPlan(plan.camera, plan.start, plan.start + dt.timedelta(seconds=0.2), plan.sources[:1], ()),
+            settings,
+        )  # load models outside timing
         rows = []
         rows.append(timed("decode", lambda: sum(1 for _ in iter_clip_frames(storage, plan))))
-        rows.append(timed("decode+encode", lambda: render_clip(
-            storage, plan, "bench/plain.mp4", lambda f: f.image, crf=settings.export_crf,
-            preset=settings.export_preset, fps=15.0).frames))
+        rows.append(
+            timed(
+                "decode+encode",
+                lambda: (
+                    render_clip(
+                        storage,
+                        plan,
+                        "bench/plain.mp4",
+                        lambda f: f.image,
+                        crf=settings.export_crf,
+                        preset=settings.export_preset,
+                        fps=15.0,
+                    ).frames
+                ),
+            )
+        )
         label, scan, scan_s = timed("scan (detect+track)", lambda: scan_clip(storage, plan, settings))
         rows.append((label, scan.frames, scan_s))
-        frames, _ = plan_redactions(scan.tracks, SubjectChoice((), "no-subject"), n_frames=scan.frames,
-                                    width=scan.width, height=scan.height,
-                                    hold=settings.redact_hold_frames, margin=settings.redact_face_margin)
-        redactor = FrameRedactor.build(RedactionStyle.from_settings(settings),
-                                       plan.camera.privacy_masks, scan.width, scan.height)
+        frames, _ = plan_redactions(
+            scan.tracks,
+            SubjectChoice((), "no-subject"),
+            n_frames=scan.frames,
+            width=scan.width,
+            height=scan.height,
+            hold=settings.redact_hold_frames,
+            margin=settings.redact_face_margin,
+        )
+        redactor = FrameRedactor.build(
+            RedactionStyle.from_settings(settings), plan.camera.privacy_masks, scan.width, scan.height
+        )
 
         def redact(frame: ClipFrame) -> np.ndarray:
             return redactor(frame.image, frames[frame.index])
 
-        label, clip, render_s = timed("redact+encode", lambda: render_clip(
-            storage, plan, "bench/redacted.mp4", redact, crf=settings.export_crf,
-            preset=settings.export_preset, fps=scan.fps))
+        label, clip, render_s = timed(
+            "redact+encode",
+            lambda: render_clip(
+                storage,
+                plan,
+                "bench/redacted.mp4",
+                redact,
+                crf=settings.export_crf,
+                preset=settings.export_preset,
+                fps=scan.fps,
+            ),
+        )
         rows.append((label, clip.frames, render_s))
         rows.append(("export (scan + redact+encode)", clip.frames, scan_s + render_s))
     decode_fps = rows[0][1] / rows[0][2]
     encode_fps = rows[1][1] / rows[1][2]
-    print(f"{args.camera}, {args.seconds:.0f} s from +{args.start:.0f} s, mode {args.mode}, "
-          f"crf {settings.export_crf} {settings.export_preset}; "
-          f"{sum(len(t.frames) for t in scan.tracks)} face detections in {len(scan.tracks)} tracks")
+    print(
+        f"{args.camera}, {args.seconds:.0f} s from +{args.start:.0f} s, mode {args.mode}, "
+        f"crf {settings.export_crf} {settings.export_preset}; "
+        f"{sum(len(t.frames) for t in scan.tracks)} face detections in {len(scan.tracks)} tracks"
+    )
     print(f"{'stage':32} {'frames':>6} {'seconds':>8} {'fps':>7} {'vs decode':>10} {'vs dec+enc':>10}")
     for label, n, seconds in rows:
         fps = n / seconds
-        print(f"{label:32} {n:6d} {seconds:8.2f} {fps:7.1f} {fps / decode_fps:10.3f} "
-              f"{fps / encode_fps:10.3f}")
+        print(
+            f"{label:32} {n:6d} {seconds:8.2f} {fps:7.1f} {fps / decode_fps:10.3f} {fps / encode_fps:10.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,47 +30,53 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from citywatch.prefect_server import ensure_prefect_server, stop_prefect_server  # noqa: E402
 from citywatch.schemas import FaceRow  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
-from citywatch.stack_procs import (executable, http_ok, pick_port, start_detached,  # noqa: E402
-                                   stop_session, wait_until)
+from citywatch.stack.prefect_server import ensure_prefect_server, stop_prefect_server  # noqa: E402
+from citywatch.stack.procs import executable, http_ok, pick_port, start_detached, stop_session, wait_until  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 
 DIM = 128
 PER_PERSON = 20
-TS0 = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+TS0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 
 
 # --- 1. index throughput --------------------------------------------------------------
 def index_throughput(sample: Path, tmp: Path, workers: list[int], segments: int) -> None:
-    from citywatch.auth import write_demo_users
+    from citywatch.governance.auth import write_demo_users
 
     # the server first: Prefect reads PREFECT_API_URL when the flows are imported
     ensure_prefect_server(str(tmp / "state"))
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     keys = sorted(p.relative_to(sample).as_posix() for p in (sample / "footage").rglob("*.mp4"))
     keys = keys[:segments] if segments else keys
-    print(f"\n== index throughput: {len(keys)} segments, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
-    print(f"{'workers':>7} {'footage s':>9} {'wall s':>7} {'footage s/s':>11} "
-          f"{'frames/s':>8} {'frames/s/worker':>15}")
+    print(
+        f"\n== index throughput: {len(keys)} segments, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at start"
+    )
+    print(
+        f"{'workers':>7} {'footage s':>9} {'wall s':>7} {'footage s/s':>11} "
+        f"{'frames/s':>8} {'frames/s/worker':>15}"
+    )
     for n in workers:
         root = tmp / f"index-{n}"
         for key in ["cameras.yaml", *keys]:
             (root / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(sample / key, root / key)
-        settings = Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=n,
-                            user="demo-admin")
+        settings = Settings(
+            storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=n, user="demo-admin"
+        )
         write_demo_users(Storage(settings))
         started = time.perf_counter()
         summary = run_index(settings)
         wall = time.perf_counter() - started
         frames = summary.footage_s * settings.sample_fps
-        print(f"{n:>7} {summary.footage_s:>9.0f} {wall:>7.1f} {summary.footage_s / wall:>11.2f} "
-              f"{frames / wall:>8.2f} {frames / wall / n:>15.2f}"
-              + (f"  ({len(summary.failed)} failed)" if summary.failed else ""))
+        print(
+            f"{n:>7} {summary.footage_s:>9.0f} {wall:>7.1f} {summary.footage_s / wall:>11.2f} "
+            f"{frames / wall:>8.2f} {frames / wall / n:>15.2f}"
+            + (f"  ({len(summary.failed)} failed)" if summary.failed else "")
+        )
 
 
 # --- 2. search latency ------------------------------------------------------------------
@@ -80,20 +86,28 @@ def synthetic_faces(start: int, n: int, centers: np.ndarray, rng: np.random.Gene
     person = idx // PER_PERSON
     emb = (centers[person] + rng.normal(0, 0.08, (n, DIM))).astype(np.float32)
     cams = np.char.add("cam-", np.char.zfill((idx % 15000).astype(str), 5))
-    ts = pa.array((np.datetime64(TS0.replace(tzinfo=None), "us")
-                   + (idx * 50_000).astype("timedelta64[us]")), pa.timestamp("us", tz="UTC"))
+    ts = pa.array(
+        (np.datetime64(TS0.replace(tzinfo=None), "us") + (idx * 50_000).astype("timedelta64[us]")),
+        pa.timestamp("us", tz="UTC"),
+    )
     ids = np.char.add("f-", idx.astype(str))
     corners = rng.uniform(0, 700, n * 4).astype(np.float32)
     bbox = pa.FixedSizeListArray.from_arrays(pa.array(corners), 4)
     columns = {
-        "id": pa.array(ids), "segment_id": pa.array(np.char.add(cams, "/20261120T080000Z")),
-        "camera_id": pa.array(cams), "ts": ts, "bbox": bbox,
+        "id": pa.array(ids),
+        "segment_id": pa.array(np.char.add(cams, "/20261120T080000Z")),
+        "camera_id": pa.array(cams),
+        "ts": ts,
+        "bbox": bbox,
         "det_score": pa.array(rng.uniform(0.6, 1, n).astype(np.float32)),
         "quality": pa.array(rng.uniform(0, 1, n).astype(np.float32)),
         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), DIM),
-        "track_id": pa.array(np.char.add("t-", (idx // 3).astype(str))), "track_start": ts,
-        "track_end": ts, "thumb_uri": pa.array(np.char.add("s3://bench/thumbs/", ids)),
-        "lat": pa.array(rng.uniform(22.2, 22.5, n)), "lon": pa.array(rng.uniform(114.0, 114.3, n)),
+        "track_id": pa.array(np.char.add("t-", (idx // 3).astype(str))),
+        "track_start": ts,
+        "track_end": ts,
+        "thumb_uri": pa.array(np.char.add("s3://bench/thumbs/", ids)),
+        "lat": pa.array(rng.uniform(22.2, 22.5, n)),
+        "lon": pa.array(rng.uniform(114.0, 114.3, n)),
         "model": pa.array(np.full(n, "dlib-resnet-v1")),
     }
     schema = FaceRow.schema(DIM)
@@ -132,17 +146,29 @@ def search_latency(tmp: Path, sizes: list[int], n_queries: int) -> None:
     endpoint = f"http://127.0.0.1:{port}"
     s3_data = tmp / "s3"
     (s3_data / "bench").mkdir(parents=True)
-    proc = start_detached([executable("localbucket"), "--port", str(port), str(s3_data)],
-                          tmp / "s3.log", os.environ, tmp)
+    proc = start_detached(
+        [executable("localbucket"), "--port", str(port), str(s3_data)], tmp / "s3.log", os.environ, tmp
+    )
     try:
         wait_until(lambda: http_ok(endpoint), "localbucket", proc, tmp / "s3.log", 30)
-        s3 = Storage(Settings(storage_root="s3://bench/city", s3_endpoint_url=endpoint,
-                              s3_access_key_id="k", s3_secret_access_key="k", s3_allow_http=True,
-                              s3_bulk_delete=False))
-        print(f"\n== face search, top-10, {DIM}-d, IVF_RQ index, {n_queries} queries after 5 "
-              f"warm-up; load average {os.getloadavg()[0]:.1f}")
-        print(f"{'rows':>9} {'store':>6} {'index build s':>13} {'nprobes':>7} {'refine':>6} "
-              f"{'pass':>6} {'p50 ms':>7} {'p95 ms':>7} {'recall@10':>9} {'cold ms':>8}")
+        s3 = Storage(
+            Settings(
+                storage_root="s3://bench/city",
+                s3_endpoint_url=endpoint,
+                s3_access_key_id="k",
+                s3_secret_access_key="k",
+                s3_allow_http=True,
+                s3_bulk_delete=False,
+            )
+        )
+        print(
+            f"\n== face search, top-10, {DIM}-d, IVF_RQ index, {n_queries} queries after 5 "
+            f"warm-up; load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'rows':>9} {'store':>6} {'index build s':>13} {'nprobes':>7} {'refine':>6} "
+            f"{'pass':>6} {'p50 ms':>7} {'p95 ms':>7} {'recall@10':>9} {'cold ms':>8}"
+        )
         for rows in sizes:
             centers = rng.normal(0, 1, (rows // PER_PERSON + 1, DIM)) * 0.25
             local_db = lancedb.connect(str(tmp / f"db-{rows}"))
@@ -151,8 +177,9 @@ def search_latency(tmp: Path, sizes: list[int], n_queries: int) -> None:
             for start in range(0, rows, chunk):
                 table.add(synthetic_faces(start, min(chunk, rows - start), centers, rng))
             t0 = time.perf_counter()
-            table.create_index("embedding", config=IvfRq(distance_type="l2",
-                                                         num_partitions=max(16, int(rows ** 0.5))))
+            table.create_index(
+                "embedding", config=IvfRq(distance_type="l2", num_partitions=max(16, int(rows**0.5)))
+            )
             build = time.perf_counter() - t0
             matrix = np.stack(table.to_arrow().column("embedding").to_numpy(zero_copy_only=False))
             people = rng.integers(0, rows // PER_PERSON, n_queries + 5)
@@ -160,9 +187,10 @@ def search_latency(tmp: Path, sizes: list[int], n_queries: int) -> None:
             truth = exact_top10(matrix, queries[5:])
             del matrix
             shutil.copytree(tmp / f"db-{rows}", s3_data / "bench" / "city" / f"db-{rows}")
-            for store, db in (("local", local_db),
-                              ("s3", lancedb.connect(f"s3://bench/city/db-{rows}",
-                                                     storage_options=s3.lance_options()))):
+            for store, db in (
+                ("local", local_db),
+                ("s3", lancedb.connect(f"s3://bench/city/db-{rows}", storage_options=s3.lance_options())),
+            ):
                 t0 = time.perf_counter()
                 opened = db.open_table("faces")
                 timed(opened, queries[:1], 20, None)
@@ -170,13 +198,14 @@ def search_latency(tmp: Path, sizes: list[int], n_queries: int) -> None:
                 timed(opened, queries[1:5], 20, None)  # warm-up
                 # the first pass reads index partitions from the store; the second finds
                 # them in LanceDB's cache, as a long-running search service would
-                for run, (nprobes, refine) in (("first", (20, 5)), ("warm", (20, 5)),
-                                               ("warm", (20, None))):
+                for run, (nprobes, refine) in (("first", (20, 5)), ("warm", (20, 5)), ("warm", (20, None))):
                     ms, found = timed(opened, queries[5:], nprobes, refine)
                     recall = np.mean([len(f & t) / 10 for f, t in zip(found, truth)])
-                    print(f"{rows:>9} {store:>6} {build:>13.1f} {nprobes:>7} {refine or '-':>6} "
-                          f"{run:>6} {np.percentile(ms, 50):>7.1f} {np.percentile(ms, 95):>7.1f} "
-                          f"{recall:>9.3f} {cold:>8.0f}")
+                    print(
+                        f"{rows:>9} {store:>6} {build:>13.1f} {nprobes:>7} {refine or '-':>6} "
+                        f"{run:>6} {np.percentile(ms, 50):>7.1f} {np.percentile(ms, 95):>7.1f} "
+                        f"{recall:>9.3f} {cold:>8.0f}"
+                    )
     finally:
         stop_session(proc.pid)
 
@@ -186,8 +215,7 @@ def main() -> None:
     parser.add_argument("--root", help="an existing sample root (default: generate one)")
     parser.add_argument("--segments", type=int, default=4, help="segments to index (0: all)")
     cores = os.cpu_count() or 1
-    parser.add_argument("--workers", type=int, nargs="+",
-                        default=[1, 2] + ([4] if cores >= 4 else []))
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2] + ([4] if cores >= 4 else []))
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--skip-index", action="store_true")
@@ -199,7 +227,7 @@ def main() -> None:
         if not args.skip_index:
             sample = Path(args.root) if args.root else tmp / "sample"
             if not args.root:
-                from citywatch.sample import generate_sample
+                from citywatch.sample.dataset import generate_sample
 
                 generate_sample(sample, seed=7, segments_per_camera=2, segment_seconds=20.0)
             index_throughput(sample, tmp, args.workers, args.segments)

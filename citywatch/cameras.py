@@ -19,9 +19,7 @@ CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 def check_camera_id(value: str) -> str:
     """Camera ids are lowercase letters, digits, '-' and '_' (safe in paths and filters)."""
     if not isinstance(value, str) or not CAMERA_ID.match(value):
-        raise BadInputError(
-            f"camera id {value!r} is invalid: use 1-64 lowercase letters, digits, '-' or '_'"
-        )
+        raise BadInputError(f"camera id {value!r} is invalid: use 1-64 lowercase letters, digits, '-' or '_'")
     return value
 
 
@@ -53,7 +51,7 @@ class CameraConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "CameraConfig":
+    def _cross_checks(self) -> CameraConfig:
         if self.kind == "fixed" and (self.lat is None) != (self.lon is None):
             raise ValueError("give both lat and lon, or neither")
         for i, polygon in enumerate(self.privacy_masks):
@@ -64,8 +62,7 @@ class CameraConfig(BaseModel):
                 for x, y in polygon:
                     if not (0 <= x <= width and 0 <= y <= height):
                         raise ValueError(
-                            f"privacy_masks[{i}] point ({x}, {y}) is outside the "
-                            f"{width}x{height} frame"
+                            f"privacy_masks[{i}] point ({x}, {y}) is outside the {width}x{height} frame"
                         )
         for i, (x1, y1, x2, y2) in enumerate(self.overlay_regions):
             if x2 <= x1 or y2 <= y1 or min(x1, y1) < 0:
@@ -74,8 +71,13 @@ class CameraConfig(BaseModel):
 
     def to_row(self) -> CameraRow:
         return CameraRow(
-            id=self.id, name=self.name, district=self.district, lat=self.lat, lon=self.lon,
-            kind=self.kind, height_m=self.height_m,
+            id=self.id,
+            name=self.name,
+            district=self.district,
+            lat=self.lat,
+            lon=self.lon,
+            kind=self.kind,
+            height_m=self.height_m,
             frame_w=self.frame_size[0] if self.frame_size else None,
             frame_h=self.frame_size[1] if self.frame_size else None,
             privacy_masks=[[list(p) for p in poly] for poly in self.privacy_masks],
@@ -90,7 +92,7 @@ class CameraRegistry(BaseModel):
     cameras: list[CameraConfig]
 
     @model_validator(mode="after")
-    def _unique(self) -> "CameraRegistry":
+    def _unique(self) -> CameraRegistry:
         seen: set[str] = set()
         for cam in self.cameras:
             if cam.id in seen:
@@ -120,7 +122,16 @@ def parse_cameras(text: str, source: str) -> list[CameraConfig]:
 def unlocated_camera(camera_id: str) -> CameraRow:
     """A camera seen in footage but missing from the registry: kept, without location."""
     return CameraRow(
-        id=camera_id, name=camera_id, district="", lat=None, lon=None, kind="fixed",
-        height_m=None, frame_w=None, frame_h=None, privacy_masks=[], overlay_regions=[],
+        id=camera_id,
+        name=camera_id,
+        district="",
+        lat=None,
+        lon=None,
+        kind="fixed",
+        height_m=None,
+        frame_w=None,
+        frame_h=None,
+        privacy_masks=[],
+        overlay_regions=[],
         registered=False,
     )

@@ -21,7 +21,7 @@ def sql_string(value: str) -> str:
 def sql_timestamp(value: dt.datetime) -> str:
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise BadInputError(f"time {value!r} must be a timezone-aware datetime")
-    utc = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    utc = value.astimezone(dt.UTC).replace(tzinfo=None)
     return f"timestamp '{utc.isoformat(sep=' ', timespec='microseconds')}'"
 
 
@@ -31,11 +31,16 @@ def parse_time(text: str, what: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
         raise BadInputError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-11-20T08:00:00Z)") from exc
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def where_clause(*, camera_ids: Sequence[str] = (), since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, time_column: str = "ts") -> str | None:
+def where_clause(
+    *,
+    camera_ids: Sequence[str] = (),
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    time_column: str = "ts",
+) -> str | None:
     """AND of the given filters, or None for no filter."""
     parts: list[str] = []
     if camera_ids:

@@ -27,14 +27,14 @@ class SegmentRef:
 
 
 def format_stamp(ts: dt.datetime) -> str:
-    return ts.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return ts.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse_stamp(stamp: str) -> dt.datetime:
     if not _STAMP.match(stamp):
         raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
     try:
-        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
         raise BadInputError(f"{stamp!r} is not a valid date/time: {exc}") from exc
 
@@ -56,8 +56,9 @@ def parse_segment(obj: ObjectInfo) -> SegmentRef:
         start = parse_stamp(stem)
     except BadInputError as exc:
         raise BadInputError(f"{obj.url}: {exc}") from exc
-    return SegmentRef(id=f"{camera_id}/{stem}", camera_id=camera_id, start=start,
-                      uri=obj.url, size_bytes=obj.size)
+    return SegmentRef(
+        id=f"{camera_id}/{stem}", camera_id=camera_id, start=start, uri=obj.url, size_bytes=obj.size
+    )
 
 
 @dataclass(frozen=True, slots=True)

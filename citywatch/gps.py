@@ -40,8 +40,10 @@ class GpsTrack:
         if t1 - t0 > self.max_gap_s:
             return None
         w = (t - t0) / (t1 - t0)
-        return (self.lats[i - 1] + w * (self.lats[i] - self.lats[i - 1]),
-                self.lons[i - 1] + w * (self.lons[i] - self.lons[i - 1]))
+        return (
+            self.lats[i - 1] + w * (self.lats[i] - self.lats[i - 1]),
+            self.lons[i - 1] + w * (self.lons[i] - self.lons[i - 1]),
+        )
 
 
 def _time(text: str, start: dt.datetime, where: str) -> float:
@@ -54,7 +56,7 @@ def _time(text: str, start: dt.datetime, where: str) -> float:
     except ValueError as exc:
         raise BadInputError(f"{where}: ts {text!r} is neither ISO 8601 nor seconds") from exc
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
 
 

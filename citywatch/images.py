@@ -14,8 +14,9 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
 
 
-def decode_image(data: bytes, source: str, *, max_bytes: int = MAX_IMAGE_BYTES,
-                 max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+def decode_image(
+    data: bytes, source: str, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """BGR uint8 image from encoded bytes; refuses empty, huge or undecodable input."""
     if not data:
         raise BadInputError(f"image {source} is empty")
@@ -27,9 +28,7 @@ def decode_image(data: bytes, source: str, *, max_bytes: int = MAX_IMAGE_BYTES,
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"image {source} is not a readable image: {exc}") from exc
     if width * height > max_pixels:
-        raise BadInputError(
-            f"image {source} is {width}x{height} px; the limit is {max_pixels} pixels"
-        )
+        raise BadInputError(f"image {source} is {width}x{height} px; the limit is {max_pixels} pixels")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise BadInputError(f"image {source} could not be decoded")

@@ -120,7 +120,8 @@ def fix_confusables(text: str, grammar: PlateGrammar = DEFAULT_PLATE_GRAMMAR, *,
     """Swap confusable characters (O/0, I/1, B/8, ...) when that improves the grammar fit.
 
     The read is normalised first. Candidates swap up to ``max_swaps`` characters for
-    their partners in ``CORRECTION_PAIRS`` (the confusable pairs plus I/J and 1/J); the candidate matching the most preferred pattern
+    their partners in ``CORRECTION_PAIRS`` (the confusable pairs plus I/J and 1/J); the
+    candidate matching the most preferred pattern
     wins, ties going to fewer swaps, then to the leftmost swap. A read is changed
     only when the winner ranks strictly better than the read itself, and never when
     the read is all digits (usually a partial read that lost its letters). With the HK
@@ -188,7 +189,7 @@ def plate_distance(a: str, b: str) -> float:
 def _pattern_distance(pattern: str, text: str) -> float:
     """Weighted edit distance where ``*`` matches any run and ``?`` any one character."""
     previous = [j * EDIT_COST for j in range(len(text) + 1)]
-    for i, cp in enumerate(pattern, start=1):
+    for cp in pattern:
         if cp == "*":
             row = [previous[0]]
             for j in range(1, len(text) + 1):
@@ -298,9 +299,7 @@ def vote_plate_text(
     usable: list[tuple[str, tuple[float, ...]]] = []
     for text, confs in reads:
         if len(text) != len(confs):
-            raise BadInputError(
-                f"plate read {text!r}: {len(confs)} confidences for {len(text)} characters"
-            )
+            raise BadInputError(f"plate read {text!r}: {len(confs)} confidences for {len(text)} characters")
         if text:
             usable.append((text, confs))
     if not usable:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Sequence, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -34,20 +35,22 @@ class CameraRow:
     registered: bool  # False: found in footage but missing from cameras.yaml
 
     TABLE: ClassVar[str] = "cameras"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("name", pa.string()),
-        pa.field("district", pa.string()),
-        pa.field("lat", pa.float64()),
-        pa.field("lon", pa.float64()),
-        pa.field("kind", pa.string()),
-        pa.field("height_m", pa.float64()),
-        pa.field("frame_w", pa.int32()),
-        pa.field("frame_h", pa.int32()),
-        pa.field("privacy_masks", pa.list_(POLYGON)),
-        pa.field("overlay_regions", pa.list_(pa.list_(pa.int32(), 4))),
-        pa.field("registered", pa.bool_()),
-    ])
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("name", pa.string()),
+            pa.field("district", pa.string()),
+            pa.field("lat", pa.float64()),
+            pa.field("lon", pa.float64()),
+            pa.field("kind", pa.string()),
+            pa.field("height_m", pa.float64()),
+            pa.field("frame_w", pa.int32()),
+            pa.field("frame_h", pa.int32()),
+            pa.field("privacy_masks", pa.list_(POLYGON)),
+            pa.field("overlay_regions", pa.list_(pa.list_(pa.int32(), 4))),
+            pa.field("registered", pa.bool_()),
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +71,24 @@ class SegmentRow:
     updated_at: dt.datetime
 
     TABLE: ClassVar[str] = "segments"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("camera_id", pa.string()),
-        pa.field("uri", pa.string()),
-        pa.field("start", TS),
-        pa.field("end", TS),
-        pa.field("size_bytes", pa.int64()),
-        pa.field("sha256", pa.string()),
-        pa.field("state", pa.string()),
-        pa.field("error", pa.string()),
-        pa.field("model", pa.string()),
-        pa.field("frames_decoded", pa.int32()),
-        pa.field("frames_analysed", pa.int32()),
-        pa.field("faces", pa.int32()),
-        pa.field("updated_at", TS),
-    ])
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("camera_id", pa.string()),
+            pa.field("uri", pa.string()),
+            pa.field("start", TS),
+            pa.field("end", TS),
+            pa.field("size_bytes", pa.int64()),
+            pa.field("sha256", pa.string()),
+            pa.field("state", pa.string()),
+            pa.field("error", pa.string()),
+            pa.field("model", pa.string()),
+            pa.field("frames_decoded", pa.int32()),
+            pa.field("frames_analysed", pa.int32()),
+            pa.field("faces", pa.int32()),
+            pa.field("updated_at", TS),
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +113,25 @@ class FaceRow:
 
     @staticmethod
     def schema(dim: int) -> pa.Schema:
-        return pa.schema([
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("segment_id", pa.string()),
-            pa.field("camera_id", pa.string()),
-            pa.field("ts", TS),
-            pa.field("bbox", BBOX),
-            pa.field("det_score", pa.float32()),
-            pa.field("quality", pa.float32()),
-            pa.field("embedding", pa.list_(pa.float32(), dim)),
-            pa.field("track_id", pa.string()),
-            pa.field("track_start", TS),
-            pa.field("track_end", TS),
-            pa.field("thumb_uri", pa.string()),
-            pa.field("lat", pa.float64()),
-            pa.field("lon", pa.float64()),
-            pa.field("model", pa.string()),
-        ])
+        return pa.schema(
+            [
+                pa.field("id", pa.string(), nullable=False),
+                pa.field("segment_id", pa.string()),
+                pa.field("camera_id", pa.string()),
+                pa.field("ts", TS),
+                pa.field("bbox", BBOX),
+                pa.field("det_score", pa.float32()),
+                pa.field("quality", pa.float32()),
+                pa.field("embedding", pa.list_(pa.float32(), dim)),
+                pa.field("track_id", pa.string()),
+                pa.field("track_start", TS),
+                pa.field("track_end", TS),
+                pa.field("thumb_uri", pa.string()),
+                pa.field("lat", pa.float64()),
+                pa.field("lon", pa.float64()),
+                pa.field("model", pa.string()),
+            ]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,25 +157,27 @@ class PlateRow:
     model: str
 
     TABLE: ClassVar[str] = "plates"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("segment_id", pa.string()),
-        pa.field("camera_id", pa.string()),
-        pa.field("ts", TS),
-        pa.field("first_ts", TS),
-        pa.field("last_ts", TS),
-        pa.field("text", pa.string()),
-        pa.field("confidence", pa.float32()),
-        pa.field("char_confidences", pa.list_(pa.float32())),
-        pa.field("reads", pa.int32()),
-        pa.field("low_confidence", pa.bool_()),
-        pa.field("bbox", BBOX),
-        pa.field("track_id", pa.string()),
-        pa.field("thumb_uri", pa.string()),
-        pa.field("lat", pa.float64()),
-        pa.field("lon", pa.float64()),
-        pa.field("model", pa.string()),
-    ])
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("segment_id", pa.string()),
+            pa.field("camera_id", pa.string()),
+            pa.field("ts", TS),
+            pa.field("first_ts", TS),
+            pa.field("last_ts", TS),
+            pa.field("text", pa.string()),
+            pa.field("confidence", pa.float32()),
+            pa.field("char_confidences", pa.list_(pa.float32())),
+            pa.field("reads", pa.int32()),
+            pa.field("low_confidence", pa.bool_()),
+            pa.field("bbox", BBOX),
+            pa.field("track_id", pa.string()),
+            pa.field("thumb_uri", pa.string()),
+            pa.field("lat", pa.float64()),
+            pa.field("lon", pa.float64()),
+            pa.field("model", pa.string()),
+        ]
+    )
 
 
 Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow, PlateRow)
@@ -205,4 +214,4 @@ def arrow_to_rows(table: pa.Table, row_type: type[Row]) -> list[Row]:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

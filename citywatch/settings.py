@@ -51,8 +51,9 @@ class Settings(BaseSettings):
 
     # --- faces ---------------------------------------------------------------------
     face_backend: Literal["dlib", "insightface"] = Field(
-        "dlib", description="dlib: RetinaFace-MobileNet0.25 + dlib ResNet (shipped). "
-        "insightface: SCRFD + ArcFace packs the operator provides."
+        "dlib",
+        description="dlib: RetinaFace-MobileNet0.25 + dlib ResNet (shipped). "
+        "insightface: SCRFD + ArcFace packs the operator provides.",
     )
     insightface_dir: str | None = Field(
         None, description="Directory holding an insightface pack (det_*.onnx, w600k_*.onnx)."
@@ -60,21 +61,28 @@ class Settings(BaseSettings):
     face_det_threshold: float = Field(0.6, gt=0, lt=1)
     face_min_px: int = Field(24, ge=8, description="Smallest face side (px) kept.")
     face_max_side: int = Field(
-        960, ge=160, description="Frames are resized so their long side is at most this "
-        "before detection."
+        960, ge=160, description="Frames are resized so their long side is at most this before detection."
     )
     face_match_threshold: float | None = Field(
-        None, gt=0, description="Largest embedding distance that counts as the same "
-        "person; default is the backend's calibrated value."
+        None,
+        gt=0,
+        description="Largest embedding distance that counts as the same "
+        "person; default is the backend's calibrated value.",
     )
     embeds_per_track: int = Field(3, ge=1, le=50, description="Best faces embedded per track.")
     face_ann_min_rows: int = Field(
-        100_000, ge=1, description="The daily maintenance (retention flow) builds an IVF_RQ "
-        "vector index on faces once the table holds this many rows; below, search is exact.")
+        100_000,
+        ge=1,
+        description="The daily maintenance (retention flow) builds an IVF_RQ "
+        "vector index on faces once the table holds this many rows; below, search is exact.",
+    )
     face_ann_nprobes: int = Field(20, ge=1, description="IVF partitions a face search visits.")
     face_ann_refine: int = Field(
-        5, ge=1, description="Face search re-ranks this x the candidates by exact distance "
-        "(recall@10 0.98 at 1M rows with 20 probes; ~0.64 without refining).")
+        5,
+        ge=1,
+        description="Face search re-ranks this x the candidates by exact distance "
+        "(recall@10 0.98 at 1M rows with 20 probes; ~0.64 without refining).",
+    )
     track_iou: float = Field(0.3, gt=0, lt=1)
     track_max_gap_s: float = Field(2.0, gt=0)
 
@@ -90,46 +98,72 @@ class Settings(BaseSettings):
     )
     plate_min_confidence: float = Field(0.5, ge=0, le=1, description="Reads below are dropped.")
     plate_detect_side_px: int = Field(
-        480, ge=160, le=1280, description="Small regions are upscaled (at most 8x) until their long "
+        480,
+        ge=160,
+        le=1280,
+        description="Small regions are upscaled (at most 8x) until their long "
         "side reaches this before text detection. 640 finds more 40-60 px plates (see "
-        "docs/performance.md) at about twice the detection cost.")
+        "docs/performance.md) at about twice the detection cost.",
+    )
     plate_region_min_px: int = Field(
-        96, ge=0, description="Moving regions narrower or lower than this (frame px) are "
-        "not read for plates: a car with a 40 px plate is ~140 px wide.")
+        96,
+        ge=0,
+        description="Moving regions narrower or lower than this (frame px) are "
+        "not read for plates: a car with a 40 px plate is ~140 px wide.",
+    )
     plate_region_max_aspect: float = Field(
-        1.6, ge=0, description="Moving regions taller than this x their width (walking "
+        1.6,
+        ge=0,
+        description="Moving regions taller than this x their width (walking "
         "people) are not read for plates; 0 reads every moving region. Regions holding "
-        "the sample's plates reach 1.57.")
+        "the sample's plates reach 1.57.",
+    )
     plate_settled_confidence: float = Field(
-        0.9, ge=0, le=1, description="A plate track whose last two reads agree with every "
+        0.9,
+        ge=0,
+        le=1,
+        description="A plate track whose last two reads agree with every "
         "character at least this sure is settled: its region is re-read only every "
-        "plate_settled_reread_s.")
+        "plate_settled_reread_s.",
+    )
     plate_settled_reread_s: float = Field(
-        1.6, ge=0, description="A moving region that holds a settled plate track (at its "
+        1.6,
+        ge=0,
+        description="A moving region that holds a settled plate track (at its "
         "predicted place) is skipped while the track's last read would be at most this "
         "old at the next frame (every third frame at 2 fps); 0 reads every region of "
-        "every moving frame. Capped at 0.85 x track_max_gap_s, so the track goes on.")
+        "every moving frame. Capped at 0.85 x track_max_gap_s, so the track goes on.",
+    )
     plate_full_frame_share: float = Field(
-        1.0, gt=0, description="The whole frame is read once instead of its moving regions "
+        1.0,
+        gt=0,
+        description="The whole frame is read once instead of its moving regions "
         "when reading those (upscaled to plate_detect_side_px) would cost at least this "
-        "share of reading the frame.")
+        "share of reading the frame.",
+    )
     plate_low_confidence: float = Field(
         0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
     )
 
     # --- compute -------------------------------------------------------------------
     dask_address: str | None = Field(
-        None, description="An existing Dask scheduler (tcp://host:8786); default: a "
-        "local cluster started for the run."
+        None,
+        description="An existing Dask scheduler (tcp://host:8786); default: a "
+        "local cluster started for the run.",
     )
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local cluster.")
     dask_threads_per_worker: int = Field(1, ge=1)
-    retention_faces_days: int = Field(31, ge=1, description="Face rows and thumbnails are "
-                                      "deleted after this many days unless a case holds them.")
+    retention_faces_days: int = Field(
+        31,
+        ge=1,
+        description="Face rows and thumbnails are deleted after this many days unless a case holds them.",
+    )
     retention_plates_days: int = Field(90, ge=1, description="The same for plate rows.")
     index_lease_s: float = Field(
-        900, gt=0, description="How long a run's claim on a segment lasts before another "
-        "run may take it over (a crashed run's segments wait this long)."
+        900,
+        gt=0,
+        description="How long a run's claim on a segment lasts before another "
+        "run may take it over (a crashed run's segments wait this long).",
     )
 
     # --- search ----------------------------------------------------------------------
@@ -137,7 +171,9 @@ class Settings(BaseSettings):
 
     # --- governance: who is acting (citywatch/auth.py, docs/governance.md) ----------
     user: str | None = Field(
-        None, min_length=1, max_length=64,
+        None,
+        min_length=1,
+        max_length=64,
         description="The acting user (CITYWATCH_USER; the CLI's --user overrides it). "
         "Must be listed in the users file. No default: guarded actions refuse to run "
         "without a named user.",
@@ -148,90 +184,124 @@ class Settings(BaseSettings):
 
     # --- redaction and evidence export (tasks/redact.py, flows/redact_export.py) ----
     redact_mode: Literal["pixelate", "blur", "fill"] = Field(
-        "pixelate", description="How masks and bystander faces are obscured: pixelate "
-        "(coarse mosaic + noise), blur (downscale + Gaussian + noise) or fill (solid)."
+        "pixelate",
+        description="How masks and bystander faces are obscured: pixelate "
+        "(coarse mosaic + noise), blur (downscale + Gaussian + noise) or fill (solid).",
     )
     redact_plates: bool = Field(False, description="Also obscure licence plates in exports.")
     redact_face_margin: float = Field(
-        0.5, ge=0, le=1, description="Face boxes are grown by this share of their size "
-        "on each side before they are obscured (hair, ears, detector jitter)."
+        0.5,
+        ge=0,
+        le=1,
+        description="Face boxes are grown by this share of their size "
+        "on each side before they are obscured (hair, ears, detector jitter).",
     )
     redact_det_threshold: float = Field(
-        0.45, gt=0, lt=1, description="Face detector score for redaction: lower than "
-        "indexing's, since a missed face is a leak and an extra blur is not."
+        0.45,
+        gt=0,
+        lt=1,
+        description="Face detector score for redaction: lower than "
+        "indexing's, since a missed face is a leak and an extra blur is not.",
     )
     redact_min_face_px: int = Field(12, ge=4, description="Smallest face (px) redacted.")
     redact_hold_frames: int = Field(
-        8, ge=0, le=300, description="A face track's box is held this many frames "
-        "before its first and after its last detection (gaps inside are interpolated)."
+        8,
+        ge=0,
+        le=300,
+        description="A face track's box is held this many frames "
+        "before its first and after its last detection (gaps inside are interpolated).",
     )
-    export_pad_s: float = Field(
-        10.0, ge=0, le=600, description="Seconds added before and after a sighting."
-    )
-    export_max_s: float = Field(
-        1800.0, gt=0, le=86400, description="Longest clip one export may cover."
-    )
+    export_pad_s: float = Field(10.0, ge=0, le=600, description="Seconds added before and after a sighting.")
+    export_max_s: float = Field(1800.0, gt=0, le=86400, description="Longest clip one export may cover.")
     export_crf: int = Field(18, ge=0, le=51, description="x264 quality (lower is better).")
-    export_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast",
-                           "medium", "slow"] = Field("veryfast", description="x264 preset.")
+    export_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = Field(
+        "veryfast", description="x264 preset."
+    )
     export_signing_key: SecretStr | None = Field(
-        None, description="HMAC key that signs export manifests. Unset: a random key "
+        None,
+        description="HMAC key that signs export manifests. Unset: a random key "
         "is made once and kept in <state_dir>/export_signing.key (0600); set it on "
-        "every machine that exports or verifies in a multi-machine deployment."
+        "every machine that exports or verifies in a multi-machine deployment.",
     )
 
     # --- watchlist, sweep and alerts (citywatch/watchlist.py, flows/watchlist_sweep.py)
     watchlist_max_days: int = Field(
-        30, ge=1, le=365, description="Longest expiry a watchlist entry may be given "
-        "(days from now); every entry must carry an expiry."
+        30,
+        ge=1,
+        le=365,
+        description="Longest expiry a watchlist entry may be given "
+        "(days from now); every entry must carry an expiry.",
     )
     sweep_interval_s: float = Field(
-        10.0, ge=1, le=3600, description="Seconds between watchlist sweeps (the "
-        "watchlist-sweep deployment's interval and `citywatch sweep --watch`)."
+        10.0,
+        ge=1,
+        le=3600,
+        description="Seconds between watchlist sweeps (the "
+        "watchlist-sweep deployment's interval and `citywatch sweep --watch`).",
     )
     ingest_interval_s: float = Field(
-        5.0, ge=1, le=3600, description="Seconds between fast-ingest runs that index "
-        "new segments on their own (flows/ingest_new.py)."
+        5.0,
+        ge=1,
+        le=3600,
+        description="Seconds between fast-ingest runs that index "
+        "new segments on their own (flows/ingest_new.py).",
     )
     ingest_sweeps: bool = Field(
-        True, description="A fast-ingest run that indexed something sweeps the watchlist "
-        "right away, instead of waiting for the next scheduled sweep."
+        True,
+        description="A fast-ingest run that indexed something sweeps the watchlist "
+        "right away, instead of waiting for the next scheduled sweep.",
     )
     plate_alert_max_distance: float = Field(
-        0.6, ge=0, le=3, description="Largest confusion-aware plate distance that "
+        0.6,
+        ge=0,
+        le=3,
+        description="Largest confusion-aware plate distance that "
         "raises an alert for a plate entry without its own threshold (0.3 per "
-        "confusable swap such as O/0, 1.0 per other edit)."
+        "confusable swap such as O/0, 1.0 per other edit).",
     )
     alert_webhook_urls: list[str] = Field(
-        default_factory=list, description="http(s) URLs that receive each new alert "
-        "as a JSON POST (env: a JSON list)."
+        default_factory=list,
+        description="http(s) URLs that receive each new alert as a JSON POST (env: a JSON list).",
     )
     alert_webhook_timeout_s: float = Field(
-        3.0, gt=0, le=60, description="Timeout of one webhook POST; a slow receiver "
-        "never holds the alert write, only this sweep's delivery step."
+        3.0,
+        gt=0,
+        le=60,
+        description="Timeout of one webhook POST; a slow receiver "
+        "never holds the alert write, only this sweep's delivery step.",
     )
     alert_delivery_max_attempts: int = Field(
-        8, ge=1, le=100, description="Attempts per alert and sink before a delivery "
-        "is given up (state failed, shown by `citywatch alerts list`)."
+        8,
+        ge=1,
+        le=100,
+        description="Attempts per alert and sink before a delivery "
+        "is given up (state failed, shown by `citywatch alerts list`).",
     )
     alert_retry_base_s: float = Field(
-        2.0, gt=0, le=600, description="First retry delay of a failed delivery; "
-        "doubles per attempt up to alert_retry_max_s."
+        2.0,
+        gt=0,
+        le=600,
+        description="First retry delay of a failed delivery; doubles per attempt up to alert_retry_max_s.",
     )
     alert_retry_max_s: float = Field(300.0, gt=0, le=86400, description="Longest retry delay.")
     alert_pass_gap_s: float = Field(
-        10.0, ge=0, le=600, description="Tracks of one entry on one camera closer than "
-        "this in time are one pass (a split track, a segment boundary): one alert."
+        10.0,
+        ge=0,
+        le=600,
+        description="Tracks of one entry on one camera closer than "
+        "this in time are one pass (a split track, a segment boundary): one alert.",
     )
 
     # --- object storage details (citywatch/storage.py, docs/deploy.md) --------------
     s3_session_token: SecretStr | None = Field(
-        None, description="Session token of temporary S3 credentials (AWS STS). Leave "
-        "the s3 keys unset to use the default AWS chain (env, profile, IRSA, instance role)."
+        None,
+        description="Session token of temporary S3 credentials (AWS STS). Leave "
+        "the s3 keys unset to use the default AWS chain (env, profile, IRSA, instance role).",
     )
     s3_bulk_delete: bool = Field(
-        True, description="Let LanceDB delete many objects per request (DeleteObjects); "
-        "turn off for S3 servers without it (localbucket, some gateways)."
+        True,
+        description="Let LanceDB delete many objects per request (DeleteObjects); "
+        "turn off for S3 servers without it (localbucket, some gateways).",
     )
 
     @field_validator("alert_webhook_urls")
@@ -250,7 +320,7 @@ class Settings(BaseSettings):
         return value.rstrip("/") or "/"
 
     @model_validator(mode="after")
-    def _insightface_needs_dir(self) -> "Settings":
+    def _insightface_needs_dir(self) -> Settings:
         if self.face_backend == "insightface" and not self.insightface_dir:
             raise ValueError(
                 "face_backend=insightface needs insightface_dir (CITYWATCH_INSIGHTFACE_DIR) "

@@ -188,8 +188,9 @@ class Storage:
         for path, info in sorted(found.items()):
             if info.get("type") != "file" or not path.startswith(prefix):
                 continue
-            out.append(ObjectInfo(url=f"{scheme}{path}", key=path[len(prefix):],
-                                  size=int(info.get("size") or 0)))
+            out.append(
+                ObjectInfo(url=f"{scheme}{path}", key=path[len(prefix) :], size=int(info.get("size") or 0))
+            )
         return out
 
     # --- LanceDB --------------------------------------------------------------
@@ -212,7 +213,7 @@ class Storage:
         return opts
 
     @cached_property
-    def db(self) -> "lancedb.DBConnection":
+    def db(self) -> lancedb.DBConnection:
         import lancedb
 
         url = f"{self.root}/db"

@@ -21,12 +21,12 @@ log = logging.getLogger(__name__)
 PK_METADATA = b"lance-schema:unenforced-primary-key:position"
 
 
-def open_table(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
+def open_table(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> Table:
     """Open ``name`` (created empty with ``schema`` if missing), keyed on ``id``."""
     return _keyed(db, name, _open_checked(db, name, schema))
 
 
-def _keyed(db: "lancedb.DBConnection", name: str, table: "Table") -> "Table":
+def _keyed(db: lancedb.DBConnection, name: str, table: Table) -> Table:
     """Make ``id`` the table's unenforced primary key.
 
     With the key set, a merge-insert racing another writer that inserts the same id
@@ -47,7 +47,7 @@ def _keyed(db: "lancedb.DBConnection", name: str, table: "Table") -> "Table":
     return table
 
 
-def _open_or_create(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
+def _open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> Table:
     """Open ``name``, or create it; two writers creating it at once both end up opening it
     (the loser can briefly see "not found" while the winner's first commit lands)."""
     for attempt in range(10):
@@ -62,7 +62,7 @@ def _open_or_create(db: "lancedb.DBConnection", name: str, schema: pa.Schema) ->
     raise TransientError(f"could not open or create table {name}")
 
 
-def _open_checked(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "Table":
+def _open_checked(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> Table:
     table = _open_or_create(db, name, schema)
     existing = table.schema
     if existing != schema:
@@ -77,7 +77,7 @@ def _open_checked(db: "lancedb.DBConnection", name: str, schema: pa.Schema) -> "
     return table
 
 
-def table_names(db: "lancedb.DBConnection") -> list[str]:
+def table_names(db: lancedb.DBConnection) -> list[str]:
     """All table names (following list_tables' pages)."""
     names: list[str] = []
     token: str | None = None
@@ -89,27 +89,27 @@ def table_names(db: "lancedb.DBConnection") -> list[str]:
             return names
 
 
-def has_table(db: "lancedb.DBConnection", name: str) -> bool:
+def has_table(db: lancedb.DBConnection, name: str) -> bool:
     return name in table_names(db)
 
 
-def cameras_table(db: "lancedb.DBConnection") -> "Table":
+def cameras_table(db: lancedb.DBConnection) -> Table:
     return open_table(db, CameraRow.TABLE, CameraRow.SCHEMA)
 
 
-def segments_table(db: "lancedb.DBConnection") -> "Table":
+def segments_table(db: lancedb.DBConnection) -> Table:
     return open_table(db, SegmentRow.TABLE, SegmentRow.SCHEMA)
 
 
-def faces_table(db: "lancedb.DBConnection", dim: int) -> "Table":
+def faces_table(db: lancedb.DBConnection, dim: int) -> Table:
     return open_table(db, FaceRow.TABLE, FaceRow.schema(dim))
 
 
-def plates_table(db: "lancedb.DBConnection") -> "Table":
+def plates_table(db: lancedb.DBConnection) -> Table:
     return open_table(db, PlateRow.TABLE, PlateRow.SCHEMA)
 
 
-def insert_missing(table: "Table", data: pa.Table) -> int:
+def insert_missing(table: Table, data: pa.Table) -> int:
     """Insert the rows whose ``id`` is not in ``table`` yet; returns how many were new."""
     if data.num_rows == 0:
         return 0
@@ -117,15 +117,14 @@ def insert_missing(table: "Table", data: pa.Table) -> int:
     return int(result.num_inserted_rows)
 
 
-def upsert(table: "Table", data: pa.Table, *, attempts: int = 8) -> None:
+def upsert(table: Table, data: pa.Table, *, attempts: int = 8) -> None:
     """Insert or replace rows by ``id``; retries commit conflicts with backoff."""
     if data.num_rows == 0:
         return
     delay = 0.05
     for attempt in range(1, attempts + 1):
         try:
-            (table.merge_insert("id").when_matched_update_all()
-             .when_not_matched_insert_all().execute(data))
+            (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
             return
         except (OSError, RuntimeError, ValueError) as exc:  # lance raises these on conflicts
             if attempt == attempts:

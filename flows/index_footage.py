@@ -11,12 +11,12 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
-from citywatch.audit import AuditLog
-from citywatch.auth import Action, authorized
+from citywatch.governance.audit_log import AuditLog
+from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.catalog import plan_index, register_cameras
-from tasks.index_segment import SegmentOutcome, index_segment_task
+from citywatch.tasks.catalog import plan_index, register_cameras
+from citywatch.tasks.index_segment import SegmentOutcome, index_segment_task
 
 
 @dataclass
@@ -55,8 +55,12 @@ def dask_task_runner(settings: Settings) -> DaskTaskRunner:
 
 
 @flow(name="index-footage", log_prints=False)
-def index_footage(footage: str | None = None, settings: Settings | None = None,
-                  retry_failed: bool = False, in_process: bool = False) -> IndexSummary:
+def index_footage(
+    footage: str | None = None,
+    settings: Settings | None = None,
+    retry_failed: bool = False,
+    in_process: bool = False,
+) -> IndexSummary:
     """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed.
 
     The segments fan out on Dask (``dask_task_runner``) in a subflow, so a deployment
@@ -67,15 +71,21 @@ def index_footage(footage: str | None = None, settings: Settings | None = None,
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
     params = {"footage": footage_url, "retry_failed": retry_failed}
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
-    runner = (ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process
-              else dask_task_runner(settings))
+    runner = (
+        ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process else dask_task_runner(settings)
+    )
     summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
     if summary.indexed or summary.failed:  # runs that found nothing new are not audited
         AuditLog(storage).record(
-            user=actor.user, role=actor.role_text, action=Action.INDEX_RUN.value, outcome="ok",
-            params=params, result_count=summary.indexed,
+            user=actor.user,
+            role=actor.role_text,
+            action=Action.INDEX_RUN.value,
+            outcome="ok",
+            params=params,
+            result_count=summary.indexed,
             detail=f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} "
-                   f"faces, {summary.plates} plates")
+            f"faces, {summary.plates} plates",
+        )
     return summary
 
 
@@ -89,17 +99,25 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
     seen = {ref.camera_id for ref in plan.discovery.segments}
     cameras, missing = register_cameras(storage, settings, seen)
     summary = IndexSummary(
-        footage=footage_url, found=len(plan.discovery.segments), already_done=plan.already_done,
-        skipped_failed=plan.previously_failed, misnamed=plan.discovery.misnamed,
+        footage=footage_url,
+        found=len(plan.discovery.segments),
+        already_done=plan.already_done,
+        skipped_failed=plan.previously_failed,
+        misnamed=plan.discovery.misnamed,
         unregistered_cameras=missing,
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
-    logger.info("%d segments found, %d already indexed, %d to index",
-                summary.found, plan.already_done, len(plan.pending))
+    logger.info(
+        "%d segments found, %d already indexed, %d to index",
+        summary.found,
+        plan.already_done,
+        len(plan.pending),
+    )
     run_token = uuid.uuid4().hex
-    futures = [index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token)
-               for ref in plan.pending]
+    futures = [
+        index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in plan.pending
+    ]
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
         summary.footage_s += outcome.footage_s
@@ -113,16 +131,27 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
             summary.skipped_leased += 1
         else:
             summary.failed.append((outcome.uri, outcome.error))
-        logger.info("progress: %d/%d segments, %d faces, %d plates, %d failed", done,
-                    len(futures), summary.faces, summary.plates, len(summary.failed))
+        logger.info(
+            "progress: %d/%d segments, %d faces, %d plates, %d failed",
+            done,
+            len(futures),
+            summary.faces,
+            summary.plates,
+            len(summary.failed),
+        )
     summary.wall_s = time.perf_counter() - started
-    logger.info("indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, "
-                "%d failed", summary.indexed, summary.footage_s, summary.wall_s, summary.faces,
-                summary.plates, len(summary.failed))
+    logger.info(
+        "indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, %d failed",
+        summary.indexed,
+        summary.footage_s,
+        summary.wall_s,
+        summary.faces,
+        summary.plates,
+        len(summary.failed),
+    )
     return summary
 
 
-def run_index(settings: Settings, footage: str | None = None,
-              retry_failed: bool = False) -> IndexSummary:
+def run_index(settings: Settings, footage: str | None = None, retry_failed: bool = False) -> IndexSummary:
     """Run the index flow (segments on Dask: local cluster or ``dask_address``)."""
     return index_footage(footage=footage, settings=settings, retry_failed=retry_failed)

@@ -12,15 +12,13 @@ segment alerts seconds after the segment lands, not after the next sweep tick.
 
 from __future__ import annotations
 
-
 from prefect import flow, get_run_logger
 
+from citywatch.flows.index_footage import IndexSummary, index_footage
+from citywatch.flows.watchlist_sweep import run_periodically, watchlist_sweep
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from flows.index_footage import IndexSummary, index_footage
-from flows.watchlist_sweep import run_periodically, watchlist_sweep
-from tasks.catalog import plan_index
-
+from citywatch.tasks.catalog import plan_index
 
 
 @flow(name="ingest-new", log_prints=False)
@@ -31,8 +29,12 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
     plan = plan_index(storage, footage_url)
     if not plan.pending:
-        return IndexSummary(footage=footage_url, found=len(plan.discovery.segments),
-                            already_done=plan.already_done, skipped_failed=plan.previously_failed)
+        return IndexSummary(
+            footage=footage_url,
+            found=len(plan.discovery.segments),
+            already_done=plan.already_done,
+            skipped_failed=plan.previously_failed,
+        )
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
     summary = index_footage(footage=footage_url, settings=settings, in_process=True)
     if summary.indexed and settings.ingest_sweeps:
@@ -41,7 +43,6 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
     return summary
 
 
-def run_ingest_loop(settings: Settings, *, interval_s: float | None = None,
-                    ticks: int | None = None) -> int:
+def run_ingest_loop(settings: Settings, *, interval_s: float | None = None, ticks: int | None = None) -> int:
     """Run ``ingest_new`` every ``interval_s`` (default ``ingest_interval_s``)."""
     return run_periodically(ingest_new, settings, interval_s or settings.ingest_interval_s, ticks)

@@ -17,19 +17,19 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from citywatch.auth import Action, GovernedRun, governed
 from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import format_stamp
-from citywatch.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
+from citywatch.governance.auth import Action, GovernedRun, governed
+from citywatch.governance.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage, safe_key
-from tasks.export_clip import ClipPlan, Gap, plan_clip
-from tasks.export_manifest import build_manifest
-from tasks.export_render import RenderedExport, render_redacted
-from tasks.export_request import ExportRequest, ResolvedRequest, resolve_request
-from tasks.export_scan import ClipScan, plate_finder_for, redaction_face_model, scan_clip
-from tasks.redact_plan import SubjectChoice
+from citywatch.tasks.export_clip import ClipPlan, Gap, plan_clip
+from citywatch.tasks.export_manifest import build_manifest
+from citywatch.tasks.export_render import RenderedExport, render_redacted
+from citywatch.tasks.export_request import ExportRequest, ResolvedRequest, resolve_request
+from citywatch.tasks.export_scan import ClipScan, plate_finder_for, redaction_face_model, scan_clip
+from citywatch.tasks.redact_plan import SubjectChoice
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ class ExportResult:
 def prepare_export(request: ExportRequest, settings: Settings) -> tuple[ResolvedRequest, ClipPlan]:
     storage = Storage(settings)
     resolved = resolve_request(storage, settings, request, redaction_face_model(settings))
-    plan = plan_clip(storage, resolved.camera_id, resolved.start, resolved.end,
-                     max_s=settings.export_max_s)
+    plan = plan_clip(storage, resolved.camera_id, resolved.start, resolved.end, max_s=settings.export_max_s)
     return resolved, plan
 
 
@@ -61,10 +60,15 @@ def scan_export(resolved: ResolvedRequest, plan: ClipPlan, settings: Settings) -
     return scan_clip(Storage(settings), plan, settings, embeddings, plate_finder_for(settings))
 
 
-def render_export(resolved: ResolvedRequest, plan: ClipPlan, scan: ClipScan, settings: Settings,
-                  key_base: str, export_id: str) -> RenderedExport:
-    return render_redacted(Storage(settings), settings, plan, scan, resolved.subject, key_base,
-                           export_id)
+def render_export(
+    resolved: ResolvedRequest,
+    plan: ClipPlan,
+    scan: ClipScan,
+    settings: Settings,
+    key_base: str,
+    export_id: str,
+) -> RenderedExport:
+    return render_redacted(Storage(settings), settings, plan, scan, resolved.subject, key_base, export_id)
 
 
 def _transient_only(task: object, task_run: object, state: State) -> bool:
@@ -85,18 +89,22 @@ render_task = task(render_export, name="export-render", retries=1, **_TASK_OPTIO
 
 
 @contextmanager
-def governed_export(settings: Settings, storage: Storage,
-                    request: ExportRequest) -> Iterator[GovernedRun]:
+def governed_export(settings: Settings, storage: Storage, request: ExportRequest) -> Iterator[GovernedRun]:
     """Authorize and audit ``Action.EXPORT`` (role, case id, justification)."""
     case_id = request.case_id or ""
     if any(part in ("", ".", "..") for part in case_id.split("/")):
         raise BadInputError(f"case id {case_id!r} must not have empty, '.' or '..' parts")
-    params = {"kind": request.kind, "sighting": request.sighting_id, "alert": request.alert_id,
-              "camera": request.camera_id, "probe": request.probe, "pad_s": request.pad_s,
-              "since": request.since.isoformat() if request.since else None,
-              "until": request.until.isoformat() if request.until else None}
-    with governed(settings, storage, Action.EXPORT, request.case_id, request.justification,
-                  params) as run:
+    params = {
+        "kind": request.kind,
+        "sighting": request.sighting_id,
+        "alert": request.alert_id,
+        "camera": request.camera_id,
+        "probe": request.probe,
+        "pad_s": request.pad_s,
+        "since": request.since.isoformat() if request.since else None,
+        "until": request.until.isoformat() if request.until else None,
+    }
+    with governed(settings, storage, Action.EXPORT, request.case_id, request.justification, params) as run:
         yield run
 
 
@@ -111,23 +119,48 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
         case_id, justification = run.case_id, run.justification
         resolved, plan = prepare_task(request, settings)
         for gap in plan.gaps:
-            logger.warning("gap in footage %s .. %s: %s", gap.start.isoformat(),
-                           gap.end.isoformat(), gap.reason)
+            logger.warning(
+                "gap in footage %s .. %s: %s", gap.start.isoformat(), gap.end.isoformat(), gap.reason
+            )
         scan = scan_task(resolved, plan, settings)
         created = utcnow()
         export_id = f"{plan.camera.id}-{format_stamp(plan.start)}-{secrets.token_hex(4)}"
         key_base = safe_key(f"exports/{case_id}/{export_id}")
         rendered = render_task(resolved, plan, scan, settings, key_base, export_id)
         manifest = build_manifest(
-            export_id=export_id, case_id=case_id, justification=justification,
-            user=run.actor.user, created=created, resolved=resolved, plan=plan,
-            scan=scan, rendered=rendered, settings=settings, key_id=key.key_id)
+            export_id=export_id,
+            case_id=case_id,
+            justification=justification,
+            user=run.actor.user,
+            created=created,
+            resolved=resolved,
+            plan=plan,
+            scan=scan,
+            rendered=rendered,
+            settings=settings,
+            key_id=key.key_id,
+        )
         signed = sign(manifest.to_document(), key)
         manifest_uri = storage.write_bytes(f"{key_base}{MANIFEST_SUFFIX}", render_manifest(signed))
         run.result_count = 1
         run.detail = manifest_uri
-    logger.info("export %s: %d frames, subject %s, %d gaps; manifest %s", export_id,
-                rendered.clip.frames, rendered.subject.matched_by, len(plan.gaps), manifest_uri)
-    return ExportResult(export_id, case_id, rendered.clip.uri, manifest_uri, rendered.log.uri,
-                        rendered.clip.sha256, rendered.clip.frames, list(plan.gaps),
-                        rendered.subject, key.key_id)
+    logger.info(
+        "export %s: %d frames, subject %s, %d gaps; manifest %s",
+        export_id,
+        rendered.clip.frames,
+        rendered.subject.matched_by,
+        len(plan.gaps),
+        manifest_uri,
+    )
+    return ExportResult(
+        export_id,
+        case_id,
+        rendered.clip.uri,
+        manifest_uri,
+        rendered.log.uri,
+        rendered.clip.sha256,
+        rendered.clip.frames,
+        list(plan.gaps),
+        rendered.subject,
+        key.key_id,
+    )

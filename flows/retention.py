@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from citywatch.auth import Action, governed
+from citywatch.governance.auth import Action, governed
 from citywatch.schemas import FaceRow, PlateRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.retention import RetentionCounts, held_tracks, purge_table
-from tasks.search_indexes import IndexReport, ensure_search_indexes
+from citywatch.tasks.retention import RetentionCounts, held_tracks, purge_table
+from citywatch.tasks.search_indexes import IndexReport, ensure_search_indexes
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,21 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
     """Plain function behind the flow; governed (admin) and audited with counts."""
     storage = Storage(settings)
     now = now or utcnow()
-    params = {"faces_days": settings.retention_faces_days,
-              "plates_days": settings.retention_plates_days, "now": now.isoformat()}
+    params = {
+        "faces_days": settings.retention_faces_days,
+        "plates_days": settings.retention_plates_days,
+        "now": now.isoformat(),
+    }
     with governed(settings, storage, Action.RETENTION_RUN, None, None, params) as run:
         held = held_tracks(storage)
         faces = purge_table(storage, FaceRow.TABLE, settings.retention_faces_days, now, held)
         plates = purge_table(storage, PlateRow.TABLE, settings.retention_plates_days, now, held)
         run.result_count = faces.deleted_rows + plates.deleted_rows
-        run.detail = (f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
-                      f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
-                      f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails")
+        run.detail = (
+            f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
+            f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
+            f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails"
+        )
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)
         run.detail += f"; search indexes: {indexes}"
@@ -47,6 +52,7 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
 def retention(settings: Settings | None = None) -> RetentionSummary:
     settings = settings or Settings()
     summary = run_retention(settings)
-    get_run_logger().info("retention: faces %s; plates %s; search indexes: %s", summary.faces,
-                          summary.plates, summary.indexes)
+    get_run_logger().info(
+        "retention: faces %s; plates %s; search indexes: %s", summary.faces, summary.plates, summary.indexes
+    )
     return summary

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from citywatch.auth import Action, governed
 from citywatch.footage import format_stamp
+from citywatch.governance.auth import Action, governed
+from citywatch.plates import parse_plate_query
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.plates import parse_plate_query
-from tasks.index_segment import face_model_for, plate_grammar_for
-from tasks.plate_search import Near, PlateSighting, search_plates
-from tasks.report import ReportHeader, render_plate_report, render_search_report
-from tasks.search import SearchFilters, Sighting, embed_probe, search_faces
+from citywatch.tasks.index_segment import face_model_for, plate_grammar_for
+from citywatch.tasks.plate_search import Near, PlateSighting, search_plates
+from citywatch.tasks.report import ReportHeader, render_plate_report, render_search_report
+from citywatch.tasks.search import SearchFilters, Sighting, embed_probe, search_faces
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,16 @@ def describe(filters: SearchFilters) -> str:
     return "; ".join(parts) or "all cameras, all times"
 
 
-def face_search(probe: str, filters: SearchFilters, settings: Settings, *,
-                case_id: str | None, justification: str | None,
-                top_k: int | None = None, face_index: int | None = None) -> FaceSearchResult:
+def face_search(
+    probe: str,
+    filters: SearchFilters,
+    settings: Settings,
+    *,
+    case_id: str | None,
+    justification: str | None,
+    top_k: int | None = None,
+    face_index: int | None = None,
+) -> FaceSearchResult:
     """Plain function behind the flow (also used by notebooks and tests).
 
     Governed: the acting user (``settings.user``) needs a role allowed to search faces,
@@ -55,39 +62,66 @@ def face_search(probe: str, filters: SearchFilters, settings: Settings, *,
     probe_uri = storage.resolve(probe)
     data = storage.read_bytes(probe_uri)
     params = {"probe": probe, "filters": describe(filters), "top_k": top_k, "face": face_index}
-    with governed(settings, storage, Action.SEARCH_FACE, case_id, justification, params,
-                  probe_sha256=hashlib.sha256(data).hexdigest()) as run:
+    with governed(
+        settings,
+        storage,
+        Action.SEARCH_FACE,
+        case_id,
+        justification,
+        params,
+        probe_sha256=hashlib.sha256(data).hexdigest(),
+    ) as run:
         model = face_model_for(settings)
         found = embed_probe(data, probe, model, face_index)
         threshold = settings.face_match_threshold or model.embedder.default_threshold
-        sightings = search_faces(storage, settings, found, filters,
-                                 top_k=top_k or settings.search_top_k, threshold=threshold)
+        sightings = search_faces(
+            storage, settings, found, filters, top_k=top_k or settings.search_top_k, threshold=threshold
+        )
         run.result_count = len(sightings)
     created = utcnow()
     header = ReportHeader(
         title=f"Face search, case {run.case_id} by {run.actor.user}",
-        rows=(("probe", f"{probe} (sha256 {found.sha256[:16]}...)"),
-              ("filters", describe(filters)), ("justification", run.justification),
-              ("threshold", f"{threshold:.3f} (L2 distance, {model.name})")),
-        created=created)
+        rows=(
+            ("probe", f"{probe} (sha256 {found.sha256[:16]}...)"),
+            ("filters", describe(filters)),
+            ("justification", run.justification),
+            ("threshold", f"{threshold:.3f} (L2 distance, {model.name})"),
+        ),
+        created=created,
+    )
     key = f"reports/search-{format_stamp(created)}-{found.sha256[:8]}.html"
     report_uri = storage.write_bytes(key, render_search_report(storage, header, sightings).encode())
     return FaceSearchResult(probe, found.sha256, threshold, model.name, sightings, report_uri)
 
 
 @flow(name="search")
-def search(probe: str, camera_ids: list[str] | None = None, district: str | None = None,
-           since: dt.datetime | None = None, until: dt.datetime | None = None,
-           top_k: int | None = None, face_index: int | None = None,
-           case_id: str | None = None, justification: str | None = None,
-           settings: Settings | None = None) -> FaceSearchResult:
+def search(
+    probe: str,
+    camera_ids: list[str] | None = None,
+    district: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    top_k: int | None = None,
+    face_index: int | None = None,
+    case_id: str | None = None,
+    justification: str | None = None,
+    settings: Settings | None = None,
+) -> FaceSearchResult:
     """Face search as a flow run (visible in the Prefect UI); governed and audited."""
     settings = settings or Settings()
     filters = SearchFilters(tuple(camera_ids or ()), district, since, until)
-    result = face_search(probe, filters, settings, case_id=case_id, justification=justification,
-                         top_k=top_k, face_index=face_index)
-    get_run_logger().info("%d sightings under %.3f; report %s", len(result.sightings),
-                          result.threshold, result.report_uri)
+    result = face_search(
+        probe,
+        filters,
+        settings,
+        case_id=case_id,
+        justification=justification,
+        top_k=top_k,
+        face_index=face_index,
+    )
+    get_run_logger().info(
+        "%d sightings under %.3f; report %s", len(result.sightings), result.threshold, result.report_uri
+    )
     return result
 
 
@@ -98,45 +132,80 @@ class PlateSearchResult:
     report_uri: str
 
 
-def plate_search(query: str, filters: SearchFilters, settings: Settings, *,
-                 case_id: str | None, justification: str | None, max_edits: float = 1.0,
-                 near: Near | None = None, top_k: int | None = None) -> PlateSearchResult:
+def plate_search(
+    query: str,
+    filters: SearchFilters,
+    settings: Settings,
+    *,
+    case_id: str | None,
+    justification: str | None,
+    max_edits: float = 1.0,
+    near: Near | None = None,
+    top_k: int | None = None,
+) -> PlateSearchResult:
     """Plain function behind the plate flow; governed and audited like face search."""
     storage = Storage(settings)
     parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
-    params = {"query": parsed.text, "max_edits": max_edits, "filters": describe(filters),
-              "near": [near.lat, near.lon, near.radius_m] if near else None}
+    params = {
+        "query": parsed.text,
+        "max_edits": max_edits,
+        "filters": describe(filters),
+        "near": [near.lat, near.lon, near.radius_m] if near else None,
+    }
     with governed(settings, storage, Action.SEARCH_PLATE, case_id, justification, params) as run:
-        sightings = search_plates(storage, parsed, filters, near=near,
-                                  top_k=top_k or settings.search_top_k)
+        sightings = search_plates(storage, parsed, filters, near=near, top_k=top_k or settings.search_top_k)
         run.result_count = len(sightings)
     created = utcnow()
     header = ReportHeader(
         title=f"Plate search, case {run.case_id} by {run.actor.user}",
-        rows=(("query", parsed.text + (" (pattern)" if parsed.is_pattern else "")),
-              ("max edits", f"{max_edits:g} (confusable characters O/0, I/1, B/8, S/5, Z/2, "
-                            "D/0, G/6 cost 0.3)"),
-              ("filters", describe(filters) + (f"; within {near.radius_m:g} m of "
-                                               f"{near.lat}, {near.lon}" if near else "")),
-              ("justification", run.justification)),
-        created=created)
+        rows=(
+            ("query", parsed.text + (" (pattern)" if parsed.is_pattern else "")),
+            (
+                "max edits",
+                f"{max_edits:g} (confusable characters O/0, I/1, B/8, S/5, Z/2, D/0, G/6 cost 0.3)",
+            ),
+            (
+                "filters",
+                describe(filters)
+                + (f"; within {near.radius_m:g} m of {near.lat}, {near.lon}" if near else ""),
+            ),
+            ("justification", run.justification),
+        ),
+        created=created,
+    )
     key = f"reports/plates-{format_stamp(created)}-{parsed.text.replace('*', '_').replace('?', '_')}.html"
     report_uri = storage.write_bytes(key, render_plate_report(storage, header, sightings).encode())
     return PlateSearchResult(parsed.text, sightings, report_uri)
 
 
 @flow(name="search-plate")
-def search_plate(query: str, camera_ids: list[str] | None = None, district: str | None = None,
-                 since: dt.datetime | None = None, until: dt.datetime | None = None,
-                 max_edits: float = 1.0, near: tuple[float, float, float] | None = None,
-                 top_k: int | None = None, case_id: str | None = None,
-                 justification: str | None = None,
-                 settings: Settings | None = None) -> PlateSearchResult:
+def search_plate(
+    query: str,
+    camera_ids: list[str] | None = None,
+    district: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    max_edits: float = 1.0,
+    near: tuple[float, float, float] | None = None,
+    top_k: int | None = None,
+    case_id: str | None = None,
+    justification: str | None = None,
+    settings: Settings | None = None,
+) -> PlateSearchResult:
     """Plate search as a flow run (visible in the Prefect UI); governed and audited."""
     settings = settings or Settings()
     filters = SearchFilters(tuple(camera_ids or ()), district, since, until)
-    result = plate_search(query, filters, settings, case_id=case_id, justification=justification,
-                          max_edits=max_edits, near=Near(*near) if near else None, top_k=top_k)
-    get_run_logger().info("%d plate sightings for %s; report %s", len(result.sightings),
-                          result.query, result.report_uri)
+    result = plate_search(
+        query,
+        filters,
+        settings,
+        case_id=case_id,
+        justification=justification,
+        max_edits=max_edits,
+        near=Near(*near) if near else None,
+        top_k=top_k,
+    )
+    get_run_logger().info(
+        "%d plate sightings for %s; report %s", len(result.sightings), result.query, result.report_uri
+    )
     return result

@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 from prefect.states import State
 
-from citywatch.auth import Action, authorized
+from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.notify import DeliveryReport, deliver_task
-from tasks.sweep import SweepResult, sweep_task
+from citywatch.tasks.notify import DeliveryReport, deliver_task
+from citywatch.tasks.sweep import SweepResult, sweep_task
 
 
 @dataclass(frozen=True)
 class SweepSummary:
     sweep: SweepResult
     delivery: DeliveryReport
+
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,15 @@ def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     logger = get_run_logger()
     authorized(settings, Storage(settings), Action.SWEEP_RUN)  # alerts themselves are the record
     result = sweep_task(settings)
-    logger.info("%d face rows and %d plate rows read; %d active entries; %d matches, "
-                "%d new alerts in %.2f s", result.faces_read, result.plates_read,
-                result.entries_active, result.matched, result.alerts_new, result.wall_s)
+    logger.info(
+        "%d face rows and %d plate rows read; %d active entries; %d matches, %d new alerts in %.2f s",
+        result.faces_read,
+        result.plates_read,
+        result.entries_active,
+        result.matched,
+        result.alerts_new,
+        result.wall_s,
+    )
     # the alerts and the watermark are committed: a slow receiver only delays this step
     report = deliver_task(settings)
     if report.claimed:
@@ -49,8 +56,9 @@ def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     return SweepSummary(result, report)
 
 
-def run_periodically(run_flow: Callable[..., State], settings: Settings, interval_s: float,
-                     ticks: int | None = None) -> int:
+def run_periodically(
+    run_flow: Callable[..., State], settings: Settings, interval_s: float, ticks: int | None = None
+) -> int:
     """Run a flow every ``interval_s`` seconds, ``ticks`` times or forever (a watcher).
 
     One process, one flow run per tick, no per-run process start. A failed run is
@@ -68,7 +76,6 @@ def run_periodically(run_flow: Callable[..., State], settings: Settings, interva
     return done
 
 
-def run_sweep_loop(settings: Settings, *, interval_s: float | None = None,
-                   ticks: int | None = None) -> int:
+def run_sweep_loop(settings: Settings, *, interval_s: float | None = None, ticks: int | None = None) -> int:
     """Sweep every ``interval_s`` (default ``sweep_interval_s``), ``ticks`` times or forever."""
     return run_periodically(watchlist_sweep, settings, interval_s or settings.sweep_interval_s, ticks)

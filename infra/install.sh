@@ -26,5 +26,5 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q -e '.[dev]'
 # insightface (optional backend) without its deps: they would pull OpenCV 5.
 .venv/bin/python -m pip install -q --no-deps insightface==2.1
-.venv/bin/python -c 'from citywatch.media import fetch_media; fetch_media()'
+.venv/bin/python -c 'from citywatch.sample.media import fetch_media; fetch_media()'
 echo "citywatch installed in .venv"

@@ -95,8 +95,7 @@ def check_bgr_image(image_bgr: object, what: str = "image_bgr") -> np.ndarray:
         raise BadInputError(f"{what} must be a numpy array, got {type(image_bgr).__name__}")
     if image_bgr.dtype != np.uint8 or image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise BadInputError(
-            f"{what} must be a uint8 HxWx3 BGR array, got dtype {image_bgr.dtype} "
-            f"shape {image_bgr.shape}"
+            f"{what} must be a uint8 HxWx3 BGR array, got dtype {image_bgr.dtype} shape {image_bgr.shape}"
         )
     if image_bgr.shape[0] == 0 or image_bgr.shape[1] == 0:
         raise BadInputError(f"{what} is empty: shape {image_bgr.shape}")
@@ -113,9 +112,7 @@ def check_detector_settings(det_threshold: float, max_side: int, min_face_px: in
         raise BadInputError(f"min_face_px must be >= 0, got {min_face_px}")
 
 
-def check_faces(
-    faces: Sequence[FaceDetection], *, need_landmarks: bool, what: str = "faces"
-) -> None:
+def check_faces(faces: Sequence[FaceDetection], *, need_landmarks: bool, what: str = "faces") -> None:
     """Raise unless every face is a ``FaceDetection`` (with 5 landmarks if needed)."""
     for i, face in enumerate(faces):
         if not isinstance(face, FaceDetection):

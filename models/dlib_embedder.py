@@ -29,7 +29,7 @@ import dlib
 import numpy as np
 
 from citywatch.errors import CitywatchError
-from models.base import FaceDetection, check_bgr_image, check_faces
+from citywatch.models.base import FaceDetection, check_bgr_image, check_faces
 
 _SHAPE_PREDICTOR = "shape_predictor_5_face_landmarks.dat"
 _RESNET = "dlib_face_recognition_resnet_model_v1.dat"
@@ -48,9 +48,7 @@ def dlib_models_dir() -> Path:
     folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     missing = [n for n in (_SHAPE_PREDICTOR, _RESNET) if not (folder / n).is_file()]
     if missing:
-        raise CitywatchError(
-            f"face_recognition_models install is incomplete: {missing} not in {folder}"
-        )
+        raise CitywatchError(f"face_recognition_models install is incomplete: {missing} not in {folder}")
     return folder
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from citywatch.errors import BadInputError
-from models.base import FaceModel
+from citywatch.models.base import FaceModel
 
 BACKENDS = ("dlib", "insightface")
 _lock = threading.Lock()
@@ -61,12 +61,10 @@ def clear_face_model_cache() -> None:
 
 
 @lru_cache(maxsize=8)
-def _load(
-    backend: str, det_threshold: float, max_side: int, min_face_px: int, pack: str | None
-) -> FaceModel:
+def _load(backend: str, det_threshold: float, max_side: int, min_face_px: int, pack: str | None) -> FaceModel:
     if backend == "dlib":
-        from models.dlib_embedder import DlibEmbedder
-        from models.retinaface_onnx import RetinaFaceDetector
+        from citywatch.models.dlib_embedder import DlibEmbedder
+        from citywatch.models.retinaface_onnx import RetinaFaceDetector
 
         return FaceModel(
             detector=RetinaFaceDetector(
@@ -74,7 +72,7 @@ def _load(
             ),
             embedder=DlibEmbedder(),
         )
-    from models.insightface_backend import load_insightface_pair
+    from citywatch.models.insightface_backend import load_insightface_pair
 
     if pack is None:  # load_face_model guarantees a pack for this backend
         raise BadInputError("backend 'insightface' needs insightface_dir")

@@ -25,7 +25,7 @@ import numpy as np
 import onnxruntime as ort
 
 from citywatch.errors import BadInputError
-from models.base import FaceDetection, check_bgr_image, check_detector_settings, check_faces
+from citywatch.models.base import FaceDetection, check_bgr_image, check_detector_settings, check_faces
 
 ARCFACE_DEFAULT_THRESHOLD = 1.1
 _PACK_HINT = (
@@ -40,14 +40,10 @@ def find_pack_models(pack_dir: str | Path) -> tuple[Path, Path]:
     """``(detector, recognizer)`` ONNX paths in ``pack_dir``, or BadInputError."""
     folder = Path(pack_dir).expanduser()
     if not folder.is_dir():
-        raise BadInputError(
-            f"insightface_dir {str(folder)!r} is not a directory; expected {_PACK_HINT}"
-        )
+        raise BadInputError(f"insightface_dir {str(folder)!r} is not a directory; expected {_PACK_HINT}")
     files = sorted(folder.glob("*.onnx"))
     if not files:
-        raise BadInputError(
-            f"insightface_dir {str(folder)!r} has no .onnx files; expected {_PACK_HINT}"
-        )
+        raise BadInputError(f"insightface_dir {str(folder)!r} has no .onnx files; expected {_PACK_HINT}")
     kinds = {path: _graph_kind(path) for path in files}
     detectors = [p.name for p, kind in kinds.items() if kind == "detection"]
     recognizers = [p.name for p, kind in kinds.items() if kind == "recognition"]
@@ -186,13 +182,11 @@ class ArcFaceEmbedder:
         dim, side = self._model.output_shape[-1], self._model.input_size[0]
         if not isinstance(dim, int):
             raise BadInputError(
-                f"{self.model_path} has no fixed embedding size: output shape "
-                f"{self._model.output_shape}"
+                f"{self.model_path} has no fixed embedding size: output shape {self._model.output_shape}"
             )
         if side % 112 and side % 128:
             raise BadInputError(
-                f"{self.model_path} takes {side} px faces; ArcFace alignment needs a "
-                "multiple of 112 or 128"
+                f"{self.model_path} takes {side} px faces; ArcFace alignment needs a multiple of 112 or 128"
             )
         self.dim = dim
         self._batched = not isinstance(self._model.input_shape[0], int)
@@ -219,9 +213,7 @@ class ArcFaceEmbedder:
         return normalised
 
 
-def arcface_crop(
-    image: np.ndarray, landmarks: Sequence[tuple[float, float]], side: int
-) -> np.ndarray:
+def arcface_crop(image: np.ndarray, landmarks: Sequence[tuple[float, float]], side: int) -> np.ndarray:
     """The aligned ``side`` x ``side`` face ArcFace expects (``face_align.norm_crop``)."""
     return cv2.warpAffine(image, arcface_matrix(landmarks, side), (side, side), borderValue=0.0)
 
@@ -248,12 +240,8 @@ def arcface_matrix(landmarks: Sequence[tuple[float, float]], side: int) -> np.nd
     return np.hstack((scale * rotation, (dst_mean - scale * rotation @ src_mean)[:, None]))
 
 
-def _rebuild_scrfd(
-    path: str, det_threshold: float, max_side: int, min_face_px: int
-) -> ScrfdDetector:
-    return ScrfdDetector(
-        path, det_threshold=det_threshold, max_side=max_side, min_face_px=min_face_px
-    )
+def _rebuild_scrfd(path: str, det_threshold: float, max_side: int, min_face_px: int) -> ScrfdDetector:
+    return ScrfdDetector(path, det_threshold=det_threshold, max_side=max_side, min_face_px=min_face_px)
 
 
 def load_insightface_pair(

@@ -37,8 +37,8 @@ from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
 from rapidocr_onnxruntime.utils import read_yaml
 
 from citywatch.errors import BadInputError
-from models.plate_rec import ALPHABET as PLATE_ALPHABET
-from models.plate_rec import PlateRecogniser, cpu_session, ctc_best_path, load_plate_recogniser
+from citywatch.models.plate_rec import ALPHABET as PLATE_ALPHABET
+from citywatch.models.plate_rec import PlateRecogniser, cpu_session, ctc_best_path, load_plate_recogniser
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,12 @@ def _stacked(a: TextBox, b: TextBox) -> bool:
     widths = sorted((a.width, b.width))
     heights = sorted((a.height, b.height))
     gap = max(a.y1, b.y1) - min(a.y2, b.y2)
-    return (overlap >= 0.6 * widths[0] and widths[1] <= 2.5 * widths[0]
-            and heights[1] <= 1.6 * heights[0] and -0.3 * heights[0] <= gap <= 0.6 * heights[1])
+    return (
+        overlap >= 0.6 * widths[0]
+        and widths[1] <= 2.5 * widths[0]
+        and heights[1] <= 1.6 * heights[0]
+        and -0.3 * heights[0] <= gap <= 0.6 * heights[1]
+    )
 
 
 def group_plate_boxes(boxes: list[TextBox]) -> list[list[TextBox]]:
@@ -171,8 +175,12 @@ class PlateReader:
         # rapidocr builds its sessions with the CPU memory arena off; with it on, a
         # 1280x720 detection is ~25% faster. Same models, same thread settings.
         config = read_yaml(DEFAULT_CFG_PATH)
-        self._engine.text_det.infer.session = cpu_session(DEFAULT_CFG_PATH.parent / config["Det"]["model_path"])
-        self._engine.text_rec.session.session = cpu_session(DEFAULT_CFG_PATH.parent / config["Rec"]["model_path"])
+        self._engine.text_det.infer.session = cpu_session(
+            DEFAULT_CFG_PATH.parent / config["Det"]["model_path"]
+        )
+        self._engine.text_rec.session.session = cpu_session(
+            DEFAULT_CFG_PATH.parent / config["Rec"]["model_path"]
+        )
         self._rec_session = self._engine.text_rec.session
         self._rec_height = int(self._engine.text_rec.rec_image_shape[1])
         self._fold = _folding_table(self._engine.text_rec.postprocess_op.character)
@@ -188,7 +196,11 @@ class PlateReader:
         if scale > 1.0:
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
         # small inputs get a margin so text at their edge is still detected
-        pad = 0 if min(crop.shape[:2]) >= _NO_PAD_SIDE else int(round(self.pad_fraction * min(crop.shape[:2]))) + 8
+        pad = (
+            0
+            if min(crop.shape[:2]) >= _NO_PAD_SIDE
+            else int(round(self.pad_fraction * min(crop.shape[:2]))) + 8
+        )
         fill = [int(v) for v in np.median(np.concatenate([crop[0], crop[-1]]), axis=0)]
         padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
         quads = [(np.asarray(q, dtype=np.float32) - pad) / scale + (x1, y1) for q in self._detect(padded)]
@@ -197,20 +209,34 @@ class PlateReader:
         # recognise from the original pixels: upscaled (interpolated) crops read worse
         texts = self._recognise([_rectify(image, quad) for quad in quads])
         boxes = [  # boxes PP-OCR reads as empty stay: the plate recogniser may read them
-            TextBox(text=text, char_confidences=confs,
-                    x1=float(quad[:, 0].min()), y1=float(quad[:, 1].min()),
-                    x2=float(quad[:, 0].max()), y2=float(quad[:, 1].max()))
+            TextBox(
+                text=text,
+                char_confidences=confs,
+                x1=float(quad[:, 0].min()),
+                y1=float(quad[:, 1].min()),
+                x2=float(quad[:, 0].max()),
+                y2=float(quad[:, 1].max()),
+            )
             for quad, (text, confs) in zip(quads, texts, strict=True)
         ]
         reads = []
         for group in group_plate_boxes(boxes):
-            bbox = (min(b.x1 for b in group), min(b.y1 for b in group),
-                    max(b.x2 for b in group), max(b.y2 for b in group))
+            bbox = (
+                min(b.x1 for b in group),
+                min(b.y1 for b in group),
+                max(b.x2 for b in group),
+                max(b.y2 for b in group),
+            )
             text = "".join(b.text for b in group)
             confs = tuple(c for b in group for c in b.char_confidences)
             height = bbox[3] - bbox[1]
             sure = bool(confs) and height >= self.tiny_text_px and np.mean(confs) >= self.sure_confidence
-            if self._small_reader is not None and not sure and height < self.small_text_px and _one_line(group):
+            if (
+                self._small_reader is not None
+                and not sure
+                and height < self.small_text_px
+                and _one_line(group)
+            ):
                 small_text, small_confs = self._small_reader.read(image, bbox)
                 if small_confs and (not confs or np.mean(small_confs) >= np.mean(confs)):
                     text, confs = small_text, small_confs
@@ -219,8 +245,9 @@ class PlateReader:
             confidence = float(np.mean(confs))
             if confidence < self.min_confidence:
                 continue
-            reads.append(PlateRead(text=text, confidence=round(confidence, 6),
-                                   char_confidences=confs, bbox=bbox))
+            reads.append(
+                PlateRead(text=text, confidence=round(confidence, 6), char_confidences=confs, bbox=bbox)
+            )
         return reads
 
     # --- steps -----------------------------------------------------------------------
@@ -248,16 +275,15 @@ def _one_line(group: list[TextBox]) -> bool:
     return all(_same_line(group[0], b) for b in group[1:])
 
 
-
-
 def _rectify(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     """The quad (tl, tr, br, bl) warped to an upright rectangle; tall crops turned."""
     width = max(2, int(round(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2])))))
     height = max(2, int(round(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2])))))
     target = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
-    crop = cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+    crop = cv2.warpPerspective(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return np.rot90(crop) if height >= 1.5 * width else crop
 
 
@@ -283,8 +309,10 @@ def _ctc_decode(probs: np.ndarray, fold: np.ndarray) -> tuple[str, tuple[float, 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise BadInputError(f"plate reader image: expected a uint8 numpy array, got {type(image).__name__}"
-                            f" {getattr(image, 'dtype', '')}")
+        raise BadInputError(
+            f"plate reader image: expected a uint8 numpy array, got {type(image).__name__}"
+            f" {getattr(image, 'dtype', '')}"
+        )
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 4:
@@ -292,7 +320,9 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _check_region(region: tuple[int, int, int, int] | None, width: int, height: int) -> tuple[int, int, int, int]:
+def _check_region(
+    region: tuple[int, int, int, int] | None, width: int, height: int
+) -> tuple[int, int, int, int]:
     if region is None:
         return 0, 0, width, height
     x1, y1, x2, y2 = (int(v) for v in region)
@@ -307,8 +337,11 @@ def _check_region(region: tuple[int, int, int, int] | None, width: int, height: 
 @lru_cache(maxsize=2)
 def load_plate_reader(min_confidence: float = 0.5, detect_side_px: int = 480) -> PlateReader:
     """The process-wide plate reader (models loaded once per process)."""
-    reader = PlateReader(min_confidence=min_confidence, target_side_px=detect_side_px,
-                         max_upscale=4.0 if detect_side_px <= 480 else 8.0,
-                         small_plate_reader=load_plate_recogniser())
+    reader = PlateReader(
+        min_confidence=min_confidence,
+        target_side_px=detect_side_px,
+        max_upscale=4.0 if detect_side_px <= 480 else 8.0,
+        small_plate_reader=load_plate_recogniser(),
+    )
     log.info("loaded plate reader %s (%s)", reader.name, reader.version)
     return reader

@@ -3,7 +3,7 @@
 PP-OCRv4's recogniser is a general text reader; on plates 40-80 px wide (glyphs
 7-12 px tall, motion blur, JPEG) it reads about half of them exactly. This model is
 trained only on plate crops (``models/training/``: synthetic plates rendered by
-``citywatch.plate_render`` in several fonts, warped, blurred, noised, JPEG-compressed,
+``citywatch.sample.plate_render`` in several fonts, warped, blurred, noised, JPEG-compressed,
 pasted on street photos that the benchmark does not use) and reads 1-8 characters of
 ``A-Z0-9``. Its weights ship in this package (``models/weights/plate_rec.onnx``,
 trained here, CC0 like the code that made them); nothing is downloaded.
@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import string
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -41,12 +41,18 @@ MARGIN_X = 0.35
 MARGIN_Y = 0.2
 
 
-def plate_crop_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
+def plate_crop_box(
+    box: tuple[float, float, float, float], width: int, height: int
+) -> tuple[int, int, int, int]:
     """The crop (x1, y1, x2, y2) fed to the model for a detected text box, in the image."""
     x1, y1, x2, y2 = box
     h = max(1.0, y2 - y1)
-    return (max(0, int(np.floor(x1 - MARGIN_X * h))), max(0, int(np.floor(y1 - MARGIN_Y * h))),
-            min(width, int(np.ceil(x2 + MARGIN_X * h))), min(height, int(np.ceil(y2 + MARGIN_Y * h))))
+    return (
+        max(0, int(np.floor(x1 - MARGIN_X * h))),
+        max(0, int(np.floor(y1 - MARGIN_Y * h))),
+        min(width, int(np.ceil(x2 + MARGIN_X * h))),
+        min(height, int(np.ceil(y2 + MARGIN_Y * h))),
+    )
 
 
 def prepare_crop(image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -66,7 +72,7 @@ def prepare_crop(image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.nd
     return out
 
 
-def cpu_session(path: Path) -> "onnxruntime.InferenceSession":
+def cpu_session(path: Path) -> onnxruntime.InferenceSession:
     """A CPU session on one intra-op and one inter-op thread (Dask workers provide the
     parallelism), memory arena on."""
     import onnxruntime
@@ -109,7 +115,9 @@ class PlateRecogniser:
         self._session = cpu_session(weights)
         self._input = self._session.get_inputs()[0].name
 
-    def read(self, image_bgr: np.ndarray, text_box: tuple[float, float, float, float]) -> tuple[str, tuple[float, ...]]:
+    def read(
+        self, image_bgr: np.ndarray, text_box: tuple[float, float, float, float]
+    ) -> tuple[str, tuple[float, ...]]:
         """Read the plate whose text the detector boxed at ``text_box`` (x1, y1, x2, y2)."""
         box = plate_crop_box(text_box, image_bgr.shape[1], image_bgr.shape[0])
         batch = prepare_crop(image_bgr, box)[np.newaxis]

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from models.base import FaceDetection, check_bgr_image, check_detector_settings
+from citywatch.models.base import FaceDetection, check_bgr_image, check_detector_settings
 
 _STRIDES = (8, 16, 32)
 _PRIOR_SIZES = ((16.0, 32.0), (64.0, 128.0), (256.0, 512.0))
@@ -47,9 +47,7 @@ class RetinaFaceDetector:
 
     name = "retinaface-mnet025"
 
-    def __init__(
-        self, *, det_threshold: float = 0.6, max_side: int = 960, min_face_px: int = 24
-    ) -> None:
+    def __init__(self, *, det_threshold: float = 0.6, max_side: int = 960, min_face_px: int = 24) -> None:
         check_detector_settings(det_threshold, max_side, min_face_px)
         from retinaface.weights import WEIGHTS  # 4.8 MB module: import only when used
 
@@ -107,9 +105,7 @@ class RetinaFaceDetector:
 
 
 def _rebuild(det_threshold: float, max_side: int, min_face_px: int) -> RetinaFaceDetector:
-    return RetinaFaceDetector(
-        det_threshold=det_threshold, max_side=max_side, min_face_px=min_face_px
-    )
+    return RetinaFaceDetector(det_threshold=det_threshold, max_side=max_side, min_face_px=min_face_px)
 
 
 def _decode_boxes(loc: np.ndarray, priors: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from scipy.stats import beta
 
 from citywatch.errors import BadInputError
 from citywatch.images import decode_image
+from citywatch.models.base import FaceModel
 from citywatch.storage import Storage
-from models.base import FaceModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 GRID_STEP = 0.01
@@ -79,8 +79,7 @@ class CalibrationReport:
     note: str
 
 
-def load_labelled_photos(storage: Storage, folder: str
-                         ) -> tuple[list[LabelledPhoto], list[SkippedPhoto]]:
+def load_labelled_photos(storage: Storage, folder: str) -> tuple[list[LabelledPhoto], list[SkippedPhoto]]:
     """Every ``<person>/<photo>`` image under ``folder``, and the files skipped."""
     location = storage.resolve(folder)
     found: list[LabelledPhoto] = []
@@ -99,8 +98,9 @@ def load_labelled_photos(storage: Storage, folder: str
     return found, skipped
 
 
-def embed_photos(photos: list[LabelledPhoto], model: FaceModel
-                 ) -> tuple[list[EmbeddedPhoto], list[SkippedPhoto]]:
+def embed_photos(
+    photos: list[LabelledPhoto], model: FaceModel
+) -> tuple[list[EmbeddedPhoto], list[SkippedPhoto]]:
     """Embed each photo's one face; photos with no face or several are skipped."""
     embedded: list[EmbeddedPhoto] = []
     skipped: list[SkippedPhoto] = []
@@ -112,8 +112,11 @@ def embed_photos(photos: list[LabelledPhoto], model: FaceModel
             continue
         faces = model.detector.detect(image)
         if len(faces) != 1:
-            reason = "no face found" if not faces else (
-                f"{len(faces)} faces found; calibration needs exactly one face per photo")
+            reason = (
+                "no face found"
+                if not faces
+                else (f"{len(faces)} faces found; calibration needs exactly one face per photo")
+            )
             skipped.append(SkippedPhoto(photo.source, reason))
             continue
         vector = model.embedder.embed(image, faces)[0].astype(np.float32)
@@ -128,7 +131,7 @@ def pair_distances(photos: list[EmbeddedPhoto]) -> tuple[np.ndarray, np.ndarray]
     vectors = np.stack([p.embedding for p in photos]).astype(np.float64)
     labels = np.array([p.person for p in photos])
     upper = np.triu_indices(len(photos), k=1)
-    squared = np.sum(vectors ** 2, axis=1)
+    squared = np.sum(vectors**2, axis=1)
     gram = squared[:, None] + squared[None, :] - 2.0 * (vectors @ vectors.T)
     dist = np.sqrt(np.maximum(gram, 0.0))[upper]
     same = (labels[:, None] == labels[None, :])[upper]
@@ -142,11 +145,15 @@ def error_rates(genuine: np.ndarray, impostor: np.ndarray, thresholds: np.ndarra
     for t in thresholds:
         false_matches = int(np.searchsorted(impostor, t, side="right"))
         false_non = int(len(genuine) - np.searchsorted(genuine, t, side="right"))
-        out.append(RatePoint(
-            threshold=round(float(t), 4),
-            fmr=false_matches / len(impostor) if len(impostor) else 0.0,
-            fnmr=false_non / len(genuine) if len(genuine) else 0.0,
-            false_matches=false_matches, false_non_matches=false_non))
+        out.append(
+            RatePoint(
+                threshold=round(float(t), 4),
+                fmr=false_matches / len(impostor) if len(impostor) else 0.0,
+                fnmr=false_non / len(genuine) if len(genuine) else 0.0,
+                false_matches=false_matches,
+                false_non_matches=false_non,
+            )
+        )
     return out
 
 
@@ -169,8 +176,9 @@ def fmr_upper95(false_matches: int, impostor_pairs: int) -> float:
     return float(beta.ppf(0.95, false_matches + 1, impostor_pairs - false_matches))
 
 
-def calibrate(storage: Storage, model: FaceModel, folder: str,
-              target_fmr: float = 0.001) -> CalibrationReport:
+def calibrate(
+    storage: Storage, model: FaceModel, folder: str, target_fmr: float = 0.001
+) -> CalibrationReport:
     """Embed the labelled photos under ``folder`` and report rates and a threshold."""
     if not 0 < target_fmr < 1:
         raise BadInputError(f"--target-fmr {target_fmr} must be between 0 and 1 (e.g. 0.001)")
@@ -183,7 +191,8 @@ def calibrate(storage: Storage, model: FaceModel, folder: str,
         raise BadInputError(
             f"calibration folder {folder}: {len(embedded)} usable photos of {len(people)} "
             "people; it needs at least two people and one person with two or more photos "
-            "(FOLDER/<person>/<photo>)")
+            "(FOLDER/<person>/<photo>)"
+        )
     default = float(model.embedder.default_threshold)
     points = error_rates(genuine, impostor, threshold_grid(genuine, impostor, default))
     best = recommend(points, target_fmr)
@@ -191,22 +200,37 @@ def calibrate(storage: Storage, model: FaceModel, folder: str,
     enough = len(impostor) >= needed
     upper = fmr_upper95(best.false_matches, len(impostor)) if best else 1.0
     return CalibrationReport(
-        model=model.name, people=len(people), photos=len(embedded), skipped=tuple(skipped),
-        genuine_pairs=len(genuine), impostor_pairs=len(impostor), target_fmr=target_fmr,
-        points=tuple(points), recommended=best, recommended_fmr_upper95=upper,
-        impostors_needed=needed, enough_impostors=enough, default_threshold=default,
+        model=model.name,
+        people=len(people),
+        photos=len(embedded),
+        skipped=tuple(skipped),
+        genuine_pairs=len(genuine),
+        impostor_pairs=len(impostor),
+        target_fmr=target_fmr,
+        points=tuple(points),
+        recommended=best,
+        recommended_fmr_upper95=upper,
+        impostors_needed=needed,
+        enough_impostors=enough,
+        default_threshold=default,
         at_default=error_rates(genuine, impostor, np.array([default]))[0],
-        note=_note(best, enough, len(impostor), needed, target_fmr, upper))
+        note=_note(best, enough, len(impostor), needed, target_fmr, upper),
+    )
 
 
-def _note(best: RatePoint | None, enough: bool, impostors: int, needed: int,
-          target: float, upper: float) -> str:
+def _note(
+    best: RatePoint | None, enough: bool, impostors: int, needed: int, target: float, upper: float
+) -> str:
     if best is None:
         return f"no threshold on the grid keeps FMR at or below {target:g}"
     if not enough:
-        return (f"too few impostor pairs to estimate an FMR of {target:g}: {impostors} pairs, "
-                f"at least {needed} needed (rule of three). {best.threshold:.2f} only keeps "
-                f"every impostor pair of this folder apart; the true FMR there may be up to "
-                f"{upper:.3g} (95 % bound). Add photos of more people.")
-    return (f"{best.threshold:.2f} keeps FMR at {best.fmr:.3g} (95 % upper bound {upper:.3g}) "
-            f"on {impostors} impostor pairs; pairs share photos, so treat the bound as optimistic")
+        return (
+            f"too few impostor pairs to estimate an FMR of {target:g}: {impostors} pairs, "
+            f"at least {needed} needed (rule of three). {best.threshold:.2f} only keeps "
+            f"every impostor pair of this folder apart; the true FMR there may be up to "
+            f"{upper:.3g} (95 % bound). Add photos of more people."
+        )
+    return (
+        f"{best.threshold:.2f} keeps FMR at {best.fmr:.3g} (95 % upper bound {upper:.3g}) "
+        f"on {impostors} impostor pairs; pairs share photos, so treat the bound as optimistic"
+    )

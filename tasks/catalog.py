@@ -33,8 +33,9 @@ def load_registry(storage: Storage, settings: Settings) -> list[CameraRow]:
     return [cam.to_row() for cam in parse_cameras(text, url)]
 
 
-def register_cameras(storage: Storage, settings: Settings,
-                     seen_camera_ids: set[str]) -> tuple[dict[str, CameraRow], list[str]]:
+def register_cameras(
+    storage: Storage, settings: Settings, seen_camera_ids: set[str]
+) -> tuple[dict[str, CameraRow], list[str]]:
     """Upsert the registry into ``cameras``; add unlocated rows for unknown cameras.
 
     Returns all cameras by id and the ids that were missing from the registry.

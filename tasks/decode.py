@@ -51,8 +51,9 @@ def open_segment(storage: Storage, uri: str) -> av.container.InputContainer:
 class MotionGate:
     """Frame differencing on a small grey copy: is anything moving?"""
 
-    def __init__(self, pixel_delta: int, min_fraction: float, width: int = 160,
-                 ignore: list[list[int]] | None = None) -> None:
+    def __init__(
+        self, pixel_delta: int, min_fraction: float, width: int = 160, ignore: list[list[int]] | None = None
+    ) -> None:
         self.ignore = ignore or []  # overlay boxes (frame pixels) that never count as motion
         self.pixel_delta = pixel_delta
         self.min_fraction = min_fraction
@@ -66,8 +67,9 @@ class MotionGate:
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)
         scale = self.width / image.shape[1]
         for x1, y1, x2, y2 in self.ignore:
-            grey[int(y1 * scale):int(np.ceil(y2 * scale)) + 1,
-                 int(x1 * scale):int(np.ceil(x2 * scale)) + 1] = 0
+            grey[
+                int(y1 * scale) : int(np.ceil(y2 * scale)) + 1, int(x1 * scale) : int(np.ceil(x2 * scale)) + 1
+            ] = 0
         previous, self._previous = self._previous, grey
         if previous is None:
             self.regions = [(0, 0, image.shape[1], image.shape[0])]
@@ -82,9 +84,9 @@ def moving_regions(mask: np.ndarray, scale: float, max_regions: int = 8) -> list
     """Bounding boxes (frame pixels) of the moving blobs of a small motion mask."""
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8), iterations=2)
     count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
-    boxes = sorted(
-        (stats[i] for i in range(1, count)), key=lambda s: int(s[cv2.CC_STAT_AREA]), reverse=True
-    )[:max_regions]
+    boxes = sorted((stats[i] for i in range(1, count)), key=lambda s: int(s[cv2.CC_STAT_AREA]), reverse=True)[
+        :max_regions
+    ]
     height, width = mask.shape
     out = []
     for x, y, w, h, _area in boxes:
@@ -94,8 +96,9 @@ def moving_regions(mask: np.ndarray, scale: float, max_regions: int = 8) -> list
     return out
 
 
-def sample_frames(storage: Storage, uri: str, *, sample_fps: float, gate: MotionGate,
-                  stats: DecodeStats, threads: int = 1) -> Iterator[SampledFrame]:
+def sample_frames(
+    storage: Storage, uri: str, *, sample_fps: float, gate: MotionGate, stats: DecodeStats, threads: int = 1
+) -> Iterator[SampledFrame]:
     """Yield frames every ``1/sample_fps`` seconds of the segment, with a motion flag."""
     with open_segment(storage, uri) as container:
         if not container.streams.video:

@@ -27,8 +27,8 @@ from citywatch.filters import sql_string, where_clause
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import cameras_table, segments_table
-from tasks.decode import open_segment
-from tasks.index_segment import file_sha256
+from citywatch.tasks.decode import open_segment
+from citywatch.tasks.index_segment import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,12 @@ class ClipFrame:
 
 
 def load_camera(storage: Storage, camera_id: str) -> CameraRow:
-    rows = arrow_to_rows(cameras_table(storage.db).search().where(
-        f"id = {sql_string(camera_id)}").limit(1).to_arrow(), CameraRow)
+    rows = arrow_to_rows(
+        cameras_table(storage.db).search().where(f"id = {sql_string(camera_id)}").limit(1).to_arrow(),
+        CameraRow,
+    )
     if not rows:
-        raise NotFoundError(f"camera {camera_id!r} is not registered (see cameras.yaml / "
-                            "`citywatch index`)")
+        raise NotFoundError(f"camera {camera_id!r} is not registered (see cameras.yaml / `citywatch index`)")
     return rows[0]
 
 
@@ -92,24 +93,30 @@ def _unusable(storage: Storage, row: SegmentRow) -> str:
         return f"segment {row.id} is missing: {row.uri} no longer exists"
     actual = file_sha256(storage, row.uri)
     if actual != row.sha256:
-        return (f"segment {row.id} changed since it was indexed (sha256 {actual[:12]}..., "
-                f"indexed {row.sha256[:12]}...)")
+        return (
+            f"segment {row.id} changed since it was indexed (sha256 {actual[:12]}..., "
+            f"indexed {row.sha256[:12]}...)"
+        )
     return ""
 
 
-def plan_clip(storage: Storage, camera_id: str, start: dt.datetime, end: dt.datetime,
-              *, max_s: float) -> ClipPlan:
+def plan_clip(
+    storage: Storage, camera_id: str, start: dt.datetime, end: dt.datetime, *, max_s: float
+) -> ClipPlan:
     """The segments and gaps of ``camera_id`` between ``start`` and ``end``."""
     if end <= start:
         raise BadInputError(f"time range {start.isoformat()} .. {end.isoformat()} is empty")
     if (end - start).total_seconds() > max_s:
-        raise BadInputError(f"time range of {(end - start).total_seconds():.0f} s is longer "
-                            f"than export_max_s = {max_s:.0f} s")
+        raise BadInputError(
+            f"time range of {(end - start).total_seconds():.0f} s is longer than export_max_s = {max_s:.0f} s"
+        )
     camera = load_camera(storage, camera_id)
-    where = where_clause(camera_ids=[camera_id], since=start - LONGEST_SEGMENT, until=end,
-                         time_column="start")
-    rows = arrow_to_rows(segments_table(storage.db).search().where(where).limit(100_000)
-                         .to_arrow(), SegmentRow)
+    where = where_clause(
+        camera_ids=[camera_id], since=start - LONGEST_SEGMENT, until=end, time_column="start"
+    )
+    rows = arrow_to_rows(
+        segments_table(storage.db).search().where(where).limit(100_000).to_arrow(), SegmentRow
+    )
     rows = sorted((r for r in rows if (r.end or r.start) >= start), key=lambda r: r.start)
     tolerance = dt.timedelta(seconds=GAP_TOLERANCE_S)
     sources: list[ClipSource] = []
@@ -127,20 +134,24 @@ def plan_clip(storage: Storage, camera_id: str, start: dt.datetime, end: dt.date
         take_from = max(row.start, cursor)
         take_to = min(end, seg_end)
         if take_to >= take_from:
-            sources.append(ClipSource(row.id, row.uri, row.sha256, row.size_bytes, row.start,
-                                      seg_end, take_from, take_to))
+            sources.append(
+                ClipSource(
+                    row.id, row.uri, row.sha256, row.size_bytes, row.start, seg_end, take_from, take_to
+                )
+            )
             cursor = max(cursor, take_to + dt.timedelta(microseconds=1))
     if end - cursor > tolerance:
         gaps.append(Gap(cursor, end, _gap_reason(problems, cursor, end)))
     if not sources:
         why = "; ".join(g.reason for g in gaps) or "no footage recorded"
-        raise NotFoundError(f"camera {camera_id} has no usable footage between "
-                            f"{start.isoformat()} and {end.isoformat()}: {why}")
+        raise NotFoundError(
+            f"camera {camera_id} has no usable footage between "
+            f"{start.isoformat()} and {end.isoformat()}: {why}"
+        )
     return ClipPlan(camera, start, end, tuple(sources), tuple(gaps))
 
 
-def _gap_reason(problems: list[tuple[SegmentRow, str]], start: dt.datetime,
-                end: dt.datetime) -> str:
+def _gap_reason(problems: list[tuple[SegmentRow, str]], start: dt.datetime, end: dt.datetime) -> str:
     inside = [why for row, why in problems if row.start < end and (row.end or row.start) > start]
     return "; ".join(inside) or "no footage recorded for this time"
 
@@ -171,7 +182,8 @@ def iter_clip_frames(storage: Storage, plan: ClipPlan) -> Iterator[ClipFrame]:
                     elif size != (frame.width, frame.height):
                         raise BadInputError(
                             f"segment {source.uri} is {frame.width}x{frame.height}, the clip "
-                            f"so far is {size[0]}x{size[1]}: export the ranges separately")
+                            f"so far is {size[0]}x{size[1]}: export the ranges separately"
+                        )
                     yield ClipFrame(index, number, ts, frame.to_ndarray(format="bgr24"))
                     index += 1
             except av.error.FFmpegError as exc:
@@ -191,9 +203,16 @@ class RenderedClip:
     codec: str
 
 
-def render_clip(storage: Storage, plan: ClipPlan, out_key: str,
-                redact: Callable[[ClipFrame], np.ndarray], *, crf: int, preset: str,
-                fps: float) -> RenderedClip:
+def render_clip(
+    storage: Storage,
+    plan: ClipPlan,
+    out_key: str,
+    redact: Callable[[ClipFrame], np.ndarray],
+    *,
+    crf: int,
+    preset: str,
+    fps: float,
+) -> RenderedClip:
     """Encode ``redact(frame)`` for every clip frame to H.264 MP4 at ``out_key``."""
     with tempfile.TemporaryDirectory(prefix="citywatch-export-") as tmp:
         local = Path(tmp, "clip.mp4")
@@ -223,8 +242,10 @@ def render_clip(storage: Storage, plan: ClipPlan, out_key: str,
         finally:
             out.close()
         if stream is None or first is None or last is None:
-            raise NotFoundError(f"no frames of camera {plan.camera.id} fall between "
-                                f"{plan.start.isoformat()} and {plan.end.isoformat()}")
+            raise NotFoundError(
+                f"no frames of camera {plan.camera.id} fall between "
+                f"{plan.start.isoformat()} and {plan.end.isoformat()}"
+            )
         digest = hashlib.sha256(local.read_bytes()).hexdigest()
         url = storage.url(out_key)
         fs, path = storage.fs(url)
@@ -233,5 +254,6 @@ def render_clip(storage: Storage, plan: ClipPlan, out_key: str,
             fs.put_file(str(local), path)
         except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not write {url}: {exc}") from exc
-        return RenderedClip(url, digest, local.stat().st_size, frames, stream.width,
-                            stream.height, first, last, "h264")
+        return RenderedClip(
+            url, digest, local.stat().st_size, frames, stream.width, stream.height, first, last, "h264"
+        )

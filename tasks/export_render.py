@@ -14,14 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from citywatch.errors import TransientError
-from citywatch.manifest import iso
+from citywatch.governance.manifest import iso
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.export_clip import ClipFrame, ClipPlan, RenderedClip, render_clip
-from tasks.export_request import SubjectRef
-from tasks.export_scan import ClipScan
-from tasks.redact import FrameRedactor, RedactionStyle
-from tasks.redact_plan import SubjectChoice, SubjectHint, TrackRedaction, choose_subject, plan_redactions
+from citywatch.tasks.export_clip import ClipFrame, ClipPlan, RenderedClip, render_clip
+from citywatch.tasks.export_request import SubjectRef
+from citywatch.tasks.export_scan import ClipScan
+from citywatch.tasks.redact import FrameRedactor, RedactionStyle
+from citywatch.tasks.redact_plan import (
+    SubjectChoice,
+    SubjectHint,
+    TrackRedaction,
+    choose_subject,
+    plan_redactions,
+)
 
 LOG_FORMAT = "citywatch-redactions/1"
 
@@ -50,8 +56,9 @@ def subject_hint(subject: SubjectRef | None, scan: ClipScan) -> SubjectHint | No
     return SubjectHint(subject.threshold, frame, subject.bbox)
 
 
-def redaction_log(export_id: str, scan: ClipScan, masks: list[list[list[float]]],
-                  log: list[TrackRedaction]) -> bytes:
+def redaction_log(
+    export_id: str, scan: ClipScan, masks: list[list[list[float]]], log: list[TrackRedaction]
+) -> bytes:
     document = {
         "format": LOG_FORMAT,
         "export_id": export_id,
@@ -59,40 +66,69 @@ def redaction_log(export_id: str, scan: ClipScan, masks: list[list[list[float]]]
         "frame_times": [iso(t) for t in scan.frame_times],
         "privacy_masks": masks,
         "box_columns": ["frame", "x1", "y1", "x2", "y2", "how: d detected, i interpolated, h held"],
-        "tracks": [{"track": t.track, "kind": t.kind, "role": t.role,
-                    "boxes": [list(b) for b in t.boxes]} for t in log],
+        "tracks": [
+            {"track": t.track, "kind": t.kind, "role": t.role, "boxes": [list(b) for b in t.boxes]}
+            for t in log
+        ],
     }
     return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def render_redacted(storage: Storage, settings: Settings, plan: ClipPlan, scan: ClipScan,
-                    subject: SubjectRef | None, key_base: str, export_id: str) -> RenderedExport:
+def render_redacted(
+    storage: Storage,
+    settings: Settings,
+    plan: ClipPlan,
+    scan: ClipScan,
+    subject: SubjectRef | None,
+    key_base: str,
+    export_id: str,
+) -> RenderedExport:
     """Redact and encode the clip; write it and its redaction log."""
     choice = choose_subject(scan.tracks, subject_hint(subject, scan))
-    frames, log = plan_redactions(scan.tracks, choice, n_frames=scan.frames, width=scan.width,
-                                  height=scan.height, hold=settings.redact_hold_frames,
-                                  margin=settings.redact_face_margin)
-    redactor = FrameRedactor.build(RedactionStyle.from_settings(settings),
-                                   plan.camera.privacy_masks, scan.width, scan.height)
+    frames, log = plan_redactions(
+        scan.tracks,
+        choice,
+        n_frames=scan.frames,
+        width=scan.width,
+        height=scan.height,
+        hold=settings.redact_hold_frames,
+        margin=settings.redact_face_margin,
+    )
+    redactor = FrameRedactor.build(
+        RedactionStyle.from_settings(settings), plan.camera.privacy_masks, scan.width, scan.height
+    )
 
     def redact(frame: ClipFrame) -> np.ndarray:
         if frame.index >= len(frames):
-            raise TransientError(f"the clip decoded to more frames than its scan ({scan.frames}): "
-                                 "a source changed during the export; run it again")
+            raise TransientError(
+                f"the clip decoded to more frames than its scan ({scan.frames}): "
+                "a source changed during the export; run it again"
+            )
         return redactor(frame.image, frames[frame.index])
 
-    clip = render_clip(storage, plan, f"{key_base}.mp4", redact, crf=settings.export_crf,
-                       preset=settings.export_preset, fps=scan.fps)
+    clip = render_clip(
+        storage,
+        plan,
+        f"{key_base}.mp4",
+        redact,
+        crf=settings.export_crf,
+        preset=settings.export_preset,
+        fps=scan.fps,
+    )
     if clip.frames != scan.frames:
-        raise TransientError(f"the clip decoded to {clip.frames} frames, its scan to "
-                             f"{scan.frames}: a source changed during the export; run it again")
+        raise TransientError(
+            f"the clip decoded to {clip.frames} frames, its scan to "
+            f"{scan.frames}: a source changed during the export; run it again"
+        )
     data = redaction_log(export_id, scan, plan.camera.privacy_masks, log)
     log_uri = storage.write_bytes(f"{key_base}.redactions.json", data)
     kept = set(choice.tracks)
     detected = {f for t in scan.tracks if t.index in kept for f in t.frames}
     return RenderedExport(
-        clip=clip, log=FileWritten(log_uri, hashlib.sha256(data).hexdigest(), len(data)),
-        subject=choice, subject_frames_detected=len(detected),
+        clip=clip,
+        log=FileWritten(log_uri, hashlib.sha256(data).hexdigest(), len(data)),
+        subject=choice,
+        subject_frames_detected=len(detected),
         tracks_obscured=sum(1 for t in log if t.role == "obscured"),
         tracks_kept=sum(1 for t in log if t.role == "subject"),
     )

@@ -15,12 +15,12 @@ import numpy as np
 from citywatch.cameras import check_camera_id
 from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import sql_string
+from citywatch.models.base import FaceModel
 from citywatch.schemas import FaceRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
-from models.base import FaceModel
-from tasks.search import embed_probe
+from citywatch.tasks.search import embed_probe
 
 ALERTS_TABLE = "alerts"
 
@@ -74,15 +74,17 @@ class ResolvedRequest:
 
 
 def _check_shape(request: ExportRequest) -> None:
-    modes = [request.sighting_id is not None, request.alert_id is not None,
-             request.camera_id is not None]
+    modes = [request.sighting_id is not None, request.alert_id is not None, request.camera_id is not None]
     if sum(modes) != 1:
-        raise BadInputError("say what to export: exactly one of --alert ID, --sighting ID, "
-                            "or --camera ID --since T --until T")
+        raise BadInputError(
+            "say what to export: exactly one of --alert ID, --sighting ID, or --camera ID --since T --until T"
+        )
     ranged = request.since is not None or request.until is not None
     if request.camera_id is None and (ranged or request.probe):
-        raise BadInputError("--since/--until/--probe go with --camera; an alert or sighting "
-                            "sets its own time range (use --pad to widen it)")
+        raise BadInputError(
+            "--since/--until/--probe go with --camera; an alert or sighting "
+            "sets its own time range (use --pad to widen it)"
+        )
     if request.camera_id is not None:
         check_camera_id(request.camera_id)
         if request.since is None or request.until is None:
@@ -98,18 +100,20 @@ def _face_row(storage: Storage, face_id: str) -> FaceRow:
     if not has_table(storage.db, FaceRow.TABLE):
         raise NotFoundError(f"sighting {face_id!r}: no faces are indexed yet")
     table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(table.search().where(f"id = {sql_string(face_id)}").limit(1).to_arrow(),
-                         FaceRow)
+    rows = arrow_to_rows(table.search().where(f"id = {sql_string(face_id)}").limit(1).to_arrow(), FaceRow)
     if not rows:
-        raise NotFoundError(f"sighting {face_id!r} does not exist (a faces row id, as shown by "
-                            "`citywatch search face --json`)")
+        raise NotFoundError(
+            f"sighting {face_id!r} does not exist (a faces row id, as shown by "
+            "`citywatch search face --json`)"
+        )
     return rows[0]
 
 
 def _track_embeddings(storage: Storage, row: FaceRow) -> np.ndarray:
     table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(table.search().where(f"track_id = {sql_string(row.track_id)}")
-                         .limit(1000).to_arrow(), FaceRow)
+    rows = arrow_to_rows(
+        table.search().where(f"track_id = {sql_string(row.track_id)}").limit(1000).to_arrow(), FaceRow
+    )
     return np.vstack([r.embedding for r in rows] or [row.embedding]).astype(np.float32)
 
 
@@ -129,36 +133,44 @@ def load_alert(storage: Storage, alert_id: str) -> AlertRef:
     """The alert's sighting (table ``alerts``: ``id``, ``sighting_id``; ``kind``,
     ``camera_id``, ``track_start``, ``track_end`` when present)."""
     if not has_table(storage.db, ALERTS_TABLE):
-        raise NotFoundError(f"alert {alert_id!r}: no alerts table yet (the watchlist sweep "
-                            "creates it); export by --sighting instead")
+        raise NotFoundError(
+            f"alert {alert_id!r}: no alerts table yet (the watchlist sweep "
+            "creates it); export by --sighting instead"
+        )
     table = storage.db.open_table(ALERTS_TABLE)
     names = set(table.schema.names)
     missing = {"id", "sighting_id"} - names
     if missing:
         raise BadInputError(f"table {ALERTS_TABLE!r} lacks columns {sorted(missing)}")
-    wanted = [c for c in ("id", "sighting_id", "kind", "camera_id", "track_start", "track_end")
-              if c in names]
-    hits = (table.search().where(f"id = {sql_string(alert_id)}").select(wanted)
-            .limit(1).to_arrow().to_pylist())
+    wanted = [c for c in ("id", "sighting_id", "kind", "camera_id", "track_start", "track_end") if c in names]
+    hits = table.search().where(f"id = {sql_string(alert_id)}").select(wanted).limit(1).to_arrow().to_pylist()
     if not hits:
         raise NotFoundError(f"alert {alert_id!r} does not exist")
     hit = hits[0]
     if not hit["sighting_id"]:
         raise BadInputError(f"alert {alert_id!r} has no sighting to export")
-    return AlertRef(str(hit["id"]), str(hit["sighting_id"]), str(hit.get("kind") or "face"),
-                    hit.get("camera_id"), hit.get("track_start"), hit.get("track_end"))
+    return AlertRef(
+        str(hit["id"]),
+        str(hit["sighting_id"]),
+        str(hit.get("kind") or "face"),
+        hit.get("camera_id"),
+        hit.get("track_start"),
+        hit.get("track_end"),
+    )
 
 
 def _plate_alert(request: ExportRequest, alert: AlertRef, pad: dt.timedelta) -> ResolvedRequest:
     """A plate alert: the vehicle's pass, every face blurred (no face subject)."""
     if alert.camera_id is None or alert.track_start is None or alert.track_end is None:
         raise BadInputError(f"plate alert {alert.id!r} lacks camera_id/track_start/track_end")
-    return ResolvedRequest(request, alert.camera_id, alert.track_start - pad,
-                           alert.track_end + pad, None, alert.sighting_id)
+    return ResolvedRequest(
+        request, alert.camera_id, alert.track_start - pad, alert.track_end + pad, None, alert.sighting_id
+    )
 
 
-def resolve_request(storage: Storage, settings: Settings, request: ExportRequest,
-                    model: FaceModel) -> ResolvedRequest:
+def resolve_request(
+    storage: Storage, settings: Settings, request: ExportRequest, model: FaceModel
+) -> ResolvedRequest:
     """Camera, time range and subject of ``request``; raises on a malformed request."""
     _check_shape(request)
     threshold = settings.face_match_threshold or model.embedder.default_threshold
@@ -166,12 +178,11 @@ def resolve_request(storage: Storage, settings: Settings, request: ExportRequest
     if request.camera_id is not None and request.since is not None and request.until is not None:
         subject = None
         if request.probe:
-            probe = embed_probe(storage.read_bytes(storage.resolve(request.probe)), request.probe,
-                                model, request.probe_face)
-            subject = SubjectRef(probe.embedding[None, :], threshold,
-                                 probe_sha256=probe.sha256)
-        return ResolvedRequest(request, request.camera_id, request.since, request.until, subject,
-                               None)
+            probe = embed_probe(
+                storage.read_bytes(storage.resolve(request.probe)), request.probe, model, request.probe_face
+            )
+            subject = SubjectRef(probe.embedding[None, :], threshold, probe_sha256=probe.sha256)
+        return ResolvedRequest(request, request.camera_id, request.since, request.until, subject, None)
     face_id = str(request.sighting_id)
     if request.alert_id is not None:
         alert = load_alert(storage, request.alert_id)
@@ -180,9 +191,12 @@ def resolve_request(storage: Storage, settings: Settings, request: ExportRequest
         face_id = alert.sighting_id
     row = _face_row(storage, face_id)
     same_model = row.model == model.name and row.embedding.shape[0] == model.embedder.dim
-    embeddings = (_track_embeddings(storage, row) if same_model
-                  else np.zeros((0, model.embedder.dim), np.float32))
-    subject = SubjectRef(embeddings, threshold, face_id=row.id, track_id=row.track_id,
-                         ts=row.ts, bbox=row.bbox)
-    return ResolvedRequest(request, row.camera_id, row.track_start - pad, row.track_end + pad,
-                           subject, row.id)
+    embeddings = (
+        _track_embeddings(storage, row) if same_model else np.zeros((0, model.embedder.dim), np.float32)
+    )
+    subject = SubjectRef(
+        embeddings, threshold, face_id=row.id, track_id=row.track_id, ts=row.ts, bbox=row.bbox
+    )
+    return ResolvedRequest(
+        request, row.camera_id, row.track_start - pad, row.track_end + pad, subject, row.id
+    )

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from citywatch.models.base import FaceDetection, FaceModel
+from citywatch.models.faces import load_face_model
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from models.base import FaceDetection, FaceModel
-from models.faces import load_face_model
-from tasks.export_clip import ClipPlan, iter_clip_frames
-from tasks.faces import crop_around
-from tasks.redact import Box
-from tasks.redact_plan import ClipTrack
-from tasks.tracking import Tracker
+from citywatch.tasks.export_clip import ClipPlan, iter_clip_frames
+from citywatch.tasks.faces import crop_around
+from citywatch.tasks.redact import Box
+from citywatch.tasks.redact_plan import ClipTrack
+from citywatch.tasks.tracking import Tracker
 
 PlateFinder = Callable[[np.ndarray], list[Box]]
 """Hook for plate redaction: a frame -> plate boxes in its pixels."""
@@ -60,8 +60,10 @@ class ClipScan:
 def redaction_face_model(settings: Settings) -> FaceModel:
     """The indexing detector, run with redaction's (more sensitive) thresholds."""
     return load_face_model(
-        settings.face_backend, det_threshold=settings.redact_det_threshold,
-        max_side=settings.face_max_side, min_face_px=settings.redact_min_face_px,
+        settings.face_backend,
+        det_threshold=settings.redact_det_threshold,
+        max_side=settings.face_max_side,
+        min_face_px=settings.redact_min_face_px,
         insightface_dir=settings.insightface_dir,
     )
 
@@ -86,13 +88,16 @@ class _Crops:
 
 
 def _tracks(tracker: Tracker[int], kind: str, offset: int) -> list[ClipTrack]:
-    return [ClipTrack(offset + t.index, kind, tuple(t.items), tuple(t.boxes))
-            for t in tracker.tracks]
+    return [ClipTrack(offset + t.index, kind, tuple(t.items), tuple(t.boxes)) for t in tracker.tracks]
 
 
-def scan_clip(storage: Storage, plan: ClipPlan, settings: Settings,
-              subject_embeddings: np.ndarray | None = None,
-              plate_finder: PlateFinder | None = None) -> ClipScan:
+def scan_clip(
+    storage: Storage,
+    plan: ClipPlan,
+    settings: Settings,
+    subject_embeddings: np.ndarray | None = None,
+    plate_finder: PlateFinder | None = None,
+) -> ClipScan:
     """Detect and track faces (and plates) on every frame of the clip."""
     model = redaction_face_model(settings)
     faces: Tracker[int] = Tracker(settings.track_iou, settings.track_max_gap_s)
@@ -109,27 +114,40 @@ def scan_clip(storage: Storage, plan: ClipPlan, settings: Settings,
         if subject_embeddings is not None:
             for track_id, face in zip(ids, found):
                 crops.setdefault(track_id, _Crops(settings.embeds_per_track)).offer(
-                    frame.index, frame.image, face)
+                    frame.index, frame.image, face
+                )
         if plate_finder is not None:
-            plates.update(t, [(box, frame.index) for box in plate_finder(frame.image)
-                              if not _in_overlay(box, plan.camera.overlay_regions)])
+            plates.update(
+                t,
+                [
+                    (box, frame.index)
+                    for box in plate_finder(frame.image)
+                    if not _in_overlay(box, plan.camera.overlay_regions)
+                ],
+            )
         times.append(frame.ts)
         if spans and spans[-1].source == frame.source:
             last = spans[-1]
-            spans[-1] = SourceSpan(last.source, last.first_frame, last.frames + 1,
-                                   last.first_ts, frame.ts)
+            spans[-1] = SourceSpan(last.source, last.first_frame, last.frames + 1, last.first_ts, frame.ts)
         else:
             spans.append(SourceSpan(frame.source, frame.index, 1, frame.ts, frame.ts))
     face_tracks = _tracks(faces, "face", 0)
     if subject_embeddings is not None:
-        face_tracks = [_with_distance(t, crops.get(t.index), model, subject_embeddings)
-                       for t in face_tracks]
+        face_tracks = [_with_distance(t, crops.get(t.index), model, subject_embeddings) for t in face_tracks]
     tracks = face_tracks + _tracks(plates, "plate", len(face_tracks))
     steps = [(b - a).total_seconds() for a, b in zip(times, times[1:]) if b > a]
     fps = 1.0 / statistics.median(steps) if steps else 1.0
-    return ClipScan(len(times), width, height, fps, tuple(times), tuple(spans), tuple(tracks),
-                    f"{model.detector.name} {model.detector.version}",
-                    f"{model.embedder.name} {model.embedder.version}")
+    return ClipScan(
+        len(times),
+        width,
+        height,
+        fps,
+        tuple(times),
+        tuple(spans),
+        tuple(tracks),
+        f"{model.detector.name} {model.detector.version}",
+        f"{model.embedder.name} {model.embedder.version}",
+    )
 
 
 def _in_overlay(box: Box, regions: list[list[int]]) -> bool:
@@ -138,8 +156,9 @@ def _in_overlay(box: Box, regions: list[list[int]]) -> bool:
     return any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in regions)
 
 
-def _with_distance(track: ClipTrack, crops: _Crops | None, model: FaceModel,
-                   subject: np.ndarray) -> ClipTrack:
+def _with_distance(
+    track: ClipTrack, crops: _Crops | None, model: FaceModel, subject: np.ndarray
+) -> ClipTrack:
     if crops is None or not crops.heap:
         return track
     vectors = np.vstack([model.embedder.embed(crop, [face]) for _, _, crop, face in crops.heap])
@@ -151,7 +170,7 @@ def plate_finder_for(settings: Settings) -> PlateFinder | None:
     """The plate hook: the indexing plate reader's boxes, when ``redact_plates`` is on."""
     if not settings.redact_plates:
         return None
-    from tasks.index_segment import plate_reader_for
+    from citywatch.tasks.index_segment import plate_reader_for
 
     reader = plate_reader_for(settings)
     return lambda image: [read.bbox for read in reader.read(image)]

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.settings import Settings
-from models.base import FaceDetection, FaceModel
-from tasks.tracking import Tracker
+from citywatch.tasks.tracking import Tracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def face_quality(image: np.ndarray, face: FaceDetection) -> float:
     x1, y1, x2, y2 = (int(round(v)) for v in face.bbox)
     side = min(x2 - x1, y2 - y1)
     size = min(1.0, side / 112.0)
-    patch = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+    patch = image[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
     sharp = 0.0
     if patch.size:
         grey = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
@@ -64,7 +64,8 @@ def crop_around(image: np.ndarray, face: FaceDetection, margin: float) -> tuple[
     cy2 = int(min(image.shape[0], np.ceil(y2 + margin * h)))
     crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2])
     moved = FaceDetection(
-        bbox=(x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1), score=face.score,
+        bbox=(x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1),
+        score=face.score,
         landmarks=tuple((px - cx1, py - cy1) for px, py in face.landmarks),
     )
     return crop, moved
@@ -92,8 +93,7 @@ def inside_masks(point: tuple[float, float], masks: list[list[list[float]]]) -> 
 class SegmentFaces:
     """Collects face candidates frame by frame, then embeds the best per track."""
 
-    def __init__(self, model: FaceModel, settings: Settings,
-                 masks: list[list[list[float]]]) -> None:
+    def __init__(self, model: FaceModel, settings: Settings, masks: list[list[list[float]]]) -> None:
         self.model = model
         self.settings = settings
         self.masks = masks
@@ -107,8 +107,7 @@ class SegmentFaces:
             if inside_masks(((x1 + x2) / 2, (y1 + y2) / 2), self.masks):
                 continue  # faces inside private areas are never indexed
             crop, crop_face = crop_around(image, face, margin=0.6)
-            cand = FaceCandidate(offset_s, face.bbox, face.score, face_quality(image, face),
-                                 crop, crop_face)
+            cand = FaceCandidate(offset_s, face.bbox, face.score, face_quality(image, face), crop, crop_face)
             found.append((face.bbox, cand))
         self.tracker.update(offset_s, found)
         return len(found)
@@ -121,9 +120,12 @@ class SegmentFaces:
         distance under ``link_fraction`` x the model threshold) become one track.
         """
         embedded = self._embed_tracks()
-        return link_tracks(embedded, max_gap_s=2 * self.settings.track_max_gap_s,
-                           max_distance=0.7 * self.model.embedder.default_threshold,
-                           keep=self.settings.embeds_per_track)
+        return link_tracks(
+            embedded,
+            max_gap_s=2 * self.settings.track_max_gap_s,
+            max_distance=0.7 * self.model.embedder.default_threshold,
+            keep=self.settings.embeds_per_track,
+        )
 
     def _embed_tracks(self) -> list[EmbeddedFace]:
         out: list[EmbeddedFace] = []
@@ -131,17 +133,22 @@ class SegmentFaces:
             best = sorted(track.items, key=lambda c: c.quality, reverse=True)
             for cand in best[: self.settings.embeds_per_track]:
                 vectors = self.model.embedder.embed(cand.crop, [cand.crop_face])
-                out.append(EmbeddedFace(
-                    candidate=cand, track_index=track.index,
-                    track_start_s=track.times[0], track_end_s=track.times[-1],
-                    embedding=vectors[0].astype(np.float32),
-                    thumbnail_jpeg=thumbnail(cand.crop, cand.crop_face),
-                ))
+                out.append(
+                    EmbeddedFace(
+                        candidate=cand,
+                        track_index=track.index,
+                        track_start_s=track.times[0],
+                        track_end_s=track.times[-1],
+                        embedding=vectors[0].astype(np.float32),
+                        thumbnail_jpeg=thumbnail(cand.crop, cand.crop_face),
+                    )
+                )
         return out
 
 
-def link_tracks(faces: list[EmbeddedFace], *, max_gap_s: float, max_distance: float,
-                keep: int) -> list[EmbeddedFace]:
+def link_tracks(
+    faces: list[EmbeddedFace], *, max_gap_s: float, max_distance: float, keep: int
+) -> list[EmbeddedFace]:
     """Merge tracks that continue each other in time and look alike; keep the best few."""
     by_track: dict[int, list[EmbeddedFace]] = {}
     for face in faces:
@@ -161,8 +168,7 @@ def link_tracks(faces: list[EmbeddedFace], *, max_gap_s: float, max_distance: fl
             end_i = max(f.track_end_s for f in group)
             if not 0 < start_j - end_i <= max_gap_s or root(i) == root(j):
                 continue
-            dist = min(float(np.linalg.norm(a.embedding - b.embedding))
-                       for a in group for b in by_track[j])
+            dist = min(float(np.linalg.norm(a.embedding - b.embedding)) for a in group for b in by_track[j])
             if dist < max_distance:
                 parent[root(j)] = root(i)
                 break
@@ -174,8 +180,9 @@ def link_tracks(faces: list[EmbeddedFace], *, max_gap_s: float, max_distance: fl
         start = min(f.track_start_s for f in members)
         end = max(f.track_end_s for f in members)
         best = sorted(members, key=lambda f: f.candidate.quality, reverse=True)[:keep]
-        out.extend(dataclasses.replace(f, track_index=index, track_start_s=start, track_end_s=end)
-                   for f in best)
+        out.extend(
+            dataclasses.replace(f, track_index=index, track_start_s=start, track_end_s=end) for f in best
+        )
     return out
 
 

@@ -13,19 +13,19 @@ from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import SegmentRef, format_stamp
+from citywatch.models.base import FaceModel
+from citywatch.models.faces import load_face_model
+from citywatch.models.plate_reader import PlateReader, load_plate_reader
 from citywatch.plates import PlateGrammar
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import faces_table, plates_table, segments_table, upsert
-from models.base import FaceModel
-from models.faces import load_face_model
-from models.plate_reader import PlateReader, load_plate_reader
-from tasks.decode import DecodeStats, MotionGate, sample_frames
-from tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
-from tasks.leases import Lease, claim, release
-from tasks.locate import Locator, segment_locator
-from tasks.plates import PlatePass, SegmentPlates
+from citywatch.tasks.decode import DecodeStats, MotionGate, sample_frames
+from citywatch.tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
+from citywatch.tasks.leases import Lease, claim, release
+from citywatch.tasks.locate import Locator, segment_locator
+from citywatch.tasks.plates import PlatePass, SegmentPlates
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,10 @@ class SegmentOutcome:
 
 def face_model_for(settings: Settings) -> FaceModel:
     return load_face_model(
-        settings.face_backend, det_threshold=settings.face_det_threshold,
-        max_side=settings.face_max_side, min_face_px=settings.face_min_px,
+        settings.face_backend,
+        det_threshold=settings.face_det_threshold,
+        max_side=settings.face_max_side,
+        min_face_px=settings.face_min_px,
         insightface_dir=settings.insightface_dir,
     )
 
@@ -62,16 +64,22 @@ def plate_reader_for(settings: Settings) -> PlateReader:
     return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
 
 
-def segment_plates_for(settings: Settings, reader: PlateReader,
-                       overlay_regions: list[list[int]] | None) -> SegmentPlates:
-    return SegmentPlates(reader, plate_grammar_for(settings), min_affinity=settings.track_iou,
-                         max_gap_s=settings.track_max_gap_s,
-                         low_confidence=settings.plate_low_confidence, ignore=overlay_regions,
-                         region_min_px=settings.plate_region_min_px,
-                         region_max_aspect=settings.plate_region_max_aspect,
-                         settled_confidence=settings.plate_settled_confidence,
-                         settled_reread_s=settings.plate_settled_reread_s,
-                         full_frame_share=settings.plate_full_frame_share)
+def segment_plates_for(
+    settings: Settings, reader: PlateReader, overlay_regions: list[list[int]] | None
+) -> SegmentPlates:
+    return SegmentPlates(
+        reader,
+        plate_grammar_for(settings),
+        min_affinity=settings.track_iou,
+        max_gap_s=settings.track_max_gap_s,
+        low_confidence=settings.plate_low_confidence,
+        ignore=overlay_regions,
+        region_min_px=settings.plate_region_min_px,
+        region_max_aspect=settings.plate_region_max_aspect,
+        settled_confidence=settings.plate_settled_confidence,
+        settled_reread_s=settings.plate_settled_reread_s,
+        full_frame_share=settings.plate_full_frame_share,
+    )
 
 
 def file_sha256(storage: Storage, uri: str) -> str:
@@ -88,8 +96,9 @@ def file_sha256(storage: Storage, uri: str) -> str:
     return digest.hexdigest()
 
 
-def _face_rows(ref: SegmentRef, locator: Locator, faces: list[EmbeddedFace],
-               storage: Storage, model_name: str) -> list[FaceRow]:
+def _face_rows(
+    ref: SegmentRef, locator: Locator, faces: list[EmbeddedFace], storage: Storage, model_name: str
+) -> list[FaceRow]:
     rows: list[FaceRow] = []
     stamp = format_stamp(ref.start)
     for face in faces:
@@ -98,52 +107,82 @@ def _face_rows(ref: SegmentRef, locator: Locator, faces: list[EmbeddedFace],
         thumb_key = f"thumbs/{ref.camera_id}/{stamp}/t{face.track_index:04d}_{offset_ms:07d}.jpg"
         ts = ref.start + dt.timedelta(seconds=cand.offset_s)
         lat, lon = locator.at(ts) or (None, None)
-        rows.append(FaceRow(
-            id=f"{ref.id}#t{face.track_index:04d}@{offset_ms:07d}", segment_id=ref.id,
-            camera_id=ref.camera_id, ts=ts,
-            bbox=tuple(float(v) for v in cand.bbox),  # type: ignore[arg-type]
-            det_score=cand.det_score, quality=cand.quality, embedding=face.embedding,
-            track_id=f"{ref.id}#t{face.track_index:04d}",
-            track_start=ref.start + dt.timedelta(seconds=face.track_start_s),
-            track_end=ref.start + dt.timedelta(seconds=face.track_end_s),
-            thumb_uri=storage.write_bytes(thumb_key, face.thumbnail_jpeg),
-            lat=lat, lon=lon, model=model_name,
-        ))
+        rows.append(
+            FaceRow(
+                id=f"{ref.id}#t{face.track_index:04d}@{offset_ms:07d}",
+                segment_id=ref.id,
+                camera_id=ref.camera_id,
+                ts=ts,
+                bbox=tuple(float(v) for v in cand.bbox),  # type: ignore[arg-type]
+                det_score=cand.det_score,
+                quality=cand.quality,
+                embedding=face.embedding,
+                track_id=f"{ref.id}#t{face.track_index:04d}",
+                track_start=ref.start + dt.timedelta(seconds=face.track_start_s),
+                track_end=ref.start + dt.timedelta(seconds=face.track_end_s),
+                thumb_uri=storage.write_bytes(thumb_key, face.thumbnail_jpeg),
+                lat=lat,
+                lon=lon,
+                model=model_name,
+            )
+        )
     return rows
 
 
-def _plate_rows(ref: SegmentRef, locator: Locator, passes: list[PlatePass],
-                storage: Storage, model_name: str) -> list[PlateRow]:
+def _plate_rows(
+    ref: SegmentRef, locator: Locator, passes: list[PlatePass], storage: Storage, model_name: str
+) -> list[PlateRow]:
     rows: list[PlateRow] = []
     stamp = format_stamp(ref.start)
     for p in passes:
         ts = ref.start + dt.timedelta(seconds=p.best.offset_s)
         lat, lon = locator.at(ts) or (None, None)
         track_id = f"{ref.id}#p{p.track_index:04d}"
-        rows.append(PlateRow(
-            id=track_id, segment_id=ref.id, camera_id=ref.camera_id, ts=ts,
-            first_ts=ref.start + dt.timedelta(seconds=p.first_s),
-            last_ts=ref.start + dt.timedelta(seconds=p.last_s),
-            text=p.text, confidence=float(min(p.char_confidences, default=0.0)),
-            char_confidences=[float(c) for c in p.char_confidences], reads=p.reads,
-            low_confidence=p.low_confidence,
-            bbox=tuple(float(v) for v in p.best.bbox),  # type: ignore[arg-type]
-            track_id=track_id,
-            thumb_uri=storage.write_bytes(f"thumbs/{ref.camera_id}/{stamp}/p{p.track_index:04d}.jpg",
-                                          p.best.crop_jpeg),
-            lat=lat, lon=lon, model=model_name,
-        ))
+        rows.append(
+            PlateRow(
+                id=track_id,
+                segment_id=ref.id,
+                camera_id=ref.camera_id,
+                ts=ts,
+                first_ts=ref.start + dt.timedelta(seconds=p.first_s),
+                last_ts=ref.start + dt.timedelta(seconds=p.last_s),
+                text=p.text,
+                confidence=float(min(p.char_confidences, default=0.0)),
+                char_confidences=[float(c) for c in p.char_confidences],
+                reads=p.reads,
+                low_confidence=p.low_confidence,
+                bbox=tuple(float(v) for v in p.best.bbox),  # type: ignore[arg-type]
+                track_id=track_id,
+                thumb_uri=storage.write_bytes(
+                    f"thumbs/{ref.camera_id}/{stamp}/p{p.track_index:04d}.jpg", p.best.crop_jpeg
+                ),
+                lat=lat,
+                lon=lon,
+                model=model_name,
+            )
+        )
     return rows
 
 
-def _segment_row(ref: SegmentRef, *, state: str, error: str, sha: str, model: str,
-                 stats: DecodeStats, faces: int) -> SegmentRow:
+def _segment_row(
+    ref: SegmentRef, *, state: str, error: str, sha: str, model: str, stats: DecodeStats, faces: int
+) -> SegmentRow:
     end = ref.start + dt.timedelta(seconds=stats.duration_s) if stats.frames_decoded else None
     return SegmentRow(
-        id=ref.id, camera_id=ref.camera_id, uri=ref.uri, start=ref.start, end=end,
-        size_bytes=ref.size_bytes, sha256=sha, state=state, error=error, model=model,
-        frames_decoded=stats.frames_decoded, frames_analysed=stats.frames_moving,
-        faces=faces, updated_at=utcnow(),
+        id=ref.id,
+        camera_id=ref.camera_id,
+        uri=ref.uri,
+        start=ref.start,
+        end=end,
+        size_bytes=ref.size_bytes,
+        sha256=sha,
+        state=state,
+        error=error,
+        model=model,
+        frames_decoded=stats.frames_decoded,
+        frames_analysed=stats.frames_moving,
+        faces=faces,
+        updated_at=utcnow(),
     )
 
 
@@ -152,32 +191,40 @@ def _replace_rows(table, segment_id: str, data) -> None:  # noqa: ANN001 - lance
     try:
         table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
     except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
-        raise TransientError(f"could not delete the old rows of segment {segment_id} from "
-                             f"{table.name}: {exc}") from exc
+        raise TransientError(
+            f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
+        ) from exc
     upsert(table, data)
 
 
 def _already_done(storage: Storage, ref: SegmentRef) -> bool:
     try:
-        rows = (segments_table(storage.db).search().where(f"id = '{ref.id}'")
-                .select(["state", "size_bytes"]).limit(1).to_list())
+        rows = (
+            segments_table(storage.db)
+            .search()
+            .where(f"id = '{ref.id}'")
+            .select(["state", "size_bytes"])
+            .limit(1)
+            .to_list()
+        )
     except (OSError, RuntimeError) as exc:
         raise TransientError(f"could not read the state of segment {ref.id}: {exc}") from exc
     return bool(rows) and rows[0]["state"] == "done" and rows[0]["size_bytes"] == ref.size_bytes
 
 
-def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings,
-                  run_token: str) -> SegmentOutcome:
+def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_token: str) -> SegmentOutcome:
     """Index one segment under a lease, so concurrent runs never index it twice."""
     storage = Storage(settings)
     lease = claim(storage, ref.id, run_token, settings.index_lease_s)
     if lease is None:
-        return SegmentOutcome(ref.id, ref.uri, "skipped", "another index run holds this segment",
-                              0, 0, 0, 0, 0.0, 0.0)
+        return SegmentOutcome(
+            ref.id, ref.uri, "skipped", "another index run holds this segment", 0, 0, 0, 0, 0.0, 0.0
+        )
     try:
         if _already_done(storage, ref):  # finished by another run since we planned
-            outcome = SegmentOutcome(ref.id, ref.uri, "skipped", "already indexed by another run",
-                                     0, 0, 0, 0, 0.0, 0.0)
+            outcome = SegmentOutcome(
+                ref.id, ref.uri, "skipped", "already indexed by another run", 0, 0, 0, 0, 0.0, 0.0
+            )
         else:
             outcome = _index_claimed(ref, camera, settings, storage)
     except BaseException:
@@ -193,12 +240,17 @@ def _release_quietly(storage: Storage, lease: Lease, settings: Settings) -> None
     try:
         release(storage, lease)
     except TransientError as exc:
-        log.warning("segment %s: lease not released (%s); it expires within %.0f s",
-                    lease.segment_id, exc, settings.index_lease_s)
+        log.warning(
+            "segment %s: lease not released (%s); it expires within %.0f s",
+            lease.segment_id,
+            exc,
+            settings.index_lease_s,
+        )
 
 
-def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
-                   storage: Storage) -> SegmentOutcome:
+def _index_claimed(
+    ref: SegmentRef, camera: CameraRow, settings: Settings, storage: Storage
+) -> SegmentOutcome:
     """Index one segment end to end. Bad input is recorded as a failed segment."""
     started = time.perf_counter()
     stats = DecodeStats()
@@ -213,10 +265,10 @@ def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
         locator = segment_locator(storage, ref, camera)
         faces = SegmentFaces(model, settings, camera.privacy_masks)
         plates = segment_plates_for(settings, reader, camera.overlay_regions) if reader else None
-        gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction,
-                          ignore=camera.overlay_regions)
-        for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps,
-                                   gate=gate, stats=stats):
+        gate = MotionGate(
+            settings.motion_pixel_delta, settings.motion_min_fraction, ignore=camera.overlay_regions
+        )
+        for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps, gate=gate, stats=stats):
             if not frame.moving:
                 continue
             masked = apply_privacy_masks(frame.image, camera.privacy_masks)
@@ -227,28 +279,56 @@ def _index_claimed(ref: SegmentRef, camera: CameraRow, settings: Settings,
         passes = plates.passes() if plates is not None else []
     except BadInputError as exc:
         log.warning("segment %s failed: %s", ref.uri, exc)
-        row = _segment_row(ref, state="failed", error=str(exc), sha=sha, model=model_name,
-                           stats=stats, faces=0)
+        row = _segment_row(
+            ref, state="failed", error=str(exc), sha=sha, model=model_name, stats=stats, faces=0
+        )
         upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-        return SegmentOutcome(ref.id, ref.uri, "failed", str(exc), 0, 0, stats.frames_decoded,
-                              stats.frames_moving, stats.duration_s, time.perf_counter() - started)
+        return SegmentOutcome(
+            ref.id,
+            ref.uri,
+            "failed",
+            str(exc),
+            0,
+            0,
+            stats.frames_decoded,
+            stats.frames_moving,
+            stats.duration_s,
+            time.perf_counter() - started,
+        )
     face_rows = _face_rows(ref, locator, embedded, storage, model.name)
-    _replace_rows(faces_table(storage.db, model.embedder.dim), ref.id,
-                  rows_to_arrow(face_rows, FaceRow.schema(model.embedder.dim)))
+    _replace_rows(
+        faces_table(storage.db, model.embedder.dim),
+        ref.id,
+        rows_to_arrow(face_rows, FaceRow.schema(model.embedder.dim)),
+    )
     plate_rows = _plate_rows(ref, locator, passes, storage, reader.name) if reader else []
     if reader is not None:
         _replace_rows(plates_table(storage.db), ref.id, rows_to_arrow(plate_rows, PlateRow.SCHEMA))
     if locator.warning:
         log.warning("segment %s: %s", ref.uri, locator.warning)
-    row = _segment_row(ref, state="done", error=locator.warning, sha=sha, model=model_name,
-                       stats=stats, faces=len(face_rows))
+    row = _segment_row(
+        ref, state="done", error=locator.warning, sha=sha, model=model_name, stats=stats, faces=len(face_rows)
+    )
     upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-    return SegmentOutcome(ref.id, ref.uri, "done", locator.warning, len(face_rows), len(plate_rows),
-                          stats.frames_decoded, stats.frames_moving, stats.duration_s,
-                          time.perf_counter() - started)
+    return SegmentOutcome(
+        ref.id,
+        ref.uri,
+        "done",
+        locator.warning,
+        len(face_rows),
+        len(plate_rows),
+        stats.frames_decoded,
+        stats.frames_moving,
+        stats.duration_s,
+        time.perf_counter() - started,
+    )
 
 
 index_segment_task = task(
-    index_segment, name="index-segment", retries=2, retry_delay_seconds=[2, 10],
-    cache_policy=NO_CACHE, task_run_name="index {ref.id}",
+    index_segment,
+    name="index-segment",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NO_CACHE,
+    task_run_name="index {ref.id}",
 )

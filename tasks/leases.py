@@ -48,8 +48,7 @@ def _read(storage: Storage, segment_id: str, generation: int) -> Lease | None:
         data = json.loads(storage.read_bytes(f"{_dir(storage, segment_id)}/{generation:06d}.json"))
     except (NotFoundError, ValueError):
         return None
-    return Lease(segment_id, generation, str(data["owner"]),
-                 dt.datetime.fromisoformat(str(data["expires"])))
+    return Lease(segment_id, generation, str(data["owner"]), dt.datetime.fromisoformat(str(data["expires"])))
 
 
 def claim(storage: Storage, segment_id: str, owner: str, lease_s: float) -> Lease | None:

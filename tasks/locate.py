@@ -7,8 +7,8 @@ import posixpath
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.gps import GpsTrack, LatLon, parse_gps_csv
 from citywatch.footage import SegmentRef
+from citywatch.gps import GpsTrack, LatLon, parse_gps_csv
 from citywatch.schemas import CameraRow
 from citywatch.storage import Storage
 

@@ -24,15 +24,21 @@ from dataclasses import dataclass, replace
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.alerts import (AlertRow, AlertState, DeliveryRow, DeliveryState, alerts_by_id,
-                              deliveries_table)
 from citywatch.filters import sql_string, sql_timestamp
+from citywatch.governance.alerts import (
+    AlertRow,
+    AlertState,
+    DeliveryRow,
+    DeliveryState,
+    alerts_by_id,
+    deliveries_table,
+)
 from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, upsert
 
-log = logging.getLogger("citywatch.alerts")
+log = logging.getLogger("citywatch.governance.alerts")
 
 LOG_SINK = "log"
 PREFECT_SINK = "prefect"
@@ -55,35 +61,49 @@ def retry_delay(attempts: int, settings: Settings) -> dt.timedelta:
 def alert_json(alert: AlertRow) -> dict[str, object]:
     """What a receiver gets: references and scores, never an embedding."""
     return {
-        "id": alert.id, "watchlist_id": alert.watchlist_id, "kind": alert.kind,
-        "label": alert.label, "reason": alert.reason, "case_id": alert.case_id,
-        "camera_id": alert.camera_id, "ts": alert.ts.isoformat(), "track_id": alert.track_id,
-        "track_start": alert.track_start.isoformat(), "track_end": alert.track_end.isoformat(),
-        "score": alert.score, "threshold": alert.threshold, "plate_text": alert.plate_text,
-        "thumb_uri": alert.thumb_uri, "lat": alert.lat, "lon": alert.lon, "model": alert.model,
+        "id": alert.id,
+        "watchlist_id": alert.watchlist_id,
+        "kind": alert.kind,
+        "label": alert.label,
+        "reason": alert.reason,
+        "case_id": alert.case_id,
+        "camera_id": alert.camera_id,
+        "ts": alert.ts.isoformat(),
+        "track_id": alert.track_id,
+        "track_start": alert.track_start.isoformat(),
+        "track_end": alert.track_end.isoformat(),
+        "score": alert.score,
+        "threshold": alert.threshold,
+        "plate_text": alert.plate_text,
+        "thumb_uri": alert.thumb_uri,
+        "lat": alert.lat,
+        "lon": alert.lon,
+        "model": alert.model,
         "created_at": alert.created_at.isoformat(),
         "notice": "A possible match, not an identification: a person must confirm it "
-                  "before anyone acts on it.",
+        "before anyone acts on it.",
     }
 
 
 # --- claiming ---------------------------------------------------------------------------
 
 
-def due_deliveries(storage: Storage, settings: Settings, sinks: Sequence[str],
-                   now: dt.datetime, limit: int = MAX_PER_SWEEP) -> list[DeliveryRow]:
+def due_deliveries(
+    storage: Storage, settings: Settings, sinks: Sequence[str], now: dt.datetime, limit: int = MAX_PER_SWEEP
+) -> list[DeliveryRow]:
     if not sinks or not has_table(storage.db, DeliveryRow.TABLE):
         return []
-    where = (f"state <> {sql_string(DeliveryState.DELIVERED.value)} "
-             f"AND next_attempt_at IS NOT NULL AND next_attempt_at <= {sql_timestamp(now)} "
-             f"AND attempts < {int(settings.alert_delivery_max_attempts)} "
-             f"AND sink IN ({', '.join(sql_string(s) for s in sinks)})")
+    where = (
+        f"state <> {sql_string(DeliveryState.DELIVERED.value)} "
+        f"AND next_attempt_at IS NOT NULL AND next_attempt_at <= {sql_timestamp(now)} "
+        f"AND attempts < {int(settings.alert_delivery_max_attempts)} "
+        f"AND sink IN ({', '.join(sql_string(s) for s in sinks)})"
+    )
     query = deliveries_table(storage.db).search().where(where).limit(limit)
     return sorted(arrow_to_rows(query.to_arrow(), DeliveryRow), key=lambda d: d.created_at)
 
 
-def claim(storage: Storage, due: Sequence[DeliveryRow], token: str,
-          now: dt.datetime) -> list[DeliveryRow]:
+def claim(storage: Storage, due: Sequence[DeliveryRow], token: str, now: dt.datetime) -> list[DeliveryRow]:
     """Take the next attempt of each delivery; returns those this caller won.
 
     The write applies only where ``attempts`` is still what we read, and the table is
@@ -91,15 +111,34 @@ def claim(storage: Storage, due: Sequence[DeliveryRow], token: str,
     """
     if not due:
         return []
-    claimed = [replace(d, state=DeliveryState.SENDING.value, attempts=d.attempts + 1, claim=token,
-                       next_attempt_at=now + CLAIM_LEASE, updated_at=now) for d in due]
-    (deliveries_table(storage.db).merge_insert("id")
-     .when_matched_update_all(where="target.attempts = source.attempts - 1 AND "
-                                    f"target.state <> {sql_string(DeliveryState.DELIVERED.value)}")
-     .execute(rows_to_arrow(claimed, DeliveryRow.SCHEMA)))
+    claimed = [
+        replace(
+            d,
+            state=DeliveryState.SENDING.value,
+            attempts=d.attempts + 1,
+            claim=token,
+            next_attempt_at=now + CLAIM_LEASE,
+            updated_at=now,
+        )
+        for d in due
+    ]
+    (
+        deliveries_table(storage.db)
+        .merge_insert("id")
+        .when_matched_update_all(
+            where="target.attempts = source.attempts - 1 AND "
+            f"target.state <> {sql_string(DeliveryState.DELIVERED.value)}"
+        )
+        .execute(rows_to_arrow(claimed, DeliveryRow.SCHEMA))
+    )
     ids = ", ".join(sql_string(d.id) for d in claimed)
-    mine = deliveries_table(storage.db).search().where(
-        f"id IN ({ids}) AND claim = {sql_string(token)}").limit(None).to_arrow()
+    mine = (
+        deliveries_table(storage.db)
+        .search()
+        .where(f"id IN ({ids}) AND claim = {sql_string(token)}")
+        .limit(None)
+        .to_arrow()
+    )
     won = {row.id: row for row in arrow_to_rows(mine, DeliveryRow)}
     return [d for d in claimed if d.id in won and won[d.id].attempts == d.attempts]
 
@@ -110,9 +149,16 @@ def claim(storage: Storage, due: Sequence[DeliveryRow], token: str,
 def post_webhook(url: str, alert: AlertRow, timeout_s: float) -> str:
     """POST the alert as JSON; '' on a 2xx answer, else the reason."""
     body = json.dumps(alert_json(alert)).encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Idempotency-Key": alert.id,
-        "User-Agent": "citywatch-alerts"})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": alert.id,
+            "User-Agent": "citywatch-alerts",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) checked in Settings
             return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
@@ -124,9 +170,17 @@ def post_webhook(url: str, alert: AlertRow, timeout_s: float) -> str:
 
 
 def log_alert(alert: AlertRow) -> str:
-    log.warning("ALERT %s: %s (%s, case %s) on camera %s at %s, distance %.3f (threshold %.3f) "
-                "-- needs review", alert.id, alert.label, alert.reason, alert.case_id,
-                alert.camera_id, alert.ts.isoformat(), alert.score, alert.threshold)
+    log.warning(
+        "ALERT %s: %s (%s, case %s) on camera %s at %s, distance %.3f (threshold %.3f) -- needs review",
+        alert.id,
+        alert.label,
+        alert.reason,
+        alert.case_id,
+        alert.camera_id,
+        alert.ts.isoformat(),
+        alert.score,
+        alert.threshold,
+    )
     return ""
 
 
@@ -150,17 +204,26 @@ def publish_to_prefect(alerts: Sequence[AlertRow]) -> str:
 
 def _publish(alerts: Sequence[AlertRow], create_table_artifact, emit_event) -> None:  # noqa: ANN001
     for alert in alerts:
-        emit_event(event="citywatch.alert.raised",
-                   resource={"prefect.resource.id": f"citywatch.alert.{alert.id}",
-                             "prefect.resource.name": alert.label},
-                   related=[{"prefect.resource.id": f"citywatch.camera.{alert.camera_id}",
-                             "prefect.resource.role": "camera"}],
-                   payload=alert_json(alert))
+        emit_event(
+            event="citywatch.alert.raised",
+            resource={
+                "prefect.resource.id": f"citywatch.alert.{alert.id}",
+                "prefect.resource.name": alert.label,
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"citywatch.camera.{alert.camera_id}",
+                    "prefect.resource.role": "camera",
+                }
+            ],
+            payload=alert_json(alert),
+        )
     create_table_artifact(
         table=[{k: v for k, v in alert_json(a).items() if k != "notice"} for a in alerts],
         key="watchlist-alerts",
         description=f"{len(alerts)} new watchlist alert(s): possible matches that a person "
-                    "must confirm or dismiss (`citywatch alerts list`).")
+        "must confirm or dismiss (`citywatch alerts list`).",
+    )
 
 
 # --- one delivery round -----------------------------------------------------------------
@@ -176,12 +239,22 @@ class DeliveryReport:
 
 def _outcome(delivery: DeliveryRow, error: str, settings: Settings, now: dt.datetime) -> DeliveryRow:
     if not error:
-        return replace(delivery, state=DeliveryState.DELIVERED.value, last_error="",
-                       next_attempt_at=None, delivered_at=now, updated_at=now)
+        return replace(
+            delivery,
+            state=DeliveryState.DELIVERED.value,
+            last_error="",
+            next_attempt_at=None,
+            delivered_at=now,
+            updated_at=now,
+        )
     exhausted = delivery.attempts >= settings.alert_delivery_max_attempts
-    return replace(delivery, state=DeliveryState.FAILED.value, last_error=error[:MAX_ERROR_CHARS],
-                   next_attempt_at=None if exhausted else now + retry_delay(delivery.attempts, settings),
-                   updated_at=now)
+    return replace(
+        delivery,
+        state=DeliveryState.FAILED.value,
+        last_error=error[:MAX_ERROR_CHARS],
+        next_attempt_at=None if exhausted else now + retry_delay(delivery.attempts, settings),
+        updated_at=now,
+    )
 
 
 def deliver_pending(storage: Storage, settings: Settings, now: dt.datetime | None = None) -> DeliveryReport:
@@ -195,16 +268,19 @@ def deliver_pending(storage: Storage, settings: Settings, now: dt.datetime | Non
         return DeliveryReport(0, 0, 0, [])
     alerts = alerts_by_id(storage, [d.alert_id for d in owned])
     errors: dict[str, str] = {}
-    live = [d for d in owned if d.alert_id in alerts
-            and alerts[d.alert_id].state != AlertState.DISMISSED]
+    live = [d for d in owned if d.alert_id in alerts and alerts[d.alert_id].state != AlertState.DISMISSED]
     # dismissed, or written by a sweep that crashed before its alert: not sent, not retried
     skipped = {d.id for d in owned} - {d.id for d in live}
     errors.update({d_id: "alert dismissed or missing: not sent" for d_id in skipped})
     hooks = [d for d in live if d.sink.startswith(WEBHOOK_PREFIX)]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(hooks)))) as pool:
         # webhooks first, in parallel: the Prefect API calls below do not delay them
-        posted = pool.map(lambda d: post_webhook(d.sink[len(WEBHOOK_PREFIX):], alerts[d.alert_id],
-                                                 settings.alert_webhook_timeout_s), hooks)
+        posted = pool.map(
+            lambda d: post_webhook(
+                d.sink[len(WEBHOOK_PREFIX) :], alerts[d.alert_id], settings.alert_webhook_timeout_s
+            ),
+            hooks,
+        )
         for d in live:
             if d.sink == LOG_SINK:
                 errors[d.id] = log_alert(alerts[d.alert_id])

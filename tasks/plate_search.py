@@ -11,7 +11,7 @@ from citywatch.plates import PlateQuery, match_score
 from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
-from tasks.search import SearchFilters, camera_filter_ids, segment_uris
+from citywatch.tasks.search import SearchFilters, camera_filter_ids, segment_uris
 
 EARTH_RADIUS_M = 6_371_000.0
 
@@ -54,19 +54,28 @@ class PlateSighting:
 def _near_clause(near: Near) -> str:
     dlat = near.radius_m / 111_320.0
     dlon = dlat / max(0.01, math.cos(math.radians(near.lat)))
-    return (f"lat >= {near.lat - dlat:.7f} AND lat <= {near.lat + dlat:.7f} AND "
-            f"lon >= {near.lon - dlon:.7f} AND lon <= {near.lon + dlon:.7f}")
+    return (
+        f"lat >= {near.lat - dlat:.7f} AND lat <= {near.lat + dlat:.7f} AND "
+        f"lon >= {near.lon - dlon:.7f} AND lon <= {near.lon + dlon:.7f}"
+    )
 
 
-def search_plates(storage: Storage, query: PlateQuery, filters: SearchFilters, *,
-                  near: Near | None = None, top_k: int = 50) -> list[PlateSighting]:
+def search_plates(
+    storage: Storage, query: PlateQuery, filters: SearchFilters, *, near: Near | None = None, top_k: int = 50
+) -> list[PlateSighting]:
     """Plate passes matching ``query`` under the filters, exact matches first."""
     if not has_table(storage.db, PlateRow.TABLE):
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
-    parts = [p for p in (where_clause(camera_ids=ids, since=filters.since, until=filters.until),
-                         _near_clause(near) if near else None) if p]
+    parts = [
+        p
+        for p in (
+            where_clause(camera_ids=ids, since=filters.since, until=filters.until),
+            _near_clause(near) if near else None,
+        )
+        if p
+    ]
     table = storage.db.open_table(PlateRow.TABLE)
     scan = table.search().where(" AND ".join(parts)) if parts else table.search()
     rows = arrow_to_rows(scan.limit(None).to_arrow(), PlateRow)
@@ -75,13 +84,23 @@ def search_plates(storage: Storage, query: PlateQuery, filters: SearchFilters, *
         score = match_score(query, row.text)
         if score is None:
             continue
-        if near and (row.lat is None or row.lon is None
-                     or distance_m(near.lat, near.lon, row.lat, row.lon) > near.radius_m):
+        if near and (
+            row.lat is None
+            or row.lon is None
+            or distance_m(near.lat, near.lon, row.lat, row.lon) > near.radius_m
+        ):
             continue
         scored.append((score, row))
     scored.sort(key=lambda item: (item[0], -item[1].confidence, item[1].ts))
     scored = scored[:top_k]
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
-    return [PlateSighting(i + 1, row, cameras[row.camera_id].name if row.camera_id in cameras else "",
-                          score, uris.get(row.segment_id, ""))
-            for i, (score, row) in enumerate(scored)]
+    return [
+        PlateSighting(
+            i + 1,
+            row,
+            cameras[row.camera_id].name if row.camera_id in cameras else "",
+            score,
+            uris.get(row.segment_id, ""),
+        )
+        for i, (score, row) in enumerate(scored)
+    ]

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from citywatch.models.plate_reader import PlateReader
 from citywatch.plates import PlateGrammar, fix_confusables, normalise_plate, vote_plate_text
-from models.plate_reader import PlateReader
-from tasks.tracking import Tracker, iou
+from citywatch.tasks.tracking import Tracker, iou
 
 Box = tuple[float, float, float, float]
 
@@ -49,16 +49,16 @@ def _crop_jpeg(image: np.ndarray, box: Box) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def _grow(region: tuple[int, int, int, int], width: int, height: int,
-          min_side: int = 96) -> tuple[int, int, int, int]:
+def _grow(
+    region: tuple[int, int, int, int], width: int, height: int, min_side: int = 96
+) -> tuple[int, int, int, int]:
     x1, y1, x2, y2 = region
     pad_x = max(16, (min_side - (x2 - x1)) // 2)
     pad_y = max(16, (min_side - (y2 - y1)) // 2)
     return max(0, x1 - pad_x), max(0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y)
 
 
-def detect_cost(box: tuple[int, int, int, int], target_side: int | None,
-                max_upscale: float = 4.0) -> float:
+def detect_cost(box: tuple[int, int, int, int], target_side: int | None, max_upscale: float = 4.0) -> float:
     """Pixels text detection works on for ``box``: the plate reader upscales a small
     region until its long side reaches ``target_side`` (at most ``max_upscale`` x);
     ``target_side`` None: the box's own area."""
@@ -69,9 +69,14 @@ def detect_cost(box: tuple[int, int, int, int], target_side: int | None,
     return w * h * scale * scale
 
 
-def merge_regions(regions: list[tuple[int, int, int, int]], width: int, height: int,
-                  full_frame_share: float = 0.5, target_side: int | None = None,
-                  max_upscale: float = 4.0) -> list[tuple[int, int, int, int]]:
+def merge_regions(
+    regions: list[tuple[int, int, int, int]],
+    width: int,
+    height: int,
+    full_frame_share: float = 0.5,
+    target_side: int | None = None,
+    max_upscale: float = 4.0,
+) -> list[tuple[int, int, int, int]]:
     """Grow moving regions, merge the ones that overlap, read the whole frame once if
     reading them would cost ``full_frame_share`` of reading it: each pixel goes through
     text detection at most once. With ``target_side`` (the reader's) the cost counts
@@ -96,25 +101,40 @@ def merge_regions(regions: list[tuple[int, int, int, int]], width: int, height: 
     return boxes
 
 
-def plate_sized(regions: list[tuple[int, int, int, int]], *, min_px: int,
-                max_aspect: float) -> list[tuple[int, int, int, int]]:
+def plate_sized(
+    regions: list[tuple[int, int, int, int]], *, min_px: int, max_aspect: float
+) -> list[tuple[int, int, int, int]]:
     """The moving regions that could hold a vehicle: neither side under ``min_px`` and
     height at most ``max_aspect`` x width. A walking person's blob is tall and narrow;
     a car (front or rear, ~0.8 as tall as wide, wider still in a frame difference,
     which covers where it was and where it is) is not. ``max_aspect`` 0: any shape."""
-    return [r for r in regions
-            if r[2] - r[0] >= min_px and r[3] - r[1] >= min_px
-            and (max_aspect <= 0 or r[3] - r[1] <= max_aspect * (r[2] - r[0]))]
+    return [
+        r
+        for r in regions
+        if r[2] - r[0] >= min_px
+        and r[3] - r[1] >= min_px
+        and (max_aspect <= 0 or r[3] - r[1] <= max_aspect * (r[2] - r[0]))
+    ]
 
 
 class SegmentPlates:
     """Collects plate reads frame by frame; ``passes()`` votes one text per track."""
 
-    def __init__(self, reader: PlateReader, grammar: PlateGrammar, *,
-                 min_affinity: float, max_gap_s: float, low_confidence: float,
-                 ignore: list[list[int]] | None = None, region_min_px: int = 0,
-                 region_max_aspect: float = 0.0, settled_confidence: float = 1.1,
-                 settled_reread_s: float = 0.0, full_frame_share: float = 1.0) -> None:
+    def __init__(
+        self,
+        reader: PlateReader,
+        grammar: PlateGrammar,
+        *,
+        min_affinity: float,
+        max_gap_s: float,
+        low_confidence: float,
+        ignore: list[list[int]] | None = None,
+        region_min_px: int = 0,
+        region_max_aspect: float = 0.0,
+        settled_confidence: float = 1.1,
+        settled_reread_s: float = 0.0,
+        full_frame_share: float = 1.0,
+    ) -> None:
         self.full_frame_share = full_frame_share
         self._previous_t = float("-inf")  # the previous frame's offset
         self.settled_confidence = settled_confidence
@@ -129,20 +149,25 @@ class SegmentPlates:
         self.low_confidence = low_confidence
         self.tracker: Tracker[PlateCandidate] = Tracker(min_affinity, max_gap_s)
 
-    def add_frame(self, offset_s: float, image: np.ndarray,
-                  regions: list[tuple[int, int, int, int]]) -> int:
+    def add_frame(self, offset_s: float, image: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
         """Read plates inside the moving ``regions`` of a (masked) frame."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
-        regions = plate_sized(regions, min_px=self.region_min_px,
-                              max_aspect=self.region_max_aspect)
+        regions = plate_sized(regions, min_px=self.region_min_px, max_aspect=self.region_max_aspect)
         step, self._previous_t = offset_s - self._previous_t, offset_s
         settled = self._settled_boxes(offset_s, step)
-        for region in merge_regions(regions, width, height, self.full_frame_share,
-                                    getattr(self.reader, "target_side_px", None),
-                                    getattr(self.reader, "max_upscale", 4.0)):
-            if any(region[0] <= b[0] and region[1] <= b[1] and b[2] <= region[2] and b[3] <= region[3]
-                   for b in settled):
+        for region in merge_regions(
+            regions,
+            width,
+            height,
+            self.full_frame_share,
+            getattr(self.reader, "target_side_px", None),
+            getattr(self.reader, "max_upscale", 4.0),
+        ):
+            if any(
+                region[0] <= b[0] and region[1] <= b[1] and b[2] <= region[2] and b[3] <= region[3]
+                for b in settled
+            ):
                 continue  # a plate read the same twice, read again in a moment
             for read in self.reader.read(image, region):
                 bx1, by1, bx2, by2 = read.bbox
@@ -156,12 +181,17 @@ class SegmentPlates:
                     continue
                 # overlapping regions read the same plate twice (boxes a pixel or two
                 # apart, sometimes one read partial): keep the more confident read
-                same = next((i for i, (box, _) in enumerate(found)
-                             if iou(box, read.bbox) >= 0.5), None)
+                same = next((i for i, (box, _) in enumerate(found) if iou(box, read.bbox) >= 0.5), None)
                 if same is not None and found[same][1].confidence >= read.confidence:
                     continue
-                cand = PlateCandidate(offset_s, text, read.char_confidences, read.confidence,
-                                      read.bbox, _crop_jpeg(image, read.bbox))
+                cand = PlateCandidate(
+                    offset_s,
+                    text,
+                    read.char_confidences,
+                    read.confidence,
+                    read.bbox,
+                    _crop_jpeg(image, read.bbox),
+                )
                 if same is not None:
                     found[same] = (read.bbox, cand)
                 else:
@@ -190,10 +220,21 @@ class SegmentPlates:
     def passes(self) -> list[PlatePass]:
         out: list[PlatePass] = []
         for track in self.tracker.tracks:
-            voted = vote_plate_text([(c.text, c.char_confidences) for c in track.items],
-                                    min_char_confidence=self.low_confidence)
+            voted = vote_plate_text(
+                [(c.text, c.char_confidences) for c in track.items], min_char_confidence=self.low_confidence
+            )
             best = max(track.items, key=lambda c: (c.text == voted.text, c.confidence))
             low = voted.low_confidence or len(track.items) < 2
-            out.append(PlatePass(track.index, voted.text, voted.char_confidences, len(track.items),
-                                 low, best, track.times[0], track.times[-1]))
+            out.append(
+                PlatePass(
+                    track.index,
+                    voted.text,
+                    voted.char_confidences,
+                    len(track.items),
+                    low,
+                    best,
+                    track.times[0],
+                    track.times[-1],
+                )
+            )
         return out

@@ -49,7 +49,8 @@ class RedactionStyle:
         if not 1 <= self.cells <= 64 or self.min_cell_px < 1 or self.noise_sd < 0:
             raise BadInputError(
                 f"redaction style cells={self.cells} min_cell_px={self.min_cell_px} "
-                f"noise_sd={self.noise_sd}: need 1 <= cells <= 64, min_cell_px >= 1, noise_sd >= 0")
+                f"noise_sd={self.noise_sd}: need 1 <= cells <= 64, min_cell_px >= 1, noise_sd >= 0"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedactionStyle:
@@ -93,12 +94,17 @@ def grow_box(box: Box, margin: float, width: int, height: int) -> tuple[int, int
     """``box`` grown by ``margin`` x its size on each side, as whole pixels in the frame."""
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
-    return (max(0, math.floor(x1 - margin * w)), max(0, math.floor(y1 - margin * h)),
-            min(width, math.ceil(x2 + margin * w)), min(height, math.ceil(y2 + margin * h)))
+    return (
+        max(0, math.floor(x1 - margin * w)),
+        max(0, math.floor(y1 - margin * h)),
+        min(width, math.ceil(x2 + margin * w)),
+        min(height, math.ceil(y2 + margin * h)),
+    )
 
 
-def noise_field(style: RedactionStyle, width: int, height: int,
-                rng: np.random.Generator | None = None) -> np.ndarray | None:
+def noise_field(
+    style: RedactionStyle, width: int, height: int, rng: np.random.Generator | None = None
+) -> np.ndarray | None:
     """One clip's noise (int16 HxWx3), drawn once from OS entropy unless ``rng`` is given.
 
     The same field is used for every frame: averaging frames cannot cancel it, and
@@ -110,15 +116,15 @@ def noise_field(style: RedactionStyle, width: int, height: int,
     return np.round(rng.normal(0.0, style.noise_sd, (height, width, 3))).astype(np.int16)
 
 
-def obscure_patch(patch: np.ndarray, style: RedactionStyle,
-                  noise: np.ndarray | None = None) -> np.ndarray:
+def obscure_patch(patch: np.ndarray, style: RedactionStyle, noise: np.ndarray | None = None) -> np.ndarray:
     """An irreversibly obscured copy of ``patch`` (same shape); ``noise`` is added."""
     h, w = patch.shape[:2]
     if style.mode == "fill":
         return np.broadcast_to(np.asarray(style.fill_bgr, np.uint8), patch.shape).copy()
     cell = max(style.min_cell_px, math.ceil(max(h, w) / style.cells))
-    small = cv2.resize(patch, (max(1, math.ceil(w / cell)), max(1, math.ceil(h / cell))),
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        patch, (max(1, math.ceil(w / cell)), max(1, math.ceil(h / cell))), interpolation=cv2.INTER_AREA
+    )
     if style.mode == "pixelate":
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
     else:  # smooth the few cells, then stretch them: a full-size Gaussian costs O(cell)
@@ -129,8 +135,9 @@ def obscure_patch(patch: np.ndarray, style: RedactionStyle,
     return np.clip(out.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def _keep_mask(shape: tuple[int, int], rect: tuple[int, int, int, int],
-               keep: tuple[Box, ...]) -> np.ndarray | None:
+def _keep_mask(
+    shape: tuple[int, int], rect: tuple[int, int, int, int], keep: tuple[Box, ...]
+) -> np.ndarray | None:
     """Boolean mask (over ``rect``) of pixels inside a keep box, or None if none are."""
     x1, y1, x2, y2 = rect
     out: np.ndarray | None = None
@@ -141,7 +148,7 @@ def _keep_mask(shape: tuple[int, int], rect: tuple[int, int, int, int],
             continue
         if out is None:
             out = np.zeros(shape, bool)
-        out[iy1 - y1:iy2 - y1, ix1 - x1:ix2 - x1] = True
+        out[iy1 - y1 : iy2 - y1, ix1 - x1 : ix2 - x1] = True
     return out
 
 
@@ -154,10 +161,15 @@ class FrameRedactor:
     noise: np.ndarray | None
 
     @classmethod
-    def build(cls, style: RedactionStyle, polygons: list[list[list[float]]], width: int,
-              height: int, rng: np.random.Generator | None = None) -> FrameRedactor:
-        return cls(style, MaskLayer.build(polygons, width, height),
-                   noise_field(style, width, height, rng))
+    def build(
+        cls,
+        style: RedactionStyle,
+        polygons: list[list[list[float]]],
+        width: int,
+        height: int,
+        rng: np.random.Generator | None = None,
+    ) -> FrameRedactor:
+        return cls(style, MaskLayer.build(polygons, width, height), noise_field(style, width, height, rng))
 
     def _noise(self, x1: int, y1: int, x2: int, y2: int) -> np.ndarray | None:
         return None if self.noise is None else self.noise[y1:y2, x1:x2]
@@ -170,7 +182,8 @@ class FrameRedactor:
         if (self.masks.width, self.masks.height) != (width, height):
             raise BadInputError(
                 f"the redactor was built for {self.masks.width}x{self.masks.height} frames, "
-                f"this frame is {width}x{height}")
+                f"this frame is {width}x{height}"
+            )
         out = image.copy()
         for box in redaction.blur:
             x1, y1, x2, y2 = grow_box(box, 0.0, width, height)

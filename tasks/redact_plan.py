@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
-from tasks.redact import Box, FrameRedaction, grow_box
-from tasks.tracking import iou
+from citywatch.tasks.redact import Box, FrameRedaction, grow_box
+from citywatch.tasks.tracking import iou
 
 IntBox = tuple[int, int, int, int]
 DETECTED, INTERPOLATED, HELD = "d", "i", "h"
@@ -84,8 +84,7 @@ def _velocity(frames: Sequence[int], boxes: Sequence[Box]) -> Box:
 def fill_track(track: ClipTrack, n_frames: int, hold: int) -> dict[int, tuple[Box, str]]:
     """The track's box at every frame it covers: detected, interpolated or held."""
     out: dict[int, tuple[Box, str]] = {}
-    for (fa, ba), (fb, bb) in zip(zip(track.frames, track.boxes),
-                                  zip(track.frames[1:], track.boxes[1:])):
+    for (fa, ba), (fb, bb) in zip(zip(track.frames, track.boxes), zip(track.frames[1:], track.boxes[1:])):
         out[fa] = (ba, DETECTED)
         for f in range(fa + 1, fb):
             out[f] = (_lerp(ba, bb, (f - fa) / (fb - fa)), INTERPOLATED)
@@ -116,8 +115,10 @@ def choose_subject(tracks: Sequence[ClipTrack], hint: SubjectHint | None) -> Sub
     if hint is None:
         return SubjectChoice((), "no-subject")
     faces = [t for t in tracks if t.kind == "face"]
-    matches = sorted((t for t in faces if t.distance is not None and t.distance <= hint.threshold),
-                     key=lambda t: t.distance)  # type: ignore[arg-type, return-value]
+    matches = sorted(
+        (t for t in faces if t.distance is not None and t.distance <= hint.threshold),
+        key=lambda t: t.distance,
+    )  # type: ignore[arg-type, return-value]
     chosen: list[ClipTrack] = []
     for track in matches:
         a, b = _span(track)
@@ -140,9 +141,16 @@ def _int_box(box: Box, margin: float, width: int, height: int) -> IntBox:
     return grow_box(box, margin, width, height)
 
 
-def plan_redactions(tracks: Sequence[ClipTrack], subject: SubjectChoice, *, n_frames: int,
-                    width: int, height: int, hold: int,
-                    margin: float) -> tuple[list[FrameRedaction], list[TrackRedaction]]:
+def plan_redactions(
+    tracks: Sequence[ClipTrack],
+    subject: SubjectChoice,
+    *,
+    n_frames: int,
+    width: int,
+    height: int,
+    hold: int,
+    margin: float,
+) -> tuple[list[FrameRedaction], list[TrackRedaction]]:
     """One ``FrameRedaction`` per frame and the log of the boxes behind them.
 
     Obscured boxes are grown by ``margin``; the subject's boxes are kept as found
@@ -164,13 +172,14 @@ def plan_redactions(tracks: Sequence[ClipTrack], subject: SubjectChoice, *, n_fr
                 blur[frame].append(ibox)
             if ibox[0] < ibox[2] and ibox[1] < ibox[3]:
                 entries.append((frame, *ibox, how))
-        log.append(TrackRedaction(track.index, track.kind, "subject" if is_subject else "obscured",
-                                  tuple(entries)))
-    frames = [FrameRedaction(tuple(map(_float_box, b)), tuple(map(_float_box, k)))
-              for b, k in zip(blur, keep)]
+        log.append(
+            TrackRedaction(track.index, track.kind, "subject" if is_subject else "obscured", tuple(entries))
+        )
+    frames = [
+        FrameRedaction(tuple(map(_float_box, b)), tuple(map(_float_box, k))) for b, k in zip(blur, keep)
+    ]
     return frames, log
 
 
 def _float_box(box: IntBox) -> Box:
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
-

@@ -19,7 +19,6 @@ from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arro
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
-
 CLEANUP_GRACE_MIN = 10
 
 
@@ -35,14 +34,16 @@ class HoldRow:
     note: str
 
     TABLE: ClassVar[str] = "holds"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("case_id", pa.string()),
-        pa.field("track_id", pa.string()),
-        pa.field("created_by", pa.string()),
-        pa.field("created_at", TS),
-        pa.field("note", pa.string()),
-    ])
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("case_id", pa.string()),
+            pa.field("track_id", pa.string()),
+            pa.field("created_by", pa.string()),
+            pa.field("created_at", TS),
+            pa.field("note", pa.string()),
+        ]
+    )
 
 
 def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str) -> HoldRow:
@@ -75,8 +76,9 @@ class RetentionCounts:
     deleted_thumbnails: int
 
 
-def purge_table(storage: Storage, table_name: str, days: int, now: dt.datetime,
-                held: set[str]) -> RetentionCounts:
+def purge_table(
+    storage: Storage, table_name: str, days: int, now: dt.datetime, held: set[str]
+) -> RetentionCounts:
     """Delete rows of ``table_name`` with ``ts`` before ``now - days`` not in ``held``."""
     cutoff = now - dt.timedelta(days=days)
     if not has_table(storage.db, table_name):

@@ -12,11 +12,11 @@ import numpy as np
 from citywatch.errors import BadInputError
 from citywatch.filters import sql_string, where_clause
 from citywatch.images import decode_image
+from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, segments_table
-from models.base import FaceDetection, FaceModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +64,18 @@ def embed_probe(data: bytes, source: str, model: FaceModel, face_index: int | No
         raise BadInputError(f"probe {source}: no face found")
     if face_index is None and len(faces) > 1:
         listing = "; ".join(
-            f"face {i}: box {tuple(int(v) for v in f.bbox)} score {f.score:.2f}"
-            for i, f in enumerate(faces))
+            f"face {i}: box {tuple(int(v) for v in f.bbox)} score {f.score:.2f}" for i, f in enumerate(faces)
+        )
         raise BadInputError(
-            f"probe {source}: {len(faces)} faces found (left to right: {listing}); "
-            "pick one with --face N")
+            f"probe {source}: {len(faces)} faces found (left to right: {listing}); pick one with --face N"
+        )
     index = face_index or 0
     if not 0 <= index < len(faces):
         raise BadInputError(f"probe {source}: --face {index} out of range (0..{len(faces) - 1})")
     vector = model.embedder.embed(image, [faces[index]])[0]
-    return Probe(source, hashlib.sha256(data).hexdigest(), faces[index],
-                 vector.astype(np.float32), len(faces))
+    return Probe(
+        source, hashlib.sha256(data).hexdigest(), faces[index], vector.astype(np.float32), len(faces)
+    )
 
 
 def similarity(distance: float, threshold: float) -> float:
@@ -98,8 +99,15 @@ def camera_filter_ids(cameras: dict[str, CameraRow], filters: SearchFilters) -> 
     return ids
 
 
-def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: SearchFilters,
-                 *, top_k: int, threshold: float) -> list[Sighting]:
+def search_faces(
+    storage: Storage,
+    settings: Settings,
+    probe: Probe,
+    filters: SearchFilters,
+    *,
+    top_k: int,
+    threshold: float,
+) -> list[Sighting]:
     """Sightings (best face per track) within ``threshold``, nearest first."""
     if not has_table(storage.db, "faces"):
         return []
@@ -126,12 +134,20 @@ def search_faces(storage: Storage, settings: Settings, probe: Probe, filters: Se
     uris = segment_uris(storage, {str(h["segment_id"]) for h in ranked})
     return [
         Sighting(
-            rank=i + 1, face_id=str(h["id"]), camera_id=str(h["camera_id"]),
+            rank=i + 1,
+            face_id=str(h["id"]),
+            camera_id=str(h["camera_id"]),
             camera_name=cameras[str(h["camera_id"])].name if str(h["camera_id"]) in cameras else "",
-            ts=h["ts"], track_start=h["track_start"], track_end=h["track_end"],
-            distance=float(h["distance"]), similarity=similarity(float(h["distance"]), threshold),
-            bbox=tuple(h["bbox"]), segment_uri=uris.get(str(h["segment_id"]), ""),
-            thumb_uri=str(h["thumb_uri"]), lat=h["lat"], lon=h["lon"],
+            ts=h["ts"],
+            track_start=h["track_start"],
+            track_end=h["track_end"],
+            distance=float(h["distance"]),
+            similarity=similarity(float(h["distance"]), threshold),
+            bbox=tuple(h["bbox"]),
+            segment_uri=uris.get(str(h["segment_id"]), ""),
+            thumb_uri=str(h["thumb_uri"]),
+            lat=h["lat"],
+            lon=h["lon"],
         )
         for i, h in enumerate(ranked)
     ]

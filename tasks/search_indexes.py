@@ -34,8 +34,10 @@ class IndexReport:
     refreshed: list[str] = field(default_factory=list)  # tables whose new rows were indexed
 
     def __str__(self) -> str:
-        parts = [f"created {', '.join(self.created)}" if self.created else "",
-                 f"refreshed {', '.join(self.refreshed)}" if self.refreshed else ""]
+        parts = [
+            f"created {', '.join(self.created)}" if self.created else "",
+            f"refreshed {', '.join(self.refreshed)}" if self.refreshed else "",
+        ]
         return "; ".join(p for p in parts if p) or "up to date"
 
 

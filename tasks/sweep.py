@@ -35,24 +35,55 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.alerts import (AlertRow, AlertState, DeliveryRow, alert_id, alerts_table,
-                              deliveries_table, new_delivery)
 from citywatch.filters import sql_string, sql_timestamp
+from citywatch.governance.alerts import (
+    AlertRow,
+    AlertState,
+    DeliveryRow,
+    alert_id,
+    alerts_table,
+    deliveries_table,
+    new_delivery,
+)
+from citywatch.governance.watchlist import EntryKind, WatchlistRow, active_entries
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate, parse_plate_query
 from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import has_table
-from citywatch.tables import insert_missing, open_table as keyed_table
-from citywatch.watchlist import EntryKind, WatchlistRow, active_entries
-from tasks.notify import configured_sinks
+from citywatch.tables import has_table, insert_missing
+from citywatch.tables import open_table as keyed_table
+from citywatch.tasks.notify import configured_sinks
 
 log = logging.getLogger(__name__)
 
-FACE_COLUMNS = ["id", "segment_id", "camera_id", "ts", "track_id", "track_start", "track_end",
-                "thumb_uri", "lat", "lon", "model", "embedding"]
-PLATE_COLUMNS = ["id", "segment_id", "camera_id", "ts", "first_ts", "last_ts", "text",
-                 "track_id", "thumb_uri", "lat", "lon", "model"]
+FACE_COLUMNS = [
+    "id",
+    "segment_id",
+    "camera_id",
+    "ts",
+    "track_id",
+    "track_start",
+    "track_end",
+    "thumb_uri",
+    "lat",
+    "lon",
+    "model",
+    "embedding",
+]
+PLATE_COLUMNS = [
+    "id",
+    "segment_id",
+    "camera_id",
+    "ts",
+    "first_ts",
+    "last_ts",
+    "text",
+    "track_id",
+    "thumb_uri",
+    "lat",
+    "lon",
+    "model",
+]
 SOURCES = {FaceRow.TABLE: FACE_COLUMNS, PlateRow.TABLE: PLATE_COLUMNS}
 _CHUNK = 4096  # rows per distance block (4096 x 3000 enrolment vectors x 4 B = 49 MB)
 
@@ -71,13 +102,15 @@ class SweepStateRow:
     updated_at: dt.datetime
 
     TABLE: ClassVar[str] = "sweep_state"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("after_fragment", pa.int64()),
-        pa.field("table_version", pa.int64()),
-        pa.field("rows_seen", pa.int64()),
-        pa.field("updated_at", TS),
-    ])
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("after_fragment", pa.int64()),
+            pa.field("table_version", pa.int64()),
+            pa.field("rows_seen", pa.int64()),
+            pa.field("updated_at", TS),
+        ]
+    )
 
 
 def load_watermarks(storage: Storage) -> dict[str, SweepStateRow]:
@@ -92,14 +125,17 @@ def advance_watermarks(storage: Storage, marks: Sequence[SweepStateRow]) -> None
     if not marks:
         return
     table = keyed_table(storage.db, SweepStateRow.TABLE, SweepStateRow.SCHEMA)
-    (table.merge_insert("id")
-     .when_matched_update_all(where="target.after_fragment <= source.after_fragment")
-     .when_not_matched_insert_all()
-     .execute(rows_to_arrow(list(marks), SweepStateRow.SCHEMA)))
+    (
+        table.merge_insert("id")
+        .when_matched_update_all(where="target.after_fragment <= source.after_fragment")
+        .when_not_matched_insert_all()
+        .execute(rows_to_arrow(list(marks), SweepStateRow.SCHEMA))
+    )
 
 
-def read_new_rows(storage: Storage, source: str, mark: SweepStateRow | None,
-                  now: dt.datetime) -> tuple[pa.Table, SweepStateRow]:
+def read_new_rows(
+    storage: Storage, source: str, mark: SweepStateRow | None, now: dt.datetime
+) -> tuple[pa.Table, SweepStateRow]:
     """Rows of ``source`` written after ``mark`` (one snapshot) and the mark covering them."""
     after = mark.after_fragment if mark else -1
     seen = mark.rows_seen if mark else 0
@@ -114,23 +150,44 @@ def read_new_rows(storage: Storage, source: str, mark: SweepStateRow | None,
     if rows.num_rows:
         addresses = rows.column("_rowaddr").to_numpy().astype(np.uint64)
         after = max(after, int((addresses >> np.uint64(32)).max()))
-    return (rows.drop_columns(["_rowaddr"]),
-            SweepStateRow(source, after, int(table.version), seen + rows.num_rows, now))
+    return (
+        rows.drop_columns(["_rowaddr"]),
+        SweepStateRow(source, after, int(table.version), seen + rows.num_rows, now),
+    )
 
 
 # --- matching ---------------------------------------------------------------------------
 
 
-def _alert(entry: WatchlistRow, row: dict, score: float, *, start: str, end: str,
-           plate_text: str, now: dt.datetime) -> AlertRow:
+def _alert(
+    entry: WatchlistRow, row: dict, score: float, *, start: str, end: str, plate_text: str, now: dt.datetime
+) -> AlertRow:
     return AlertRow(
-        id=alert_id(entry.id, row["camera_id"], row["track_id"]), watchlist_id=entry.id,
-        kind=entry.kind, label=entry.label, reason=entry.reason, case_id=entry.case_id,
-        sighting_id=row["id"], segment_id=row["segment_id"], camera_id=row["camera_id"],
-        track_id=row["track_id"], ts=row["ts"], track_start=row[start], track_end=row[end],
-        score=round(float(score), 6), threshold=entry.threshold, thumb_uri=row["thumb_uri"],
-        lat=row["lat"], lon=row["lon"], plate_text=plate_text, model=row["model"],
-        state=AlertState.NEW.value, reviewed_by="", reviewed_at=None, note="", created_at=now,
+        id=alert_id(entry.id, row["camera_id"], row["track_id"]),
+        watchlist_id=entry.id,
+        kind=entry.kind,
+        label=entry.label,
+        reason=entry.reason,
+        case_id=entry.case_id,
+        sighting_id=row["id"],
+        segment_id=row["segment_id"],
+        camera_id=row["camera_id"],
+        track_id=row["track_id"],
+        ts=row["ts"],
+        track_start=row[start],
+        track_end=row[end],
+        score=round(float(score), 6),
+        threshold=entry.threshold,
+        thumb_uri=row["thumb_uri"],
+        lat=row["lat"],
+        lon=row["lon"],
+        plate_text=plate_text,
+        model=row["model"],
+        state=AlertState.NEW.value,
+        reviewed_by="",
+        reviewed_at=None,
+        note="",
+        created_at=now,
     )
 
 
@@ -161,16 +218,20 @@ def match_faces(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetim
         vectors = _vectors(subset.column("embedding"))
         bank = np.asarray([v for e in group for v in e.embeddings], dtype=np.float32)
         if bank.shape[1] != vectors.shape[1]:
-            log.warning("watchlist entries of model %s have dim %d, faces have %d: skipped",
-                        model, bank.shape[1], vectors.shape[1])
+            log.warning(
+                "watchlist entries of model %s have dim %d, faces have %d: skipped",
+                model,
+                bank.shape[1],
+                vectors.shape[1],
+            )
             continue
         owner = np.repeat(np.arange(len(group)), [len(e.embeddings) for e in group])
         limit = (np.asarray([e.threshold for e in group], dtype=np.float32) ** 2)[owner]
-        bank_sq = (bank ** 2).sum(axis=1)
+        bank_sq = (bank**2).sum(axis=1)
         records = None
         for lo in range(0, len(vectors), _CHUNK):
-            block = vectors[lo:lo + _CHUNK]
-            d2 = (block ** 2).sum(axis=1)[:, None] + bank_sq[None, :] - 2.0 * (block @ bank.T)
+            block = vectors[lo : lo + _CHUNK]
+            d2 = (block**2).sum(axis=1)[:, None] + bank_sq[None, :] - 2.0 * (block @ bank.T)
             hit_rows, hit_cols = np.nonzero(d2 < limit[None, :])
             if not len(hit_rows):
                 continue
@@ -181,8 +242,17 @@ def match_faces(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetim
                 key = (r, int(owner[c]))
                 best[key] = min(best.get(key, np.inf), float(d2[r, c]))
             for (r, e), value in best.items():
-                found.append(_alert(group[e], records[lo + r], float(np.sqrt(max(0.0, value))),
-                                    start="track_start", end="track_end", plate_text="", now=now))
+                found.append(
+                    _alert(
+                        group[e],
+                        records[lo + r],
+                        float(np.sqrt(max(0.0, value))),
+                        start="track_start",
+                        end="track_end",
+                        plate_text="",
+                        now=now,
+                    )
+                )
     return best_per_track(found)
 
 
@@ -232,7 +302,7 @@ class PlateMatcher:
     scanned: list[tuple[WatchlistRow, PlateQuery]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, entries: Sequence[WatchlistRow]) -> "PlateMatcher":
+    def build(cls, entries: Sequence[WatchlistRow]) -> PlateMatcher:
         matcher = cls()
         for entry in entries:
             if entry.kind != EntryKind.PLATE:
@@ -257,8 +327,9 @@ class PlateMatcher:
         candidates = list(self.by_class.get(canon, ()))
         if self.any_pattern is not None and self.any_pattern.fullmatch(canon):
             candidates += [(e, q) for e, q, p in self.patterns if p.fullmatch(canon)]
-        candidates += [(e, q) for e, q in self.scanned
-                       if q.is_pattern or abs(len(q.text) - len(plate)) <= e.threshold]
+        candidates += [
+            (e, q) for e, q in self.scanned if q.is_pattern or abs(len(q.text) - len(plate)) <= e.threshold
+        ]
         out = []
         for entry, query in candidates:
             score = match_score(query, plate)
@@ -300,11 +371,19 @@ def group_passes(alerts: Sequence[AlertRow], gap: dt.timedelta) -> list[AlertRow
     out: list[AlertRow] = []
     for alert in ordered:
         last = out[-1] if out else None
-        if (last is not None and (last.watchlist_id, last.camera_id) == (alert.watchlist_id, alert.camera_id)
-                and alert.track_start <= last.track_end + gap):
+        if (
+            last is not None
+            and (last.watchlist_id, last.camera_id) == (alert.watchlist_id, alert.camera_id)
+            and alert.track_start <= last.track_end + gap
+        ):
             best = alert if alert.score < last.score else last
-            out[-1] = replace(best, id=last.id, track_id=last.track_id, track_start=last.track_start,
-                              track_end=max(last.track_end, alert.track_end))
+            out[-1] = replace(
+                best,
+                id=last.id,
+                track_id=last.track_id,
+                track_start=last.track_start,
+                track_end=max(last.track_end, alert.track_end),
+            )
         else:
             out.append(alert)
     return sorted(out, key=lambda a: (a.ts, a.id))
@@ -322,15 +401,27 @@ def drop_known_passes(storage: Storage, alerts: Sequence[AlertRow], gap: dt.time
     cameras = ", ".join(sql_string(c) for c in sorted({a.camera_id for a in alerts}))
     start = min(a.track_start for a in alerts) - gap
     end = max(a.track_end for a in alerts) + gap
-    query = alerts_table(storage.db).search().where(
-        f"watchlist_id IN ({entries}) AND camera_id IN ({cameras}) "
-        f"AND track_end >= {sql_timestamp(start)} AND track_start <= {sql_timestamp(end)}")
+    query = (
+        alerts_table(storage.db)
+        .search()
+        .where(
+            f"watchlist_id IN ({entries}) AND camera_id IN ({cameras}) "
+            f"AND track_end >= {sql_timestamp(start)} AND track_start <= {sql_timestamp(end)}"
+        )
+    )
     known = query.select(["id", "watchlist_id", "camera_id", "track_start", "track_end"])
     existing = known.limit(None).to_arrow().to_pylist()
-    return [a for a in alerts if not any(
-        k["id"] != a.id and (k["watchlist_id"], k["camera_id"]) == (a.watchlist_id, a.camera_id)
-        and k["track_start"] - gap <= a.track_end and a.track_start <= k["track_end"] + gap
-        for k in existing)]
+    return [
+        a
+        for a in alerts
+        if not any(
+            k["id"] != a.id
+            and (k["watchlist_id"], k["camera_id"]) == (a.watchlist_id, a.camera_id)
+            and k["track_start"] - gap <= a.track_end
+            and a.track_start <= k["track_end"] + gap
+            for k in existing
+        )
+    ]
 
 
 # --- one sweep --------------------------------------------------------------------------
@@ -370,8 +461,9 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     alerts = drop_known_passes(storage, found, gap)
     sinks = configured_sinks(settings)
     deliveries = [new_delivery(a.id, sink, now) for a in alerts for sink in sinks]
-    return SweepPlan(alerts, deliveries, [face_mark, plate_mark], faces.num_rows,
-                     plates.num_rows, len(entries))
+    return SweepPlan(
+        alerts, deliveries, [face_mark, plate_mark], faces.num_rows, plates.num_rows, len(entries)
+    )
 
 
 def commit_alerts(storage: Storage, plan: SweepPlan) -> int:
@@ -388,8 +480,15 @@ def sweep_once(storage: Storage, settings: Settings, now: dt.datetime | None = N
     plan = plan_sweep(storage, settings, now or utcnow())
     created = commit_alerts(storage, plan)
     advance_watermarks(storage, plan.watermarks)
-    return SweepResult(plan.faces_read, plan.plates_read, plan.entries_active, len(plan.alerts),
-                       created, [a.id for a in plan.alerts], time.perf_counter() - started)
+    return SweepResult(
+        plan.faces_read,
+        plan.plates_read,
+        plan.entries_active,
+        len(plan.alerts),
+        created,
+        [a.id for a in plan.alerts],
+        time.perf_counter() - started,
+    )
 
 
 @task(name="match-and-alert", retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)

@@ -74,8 +74,11 @@ class Tracker(Generic[Item]):
         """Assign detections at time ``t``; returns the track index of each."""
         live = [tr for tr in self.tracks if t - tr.last_time <= self.max_gap_s]
         pairs = sorted(
-            ((affinity(tr.predict(t), box), ti, di)
-             for ti, tr in enumerate(live) for di, (box, _) in enumerate(detections)),
+            (
+                (affinity(tr.predict(t), box), ti, di)
+                for ti, tr in enumerate(live)
+                for di, (box, _) in enumerate(detections)
+            ),
             reverse=True,
         )
         assigned: dict[int, int] = {}

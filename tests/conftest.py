@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from citywatch.prefect_server import QUIET_ENV, start_prefect_server
 from citywatch.settings import Settings
+from citywatch.stack.prefect_server import QUIET_ENV, start_prefect_server
 
 if TYPE_CHECKING:
     from tests.s3 import S3Server
@@ -54,11 +54,12 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The generated sample (read-only for tests: copy it before changing files)."""
-    from citywatch.sample import generate_sample
+    from citywatch.sample.dataset import generate_sample
 
     out = tmp_path_factory.mktemp("sample")
-    generate_sample(out, seed=7, segments_per_camera=SAMPLE_SEGMENTS_PER_CAMERA,
-                    segment_seconds=SAMPLE_SEGMENT_SECONDS)
+    generate_sample(
+        out, seed=7, segments_per_camera=SAMPLE_SEGMENTS_PER_CAMERA, segment_seconds=SAMPLE_SEGMENT_SECONDS
+    )
     return out
 
 
@@ -72,8 +73,7 @@ class Indexed:
 def settings_for(root: Path, tmp: Path, **extra: object) -> Settings:
     """Settings for a test root, acting as the demo admin (see citywatch/auth.py)."""
     extra.setdefault("user", "demo-admin")
-    return Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=2,
-                    **extra)
+    return Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=2, **extra)
 
 
 def as_user(settings: Settings, user: str) -> Settings:
@@ -86,9 +86,8 @@ CASE = {"case_id": "TEST-1", "justification": "automated end-to-end test of city
 @pytest.fixture(scope="session")
 def indexed(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Indexed:
     """The sample indexed once through the real flow (Prefect server + 2 Dask workers)."""
-    from flows.index_footage import run_index
-
-    from citywatch.auth import write_demo_users
+    from citywatch.flows.index_footage import run_index
+    from citywatch.governance.auth import write_demo_users
     from citywatch.storage import Storage
 
     root = tmp_path_factory.mktemp("indexed") / "data"
@@ -100,7 +99,7 @@ def indexed(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator["S3Server"]:
+def s3_server() -> Iterator[S3Server]:
     """A real S3 API (moto, in-process) on a free loopback port; tests make their own buckets."""
     from tests.s3 import moto_server
 

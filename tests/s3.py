@@ -33,18 +33,33 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """The CITYWATCH_* variables that point a CLI run at this server."""
-        return {"CITYWATCH_S3_ENDPOINT_URL": self.endpoint, "CITYWATCH_S3_ACCESS_KEY_ID": KEY,
-                "CITYWATCH_S3_SECRET_ACCESS_KEY": KEY, "CITYWATCH_S3_ALLOW_HTTP": "true"}
+        return {
+            "CITYWATCH_S3_ENDPOINT_URL": self.endpoint,
+            "CITYWATCH_S3_ACCESS_KEY_ID": KEY,
+            "CITYWATCH_S3_SECRET_ACCESS_KEY": KEY,
+            "CITYWATCH_S3_ALLOW_HTTP": "true",
+        }
 
     def settings(self, root: str, **extra: object) -> Settings:
-        return Settings(storage_root=root, s3_endpoint_url=self.endpoint, s3_access_key_id=KEY,
-                        s3_secret_access_key=KEY, s3_allow_http=True, **extra)
+        return Settings(
+            storage_root=root,
+            s3_endpoint_url=self.endpoint,
+            s3_access_key_id=KEY,
+            s3_secret_access_key=KEY,
+            s3_allow_http=True,
+            **extra,
+        )
 
     def bucket(self, prefix: str = "citywatch") -> str:
         """A new empty bucket; returns ``s3://<name>``."""
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY,
-                              aws_secret_access_key=KEY, region_name=REGION)
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=KEY,
+            region_name=REGION,
+        )
         client.create_bucket(Bucket=name)
         return f"s3://{name}"
 

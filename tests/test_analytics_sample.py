@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import datetime as dt
 import json
 import shutil
@@ -12,10 +11,10 @@ import polars as pl
 import pytest
 
 from citywatch import analytics as cw
-from citywatch.sample import load_ground_truth
-from flows.search import face_search
-from tasks.report import sighting_json as sighting_json_of
-from tasks.search import SearchFilters
+from citywatch.flows.search import face_search
+from citywatch.sample.dataset import load_ground_truth
+from citywatch.tasks.report import sighting_json as sighting_json_of
+from citywatch.tasks.search import SearchFilters
 from tests.conftest import CASE, as_user
 
 SLACK = dt.timedelta(seconds=1.5)
@@ -44,8 +43,7 @@ def overlaps(start: dt.datetime, end: dt.datetime, a) -> bool:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_activity_per_camera_matches_the_appearances(sample: cw.AnalyticsTables,
-                                                     sample_root: Path) -> None:
+def test_activity_per_camera_matches_the_appearances(sample: cw.AnalyticsTables, sample_root: Path) -> None:
     truth = truth_of(sample_root)
     found = cw.tracks(sample.faces())
     counts = cw.activity(sample.faces(), sample.cameras(), by=("camera",))
@@ -54,26 +52,35 @@ def test_activity_per_camera_matches_the_appearances(sample: cw.AnalyticsTables,
         appearances = [a for a in truth.appearances if a.camera_id == row["camera_id"]]
         tracks = found.filter(pl.col("camera_id") == row["camera_id"])
         assert row["tracks"] == tracks.height
-        covered = [a for a in appearances
-                   if any(overlaps(t["start"], t["end"], a) for t in tracks.iter_rows(named=True))]
+        covered = [
+            a
+            for a in appearances
+            if any(overlaps(t["start"], t["end"], a) for t in tracks.iter_rows(named=True))
+        ]
         assert len(covered) == len(appearances), f"{row['camera_id']}: missed appearances"
         # every track counted is someone the sample put there (a split track counts twice)
-        assert all(any(overlaps(t["start"], t["end"], a) for a in appearances)
-                   for t in tracks.iter_rows(named=True)), f"{row['camera_id']}: phantom track"
+        assert all(
+            any(overlaps(t["start"], t["end"], a) for a in appearances) for t in tracks.iter_rows(named=True)
+        ), f"{row['camera_id']}: phantom track"
         assert row["tracks"] >= len(appearances)
     by_district = cw.activity(sample.faces(), sample.cameras(), by=("district",))
     assert by_district["tracks"].sum() == found.height
 
 
 @pytest.mark.slow
-def test_subject_timeline_follows_obama_across_cameras(sample: cw.AnalyticsTables,
-                                                       sample_root: Path, indexed,  # noqa: ANN001
-                                                       tmp_path: Path) -> None:
+def test_subject_timeline_follows_obama_across_cameras(
+    sample: cw.AnalyticsTables,
+    sample_root: Path,
+    indexed,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     truth = truth_of(sample_root)
-    investigator = as_user(indexed.settings.model_copy(update={"storage_root": str(sample_root)}),
-                           "demo-investigator")
-    result = face_search(str(sample_root / "sample" / "probes" / "obama.jpg"), SearchFilters(),
-                         investigator, **CASE)
+    investigator = as_user(
+        indexed.settings.model_copy(update={"storage_root": str(sample_root)}), "demo-investigator"
+    )
+    result = face_search(
+        str(sample_root / "sample" / "probes" / "obama.jpg"), SearchFilters(), investigator, **CASE
+    )
     export = tmp_path / "obama.json"  # what `citywatch search face --json` writes
     export.write_text(json.dumps([sighting_json_of(s) for s in result.sightings]))
     for sightings in (cw.sightings_frame(result.sightings), cw.read_sightings_json(export)):
@@ -86,8 +93,7 @@ def test_subject_timeline_follows_obama_across_cameras(sample: cw.AnalyticsTable
 
 
 @pytest.mark.slow
-def test_pipeline_health_counts_the_segments(sample: cw.AnalyticsTables,
-                                             sample_root: Path) -> None:
+def test_pipeline_health_counts_the_segments(sample: cw.AnalyticsTables, sample_root: Path) -> None:
     truth = truth_of(sample_root)
     segments = sample.segments()
     health = cw.pipeline_health(segments)
@@ -99,8 +105,7 @@ def test_pipeline_health_counts_the_segments(sample: cw.AnalyticsTables,
 
 
 @pytest.mark.slow
-def test_sample_plates_match_the_ground_truth(sample: cw.AnalyticsTables,
-                                              sample_root: Path) -> None:
+def test_sample_plates_match_the_ground_truth(sample: cw.AnalyticsTables, sample_root: Path) -> None:
     doc = json.loads((sample_root / "sample" / "ground_truth.json").read_text())
     vehicles = doc.get("vehicles", [])
     texts = {v.get("plate") or v.get("text") for v in vehicles if isinstance(v, dict)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import dataclasses
 import datetime as dt
 import json
@@ -13,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from citywatch.audit import GENESIS_HASH, AuditLog, AuditRow, params_json
-from citywatch.auth import write_demo_users
-from citywatch.cli import main
+from citywatch.cli.main import main
 from citywatch.errors import BadInputError
+from citywatch.governance.audit_log import GENESIS_HASH, AuditLog, AuditRow, params_json
+from citywatch.governance.auth import write_demo_users
 from citywatch.schemas import arrow_to_rows, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
-SINCE = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+SINCE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 RECORDS = [  # (user, role, action, outcome, case_id, result_count)
     ("ivy", "investigator", "search_face", "ok", "CASE-1", 4),
     ("ann", "analyst", "search_face", "refused", "", 0),
@@ -42,11 +41,18 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("audit") / "data"
     log = log_at(root)
     for user, role, action, outcome, case_id, count in RECORDS:
-        log.record(user=user, role=role, action=action, outcome=outcome, case_id=case_id,
-                   justification="suspect in the 2026-11-20 robbery" if case_id else "",
-                   params={"camera_ids": ["cam-a"], "since": SINCE},
-                   probe_sha256="ab" * 32 if action == "search_face" else "",
-                   result_count=count, detail="" if outcome == "ok" else "refused or failed")
+        log.record(
+            user=user,
+            role=role,
+            action=action,
+            outcome=outcome,
+            case_id=case_id,
+            justification="suspect in the 2026-11-20 robbery" if case_id else "",
+            params={"camera_ids": ["cam-a"], "since": SINCE},
+            probe_sha256="ab" * 32 if action == "search_face" else "",
+            result_count=count,
+            detail="" if outcome == "ok" else "refused or failed",
+        )
     return root
 
 
@@ -75,16 +81,19 @@ def test_row_round_trips_through_arrow(pristine: Path) -> None:
     assert arrow_to_rows(rows_to_arrow(rows, AuditRow.SCHEMA), AuditRow) == rows
 
 
-@pytest.mark.parametrize(("filters", "seqs"), [
-    ({}, [1, 2, 3, 4, 5, 6]),
-    ({"case_id": "CASE-1"}, [1, 4, 5]),
-    ({"user": "ivy"}, [1, 3, 5]),
-    ({"action": "search_face"}, [1, 2]),
-    ({"user": "ivy", "case_id": "CASE-1"}, [1, 5]),
-    ({"user": "nobody"}, []),
-    ({"user": "o'brien"}, []),  # quotes are escaped, not injected
-    ({"limit": 2}, [5, 6]),
-])
+@pytest.mark.parametrize(
+    ("filters", "seqs"),
+    [
+        ({}, [1, 2, 3, 4, 5, 6]),
+        ({"case_id": "CASE-1"}, [1, 4, 5]),
+        ({"user": "ivy"}, [1, 3, 5]),
+        ({"action": "search_face"}, [1, 2]),
+        ({"user": "ivy", "case_id": "CASE-1"}, [1, 5]),
+        ({"user": "nobody"}, []),
+        ({"user": "o'brien"}, []),  # quotes are escaped, not injected
+        ({"limit": 2}, [5, 6]),
+    ],
+)
 def test_list_filters(pristine: Path, filters: dict[str, object], seqs: list[int]) -> None:
     assert [r.seq for r in log_at(pristine).list(**filters)] == seqs  # type: ignore[arg-type]
 
@@ -99,6 +108,7 @@ def _swap(a: int, b: int) -> Callable[[AuditLog], None]:
         table.update(where=f"seq = {a}", values={"seq": -1})
         table.update(where=f"seq = {b}", values={"seq": a})
         table.update(where="seq = -1", values={"seq": b})
+
     return tamper
 
 
@@ -109,6 +119,7 @@ def _rehashed_edit(seq: int) -> Callable[[AuditLog], None]:
         edited = dataclasses.replace(edited, hash=edited.compute_hash())
         log._table().delete(f"seq = {seq}")
         log._table().add(rows_to_arrow([edited], AuditRow.SCHEMA))
+
     return tamper
 
 
@@ -116,12 +127,12 @@ def _forged(seq: int, shift_from: int | None = None) -> Callable[[AuditLog], Non
     def tamper(log: AuditLog) -> None:  # a well-formed record linked to its predecessor
         rows = log.rows()
         prev = next((r.hash for r in rows if r.seq == seq - 1), GENESIS_HASH)
-        forged = dataclasses.replace(rows[0], seq=seq, id="f" * 32, user="mallory",
-                                     prev_hash=prev, hash="")
+        forged = dataclasses.replace(rows[0], seq=seq, id="f" * 32, user="mallory", prev_hash=prev, hash="")
         forged = dataclasses.replace(forged, hash=forged.compute_hash())
         if shift_from is not None:
             log._table().update(where=f"seq >= {shift_from}", values_sql={"seq": "seq + 1"})
         log._table().add(rows_to_arrow([forged], AuditRow.SCHEMA))
+
     return tamper
 
 
@@ -129,6 +140,7 @@ def _edit_journal(seq: int) -> Callable[[AuditLog], None]:
     def tamper(log: AuditLog) -> None:
         path = Path(log._journal_file(seq))
         path.write_bytes(path.read_bytes().replace(b'"ivy"', b'"eve"'))
+
     return tamper
 
 
@@ -137,6 +149,7 @@ def _cut_tail(first: int) -> Callable[[AuditLog], None]:
         log._table().delete(f"seq >= {first}")
         for seq in range(first, len(RECORDS) + 1):
             Path(log._journal_file(seq)).unlink()
+
     return tamper
 
 
@@ -147,8 +160,7 @@ TAMPERING = [  # (what was done, tamper, first bad seq, reason fragment)
     ("edit case", _update(4, case_id="CASE-9"), 4, "does not match its hash"),
     ("edit params", _update(1, params="{}"), 1, "does not match its hash"),
     ("edit result count", _update(6, result_count=0), 6, "does not match its hash"),
-    ("edit time", _update(5, ts=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)), 5,
-     "does not match its hash"),
+    ("edit time", _update(5, ts=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)), 5, "does not match its hash"),
     ("edit probe hash", _update(1, probe_sha256="cd" * 32), 1, "does not match its hash"),
     ("edit and re-hash", _rehashed_edit(3), 3, "differs from its journal entry"),
     ("delete", lambda log: log._table().delete("seq = 4"), 4, "missing from the audit table"),
@@ -162,10 +174,12 @@ TAMPERING = [  # (what was done, tamper, first bad seq, reason fragment)
 ]
 
 
-@pytest.mark.parametrize(("tamper", "bad_seq", "reason"),
-                         [pytest.param(t, s, r, id=name) for name, t, s, r in TAMPERING])
-def test_verify_names_the_first_tampered_record(scratch: Path, tamper: Callable[[AuditLog], None],
-                                               bad_seq: int, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("tamper", "bad_seq", "reason"), [pytest.param(t, s, r, id=name) for name, t, s, r in TAMPERING]
+)
+def test_verify_names_the_first_tampered_record(
+    scratch: Path, tamper: Callable[[AuditLog], None], bad_seq: int, reason: str
+) -> None:
     tamper(log_at(scratch))
     verdict = log_at(scratch).verify()
     assert not verdict.ok
@@ -197,26 +211,37 @@ def test_restore_missing_row_from_journal(scratch: Path) -> None:
     assert after.seq == 7 and log.verify().checked == 7
 
 
-@pytest.mark.parametrize(("params", "error"), [
-    ({"probe": b"\xff\xd8 jpeg bytes"}, "never the image"),
-    ({"vector": object()}, "not JSON-serialisable"),
-    ({"x": float("nan")}, "not valid JSON"),
-    (["not", "a", "mapping"], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"probe": b"\xff\xd8 jpeg bytes"}, "never the image"),
+        ({"vector": object()}, "not JSON-serialisable"),
+        ({"x": float("nan")}, "not valid JSON"),
+        (["not", "a", "mapping"], "must be a mapping"),
+    ],
+)
 def test_params_refuse_images_and_junk(params: object, error: str) -> None:
     with pytest.raises(BadInputError, match=error):
         params_json(params)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"outcome": "maybe"}, "outcome"),
-    ({"action": "Search Face"}, "action"),
-    ({"probe_sha256": "not-a-hash"}, "probe_sha256"),
-    ({"result_count": -1}, "result_count"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"outcome": "maybe"}, "outcome"),
+        ({"action": "Search Face"}, "action"),
+        ({"probe_sha256": "not-a-hash"}, "probe_sha256"),
+        ({"result_count": -1}, "result_count"),
+    ],
+)
 def test_record_refuses_bad_fields(tmp_path: Path, kwargs: dict[str, object], error: str) -> None:
-    fields: dict[str, object] = {"user": "ivy", "role": "investigator", "action": "search_face",
-                                 "outcome": "ok", **kwargs}
+    fields: dict[str, object] = {
+        "user": "ivy",
+        "role": "investigator",
+        "action": "search_face",
+        "outcome": "ok",
+        **kwargs,
+    }
     with pytest.raises(BadInputError, match=error):
         log_at(tmp_path).record(**fields)  # type: ignore[arg-type]
 
@@ -226,15 +251,17 @@ def _append_many(settings: dict[str, object], who: str, count: int, barrier: obj
     log = AuditLog(Storage(Settings(**settings)))  # type: ignore[arg-type]
     barrier.wait()  # type: ignore[attr-defined]
     for i in range(count):
-        log.record(user=who, role="investigator", action="search_face", outcome="ok",
-                   params={"i": i}, result_count=i)
+        log.record(
+            user=who, role="investigator", action="search_face", outcome="ok", params={"i": i}, result_count=i
+        )
 
 
 def run_concurrently(settings: dict[str, object], processes: int, each: int) -> None:
     ctx = multiprocessing.get_context("spawn")  # no fork after LanceDB's threads start
     barrier = ctx.Barrier(processes)
-    workers = [ctx.Process(target=_append_many, args=(settings, f"w{k}", each, barrier))
-               for k in range(processes)]
+    workers = [
+        ctx.Process(target=_append_many, args=(settings, f"w{k}", each, barrier)) for k in range(processes)
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -262,8 +289,13 @@ def test_concurrent_appends_local(tmp_path: Path) -> None:
 @pytest.fixture()
 def s3_settings(s3_server) -> dict[str, object]:  # noqa: ANN001 - tests.s3.S3Server
     """A real S3 API (moto server) with a fresh bucket."""
-    return {"storage_root": f"{s3_server.bucket('city')}/prod", "s3_endpoint_url": s3_server.endpoint,
-            "s3_access_key_id": "testing", "s3_secret_access_key": "testing", "s3_allow_http": True}
+    return {
+        "storage_root": f"{s3_server.bucket('city')}/prod",
+        "s3_endpoint_url": s3_server.endpoint,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+        "s3_allow_http": True,
+    }
 
 
 def test_concurrent_appends_s3(s3_settings: dict[str, object]) -> None:
@@ -298,17 +330,25 @@ def cli_root(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return scratch
 
 
-@pytest.mark.parametrize(("user", "code", "message"), [
-    ("demo-admin", 0, "audit log intact: 6 records"),
-    ("demo-supervisor", 0, "audit log intact: 6 records"),
-    ("demo-investigator", 3, "may not audit_read: that needs the role admin or supervisor"),
-    ("demo-analyst", 3, "may not audit_read"),
-    (None, 3, "set CITYWATCH_USER"),
-    ("stranger", 3, "'stranger' is not in the users file"),
-])
-def test_cli_verify_needs_admin_or_supervisor(cli_root: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str], user: str | None,
-                                              code: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("user", "code", "message"),
+    [
+        ("demo-admin", 0, "audit log intact: 6 records"),
+        ("demo-supervisor", 0, "audit log intact: 6 records"),
+        ("demo-investigator", 3, "may not audit_read: that needs the role admin or supervisor"),
+        ("demo-analyst", 3, "may not audit_read"),
+        (None, 3, "set CITYWATCH_USER"),
+        ("stranger", 3, "'stranger' is not in the users file"),
+    ],
+)
+def test_cli_verify_needs_admin_or_supervisor(
+    cli_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    user: str | None,
+    code: int,
+    message: str,
+) -> None:
     if user:
         monkeypatch.setenv("CITYWATCH_USER", user)
     assert main(["audit", "verify"]) == code
@@ -319,8 +359,9 @@ def test_cli_verify_needs_admin_or_supervisor(cli_root: Path, monkeypatch: pytes
     assert last.user == (user or "")
 
 
-def test_cli_verify_reports_the_bad_record(cli_root: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_verify_reports_the_bad_record(
+    cli_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     log_at(cli_root)._table().delete("seq = 2")
     monkeypatch.setenv("CITYWATCH_USER", "demo-admin")
     assert main(["audit", "verify"]) == 1
@@ -332,13 +373,16 @@ def test_cli_verify_reports_the_bad_record(cli_root: Path, monkeypatch: pytest.M
     assert main(["audit", "verify", "--anchor", "not-an-anchor"]) == 2
 
 
-def test_cli_list_filters_and_json(cli_root: Path, monkeypatch: pytest.MonkeyPatch,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_list_filters_and_json(
+    cli_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("CITYWATCH_USER", "demo-supervisor")
     assert main(["audit", "list", "--case", "CASE-1", "--user", "ivy", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["seq"], r["action"], r["outcome"]) for r in rows] == [
-        (1, "search_face", "ok"), (5, "export", "failed")]
+        (1, "search_face", "ok"),
+        (5, "export", "failed"),
+    ]
     assert rows[0]["probe_sha256"] == "ab" * 32 and rows[0]["justification"]
     assert main(["audit", "list", "--action", "audit_read"]) == 0
     out = capsys.readouterr().out

@@ -10,45 +10,57 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from citywatch.auth import write_demo_users
-from citywatch.cli import main
+from citywatch.cli.main import main
 from citywatch.errors import BadInputError
-from citywatch.media import fetch_media
+from citywatch.governance.auth import write_demo_users
+from citywatch.models.base import FaceModel
+from citywatch.models.faces import load_face_model
+from citywatch.sample.media import fetch_media
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from models.base import FaceModel
-from models.faces import load_face_model
-from tasks.calibrate import (
-    CalibrationReport, EmbeddedPhoto, RatePoint, calibrate, error_rates, fmr_upper95,
-    pair_distances, recommend,
+from citywatch.tasks.calibrate import (
+    CalibrationReport,
+    EmbeddedPhoto,
+    RatePoint,
+    calibrate,
+    error_rates,
+    fmr_upper95,
+    pair_distances,
+    recommend,
 )
-from tasks.faces import crop_around
+from citywatch.tasks.faces import crop_around
 
 GENUINE = np.array([0.20, 0.40, 0.70])
 IMPOSTOR = np.array([0.50, 0.80, 0.90, 1.00])
 
 
-@pytest.mark.parametrize(("threshold", "fmr", "fnmr"), [
-    (0.10, 0 / 4, 3 / 3),
-    (0.40, 0 / 4, 1 / 3),  # a pair at exactly the threshold matches (as in search)
-    (0.50, 1 / 4, 1 / 3),
-    (0.75, 1 / 4, 0 / 3),
-    (0.95, 3 / 4, 0 / 3),
-    (1.00, 4 / 4, 0 / 3),
-])
+@pytest.mark.parametrize(
+    ("threshold", "fmr", "fnmr"),
+    [
+        (0.10, 0 / 4, 3 / 3),
+        (0.40, 0 / 4, 1 / 3),  # a pair at exactly the threshold matches (as in search)
+        (0.50, 1 / 4, 1 / 3),
+        (0.75, 1 / 4, 0 / 3),
+        (0.95, 3 / 4, 0 / 3),
+        (1.00, 4 / 4, 0 / 3),
+    ],
+)
 def test_error_rates(threshold: float, fmr: float, fnmr: float) -> None:
     (point,) = error_rates(GENUINE, IMPOSTOR, np.array([threshold]))
     assert (point.fmr, point.fnmr) == pytest.approx((fmr, fnmr))
     assert point.false_matches == round(fmr * 4) and point.false_non_matches == round(fnmr * 3)
 
 
-@pytest.mark.parametrize(("target", "expected"), [
-    (0.0, 0.45),   # the largest threshold with no false match at all
-    (0.25, 0.75),
-    (0.5, 0.85),
-    (0.75, 0.95),
-    (1.0, 1.05),
-])
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (0.0, 0.45),  # the largest threshold with no false match at all
+        (0.25, 0.75),
+        (0.5, 0.85),
+        (0.75, 0.95),
+        (1.0, 1.05),
+    ],
+)
 def test_recommend_largest_threshold_meeting_target(target: float, expected: float) -> None:
     points = error_rates(GENUINE, IMPOSTOR, np.round(np.arange(0.05, 1.1, 0.1), 2))
     best = recommend(points, target)
@@ -60,19 +72,24 @@ def test_recommend_none_when_no_threshold_meets_target() -> None:
     assert recommend(points, 0.01) is None
 
 
-@pytest.mark.parametrize(("false_matches", "pairs", "low", "high"), [
-    (0, 3000, 0.0009, 0.0011),  # rule of three: 3 / n
-    (0, 300, 0.009, 0.011),
-    (5, 1000, 0.0104, 0.0106),
-    (0, 0, 1.0, 1.0),
-])
+@pytest.mark.parametrize(
+    ("false_matches", "pairs", "low", "high"),
+    [
+        (0, 3000, 0.0009, 0.0011),  # rule of three: 3 / n
+        (0, 300, 0.009, 0.011),
+        (5, 1000, 0.0104, 0.0106),
+        (0, 0, 1.0, 1.0),
+    ],
+)
 def test_fmr_upper_bound(false_matches: int, pairs: int, low: float, high: float) -> None:
     assert low <= fmr_upper95(false_matches, pairs) <= high
 
 
 def test_pair_distances_split_genuine_and_impostor() -> None:
-    photos = [EmbeddedPhoto(person, f"{person}/{i}", np.array(vec, np.float32))
-              for i, (person, vec) in enumerate([("a", [0, 0]), ("a", [3, 4]), ("b", [0, 1])])]
+    photos = [
+        EmbeddedPhoto(person, f"{person}/{i}", np.array(vec, np.float32))
+        for i, (person, vec) in enumerate([("a", [0, 0]), ("a", [3, 4]), ("b", [0, 1])])
+    ]
     genuine, impostor = pair_distances(photos)
     assert genuine.tolist() == pytest.approx([5.0])
     assert sorted(impostor.tolist()) == pytest.approx([1.0, np.hypot(3, 3)])
@@ -84,8 +101,11 @@ def _variants(image: np.ndarray) -> dict[str, np.ndarray]:
     h, w = image.shape[:2]
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), 6, 1.0)
     rotated = cv2.warpAffine(image, turn, (w, h), borderMode=cv2.BORDER_REPLICATE)
-    return {"orig": image, "mirror": cv2.flip(image, 1),
-            "bright": cv2.convertScaleAbs(rotated, alpha=1.1, beta=25)}
+    return {
+        "orig": image,
+        "mirror": cv2.flip(image, 1),
+        "bright": cv2.convertScaleAbs(rotated, alpha=1.1, beta=25),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +165,7 @@ def test_calibration_lists_skipped_photos_with_reasons(report: CalibrationReport
     }
 
 
-def test_rates_are_monotonic_and_separate_people(report: CalibrationReport,
-                                                 model: FaceModel) -> None:
+def test_rates_are_monotonic_and_separate_people(report: CalibrationReport, model: FaceModel) -> None:
     fmr = [p.fmr for p in report.points]
     fnmr = [p.fnmr for p in report.points]
     assert fmr == sorted(fmr) and fnmr == sorted(fnmr, reverse=True)
@@ -171,12 +190,16 @@ def test_looser_target_has_enough_pairs(folder: Path, model: FaceModel) -> None:
     assert loose.recommended.fmr <= 0.05 and "too few" not in loose.note
 
 
-@pytest.mark.parametrize(("layout", "error"), [
-    ({"solo/a.jpg": "obama.jpg", "solo/b.jpg": "obama2.jpg"}, "at least two people"),
-    ({"a/1.jpg": "obama.jpg", "b/1.jpg": "biden.jpg"}, "two or more photos"),
-])
-def test_calibration_needs_two_people_and_a_pair(tmp_path: Path, model: FaceModel,
-                                                 layout: dict[str, str], error: str) -> None:
+@pytest.mark.parametrize(
+    ("layout", "error"),
+    [
+        ({"solo/a.jpg": "obama.jpg", "solo/b.jpg": "obama2.jpg"}, "at least two people"),
+        ({"a/1.jpg": "obama.jpg", "b/1.jpg": "biden.jpg"}, "two or more photos"),
+    ],
+)
+def test_calibration_needs_two_people_and_a_pair(
+    tmp_path: Path, model: FaceModel, layout: dict[str, str], error: str
+) -> None:
     media = fetch_media()
     for key, name in layout.items():
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
@@ -185,8 +208,9 @@ def test_calibration_needs_two_people_and_a_pair(tmp_path: Path, model: FaceMode
         calibrate(Storage(Settings(storage_root=str(tmp_path))), model, str(tmp_path), 0.001)
 
 
-def test_cli_calibrate_is_for_admins_and_audited(folder: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_calibrate_is_for_admins_and_audited(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = folder.parent / "root"
     write_demo_users(Storage(Settings(storage_root=str(root))))
     monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(root))
@@ -203,9 +227,12 @@ def test_cli_calibrate_is_for_admins_and_audited(folder: Path, monkeypatch: pyte
     assert "tentative threshold for FMR <= 0.001" in text and "do not deploy it yet" in text
     assert "too few impostor pairs" in text and "CITYWATCH_FACE_MATCH_THRESHOLD" not in text
     assert "skipped group/t1.jpg: 6 faces found" in text
-    from citywatch.audit import AuditLog
+    from citywatch.governance.audit_log import AuditLog
 
     rows = AuditLog(Storage(Settings(storage_root=str(root)))).rows()
     assert [(r.user, r.action, r.outcome, r.result_count) for r in rows] == [
-        ("demo-investigator", "calibrate", "refused", 0), ("demo-admin", "calibrate", "ok", 30),
-        ("demo-admin", "calibrate", "failed", 0), ("demo-admin", "calibrate", "ok", 30)]
+        ("demo-investigator", "calibrate", "refused", 0),
+        ("demo-admin", "calibrate", "ok", 30),
+        ("demo-admin", "calibrate", "failed", 0),
+        ("demo-admin", "calibrate", "ok", 30),
+    ]

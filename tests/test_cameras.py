@@ -43,8 +43,11 @@ def test_good_registry_parses() -> None:
         ("cameras:\n  - {id: \"x' OR '1'='1\", name: A}", "cameras.0.id"),
         ("cameras:\n  - {id: a, name: A, kind: drone}", "cameras.0.kind"),
         ("cameras:\n  - {id: a, name: A, privacy_masks: [[[0, 0], [1, 1]]]}", ">= 3"),
-        ("cameras:\n  - {id: a, name: A, frame_size: [100, 100], privacy_masks: [[[0, 0], [150, 0], [0, 50]]]}",
-         "outside the 100x100 frame"),
+        (
+            "cameras:\n  - {id: a, name: A, frame_size: [100, 100],"
+            " privacy_masks: [[[0, 0], [150, 0], [0, 50]]]}",
+            "outside the 100x100 frame",
+        ),
         ("cameras: [", "not valid YAML"),
         ("- just a list", "mapping"),
     ],

@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from citywatch.cli import main
-from citywatch.media import fetch_media
-from citywatch.sample import load_ground_truth
+from citywatch.cli.main import main
+from citywatch.sample.dataset import load_ground_truth
+from citywatch.sample.media import fetch_media
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,9 @@ CASE_ARGS = ["--case", "TEST-1", "--why", "automated end-to-end test of citywatc
 def test_search_json_output(cli_env, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     truth = load_ground_truth(cli_env.root / "sample" / "ground_truth.json")
     person = next(p for p in truth.people if p.person_id == "obama")
-    assert main(["search", "face", str(cli_env.root / person.probe), "--json", "--top-k", "3", *CASE_ARGS]) == 0
+    assert (
+        main(["search", "face", str(cli_env.root / person.probe), "--json", "--top-k", "3", *CASE_ARGS]) == 0
+    )
     results = json.loads(capsys.readouterr().out)
     assert 1 <= len(results) <= 3
     for item in results:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from citywatch.auth import write_demo_users
+from citywatch.governance.auth import write_demo_users
 from citywatch.storage import Storage
 from tests.conftest import settings_for
 
@@ -24,9 +24,10 @@ def _subset(sample_dir: Path, root: Path, cameras: int = 2) -> None:
         shutil.copytree(cam, root / "footage" / cam.name)
 
 
-def test_two_concurrent_runs_index_each_segment_once(prefect_api: str, sample_dir: Path,
-                                                     tmp_path: Path) -> None:
-    from flows.index_footage import index_footage
+def test_two_concurrent_runs_index_each_segment_once(
+    prefect_api: str, sample_dir: Path, tmp_path: Path
+) -> None:
+    from citywatch.flows.index_footage import index_footage
 
     root = tmp_path / "data"
     _subset(sample_dir, root)
@@ -38,8 +39,7 @@ def test_two_concurrent_runs_index_each_segment_once(prefect_api: str, sample_di
         results.append(index_footage(settings=settings, in_process=True))
 
     # threads do not inherit context variables: carry the test's Prefect settings along
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run,))
-               for _ in range(2)]
+    threads = [threading.Thread(target=contextvars.copy_context().run, args=(run,)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:

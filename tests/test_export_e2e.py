@@ -28,11 +28,11 @@ import numpy as np
 import pytest
 
 from citywatch.cameras import parse_cameras
-from citywatch.cli import main
-from citywatch.sample import load_ground_truth
+from citywatch.cli.main import main
+from citywatch.models.faces import load_face_model
+from citywatch.sample.dataset import load_ground_truth
 from citywatch.storage import Storage
-from models.faces import load_face_model
-from tasks.tracking import iou
+from citywatch.tasks.tracking import iou
 from tests.conftest import settings_for
 
 pytestmark = pytest.mark.slow
@@ -74,8 +74,7 @@ def _pick_sighting(root: Path, settings) -> tuple[str, float, str, list, list]: 
     """A sighting on a masked camera that ends near a segment boundary, and its pad."""
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
     cameras = parse_cameras((root / "cameras.yaml").read_text(), "cameras.yaml")
-    masked = {c.id: [[list(p) for p in poly] for poly in c.privacy_masks]
-              for c in cameras if c.privacy_masks}
+    masked = {c.id: [[list(p) for p in poly] for poly in c.privacy_masks] for c in cameras if c.privacy_masks}
     candidates = []
     for a in truth.appearances:
         segs = sorted((s for s in truth.segments if s.camera_id == a.camera_id), key=lambda s: s.start)
@@ -86,30 +85,41 @@ def _pick_sighting(root: Path, settings) -> tuple[str, float, str, list, list]: 
     assert candidates, "the sample needs a person on a masked camera before a segment boundary"
     _, appearance = min(candidates, key=lambda c: c[0])
     boxes = _truth_boxes(truth, appearance)
+
     def truth_overlap(face: dict) -> float:
         near = [b for t, b in boxes if abs((t - face["ts"]).total_seconds()) < 0.3]
         return max((iou(tuple(face["bbox"]), b) for b in near), default=0.0)
 
-    faces = [f for f in Storage(settings).db.open_table("faces").to_arrow().to_pylist()
-             if f["camera_id"] == appearance.camera_id and appearance.start <= f["ts"] <= appearance.end]
+    faces = [
+        f
+        for f in Storage(settings).db.open_table("faces").to_arrow().to_pylist()
+        if f["camera_id"] == appearance.camera_id and appearance.start <= f["ts"] <= appearance.end
+    ]
     best = max(faces, key=truth_overlap)
     assert truth_overlap(best) > 0.3, f"{appearance.person_id} was not indexed"
-    boundary = next(s.start for s in truth.segments if s.camera_id == appearance.camera_id
-                    and s.start > appearance.start)
+    boundary = next(
+        s.start for s in truth.segments if s.camera_id == appearance.camera_id and s.start > appearance.start
+    )
     pad = max(1.0, (boundary - best["track_end"]).total_seconds() + 1.5)
     return best["id"], pad, appearance.person_id, boxes, masked[appearance.camera_id]
 
 
 @pytest.fixture(scope="module")
 def exported(root: Path, prefect_api: str) -> Exported:
-    from flows.redact_export import redact_export
-    from tasks.export_request import ExportRequest
+    from citywatch.flows.redact_export import redact_export
+    from citywatch.tasks.export_request import ExportRequest
 
     settings = settings_for(root, root.parent, user="demo-investigator")
     sighting, pad, person, boxes, masks = _pick_sighting(root, settings)
-    result = redact_export(ExportRequest(
-        case_id=CASE, justification="end-to-end test of the evidence export",
-        sighting_id=sighting, pad_s=pad), settings)
+    result = redact_export(
+        ExportRequest(
+            case_id=CASE,
+            justification="end-to-end test of the evidence export",
+            sighting_id=sighting,
+            pad_s=pad,
+        ),
+        settings,
+    )
     manifest = json.loads(Path(result.manifest_uri).read_text())
     log = json.loads(Path(result.redaction_log_uri).read_text())
     return Exported(root, settings, result, manifest, log, person, boxes, masks)
@@ -156,7 +166,7 @@ def _subject_at(boxes: list[tuple[dt.datetime, Box]], ts: dt.datetime) -> Box | 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 @dataclass(frozen=True)
@@ -182,11 +192,13 @@ def analysis(exported: Exported) -> Analysis:
         cv2.fillPoly(mask, [np.asarray(poly, np.int32)], 255)
     leaks, psnr = [], []
     in_source = in_export = n = 0
-    for n, ((ts, src), out) in enumerate(zip(_source_frames(exported.manifest),
-                                             _export_frames(exported.result.clip_uri), strict=True)):
+    for n, ((ts, src), out) in enumerate(
+        zip(_source_frames(exported.manifest), _export_frames(exported.result.clip_uri), strict=True)
+    ):
         subject = _subject_at(exported.subject_boxes, ts)
-        src_subject = [d.bbox for d in (detector.detect(src) if subject else [])
-                       if iou(d.bbox, subject) > 0.3]
+        src_subject = [
+            d.bbox for d in (detector.detect(src) if subject else []) if iou(d.bbox, subject) > 0.3
+        ]
         for det in detector.detect(out):
             cx, cy = (det.bbox[0] + det.bbox[2]) / 2, (det.bbox[1] + det.bbox[3]) / 2
             on_subject = subject is not None and iou(det.bbox, subject) > 0.3
@@ -251,8 +263,9 @@ def test_verify_passes(cli_env: Exported, capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize(("suffix", "check"), [(".mp4", "clip"), (".manifest.json", "signature")])
-def test_one_flipped_byte_fails_verify(cli_env: Exported, export_copy: Path, suffix: str,
-                                       check: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_flipped_byte_fails_verify(
+    cli_env: Exported, export_copy: Path, suffix: str, check: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = export_copy / f"{cli_env.result.export_id}{suffix}"
     data = bytearray(path.read_bytes())
     at = data.index(b'"case_id": "') + 12 if suffix.endswith("json") else len(data) // 2
@@ -271,19 +284,40 @@ def _export(*args: str) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--camera", "cam-nope", "--since", "2026-11-20T08:00:00Z", "--until", "2026-11-20T08:00:10Z"],
-         "camera 'cam-nope' is not registered"),
-        (["--camera", "cam-nathan-rd", "--since", "2026-11-20T08:00:10Z", "--until", "2026-11-20T08:00:10Z"],
-         "is empty"),
-        (["--camera", "cam-nathan-rd", "--since", "2026-11-21T08:00:00Z", "--until", "2026-11-21T08:01:00Z"],
-         "no usable footage"),
+        (
+            ["--camera", "cam-nope", "--since", "2026-11-20T08:00:00Z", "--until", "2026-11-20T08:00:10Z"],
+            "camera 'cam-nope' is not registered",
+        ),
+        (
+            [
+                "--camera",
+                "cam-nathan-rd",
+                "--since",
+                "2026-11-20T08:00:10Z",
+                "--until",
+                "2026-11-20T08:00:10Z",
+            ],
+            "is empty",
+        ),
+        (
+            [
+                "--camera",
+                "cam-nathan-rd",
+                "--since",
+                "2026-11-21T08:00:00Z",
+                "--until",
+                "2026-11-21T08:01:00Z",
+            ],
+            "no usable footage",
+        ),
         (["--sighting", "no-such-face"], "sighting 'no-such-face' does not exist"),
         (["--sighting", "x", "--since", "2026-11-20T08:00:00Z"], "go with --camera"),
     ],
     ids=["unknown-camera", "empty-range", "no-footage", "unknown-sighting", "mixed-modes"],
 )
-def test_bad_requests_say_what_is_wrong(cli_env: Exported, args: list[str], message: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_requests_say_what_is_wrong(
+    cli_env: Exported, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(_export(*args)) == 2
     assert message in capsys.readouterr().err
 
@@ -300,16 +334,31 @@ def test_alert_needs_the_alerts_table(cli_env: Exported, capsys: pytest.CaptureF
     assert "sighting 'gone-face' does not exist" in capsys.readouterr().err
 
 
-def test_a_deleted_segment_is_reported_as_a_gap(cli_env: Exported,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_deleted_segment_is_reported_as_a_gap(
+    cli_env: Exported, capsys: pytest.CaptureFixture[str]
+) -> None:
     truth = load_ground_truth(cli_env.root / "sample" / "ground_truth.json")
     camera = next(s.camera_id for s in truth.segments if s.camera_id != cli_env.manifest["camera_id"])
     first, second = sorted((s for s in truth.segments if s.camera_id == camera), key=lambda s: s.start)[:2]
     (cli_env.root / second.key).unlink()
     probe = next(p for p in truth.people if p.probe)
     since, until = second.start - dt.timedelta(seconds=2), second.start + dt.timedelta(seconds=2)
-    assert main(_export("--camera", camera, "--since", since.isoformat(), "--until", until.isoformat(),
-                        "--probe", str(cli_env.root / probe.probe), "--json")) == 0
+    assert (
+        main(
+            _export(
+                "--camera",
+                camera,
+                "--since",
+                since.isoformat(),
+                "--until",
+                until.isoformat(),
+                "--probe",
+                str(cli_env.root / probe.probe),
+                "--json",
+            )
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     manifest = json.loads(Path(result["manifest_uri"]).read_text())
     assert [s["segment_id"] for s in manifest["sources"]] == [f"{camera}/{first.start:%Y%m%dT%H%M%SZ}"]

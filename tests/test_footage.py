@@ -16,7 +16,7 @@ def obj(key: str, size: int = 10) -> ObjectInfo:
 def test_segment_time_comes_from_the_name() -> None:
     ref = parse_segment(obj("cam-1/20261120T080030Z.mp4"))
     assert ref.id == "cam-1/20261120T080030Z"
-    assert ref.start == dt.datetime(2026, 11, 20, 8, 0, 30, tzinfo=dt.timezone.utc)
+    assert ref.start == dt.datetime(2026, 11, 20, 8, 0, 30, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
@@ -36,16 +36,34 @@ def test_misnamed_files_are_reported(key: str, problem: str) -> None:
 
 
 def test_discovery_skips_sidecars_and_reports_misnamed() -> None:
-    found = discover_segments([
-        obj("cam-1/20261120T080030Z.mp4"), obj("cam-1/20261120T080000Z.mkv"),
-        obj("car-1/20261120T080000Z.gps.csv"), obj("cam-1/.partial"), obj("cam-1/notes.txt"),
-    ])
+    found = discover_segments(
+        [
+            obj("cam-1/20261120T080030Z.mp4"),
+            obj("cam-1/20261120T080000Z.mkv"),
+            obj("car-1/20261120T080000Z.gps.csv"),
+            obj("cam-1/.partial"),
+            obj("cam-1/notes.txt"),
+        ]
+    )
     assert [s.id for s in found.segments] == ["cam-1/20261120T080000Z", "cam-1/20261120T080030Z"]
     assert len(found.misnamed) == 1 and "notes.txt" in found.misnamed[0]
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/etc/passwd", "a/../../b", "s3://other/x",
-                                 "file:///etc/passwd", "a\\b", "a/\x00", "", "./a", "C:/x"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../etc/passwd",
+        "/etc/passwd",
+        "a/../../b",
+        "s3://other/x",
+        "file:///etc/passwd",
+        "a\\b",
+        "a/\x00",
+        "",
+        "./a",
+        "C:/x",
+    ],
+)
 def test_storage_keys_cannot_escape_the_root(key: str) -> None:
     with pytest.raises(BadInputError):
         safe_key(key)

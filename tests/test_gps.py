@@ -7,14 +7,20 @@ import pytest
 from citywatch.errors import BadInputError
 from citywatch.gps import parse_gps_csv
 
-START = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 GOOD = "ts,lat,lon\n0,22.0,114.0\n2,22.002,114.004\n2026-11-20T08:00:04Z,22.004,114.004\n"
 
 
 @pytest.mark.parametrize(
     ("offset_s", "expected"),
-    [(0.0, (22.0, 114.0)), (1.0, (22.001, 114.002)), (3.0, (22.003, 114.004)),
-     (4.5, (22.004, 114.004)), (30.0, None), (-5.0, None)],
+    [
+        (0.0, (22.0, 114.0)),
+        (1.0, (22.001, 114.002)),
+        (3.0, (22.003, 114.004)),
+        (4.5, (22.004, 114.004)),
+        (30.0, None),
+        (-5.0, None),
+    ],
 )
 def test_interpolation(offset_s: float, expected: tuple[float, float] | None) -> None:
     track = parse_gps_csv(GOOD, "x.gps.csv", START)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from citywatch.sample import load_ground_truth
-from flows.search import face_search
-from tasks.search import SearchFilters
+from citywatch.flows.search import face_search
+from citywatch.sample.dataset import load_ground_truth
+from citywatch.tasks.search import SearchFilters
 from tests.conftest import CASE, as_user
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,8 @@ def appearances_of(truth, person_id: str):  # noqa: ANN001, ANN201
 def matches_appearance(sighting, appearances) -> bool:  # noqa: ANN001
     return any(
         a.camera_id == sighting.camera_id and a.start - SLACK <= sighting.ts <= a.end + SLACK
-        for a in appearances)
+        for a in appearances
+    )
 
 
 def test_index_run_indexes_every_segment(indexed) -> None:  # noqa: ANN001
@@ -52,7 +53,9 @@ def test_a_different_photo_finds_the_person_first(indexed, person_id: str) -> No
     truth = load_ground_truth(indexed.root / "sample" / "ground_truth.json")
     person = next(p for p in truth.people if p.person_id == person_id)
     assert person.in_footage and person.probe != person.source
-    result = face_search(_probe(truth, person_id, indexed.root), SearchFilters(), investigator(indexed), **CASE)
+    result = face_search(
+        _probe(truth, person_id, indexed.root), SearchFilters(), investigator(indexed), **CASE
+    )
     expected = appearances_of(truth, person_id)
     assert result.sightings, f"{person_id} not found at all"
     top = result.sightings[0]
@@ -77,7 +80,9 @@ def test_camera_and_time_filters_narrow_the_search(indexed) -> None:  # noqa: AN
     truth = load_ground_truth(indexed.root / "sample" / "ground_truth.json")
     first, *others = appearances_of(truth, "obama")
     probe = _probe(truth, "obama", indexed.root)
-    by_camera = face_search(probe, SearchFilters(camera_ids=(first.camera_id,)), investigator(indexed), **CASE)
+    by_camera = face_search(
+        probe, SearchFilters(camera_ids=(first.camera_id,)), investigator(indexed), **CASE
+    )
     assert by_camera.sightings and {s.camera_id for s in by_camera.sightings} == {first.camera_id}
     window = SearchFilters(since=first.start - SLACK, until=first.end + SLACK)
     by_time = face_search(probe, window, investigator(indexed), **CASE)

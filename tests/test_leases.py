@@ -7,7 +7,7 @@ from pathlib import Path
 
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from tasks.leases import claim, release
+from citywatch.tasks.leases import claim, release
 
 SEG = "cam-a/20261120T080000Z"
 
@@ -49,17 +49,22 @@ def test_a_lease_that_cannot_be_released_does_not_fail_the_segment(tmp_path: Pat
     task into a failure (its retry would then count the segment as another run's)."""
     import datetime as dt
 
-    import tasks.index_segment as index_segment
+    import citywatch.tasks.index_segment as index_segment
     from citywatch.errors import TransientError
     from citywatch.footage import SegmentRef
     from citywatch.schemas import CameraRow
-    from tasks.leases import Lease
+    from citywatch.tasks.leases import Lease
 
     empty = tmp_path / "footage" / "cam-a" / "20261120T080000Z.mp4"
     empty.parent.mkdir(parents=True)
     empty.write_bytes(b"")
-    ref = SegmentRef(id=SEG, camera_id="cam-a", start=dt.datetime(2026, 11, 20, 8, tzinfo=dt.timezone.utc),
-                     uri=str(empty), size_bytes=0)
+    ref = SegmentRef(
+        id=SEG,
+        camera_id="cam-a",
+        start=dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC),
+        uri=str(empty),
+        size_bytes=0,
+    )
     camera = CameraRow("cam-a", "A", "Central", 22.3, 114.2, "fixed", 5.0, 1280, 720, [], [], True)
 
     def broken_release(storage: Storage, lease: Lease) -> None:

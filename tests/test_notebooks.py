@@ -18,7 +18,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from citywatch.auth import write_demo_users
+from citywatch.governance.auth import write_demo_users
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.test_analytics import write_patrol_root
@@ -33,10 +33,15 @@ def kernel_manager(tmp: Path) -> KernelManager:
     """A kernel of *this* interpreter (the venv), whatever kernels the machine has installed."""
     spec_dir = tmp / "kernels" / KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "citywatch tests", "language": "python",
-    }))
+    (spec_dir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "citywatch tests",
+                "language": "python",
+            }
+        )
+    )
     specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")], ensure_native_kernel=False)
     return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
@@ -46,9 +51,14 @@ def run_notebook(name: str, params: dict[str, object], workdir: Path) -> nbforma
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
     tagged[0].source += "\n# injected by the tests\n" + "\n".join(
-        f"{key} = {value!r}" for key, value in params.items())
-    client = NotebookClient(book, timeout=CELL_TIMEOUT_S, km=kernel_manager(workdir),
-                            resources={"metadata": {"path": str(workdir)}})
+        f"{key} = {value!r}" for key, value in params.items()
+    )
+    client = NotebookClient(
+        book,
+        timeout=CELL_TIMEOUT_S,
+        km=kernel_manager(workdir),
+        resources={"metadata": {"path": str(workdir)}},
+    )
     client.execute()
     return book
 
@@ -62,8 +72,7 @@ def text_output(book: nbformat.NotebookNode) -> str:
 
 
 def images(book: nbformat.NotebookNode) -> int:
-    return sum("image/png" in out.get("data", {}) for cell in book.cells
-               for out in cell.get("outputs", []))
+    return sum("image/png" in out.get("data", {}) for cell in book.cells for out in cell.get("outputs", []))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,13 +95,14 @@ def analyst_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Path:  # 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path,
-                                             tmp_path: Path) -> None:
+def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_path: Path) -> None:
     book = run_notebook(name, {"storage_root": str(analyst_root)}, tmp_path)
     outputs = text_output(book)
     assert "embedding" not in outputs
-    assert images(book) >= {"01_sightings_overview": 2, "02_plates": 0,
-                            "03_case_timeline": 3, "04_pipeline_health": 2}[name]
+    assert (
+        images(book)
+        >= {"01_sightings_overview": 2, "02_plates": 0, "03_case_timeline": 3, "04_pipeline_health": 2}[name]
+    )
     if name == "03_case_timeline":
         assert (tmp_path / "DEMO-SAMPLE-1-sightings.json").is_file()
         assert "cam-" in outputs

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 from citywatch.plates import (
     DEFAULT_PLATE_GRAMMAR,
     PlateGrammar,
@@ -17,6 +16,7 @@ from citywatch.plates import (
     plate_distance,
     vote_plate_text,
 )
+from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 
 
 @pytest.mark.parametrize(
@@ -192,12 +192,27 @@ def _confs(value: float, n: int) -> tuple[float, ...]:
     ("reads", "text", "low"),
     [
         ([("AB1234", _confs(0.9, 6))], "AB1234", False),
-        ([("AB1234", _confs(0.9, 6)), ("A81234", _confs(0.6, 6)), ("AB1234", _confs(0.8, 6))], "AB1234", False),
+        (
+            [("AB1234", _confs(0.9, 6)), ("A81234", _confs(0.6, 6)), ("AB1234", _confs(0.8, 6))],
+            "AB1234",
+            False,
+        ),
         # the most frequent length wins over a single long misread
-        ([("AB1234", _confs(0.9, 6)), ("AB1234", _confs(0.9, 6)), ("AB12345", _confs(0.99, 7))], "AB1234", False),
+        (
+            [("AB1234", _confs(0.9, 6)), ("AB1234", _confs(0.9, 6)), ("AB12345", _confs(0.99, 7))],
+            "AB1234",
+            False,
+        ),
         # confidence beats count at a position, but the disagreement is flagged
-        ([("AB1234", (0.9, 0.95, 0.9, 0.9, 0.9, 0.9)), ("A81234", (0.9, 0.3, 0.9, 0.9, 0.9, 0.9)),
-          ("A81234", (0.9, 0.3, 0.9, 0.9, 0.9, 0.9))], "AB1234", True),
+        (
+            [
+                ("AB1234", (0.9, 0.95, 0.9, 0.9, 0.9, 0.9)),
+                ("A81234", (0.9, 0.3, 0.9, 0.9, 0.9, 0.9)),
+                ("A81234", (0.9, 0.3, 0.9, 0.9, 0.9, 0.9)),
+            ],
+            "AB1234",
+            True,
+        ),
         # two weak disagreeing reads: low confidence
         ([("AB1234", _confs(0.6, 6)), ("A81234", _confs(0.6, 6))], "AB1234", True),
         ([("", ()), ("HK7", _confs(0.9, 3))], "HK7", False),
@@ -213,7 +228,11 @@ def test_vote_plate_text(reads: list[tuple[str, tuple[float, ...]]], text: str, 
 
 @pytest.mark.parametrize(
     ("reads", "message"),
-    [([], "no non-empty reads"), ([("", ())], "no non-empty reads"), ([("AB1", (0.9,))], "1 confidences for 3")],
+    [
+        ([], "no non-empty reads"),
+        ([("", ())], "no non-empty reads"),
+        ([("AB1", (0.9,))], "1 confidences for 3"),
+    ],
 )
 def test_vote_plate_text_rejects_bad_reads(reads: list[tuple[str, tuple[float, ...]]], message: str) -> None:
     with pytest.raises(BadInputError, match=message):
@@ -244,7 +263,9 @@ def test_render_plate_rejects_bad_input() -> None:
 def test_degrade_and_paste() -> None:
     rng = np.random.default_rng(0)
     plate = render_plate("HK7", style="rear", width_px=100, rng=rng)
-    warped = degrade_plate(plate, rng, blur=2.0, rotation_deg=5.0, perspective=0.05, noise=4.0, jpeg_quality=50)
+    warped = degrade_plate(
+        plate, rng, blur=2.0, rotation_deg=5.0, perspective=0.05, noise=4.0, jpeg_quality=50
+    )
     assert warped.shape[2] == 4 and warped.shape[0] > plate.shape[0]
     frame = np.full((200, 300, 3), 90, dtype=np.uint8)
     pasted = paste_plate(frame, warped, 50, 60)

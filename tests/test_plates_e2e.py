@@ -15,13 +15,13 @@ import pytest
 
 from citywatch.errors import BadInputError
 from citywatch.plates import CONFUSABLE_PAIRS
-from citywatch.sample_truth import GroundTruth, VehicleTruth, load_ground_truth
+from citywatch.sample.truth import GroundTruth, VehicleTruth, load_ground_truth
 from citywatch.schemas import PlateRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import plates_table, segments_table
-from tasks.plate_search import Near, distance_m
-from tasks.search import SearchFilters
+from citywatch.tasks.plate_search import Near, distance_m
+from citywatch.tasks.search import SearchFilters
 from tests.conftest import CASE, as_user
 
 pytestmark = pytest.mark.slow
@@ -62,13 +62,26 @@ def sightings_of(vehicle: VehicleTruth, rows: list[PlateRow]) -> list[PlateRow]:
     return [r for r in rows if r.camera_id == vehicle.camera_id and during(r, vehicle)]
 
 
-def search(query: str, settings: Settings, *, near: Near | None = None, max_edits: float = 1.0,
-           top_k: int | None = None):  # noqa: ANN201 - flows.search.PlateSearchResult
-    from flows.search import plate_search
+def search(
+    query: str,
+    settings: Settings,
+    *,
+    near: Near | None = None,
+    max_edits: float = 1.0,
+    top_k: int | None = None,
+):  # noqa: ANN201 - flows.search.PlateSearchResult
+    from citywatch.flows.search import plate_search
 
-    return plate_search(query, SearchFilters(), settings, case_id=CASE["case_id"],
-                        justification=CASE["justification"], max_edits=max_edits, near=near,
-                        top_k=top_k)
+    return plate_search(
+        query,
+        SearchFilters(),
+        settings,
+        case_id=CASE["case_id"],
+        justification=CASE["justification"],
+        max_edits=max_edits,
+        near=near,
+        top_k=top_k,
+    )
 
 
 def test_the_sample_has_readable_plates_at_fixed_and_mobile_cameras(truth: GroundTruth) -> None:
@@ -79,22 +92,26 @@ def test_the_sample_has_readable_plates_at_fixed_and_mobile_cameras(truth: Groun
 
 
 def test_every_readable_plate_is_read_exactly(truth: GroundTruth, rows: list[PlateRow]) -> None:
-    missed = [(v.plate, v.camera_id, v.min_plate_px) for v in readable(truth)
-              if not any(r.text == v.plate for r in sightings_of(v, rows))]
+    missed = [
+        (v.plate, v.camera_id, v.min_plate_px)
+        for v in readable(truth)
+        if not any(r.text == v.plate for r in sightings_of(v, rows))
+    ]
     assert not missed, f"plates >= {READABLE_PX} px not read exactly: {missed}"
 
 
-def test_no_confident_row_the_footage_does_not_show(truth: GroundTruth,
-                                                    rows: list[PlateRow]) -> None:
+def test_no_confident_row_the_footage_does_not_show(truth: GroundTruth, rows: list[PlateRow]) -> None:
     """Misreads (small plates, partial reads, background text) are flagged low-confidence."""
-    wrong = [(r.text, r.camera_id, r.ts.isoformat()) for r in rows if not r.low_confidence
-             and not any(r.text == v.plate and r.camera_id == v.camera_id and during(r, v)
-                         for v in truth.vehicles)]
+    wrong = [
+        (r.text, r.camera_id, r.ts.isoformat())
+        for r in rows
+        if not r.low_confidence
+        and not any(r.text == v.plate and r.camera_id == v.camera_id and during(r, v) for v in truth.vehicles)
+    ]
     assert not wrong
 
 
-def test_patrol_car_plates_are_located_by_its_gps(truth: GroundTruth,
-                                                  rows: list[PlateRow]) -> None:
+def test_patrol_car_plates_are_located_by_its_gps(truth: GroundTruth, rows: list[PlateRow]) -> None:
     on_patrol = [v for v in readable(truth) if v.camera_id in mobile_ids(truth)]
     assert on_patrol
     for v in on_patrol:
@@ -105,8 +122,7 @@ def test_patrol_car_plates_are_located_by_its_gps(truth: GroundTruth,
         assert off < 50, (v.plate, off)
 
 
-def test_search_ranks_each_readable_plate_first(truth: GroundTruth,
-                                                investigator: Settings) -> None:
+def test_search_ranks_each_readable_plate_first(truth: GroundTruth, investigator: Settings) -> None:
     for v in readable(truth):
         result = search(v.plate, investigator)
         top = result.sightings[0]
@@ -121,11 +137,12 @@ def confusable_variant(plate: str) -> str:
     """``plate`` with one character swapped for its look-alike, B -> 8 preferred."""
     order = sorted(range(len(plate)), key=lambda i: plate[i] != "B")
     i = next(i for i in order if plate[i] in PARTNER)
-    return plate[:i] + PARTNER[plate[i]] + plate[i + 1:]
+    return plate[:i] + PARTNER[plate[i]] + plate[i + 1 :]
 
 
-def test_a_query_one_confusable_character_off_finds_the_plate(truth: GroundTruth,
-                                                              investigator: Settings) -> None:
+def test_a_query_one_confusable_character_off_finds_the_plate(
+    truth: GroundTruth, investigator: Settings
+) -> None:
     vehicle = next(v for v in readable(truth) if any(ch in PARTNER for ch in v.plate))
     query = confusable_variant(vehicle.plate)
     result = search(query, investigator)
@@ -140,8 +157,7 @@ def test_a_partial_pattern_finds_the_plate(truth: GroundTruth, investigator: Set
     result = search(vehicle.plate[:4] + "*", investigator)
     exact = [s for s in result.sightings if s.score == 0.0]
     assert exact and all(s.plate.text.startswith(vehicle.plate[:4]) for s in exact)
-    assert any(s.plate.text == vehicle.plate and s.plate.camera_id == vehicle.camera_id
-               for s in exact)
+    assert any(s.plate.text == vehicle.plate and s.plate.camera_id == vehicle.camera_id for s in exact)
 
 
 @pytest.mark.parametrize(
@@ -156,15 +172,14 @@ def test_a_partial_pattern_finds_the_plate(truth: GroundTruth, investigator: Set
         ("AB12345678901234567", "at most"),
     ],
 )
-def test_hostile_or_empty_queries_are_refused(query: str, message: str,
-                                              investigator: Settings) -> None:
+def test_hostile_or_empty_queries_are_refused(query: str, message: str, investigator: Settings) -> None:
     with pytest.raises(BadInputError, match=message):
         search(query, investigator)
 
 
-def test_near_the_patrol_car_finds_its_plates_and_no_others(truth: GroundTruth,
-                                                            rows: list[PlateRow],
-                                                            investigator: Settings) -> None:
+def test_near_the_patrol_car_finds_its_plates_and_no_others(
+    truth: GroundTruth, rows: list[PlateRow], investigator: Settings
+) -> None:
     patrol = [v for v in readable(truth) if v.camera_id in mobile_ids(truth)]
     here = patrol[0]
     near = Near(here.lat, here.lon, 200.0)  # type: ignore[arg-type]
@@ -178,18 +193,24 @@ def test_near_the_patrol_car_finds_its_plates_and_no_others(truth: GroundTruth,
     assert not search(fixed.plate, investigator, near=near).sightings
 
 
-def test_reindexing_adds_no_plate_rows(indexed, truth: GroundTruth,  # noqa: ANN001
-                                       rows: list[PlateRow], tmp_path: Path) -> None:
+def test_reindexing_adds_no_plate_rows(
+    indexed,
+    truth: GroundTruth,  # noqa: ANN001
+    rows: list[PlateRow],
+    tmp_path: Path,
+) -> None:
     """Two segments with plates (one the patrol car's) are indexed again in a copy."""
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     root = tmp_path / "data"
     shutil.copytree(indexed.root, root)
     settings = indexed.settings.model_copy(
-        update={"storage_root": str(root), "state_dir": str(tmp_path / "state"),
-                "user": "demo-admin"})
-    again = {next(v.key for v in truth.vehicles if v.camera_id in mobile_ids(truth)),
-             next(v.key for v in readable(truth) if v.camera_id not in mobile_ids(truth))}
+        update={"storage_root": str(root), "state_dir": str(tmp_path / "state"), "user": "demo-admin"}
+    )
+    again = {
+        next(v.key for v in truth.vehicles if v.camera_id in mobile_ids(truth)),
+        next(v.key for v in readable(truth) if v.camera_id not in mobile_ids(truth)),
+    }
     ids = [key.removeprefix("footage/").removesuffix(".mp4") for key in sorted(again)]
     db = Storage(settings).db
     segments_table(db).delete("id IN (" + ", ".join(f"'{i}'" for i in ids) + ")")

@@ -18,19 +18,24 @@ import pytest
 
 from citywatch.cameras import CameraConfig
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.manifest import (FORMAT, key_id, render_manifest, sign, signing_key,
-                                verify_export)
-from citywatch.media import fetch_media
+from citywatch.governance.manifest import FORMAT, key_id, render_manifest, sign, signing_key, verify_export
+from citywatch.models.faces import load_face_model
+from citywatch.sample.media import fetch_media
 from citywatch.schemas import SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
-from models.faces import load_face_model
-from tasks.export_clip import plan_clip
-from tasks.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle, grow_box
-from tasks.redact_plan import (ClipTrack, SubjectChoice, SubjectHint, choose_subject, fill_track,
-                               plan_redactions)
-from tasks.tracking import iou
+from citywatch.tasks.export_clip import plan_clip
+from citywatch.tasks.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle, grow_box
+from citywatch.tasks.redact_plan import (
+    ClipTrack,
+    SubjectChoice,
+    SubjectHint,
+    choose_subject,
+    fill_track,
+    plan_redactions,
+)
+from citywatch.tasks.tracking import iou
 
 MODES = ["pixelate", "blur", "fill"]
 W, H = 1280, 720
@@ -100,14 +105,15 @@ def sensitive_detector():  # noqa: ANN201
     return load_face_model(det_threshold=0.3, min_face_px=12).detector
 
 
-def _paste_face(frame: np.ndarray, photo: np.ndarray, face: tuple[float, ...], x: int, y: int,
-                face_h: int) -> None:
+def _paste_face(
+    frame: np.ndarray, photo: np.ndarray, face: tuple[float, ...], x: int, y: int, face_h: int
+) -> None:
     x1, y1, x2, y2 = grow_box(face, 0.7, photo.shape[1], photo.shape[0])
     crop = photo[y1:y2, x1:x2]
     scale = face_h / (face[3] - face[1])
     crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     h, w = crop.shape[:2]
-    frame[y:y + h, x:x + w] = crop
+    frame[y : y + h, x : x + w] = crop
 
 
 @pytest.fixture(scope="module", params=[140, 48], ids=["near", "far"])
@@ -125,8 +131,7 @@ def two_faces(request, detector):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_bystander_is_unrecognisable_and_subject_untouched(two_faces, sensitive_detector,
-                                                           mode: str) -> None:  # noqa: ANN001
+def test_bystander_is_unrecognisable_and_subject_untouched(two_faces, sensitive_detector, mode: str) -> None:  # noqa: ANN001
     frame, subject, bystander = two_faces
     blur = grow_box(bystander, Settings().redact_face_margin, W, H)
     redaction = FrameRedaction(blur=(tuple(map(float, blur)),), keep=(subject,))
@@ -148,7 +153,8 @@ def test_subject_box_wins_over_bystander_blur_but_masks_win_over_both() -> None:
     blur = (250.0, 250.0, 450.0, 450.0)
     mask = [[350, 350], [500, 350], [500, 500], [350, 500]]
     out = FrameRedactor.build(RedactionStyle("fill"), [mask], W, H)(
-        frame, FrameRedaction(blur=(blur,), keep=(keep,)))
+        frame, FrameRedaction(blur=(blur,), keep=(keep,))
+    )
     assert np.array_equal(out[300:350, 300:400], frame[300:350, 300:400])  # kept, not masked
     assert (out[360:400, 360:400] == 0).all()  # kept but masked: the mask wins
     assert (out[260:290, 260:440] == 0).all()  # blurred bystander area
@@ -195,18 +201,23 @@ def test_held_box_follows_the_motion() -> None:
     ids=["nearest", "re-appears-later", "position-fallback", "not-found", "no-subject"],
 )
 def test_choose_subject(tracks, hint, expected) -> None:  # noqa: ANN001
-    clip_tracks = [ClipTrack(i, "face", tuple(range(a, b + 1)), tuple(_box(x) for _ in range(a, b + 1)), d)
-                   for i, ((a, b), d, x) in enumerate(tracks)]
+    clip_tracks = [
+        ClipTrack(i, "face", tuple(range(a, b + 1)), tuple(_box(x) for _ in range(a, b + 1)), d)
+        for i, ((a, b), d, x) in enumerate(tracks)
+    ]
     choice = choose_subject(clip_tracks, hint)
     assert (choice.tracks, choice.matched_by) == expected
 
 
 def test_plan_keeps_subject_and_grows_bystander_boxes() -> None:
-    tracks = [ClipTrack(0, "face", (0, 1), (_box(100), _box(100))),
-              ClipTrack(1, "face", (0, 1), (_box(600), _box(600))),
-              ClipTrack(2, "plate", (2,), ((900.0, 500.0, 1000.0, 530.0),))]
-    frames, log = plan_redactions(tracks, SubjectChoice((0,), "embedding"), n_frames=3, width=W,
-                                  height=H, hold=1, margin=0.5)
+    tracks = [
+        ClipTrack(0, "face", (0, 1), (_box(100), _box(100))),
+        ClipTrack(1, "face", (0, 1), (_box(600), _box(600))),
+        ClipTrack(2, "plate", (2,), ((900.0, 500.0, 1000.0, 530.0),)),
+    ]
+    frames, log = plan_redactions(
+        tracks, SubjectChoice((0,), "embedding"), n_frames=3, width=W, height=H, hold=1, margin=0.5
+    )
     assert frames[0].keep == (_box(100),)
     assert frames[0].blur == ((580.0, 75.0, 660.0, 175.0),)
     assert len(frames[2].blur) == 2  # bystander and plate held one frame
@@ -214,7 +225,7 @@ def test_plan_keeps_subject_and_grows_bystander_boxes() -> None:
 
 
 # --- clip planning on real tables and files ------------------------------------------------
-T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture()
@@ -228,11 +239,24 @@ def footage(tmp_path: Path) -> Storage:
         start = T0 + dt.timedelta(seconds=20 * k)
         data = f"segment {k}".encode()
         uri = storage.write_bytes(f"footage/cam-a/{start:%Y%m%dT%H%M%SZ}.mp4", data)
-        rows.append(SegmentRow(
-            id=f"cam-a/{start:%Y%m%dT%H%M%SZ}", camera_id="cam-a", uri=uri, start=start,
-            end=start + dt.timedelta(seconds=19.9), size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(), state="done", error="", model="m",
-            frames_decoded=300, frames_analysed=40, faces=0, updated_at=utcnow()))
+        rows.append(
+            SegmentRow(
+                id=f"cam-a/{start:%Y%m%dT%H%M%SZ}",
+                camera_id="cam-a",
+                uri=uri,
+                start=start,
+                end=start + dt.timedelta(seconds=19.9),
+                size_bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                state="done",
+                error="",
+                model="m",
+                frames_decoded=300,
+                frames_analysed=40,
+                faces=0,
+                updated_at=utcnow(),
+            )
+        )
     upsert(segments_table(storage.db), rows_to_arrow(rows, SegmentRow.SCHEMA))
     storage.delete(rows[1].uri)
     return storage
@@ -299,11 +323,24 @@ def signed_export(tmp_path: Path) -> tuple[Settings, Path, Path]:
     source.write_bytes(b"source bytes")
     key = signing_key(settings)
     document = {
-        "format": FORMAT, "export_id": "e1", "case_id": "C1", "key_id": key.key_id,
-        "files": {"clip": {"name": clip.name, "size_bytes": clip.stat().st_size,
-                           "sha256": hashlib.sha256(clip.read_bytes()).hexdigest()}},
-        "sources": [{"segment_id": "s1", "uri": str(source),
-                     "sha256": hashlib.sha256(source.read_bytes()).hexdigest()}],
+        "format": FORMAT,
+        "export_id": "e1",
+        "case_id": "C1",
+        "key_id": key.key_id,
+        "files": {
+            "clip": {
+                "name": clip.name,
+                "size_bytes": clip.stat().st_size,
+                "sha256": hashlib.sha256(clip.read_bytes()).hexdigest(),
+            }
+        },
+        "sources": [
+            {
+                "segment_id": "s1",
+                "uri": str(source),
+                "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            }
+        ],
     }
     manifest = folder / "e1.manifest.json"
     manifest.write_bytes(render_manifest(sign(document, key)))
@@ -336,8 +373,13 @@ def test_verify_passes_and_a_gone_source_is_not_tampering(signed_export) -> None
     ],
     ids=["field", "field-name", "signature", "whitespace", "json", "clip", "source"],
 )
-def test_one_changed_byte_fails_the_named_check(signed_export, target, find, offset,  # noqa: ANN001
-                                                expected) -> None:
+def test_one_changed_byte_fails_the_named_check(
+    signed_export,
+    target,
+    find,
+    offset,  # noqa: ANN001
+    expected,
+) -> None:
     settings, manifest, source = signed_export
     path = {"manifest": manifest, "clip": manifest.with_name("e1.mp4"), "source": source}[target]
     data = bytearray(path.read_bytes())
@@ -357,7 +399,7 @@ def test_another_key_is_reported_by_id(signed_export, tmp_path: Path) -> None:  
 
 # --- export requests ------------------------------------------------------------------------
 def _request(**fields: object):  # noqa: ANN202
-    from tasks.export_request import ExportRequest
+    from citywatch.tasks.export_request import ExportRequest
 
     return ExportRequest(case_id="C1", justification="unit test of export requests", **fields)  # type: ignore[arg-type]
 
@@ -375,7 +417,7 @@ def _request(**fields: object):  # noqa: ANN202
     ],
 )
 def test_malformed_requests_are_refused(footage: Storage, fields, message) -> None:  # noqa: ANN001
-    from tasks.export_request import resolve_request
+    from citywatch.tasks.export_request import resolve_request
 
     with pytest.raises(BadInputError, match=message):
         resolve_request(footage, footage.settings, _request(**fields), load_face_model())
@@ -384,13 +426,23 @@ def test_malformed_requests_are_refused(footage: Storage, fields, message) -> No
 def test_a_plate_alert_exports_the_vehicle_pass_with_every_face_blurred(footage: Storage) -> None:
     import pyarrow as pa
 
-    from tasks.export_request import resolve_request
+    from citywatch.tasks.export_request import resolve_request
 
-    footage.db.create_table("alerts", pa.table({
-        "id": ["a1"], "sighting_id": ["cam-a/x#p0001"], "kind": ["plate"], "camera_id": ["cam-a"],
-        "track_start": pa.array([_at(10)], pa.timestamp("us", tz="UTC")),
-        "track_end": pa.array([_at(14)], pa.timestamp("us", tz="UTC"))}))
-    resolved = resolve_request(footage, footage.settings, _request(alert_id="a1", pad_s=3.0),
-                               load_face_model())
+    footage.db.create_table(
+        "alerts",
+        pa.table(
+            {
+                "id": ["a1"],
+                "sighting_id": ["cam-a/x#p0001"],
+                "kind": ["plate"],
+                "camera_id": ["cam-a"],
+                "track_start": pa.array([_at(10)], pa.timestamp("us", tz="UTC")),
+                "track_end": pa.array([_at(14)], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    resolved = resolve_request(
+        footage, footage.settings, _request(alert_id="a1", pad_s=3.0), load_face_model()
+    )
     assert (resolved.camera_id, resolved.start, resolved.end) == ("cam-a", _at(7), _at(17))
     assert resolved.subject is None and resolved.sighting_id == "cam-a/x#p0001"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from citywatch.auth import write_demo_users
-from citywatch.cli import main
-from citywatch.sample import load_ground_truth
+from citywatch.cli.main import main
+from citywatch.governance.auth import write_demo_users
+from citywatch.sample.dataset import load_ground_truth
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.conftest import CASE, as_user
@@ -30,7 +30,7 @@ WHY = ["--case", CASE["case_id"], "--why", CASE["justification"]]
 class OnS3:
     settings: Settings
     summary: object  # flows.index_footage.IndexSummary
-    truth: object  # citywatch.sample_truth.GroundTruth
+    truth: object  # citywatch.sample.truth.GroundTruth
     keys: tuple[str, ...]  # the segments copied into the bucket
     results_dir: Path  # where Prefect would persist results on this machine
 
@@ -40,22 +40,29 @@ def obama_keys(truth) -> tuple[str, ...]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def on_s3(prefect_api: str, sample_dir: Path, s3_server,  # noqa: ANN001
-          tmp_path_factory: pytest.TempPathFactory) -> OnS3:
+def on_s3(
+    prefect_api: str,
+    sample_dir: Path,
+    s3_server,  # noqa: ANN001
+    tmp_path_factory: pytest.TempPathFactory,
+) -> OnS3:
     from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     truth = load_ground_truth(sample_dir / "sample" / "ground_truth.json")
     keys = obama_keys(truth)
     tmp = tmp_path_factory.mktemp("s3-e2e")
-    settings = s3_server.settings(f"{s3_server.bucket()}/city", state_dir=str(tmp / "state"),
-                                  dask_workers=2, user="demo-admin")
+    settings = s3_server.settings(
+        f"{s3_server.bucket()}/city", state_dir=str(tmp / "state"), dask_workers=2, user="demo-admin"
+    )
     upload(settings, sample_dir, ["cameras.yaml", "sample", *keys])
     write_demo_users(Storage(settings))
     results = tmp / "prefect-results"
-    with pytest.MonkeyPatch.context() as env, \
-            temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}):
+    with (
+        pytest.MonkeyPatch.context() as env,
+        temporary_settings(updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}),
+    ):
         env.setenv("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(results))  # Dask workers
         summary = run_index(settings)
     return OnS3(settings, summary, truth, keys, results)
@@ -80,15 +87,18 @@ def test_index_on_s3_keeps_everything_in_the_bucket(on_s3: OnS3) -> None:
 
 
 def test_face_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # noqa: ANN001
-    from flows.search import face_search
-    from tasks.search import SearchFilters
+    from citywatch.flows.search import face_search
+    from citywatch.tasks.search import SearchFilters
 
     storage = Storage(on_s3.settings)
     probe = f"{storage.root}/sample/probes/obama.jpg"  # the probe itself read from s3
-    found = face_search(probe, SearchFilters(), as_user(on_s3.settings, "demo-investigator"),
-                        **CASE)
-    local = face_search(str(indexed.root / "sample" / "probes" / "obama.jpg"), SearchFilters(),
-                        as_user(indexed.settings, "demo-investigator"), **CASE)
+    found = face_search(probe, SearchFilters(), as_user(on_s3.settings, "demo-investigator"), **CASE)
+    local = face_search(
+        str(indexed.root / "sample" / "probes" / "obama.jpg"),
+        SearchFilters(),
+        as_user(indexed.settings, "demo-investigator"),
+        **CASE,
+    )
 
     def key(s) -> tuple:  # noqa: ANN001
         return s.camera_id, s.ts, round(s.distance, 4)
@@ -103,8 +113,8 @@ def test_face_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # n
 
 
 def test_plate_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # noqa: ANN001
-    from flows.search import plate_search
-    from tasks.search import SearchFilters
+    from citywatch.flows.search import plate_search
+    from citywatch.tasks.search import SearchFilters
 
     ids = segment_ids(on_s3.keys)
 
@@ -115,36 +125,75 @@ def test_plate_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # 
     on_disk = plates(indexed.settings)
     assert plates(on_s3.settings) == on_disk
     for text in sorted({text for _, text in on_disk}) or ["AB1234"]:
-        results = [plate_search(text, SearchFilters(), as_user(s, "demo-investigator"), **CASE)
-                   for s in (on_s3.settings, indexed.settings)]
-        found, local = ([(p.plate.camera_id, p.plate.ts, p.plate.text) for p in r.sightings
-                         if p.plate.segment_id in ids] for r in results)
+        results = [
+            plate_search(text, SearchFilters(), as_user(s, "demo-investigator"), **CASE)
+            for s in (on_s3.settings, indexed.settings)
+        ]
+        found, local = (
+            [(p.plate.camera_id, p.plate.ts, p.plate.text) for p in r.sightings if p.plate.segment_id in ids]
+            for r in results
+        )
         assert found == local
         assert results[0].report_uri.startswith(f"{Storage(on_s3.settings).root}/reports/")
 
 
-def test_sweep_on_s3_alerts_once_per_pass(on_s3: OnS3, monkeypatch: pytest.MonkeyPatch,
-                                          s3_server) -> None:  # noqa: ANN001
-    from citywatch.alerts import list_alerts
-    from citywatch.watchlist import list_entries
-    from flows.watchlist_sweep import watchlist_sweep
+def test_sweep_on_s3_alerts_once_per_pass(on_s3: OnS3, monkeypatch: pytest.MonkeyPatch, s3_server) -> None:  # noqa: ANN001
+    from citywatch.flows.watchlist_sweep import watchlist_sweep
+    from citywatch.governance.alerts import list_alerts
+    from citywatch.governance.watchlist import list_entries
 
     for name, value in s3_server.env().items():  # the CLI builds its settings from env
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CITYWATCH_STATE_DIR", on_s3.settings.state_dir)
     storage = Storage(on_s3.settings)
     root = storage.root
-    assert main(["--root", root, "--user", "demo-investigator", "watchlist", "add", "face",
-                 "--photo", f"{root}/sample/probes/obama.jpg", "--label", "obama",
-                 "--reason", "missing", "--expires", "2d", *WHY]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                root,
+                "--user",
+                "demo-investigator",
+                "watchlist",
+                "add",
+                "face",
+                "--photo",
+                f"{root}/sample/probes/obama.jpg",
+                "--label",
+                "obama",
+                "--reason",
+                "missing",
+                "--expires",
+                "2d",
+                *WHY,
+            ]
+        )
+        == 0
+    )
     (entry,) = list_entries(storage)
-    assert main(["--root", root, "--user", "demo-supervisor", "watchlist", "approve",
-                 entry.id, "--why", CASE["justification"]]) == 0
+    assert (
+        main(
+            [
+                "--root",
+                root,
+                "--user",
+                "demo-supervisor",
+                "watchlist",
+                "approve",
+                entry.id,
+                "--why",
+                CASE["justification"],
+            ]
+        )
+        == 0
+    )
     summary = watchlist_sweep(settings=as_user(on_s3.settings, "demo-admin"))
     passes = [a for a in on_s3.truth.appearances if a.person_id == "obama"]
     alerts = list_alerts(storage)
     assert summary.sweep.alerts_new == len(alerts) == len(passes)
     slack = dt.timedelta(seconds=1.5)
-    assert all(any(p.camera_id == a.camera_id and p.start - slack <= a.ts <= p.end + slack
-                   for p in passes) for a in alerts)
+    assert all(
+        any(p.camera_id == a.camera_id and p.start - slack <= a.ts <= p.end + slack for p in passes)
+        for a in alerts
+    )
     assert all(a.thumb_uri.startswith(f"{root}/") and storage.exists(a.thumb_uri) for a in alerts)

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import pytest
 
-from citywatch.auth import write_demo_users
+from citywatch.governance.auth import write_demo_users
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.s3 import MotoServer, upload
@@ -33,9 +33,12 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 # faces and plates (queens-rd), and a mobile camera whose GPS sidecar is read from s3 too
-KEYS = ("footage/cam-queens-rd/20261120T080000Z.mp4", "footage/cam-queens-rd/20261120T080020Z.mp4",
-        "footage/car-patrol-kt3/20261120T080012Z.mp4",
-        "footage/car-patrol-kt3/20261120T080012Z.gps.csv")
+KEYS = (
+    "footage/cam-queens-rd/20261120T080000Z.mp4",
+    "footage/cam-queens-rd/20261120T080020Z.mp4",
+    "footage/car-patrol-kt3/20261120T080012Z.mp4",
+    "footage/car-patrol-kt3/20261120T080012Z.gps.csv",
+)
 SEGMENT_IDS = {k.removeprefix("footage/").removesuffix(".mp4") for k in KEYS if k.endswith(".mp4")}
 OUTAGE_MAX_S = 60.0  # the longest wait for a failed attempt before giving up
 
@@ -60,8 +63,7 @@ def segment_task_runs(tag: str) -> list:  # prefect TaskRun
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterTags
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag])))
     return [r for r in runs if r.name.startswith("index ")]  # not the subflow's own run
 
 
@@ -89,17 +91,23 @@ def rows_by_segment(settings: Settings, table: str) -> dict[str, list[str]]:
     return {seg: sorted(ids) for seg, ids in out.items()}
 
 
-def test_index_run_rides_out_an_s3_outage(prefect_api: str, sample_dir: Path, indexed,  # noqa: ANN001
-                                         tmp_path: Path, record_property) -> None:  # noqa: ANN001
+def test_index_run_rides_out_an_s3_outage(
+    prefect_api: str,
+    sample_dir: Path,
+    indexed,  # noqa: ANN001
+    tmp_path: Path,
+    record_property,
+) -> None:  # noqa: ANN001
     from prefect import tags
 
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     moto = MotoServer()
     s3 = moto.start()
     try:
-        settings = s3.settings(f"{s3.bucket()}/city", state_dir=str(tmp_path / "state"),
-                               dask_workers=2, user="demo-admin")
+        settings = s3.settings(
+            f"{s3.bucket()}/city", state_dir=str(tmp_path / "state"), dask_workers=2, user="demo-admin"
+        )
         storage = Storage(settings)
         upload(settings, sample_dir, ["cameras.yaml", *KEYS])
         write_demo_users(storage)
@@ -116,8 +124,9 @@ def test_index_run_rides_out_an_s3_outage(prefect_api: str, sample_dir: Path, in
         wait_for("the first segment's lease", lambda: has_lease(storage), 300)
         moto.stop()
         down = time.monotonic()
-        wait_for("a failed attempt of a segment task", lambda: failed_attempts(tag),
-                 OUTAGE_MAX_S, every_s=0.25)
+        wait_for(
+            "a failed attempt of a segment task", lambda: failed_attempts(tag), OUTAGE_MAX_S, every_s=0.25
+        )
         moto.start()  # same port, same buckets and objects
         outage_s = time.monotonic() - down
         runner.join(timeout=600)
@@ -134,8 +143,9 @@ def check_rows_as_clean_run(settings: Settings, clean: Settings, summary) -> Non
     storage = Storage(settings)
     assert (summary.indexed, summary.failed) == (len(SEGMENT_IDS), [])
     segments = storage.db.open_table("segments").to_arrow().to_pylist()
-    assert sorted((s["id"], s["state"]) for s in segments) == \
-        sorted((i, "done") for i in SEGMENT_IDS)  # one row per segment, all done
+    assert sorted((s["id"], s["state"]) for s in segments) == sorted(
+        (i, "done") for i in SEGMENT_IDS
+    )  # one row per segment, all done
     thumbs: set[str] = set()
     for table in ("faces", "plates"):
         rows = storage.db.open_table(table).to_arrow().select(["id", "thumb_uri"]).to_pylist()
@@ -146,8 +156,7 @@ def check_rows_as_clean_run(settings: Settings, clean: Settings, summary) -> Non
         assert rows_by_segment(settings, table) == expected
         thumbs |= {r["thumb_uri"] for r in rows}
     faces = rows_by_segment(settings, "faces")
-    assert {s["id"]: s["faces"] for s in segments} == {i: len(faces.get(i, ()))
-                                                        for i in SEGMENT_IDS}
+    assert {s["id"]: s["faces"] for s in segments} == {i: len(faces.get(i, ())) for i in SEGMENT_IDS}
     fs, path = storage.fs(storage.url("thumbs"))
     assert {f"s3://{p}" for p in fs.find(path)} == thumbs  # each row's thumbnail, nothing else
     assert not has_lease(storage), "leases are released"
@@ -156,8 +165,9 @@ def check_rows_as_clean_run(settings: Settings, clean: Settings, summary) -> Non
 def check_retried(tag: str) -> dict[str, list[str]]:
     """The outage really hit the run: some segment task failed an attempt and was retried."""
     runs = segment_task_runs(tag)
-    assert sorted((r.name, r.state_name) for r in runs) == \
-        sorted((f"index {i}", "Completed") for i in SEGMENT_IDS)  # one task run per segment
+    assert sorted((r.name, r.state_name) for r in runs) == sorted(
+        (f"index {i}", "Completed") for i in SEGMENT_IDS
+    )  # one task run per segment
     retried = {r.name: attempt_errors(r) for r in runs if r.run_count > 1}
     assert retried, "no segment task failed during the outage: the test proved nothing"
     return retried

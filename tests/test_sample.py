@@ -15,12 +15,12 @@ import yaml
 
 from citywatch.errors import BadInputError
 from citywatch.gps import parse_gps_csv
-from citywatch.media import fetch_media
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, normalise_plate
-from citywatch.sample import SampleManifest, generate_sample, load_ground_truth
-from citywatch.sample_faces import read_source
-from citywatch.sample_truth import AppearanceTruth, FaceBox, GroundTruth, VehicleTruth
-from tasks.plate_search import distance_m
+from citywatch.sample.dataset import SampleManifest, generate_sample, load_ground_truth
+from citywatch.sample.faces import read_source
+from citywatch.sample.media import fetch_media
+from citywatch.sample.truth import AppearanceTruth, FaceBox, GroundTruth, VehicleTruth
+from citywatch.tasks.plate_search import distance_m
 
 SMALL = {"segments_per_camera": 1, "segment_seconds": 8}
 FPS, WIDTH, HEIGHT = 15, 1280, 720
@@ -42,8 +42,7 @@ def decode(path: Path) -> list[tuple[float, np.ndarray]]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        return [(float(f.time or 0.0), f.to_ndarray(format="bgr24"))
-                for f in container.decode(stream)]
+        return [(float(f.time or 0.0), f.to_ndarray(format="bgr24")) for f in container.decode(stream)]
 
 
 def frame_at(path: Path, t: float) -> np.ndarray:
@@ -51,8 +50,7 @@ def frame_at(path: Path, t: float) -> np.ndarray:
 
 
 def largest_full_box(appearance: AppearanceTruth) -> FaceBox:
-    inside = [b for b in appearance.boxes
-              if b.x1 > 0 and b.y1 > 0 and b.x2 < WIDTH and b.y2 < HEIGHT]
+    inside = [b for b in appearance.boxes if b.x1 > 0 and b.y1 > 0 and b.x2 < WIDTH and b.y2 < HEIGHT]
     return max(inside, key=lambda b: b.y2 - b.y1)
 
 
@@ -60,8 +58,7 @@ def mobile_ids(truth: GroundTruth) -> set[str]:
     return {s.camera_id for s in truth.segments if s.gps}
 
 
-def test_files_are_named_by_camera_and_utc_start(sample: SampleManifest,
-                                                 truth: GroundTruth) -> None:
+def test_files_are_named_by_camera_and_utc_start(sample: SampleManifest, truth: GroundTruth) -> None:
     assert len(sample.camera_ids) >= 5
     fixed = len(sample.camera_ids) - len(mobile_ids(truth))
     assert len(sample.segment_keys) == fixed * SMALL["segments_per_camera"] + 1  # + patrol car
@@ -159,8 +156,7 @@ def test_every_segment_starts_empty(truth: GroundTruth) -> None:
             assert (v.start - starts[v.key]).total_seconds() >= 1.0
 
 
-def test_probes_differ_from_the_composited_photo(sample: SampleManifest,
-                                                 truth: GroundTruth) -> None:
+def test_probes_differ_from_the_composited_photo(sample: SampleManifest, truth: GroundTruth) -> None:
     media = fetch_media()
     for person in truth.people:
         if not person.in_footage or person.probe is None:
@@ -175,8 +171,7 @@ def test_probes_differ_from_the_composited_photo(sample: SampleManifest,
     assert truth.person("obama").probe_kind == "other_photo"
 
 
-def test_person_is_in_the_frame_where_the_box_says(sample: SampleManifest,
-                                                   truth: GroundTruth) -> None:
+def test_person_is_in_the_frame_where_the_box_says(sample: SampleManifest, truth: GroundTruth) -> None:
     on_stills = [a for a in truth.appearances if a.camera_id in STILL_CAMERA_IDS]
     assert on_stills
     for a in on_stills:
@@ -206,16 +201,16 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def test_same_seed_same_sample_other_seed_other_truth(sample: SampleManifest,
-                                                      tmp_path: Path) -> None:
+def test_same_seed_same_sample_other_seed_other_truth(sample: SampleManifest, tmp_path: Path) -> None:
     again = generate_sample(tmp_path / "again", seed=7, **SMALL)
     assert again.ground_truth_path.read_bytes() == sample.ground_truth_path.read_bytes()
     key = sample.segment_keys[0]
     first, second = decode(sample.root / key), decode(again.root / key)
     assert len(first) == len(second)
     assert all(ta == tb and np.array_equal(a, b) for (ta, a), (tb, b) in zip(first, second))
-    assert [(again.root / k).read_bytes() for k in again.gps_keys] == \
-        [(sample.root / k).read_bytes() for k in sample.gps_keys]
+    assert [(again.root / k).read_bytes() for k in again.gps_keys] == [
+        (sample.root / k).read_bytes() for k in sample.gps_keys
+    ]
     other = generate_sample(tmp_path / "other", seed=8, **SMALL)
     a_json = json.loads(sample.ground_truth_path.read_text())
     b_json = json.loads(other.ground_truth_path.read_text())
@@ -233,8 +228,7 @@ def test_same_seed_same_sample_other_seed_other_truth(sample: SampleManifest,
         ({"segments_per_camera": 0}, "segments_per_camera"),
     ],
 )
-def test_bad_settings_are_rejected(tmp_path: Path, overrides: dict[str, float],
-                                   message: str) -> None:
+def test_bad_settings_are_rejected(tmp_path: Path, overrides: dict[str, float], message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         generate_sample(tmp_path, **overrides)  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())
@@ -245,15 +239,27 @@ def test_bad_settings_are_rejected(tmp_path: Path, overrides: dict[str, float],
     [
         ("not json", "cannot read ground truth"),
         ('{"seed": 7}', "frame_size"),
-        ('{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
-         ' "appearances": [{"person_id": "x"}]}', "camera_id"),
-        ('{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [{"camera_id": "c",'
-         ' "key": "k", "start": "2026-11-20T08:00:00", "duration_s": 8}], "people": [],'
-         ' "appearances": []}', "ending in Z"),
-        ('{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
-         ' "appearances": [], "vehicles": [{"plate": "AB1", "style": "side"}]}', "'style'"),
-        ('{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
-         ' "appearances": [], "vehicles": [{"style": "rear"}]}', "'plate'"),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [{"person_id": "x"}]}',
+            "camera_id",
+        ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [{"camera_id": "c",'
+            ' "key": "k", "start": "2026-11-20T08:00:00", "duration_s": 8}], "people": [],'
+            ' "appearances": []}',
+            "ending in Z",
+        ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [], "vehicles": [{"plate": "AB1", "style": "side"}]}',
+            "'style'",
+        ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [], "vehicles": [{"style": "rear"}]}',
+            "'plate'",
+        ),
     ],
 )
 def test_load_ground_truth_names_the_problem(tmp_path: Path, document: str, message: str) -> None:
@@ -272,8 +278,7 @@ def best_box(vehicle: VehicleTruth, segment_start: object) -> FaceBox:
     return min(vehicle.boxes, key=lambda b: abs(b.t - t))
 
 
-def test_vehicles_with_plates_are_in_the_ground_truth(sample: SampleManifest,
-                                                      truth: GroundTruth) -> None:
+def test_vehicles_with_plates_are_in_the_ground_truth(sample: SampleManifest, truth: GroundTruth) -> None:
     segments = {s.key: s for s in truth.segments}
     plates = [v.plate for v in truth.vehicles]
     assert plates == sample.plates and len(set(plates)) == len(plates)
@@ -295,8 +300,7 @@ def test_vehicles_with_plates_are_in_the_ground_truth(sample: SampleManifest,
     assert {v.style for v in truth.vehicles} == {"front", "rear"}
 
 
-def test_plates_never_cover_faces_masks_or_the_clock(sample: SampleManifest,
-                                                     truth: GroundTruth) -> None:
+def test_plates_never_cover_faces_masks_or_the_clock(sample: SampleManifest, truth: GroundTruth) -> None:
     cameras = {c["id"]: c for c in yaml.safe_load(sample.cameras_path.read_text())["cameras"]}
     faces: dict[tuple[str, float], list[FaceBox]] = {}
     for a in truth.appearances:
@@ -306,7 +310,8 @@ def test_plates_never_cover_faces_masks_or_the_clock(sample: SampleManifest,
         cam = cameras[v.camera_id]
         keep_out = [tuple(r) for r in cam["overlay_regions"]] + [
             (min(p[0] for p in m), min(p[1] for p in m), max(p[0] for p in m), max(p[1] for p in m))
-            for m in cam["privacy_masks"]]
+            for m in cam["privacy_masks"]
+        ]
         for b in v.boxes:
             faces_now = [(f.x1, f.y1, f.x2, f.y2) for f in faces.get((v.key, b.t), [])]
             for x1, y1, x2, y2 in keep_out + faces_now:
@@ -314,8 +319,9 @@ def test_plates_never_cover_faces_masks_or_the_clock(sample: SampleManifest,
 
 
 def test_a_real_plate_reader_reads_the_plates_where_the_boxes_say(
-        sample: SampleManifest, truth: GroundTruth) -> None:
-    from models.plate_reader import load_plate_reader
+    sample: SampleManifest, truth: GroundTruth
+) -> None:
+    from citywatch.models.plate_reader import load_plate_reader
 
     reader = load_plate_reader()
     starts = {s.key: s.start for s in truth.segments}
@@ -325,17 +331,22 @@ def test_a_real_plate_reader_reads_the_plates_where_the_boxes_say(
         box = best_box(v, starts[v.key])
         image = frame_at(sample.root / v.key, box.t)
         pad = box.x2 - box.x1
-        region = (max(0, box.x1 - pad), max(0, box.y1 - pad), min(WIDTH, box.x2 + pad),
-                  min(HEIGHT, box.y2 + pad))
+        region = (
+            max(0, box.x1 - pad),
+            max(0, box.y1 - pad),
+            min(WIDTH, box.x2 + pad),
+            min(HEIGHT, box.y2 + pad),
+        )
         texts = [fix_confusables(normalise_plate(r.text)) for r in reader.read(image, region)]
         assert v.plate in texts, (v.plate, v.camera_id, texts)
         # white front plates, yellow rear plates: the plate's background colour
-        b, g, r = np.median(image[box.y1:box.y2, box.x1:box.x2].reshape(-1, 3), axis=0)
+        b, g, r = np.median(image[box.y1 : box.y2, box.x1 : box.x2].reshape(-1, 3), axis=0)
         assert (b / r > 0.8) if v.style == "front" else (b / r < 0.6), (v.plate, v.style, b, g, r)
 
 
-def test_patrol_car_gps_sidecar_parses_and_places_its_plates(sample: SampleManifest,
-                                                             truth: GroundTruth) -> None:
+def test_patrol_car_gps_sidecar_parses_and_places_its_plates(
+    sample: SampleManifest, truth: GroundTruth
+) -> None:
     (segment,) = [s for s in truth.segments if s.gps]
     assert segment.gps == segment.key.removesuffix(".mp4") + ".gps.csv"
     assert sample.gps_keys == [segment.gps]
@@ -343,14 +354,17 @@ def test_patrol_car_gps_sidecar_parses_and_places_its_plates(sample: SampleManif
     assert len(track.times) == segment.duration_s + 1  # once a second, start to end
     assert track.times[0] == segment.start.timestamp()
     assert all(b - a == 1.0 for a, b in zip(track.times, track.times[1:]))
-    steps = [distance_m(*p, *q) for p, q in zip(zip(track.lats, track.lons),
-                                                zip(track.lats[1:], track.lons[1:]))]
+    steps = [
+        distance_m(*p, *q) for p, q in zip(zip(track.lats, track.lons), zip(track.lats[1:], track.lons[1:]))
+    ]
     assert all(2.0 < step < 15.0 for step in steps)  # driving, at a plausible city speed
     cameras = yaml.safe_load(sample.cameras_path.read_text())["cameras"]
     for cam in cameras:  # far from every fixed camera, so a search --near tells them apart
         if cam["kind"] == "fixed":
-            assert min(distance_m(cam["lat"], cam["lon"], lat, lon)
-                       for lat, lon in zip(track.lats, track.lons)) > 1000
+            assert (
+                min(distance_m(cam["lat"], cam["lon"], lat, lon) for lat, lon in zip(track.lats, track.lons))
+                > 1000
+            )
     on_patrol = [v for v in truth.vehicles if v.camera_id == segment.camera_id]
     assert len(on_patrol) >= 2
     for v in on_patrol:

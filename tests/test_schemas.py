@@ -12,24 +12,74 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, faces_table, plates_table, segments_table, upsert
 
-T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
-CAMERA = CameraRow(id="cam-a", name="A", district="Central", lat=22.3, lon=114.2, kind="fixed",
-                   height_m=4.0, frame_w=1280, frame_h=720,
-                   privacy_masks=[[[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]],
-                   overlay_regions=[[0, 0, 100, 20]], registered=True)
-SEGMENT = SegmentRow(id="cam-a/20261120T080000Z", camera_id="cam-a", uri="/x.mp4", start=T0,
-                     end=T0 + dt.timedelta(seconds=30), size_bytes=10, sha256="ab", state="done",
-                     error="", model="m", frames_decoded=450, frames_analysed=40, faces=3,
-                     updated_at=T0)
-FACE = FaceRow(id="f1", segment_id=SEGMENT.id, camera_id="cam-a", ts=T0, bbox=(1.0, 2.0, 3.0, 4.0),
-               det_score=0.9, quality=0.5, embedding=np.arange(128, dtype=np.float32),
-               track_id="t", track_start=T0, track_end=T0, thumb_uri="/t.jpg", lat=None,
-               lon=None, model="m")
-PLATE = PlateRow(id="p1", segment_id=SEGMENT.id, camera_id="cam-a", ts=T0, first_ts=T0, last_ts=T0,
-                 text="AB1234", confidence=0.9, char_confidences=[0.5] * 6, reads=3,
-                 low_confidence=False, bbox=(1.0, 2.0, 3.0, 4.0), track_id="p1",
-                 thumb_uri="/p.jpg", lat=22.0, lon=114.0, model="ocr")
+CAMERA = CameraRow(
+    id="cam-a",
+    name="A",
+    district="Central",
+    lat=22.3,
+    lon=114.2,
+    kind="fixed",
+    height_m=4.0,
+    frame_w=1280,
+    frame_h=720,
+    privacy_masks=[[[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]],
+    overlay_regions=[[0, 0, 100, 20]],
+    registered=True,
+)
+SEGMENT = SegmentRow(
+    id="cam-a/20261120T080000Z",
+    camera_id="cam-a",
+    uri="/x.mp4",
+    start=T0,
+    end=T0 + dt.timedelta(seconds=30),
+    size_bytes=10,
+    sha256="ab",
+    state="done",
+    error="",
+    model="m",
+    frames_decoded=450,
+    frames_analysed=40,
+    faces=3,
+    updated_at=T0,
+)
+FACE = FaceRow(
+    id="f1",
+    segment_id=SEGMENT.id,
+    camera_id="cam-a",
+    ts=T0,
+    bbox=(1.0, 2.0, 3.0, 4.0),
+    det_score=0.9,
+    quality=0.5,
+    embedding=np.arange(128, dtype=np.float32),
+    track_id="t",
+    track_start=T0,
+    track_end=T0,
+    thumb_uri="/t.jpg",
+    lat=None,
+    lon=None,
+    model="m",
+)
+PLATE = PlateRow(
+    id="p1",
+    segment_id=SEGMENT.id,
+    camera_id="cam-a",
+    ts=T0,
+    first_ts=T0,
+    last_ts=T0,
+    text="AB1234",
+    confidence=0.9,
+    char_confidences=[0.5] * 6,
+    reads=3,
+    low_confidence=False,
+    bbox=(1.0, 2.0, 3.0, 4.0),
+    track_id="p1",
+    thumb_uri="/p.jpg",
+    lat=22.0,
+    lon=114.0,
+    model="ocr",
+)
 
 
 @pytest.mark.parametrize(

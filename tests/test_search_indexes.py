@@ -7,16 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from citywatch.auth import write_demo_users
+from citywatch.flows.retention import run_retention
+from citywatch.governance.auth import write_demo_users
 from citywatch.schemas import FaceRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import faces_table, upsert
-from flows.retention import run_retention
-from tasks.search import Probe, SearchFilters, search_faces
-from tasks.search_indexes import ensure_search_indexes
+from citywatch.tasks.search import Probe, SearchFilters, search_faces
+from citywatch.tasks.search_indexes import ensure_search_indexes
 
-T0 = dt.datetime(2026, 11, 26, 8, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 26, 8, tzinfo=dt.UTC)
 PEOPLE, PER_PERSON = 60, 20
 
 
@@ -25,17 +25,33 @@ def _faces(start: int, n: int, centres: np.ndarray, rng: np.random.Generator) ->
     for i in range(start, start + n):
         person = i // PER_PERSON % len(centres)
         ts = T0 + dt.timedelta(seconds=i)
-        rows.append(FaceRow(
-            id=f"f-{i}", segment_id="cam-a/20261126T080000Z", camera_id=f"cam-{i % 3}", ts=ts,
-            bbox=(0.0, 0.0, 1.0, 1.0), det_score=0.9, quality=0.5,
-            embedding=(centres[person] + rng.normal(0, 0.03, 128)).astype(np.float32),
-            track_id=f"t-{i}", track_start=ts, track_end=ts, thumb_uri="", lat=None, lon=None, model="m"))
+        rows.append(
+            FaceRow(
+                id=f"f-{i}",
+                segment_id="cam-a/20261126T080000Z",
+                camera_id=f"cam-{i % 3}",
+                ts=ts,
+                bbox=(0.0, 0.0, 1.0, 1.0),
+                det_score=0.9,
+                quality=0.5,
+                embedding=(centres[person] + rng.normal(0, 0.03, 128)).astype(np.float32),
+                track_id=f"t-{i}",
+                track_start=ts,
+                track_end=ts,
+                thumb_uri="",
+                lat=None,
+                lon=None,
+                model="m",
+            )
+        )
     return rows
 
 
 def _search(storage: Storage, settings: Settings, vector: np.ndarray) -> list[str]:
     probe = Probe(source="probe", sha256="", face=None, embedding=vector, faces_in_photo=1)  # type: ignore[arg-type]
-    return [s.face_id for s in search_faces(storage, settings, probe, SearchFilters(), top_k=10, threshold=0.55)]
+    return [
+        s.face_id for s in search_faces(storage, settings, probe, SearchFilters(), top_k=10, threshold=0.55)
+    ]
 
 
 def test_vector_index_at_size_same_results_and_new_rows_folded_in(tmp_path: Path) -> None:
@@ -43,8 +59,10 @@ def test_vector_index_at_size_same_results_and_new_rows_folded_in(tmp_path: Path
     storage = Storage(settings)
     rng = np.random.default_rng(3)
     centres = rng.normal(0, 1, (PEOPLE, 128)) * 0.25
-    upsert(faces_table(storage.db, 128), rows_to_arrow(_faces(0, PEOPLE * PER_PERSON, centres, rng),
-                                                         FaceRow.schema(128)))
+    upsert(
+        faces_table(storage.db, 128),
+        rows_to_arrow(_faces(0, PEOPLE * PER_PERSON, centres, rng), FaceRow.schema(128)),
+    )
     probes = [(centres[p] + rng.normal(0, 0.03, 128)).astype(np.float32) for p in (0, 17, 42)]
     exact = [_search(storage, settings, p) for p in probes]
     assert all(len(ids) == 10 for ids in exact)
@@ -69,8 +87,10 @@ def test_small_tables_stay_exact_and_retention_reports_the_indexes(tmp_path: Pat
     storage = Storage(settings)
     write_demo_users(storage)
     rng = np.random.default_rng(4)
-    upsert(faces_table(storage.db, 128), rows_to_arrow(_faces(0, 50, rng.normal(0, 0.25, (5, 128)), rng),
-                                                         FaceRow.schema(128)))
+    upsert(
+        faces_table(storage.db, 128),
+        rows_to_arrow(_faces(0, 50, rng.normal(0, 0.25, (5, 128)), rng), FaceRow.schema(128)),
+    )
     summary = run_retention(settings, now=T0)
     assert summary.indexes.created == ["faces.ts (BTree)", "faces.camera_id (Bitmap)"]
     assert "IvfRq" not in {i.index_type for i in storage.db.open_table("faces").list_indices()}

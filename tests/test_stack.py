@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from citywatch.auth import write_demo_users
 from citywatch.errors import BadInputError
-from citywatch.prefect_server import free_port, healthy
+from citywatch.governance.auth import write_demo_users
 from citywatch.settings import Settings
-from citywatch.stack import LOCAL_S3_KEY, logs_dir
-from citywatch.stack_deploy import pool_names, settings_env
-from citywatch.stack_procs import executable, session_members, start_detached, stop_session
+from citywatch.stack.deploy import pool_names, settings_env
+from citywatch.stack.prefect_server import free_port, healthy
+from citywatch.stack.procs import executable, session_members, start_detached, stop_session
+from citywatch.stack.up import LOCAL_S3_KEY, logs_dir
 from citywatch.storage import Storage
 from tests.conftest import settings_for
 
@@ -32,16 +32,30 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # --- plain parts ---------------------------------------------------------------------
-@pytest.mark.parametrize("given", [
-    {"storage_root": "s3://bucket/city", "s3_endpoint_url": "http://127.0.0.1:9000",
-     "s3_access_key_id": "key", "s3_secret_access_key": "secret", "s3_allow_http": True,
-     "s3_bulk_delete": False, "dask_address": "tcp://10.0.0.5:8786"},
-    {"storage_root": "relative/root", "state_dir": "relative/state", "sample_fps": 1.0},
-    {"alert_webhook_urls": ["http://127.0.0.1:8080/hook"], "plate_grammar": ("^[A-Z]{2}[0-9]{4}$",),
-     "plates_enabled": False, "user": "demo-admin"},
-])
+@pytest.mark.parametrize(
+    "given",
+    [
+        {
+            "storage_root": "s3://bucket/city",
+            "s3_endpoint_url": "http://127.0.0.1:9000",
+            "s3_access_key_id": "key",
+            "s3_secret_access_key": "secret",
+            "s3_allow_http": True,
+            "s3_bulk_delete": False,
+            "dask_address": "tcp://10.0.0.5:8786",
+        },
+        {"storage_root": "relative/root", "state_dir": "relative/state", "sample_fps": 1.0},
+        {
+            "alert_webhook_urls": ["http://127.0.0.1:8080/hook"],
+            "plate_grammar": ("^[A-Z]{2}[0-9]{4}$",),
+            "plates_enabled": False,
+            "user": "demo-admin",
+        },
+    ],
+)
 def test_settings_env_rebuilds_the_settings_in_another_process(
-        given: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    given: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     original = Settings(**given)
     env = settings_env(original)
@@ -59,16 +73,21 @@ def test_settings_env_rebuilds_the_settings_in_another_process(
     assert rebuilt.model_dump() == expected
 
 
-DEPLOYMENTS = "deployments:\n  - name: a\n    work_pool: {{name: {}}}\n  - name: b\n    work_pool: {{name: {}}}\n"
+DEPLOYMENTS = (
+    "deployments:\n  - name: a\n    work_pool: {{name: {}}}\n  - name: b\n    work_pool: {{name: {}}}\n"
+)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (DEPLOYMENTS.format("p1", "p1"), ["p1"]),
-    (DEPLOYMENTS.format("p1", "p2"), ["p1", "p2"]),
-    ("deployments:\n  - name: a\n", BadInputError),
-    ("deployments: []\n", BadInputError),
-    ("deployments: [\n", BadInputError),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (DEPLOYMENTS.format("p1", "p1"), ["p1"]),
+        (DEPLOYMENTS.format("p1", "p2"), ["p1", "p2"]),
+        ("deployments:\n  - name: a\n", BadInputError),
+        ("deployments: []\n", BadInputError),
+        ("deployments: [\n", BadInputError),
+    ],
+)
 def test_pool_names(text: str, expected: object, tmp_path: Path) -> None:
     path = tmp_path / "prefect.yaml"
     path.write_text(text)
@@ -83,18 +102,20 @@ def test_the_projects_prefect_yaml_names_its_pools() -> None:
     assert pool_names(REPO / "prefect.yaml")
 
 
-@pytest.mark.parametrize(("root", "expected"), [
-    ("{tmp}/data", "{tmp}/data/logs/stack"),
-    ("s3://bucket/city", "{tmp}/state/logs"),  # a log cannot be appended to on S3
-])
+@pytest.mark.parametrize(
+    ("root", "expected"),
+    [
+        ("{tmp}/data", "{tmp}/data/logs/stack"),
+        ("s3://bucket/city", "{tmp}/state/logs"),  # a log cannot be appended to on S3
+    ],
+)
 def test_logs_dir(root: str, expected: str, tmp_path: Path) -> None:
     settings = Settings(storage_root=root.format(tmp=tmp_path), state_dir=str(tmp_path / "state"))
     assert logs_dir(settings) == Path(expected.format(tmp=tmp_path))
 
 
 def test_stop_session_stops_the_children_too(tmp_path: Path) -> None:
-    proc = start_detached(["sh", "-c", "sleep 60 & sleep 60 & wait"], tmp_path / "log",
-                          os.environ, tmp_path)
+    proc = start_detached(["sh", "-c", "sleep 60 & sleep 60 & wait"], tmp_path / "log", os.environ, tmp_path)
     deadline = time.monotonic() + 10
     while len(session_members(proc.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)  # the shell forks its two sleeps
@@ -107,8 +128,15 @@ def test_stop_session_stops_the_children_too(tmp_path: Path) -> None:
 
 # --- the whole stack -------------------------------------------------------------------
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "citywatch.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=400, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "citywatch.cli.main", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
 
 
 def copy_segments(sample_dir: Path, root: Path, keys: list[str]) -> None:
@@ -118,7 +146,7 @@ def copy_segments(sample_dir: Path, root: Path, keys: list[str]) -> None:
 
 
 def two_segments(sample_dir: Path) -> list[str]:
-    from citywatch.sample import load_ground_truth
+    from citywatch.sample.dataset import load_ground_truth
 
     truth = load_ground_truth(sample_dir / "sample" / "ground_truth.json")
     return [s.key for s in truth.segments[:2]]
@@ -126,22 +154,21 @@ def two_segments(sample_dir: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
-        sample_dir: Path, tmp_path: Path) -> None:
+    sample_dir: Path, tmp_path: Path
+) -> None:
     import s3fs
     from distributed import Client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from citywatch.stack_deploy import prefect_client
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
+    from citywatch.stack.deploy import prefect_client
 
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CITYWATCH_", "PREFECT_API_URL"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYWATCH_", "PREFECT_API_URL"))}
     env.update(CITYWATCH_STATE_DIR=str(tmp_path / "state"), CITYWATCH_USER="demo-admin")
     ports = ["--prefect-port", "0", "--dask-port", "0", "--dashboard-port", "0", "--s3-port", "0"]
     stack: dict = {"services": []}
-    up = run_cli(env, "--root", str(tmp_path / "data"), "up", *ports, "--paused", "--local-s3",
-                 "--json")
+    up = run_cli(env, "--root", str(tmp_path / "data"), "up", *ports, "--paused", "--local-s3", "--json")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         stack = json.loads(up.stdout)
@@ -150,18 +177,29 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
         assert healthy(stack["prefect_api"])
         with Client(stack["dask_address"], timeout=30) as client:
             assert len(client.scheduler_info()["workers"]) == 2
-        fs = s3fs.S3FileSystem(key=LOCAL_S3_KEY, secret=LOCAL_S3_KEY, use_listings_cache=False,
-                               client_kwargs={"endpoint_url": stack["s3_endpoint"]})
+        fs = s3fs.S3FileSystem(
+            key=LOCAL_S3_KEY,
+            secret=LOCAL_S3_KEY,
+            use_listings_cache=False,
+            client_kwargs={"endpoint_url": stack["s3_endpoint"]},
+        )
         assert "citywatch" in fs.ls("")
         spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
         names = {d.split("/")[1] for d in stack["deployments"]}
         assert names == {d["name"] for d in spec["deployments"]}
         assert Path(stack["logs"], "dask-scheduler.log").is_file()
         # a tiny index on the stack's Dask workers and S3 server
-        settings = Settings(storage_root=stack["storage_root"],
-                            s3_endpoint_url=stack["s3_endpoint"], s3_access_key_id=LOCAL_S3_KEY, s3_secret_access_key=LOCAL_S3_KEY,
-                            s3_allow_http=True, s3_bulk_delete=False, user="demo-admin",
-                            dask_address=stack["dask_address"], state_dir=str(tmp_path / "state"))
+        settings = Settings(
+            storage_root=stack["storage_root"],
+            s3_endpoint_url=stack["s3_endpoint"],
+            s3_access_key_id=LOCAL_S3_KEY,
+            s3_secret_access_key=LOCAL_S3_KEY,
+            s3_allow_http=True,
+            s3_bulk_delete=False,
+            user="demo-admin",
+            dask_address=stack["dask_address"],
+            state_dir=str(tmp_path / "state"),
+        )
         local = tmp_path / "upload"
         copy_segments(sample_dir, local, two_segments(sample_dir))
         fs.put(f"{local}/", f"{stack['storage_root'].removeprefix('s3://')}", recursive=True)
@@ -194,22 +232,52 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
 
 # --- an existing Dask cluster ------------------------------------------------------------
 @pytest.mark.slow
-def test_index_runs_on_an_existing_dask_scheduler(prefect_api: str, sample_dir: Path,
-                                                  tmp_path: Path) -> None:
+def test_index_runs_on_an_existing_dask_scheduler(prefect_api: str, sample_dir: Path, tmp_path: Path) -> None:
     from distributed import Client
 
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     port, dashboard = free_port(), free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "logs"
-    started = [start_detached([executable("dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--dashboard-address", f"127.0.0.1:{dashboard}"],
-                              logs / "scheduler.log", os.environ, REPO)]
+    started = [
+        start_detached(
+            [
+                executable("dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                f"127.0.0.1:{dashboard}",
+            ],
+            logs / "scheduler.log",
+            os.environ,
+            REPO,
+        )
+    ]
     try:
-        started += [start_detached([executable("dask"), "worker", address, "--nthreads", "1",
-                                    "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}"],
-                                   logs / f"worker{i}.log", os.environ, REPO) for i in range(2)]
+        started += [
+            start_detached(
+                [
+                    executable("dask"),
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"w{i}",
+                ],
+                logs / f"worker{i}.log",
+                os.environ,
+                REPO,
+            )
+            for i in range(2)
+        ]
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
         root = tmp_path / "data"

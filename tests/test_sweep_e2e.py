@@ -19,11 +19,11 @@ from pathlib import Path
 import av
 import pytest
 
-from citywatch.alerts import list_alerts
-from citywatch.cli import main
-from citywatch.prefect_server import free_port
-from citywatch.sample import load_ground_truth
+from citywatch.cli.main import main
+from citywatch.governance.alerts import list_alerts
+from citywatch.sample.dataset import load_ground_truth
 from citywatch.settings import Settings
+from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
 from citywatch.tables import upsert
 from tests.watchlist_support import Receiver
@@ -38,7 +38,7 @@ class Swept:
     root: Path
     settings: Settings
     receiver: Receiver
-    truth: object  # citywatch.sample_truth.GroundTruth
+    truth: object  # citywatch.sample.truth.GroundTruth
     entry_id: str
     summary: object  # flows.watchlist_sweep.SweepSummary
 
@@ -55,25 +55,50 @@ def cli_json(capsys: pytest.CaptureFixture[str], root: Path, user: str, *args: s
 
 @pytest.fixture(scope="module")
 def swept(indexed, tmp_path_factory: pytest.TempPathFactory) -> Swept:  # noqa: ANN001
-    from flows.watchlist_sweep import watchlist_sweep
+    from citywatch.flows.watchlist_sweep import watchlist_sweep
 
     root = tmp_path_factory.mktemp("sweep") / "data"
     shutil.copytree(indexed.root, root)
     receiver = Receiver(free_port())
     url = f"http://127.0.0.1:{receiver.server.server_address[1]}/alerts"
-    settings = indexed.settings.model_copy(update={"storage_root": str(root),
-                                                   "alert_webhook_urls": [url]})
+    settings = indexed.settings.model_copy(update={"storage_root": str(root), "alert_webhook_urls": [url]})
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
     for person in ("obama", "biden"):  # biden: enrolled but never in the footage
-        assert cli(root, "demo-investigator", "watchlist", "add", "face", "--photo",
-                   str(root / "sample" / "probes" / f"{person}.jpg"), "--label", person,
-                   "--reason", "missing", "--expires", "2d", *WHY) == 0
-    from citywatch.watchlist import list_entries
+        assert (
+            cli(
+                root,
+                "demo-investigator",
+                "watchlist",
+                "add",
+                "face",
+                "--photo",
+                str(root / "sample" / "probes" / f"{person}.jpg"),
+                "--label",
+                person,
+                "--reason",
+                "missing",
+                "--expires",
+                "2d",
+                *WHY,
+            )
+            == 0
+        )
+    from citywatch.governance.watchlist import list_entries
 
     entries = {e.label: e for e in list_entries(Storage(settings))}
     for entry in entries.values():
-        assert cli(root, "demo-supervisor", "watchlist", "approve", entry.id,
-                   "--why", "probe matches the case file") == 0
+        assert (
+            cli(
+                root,
+                "demo-supervisor",
+                "watchlist",
+                "approve",
+                entry.id,
+                "--why",
+                "probe matches the case file",
+            )
+            == 0
+        )
     summary = watchlist_sweep(settings=settings)
     yield Swept(root, settings, receiver, truth, entries["obama"].id, summary)
     receiver.close()
@@ -84,13 +109,15 @@ def obama_passes(truth) -> list:  # noqa: ANN001
 
 
 def in_pass(alert, passes) -> bool:  # noqa: ANN001
-    return any(p.camera_id == alert.camera_id and p.start - SLACK <= alert.ts <= p.end + SLACK
-               for p in passes)
+    return any(
+        p.camera_id == alert.camera_id and p.start - SLACK <= alert.ts <= p.end + SLACK for p in passes
+    )
 
 
 def test_one_alert_per_pass_of_the_enrolled_person_none_for_anyone_else(swept: Swept) -> None:
-    sample_day = [a for a in list_alerts(Storage(swept.settings))
-                  if a.ts < dt.datetime(2026, 11, 20, 9, tzinfo=dt.timezone.utc)]
+    sample_day = [
+        a for a in list_alerts(Storage(swept.settings)) if a.ts < dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
+    ]
     passes = obama_passes(swept.truth)
     assert swept.summary.sweep.alerts_new == len(passes) == 3
     assert all(a.watchlist_id == swept.entry_id and in_pass(a, passes) for a in sample_day)
@@ -109,19 +136,30 @@ def test_every_sink_gets_each_alert_once(swept: Swept) -> None:
     assert swept.summary.delivery.delivered == 3 * len(raised)  # log, prefect, webhook
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["watchlist-alerts"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["watchlist-alerts"]))
+        )
     assert found and "obama" in str(found[0].data)
 
 
 def test_dismissed_track_stays_quiet_when_its_segment_is_indexed_again(
-        swept: Swept, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    swept: Swept, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CITYWATCH_ALERT_WEBHOOK_URLS", json.dumps(swept.settings.alert_webhook_urls))
     listed = cli_json(capsys, swept.root, "demo-supervisor", "alerts", "list", "--state", "new")
     target = listed[-1]
     assert {d["sink"].split(":")[0] for d in target["deliveries"]} == {"log", "prefect", "webhook"}
-    assert cli(swept.root, "demo-supervisor", "alerts", "dismiss", target["id"],
-               "--note", "checked the thumbnail: a lookalike") == 0
+    assert (
+        cli(
+            swept.root,
+            "demo-supervisor",
+            "alerts",
+            "dismiss",
+            target["id"],
+            "--note",
+            "checked the thumbnail: a lookalike",
+        )
+        == 0
+    )
     # the segment is indexed again: its face rows are written anew (new fragments)
     storage = Storage(swept.settings)
     faces = storage.db.open_table("faces")
@@ -155,12 +193,12 @@ def clip_segment(src: Path, dst: Path, start_s: float, duration_s: float) -> Non
 
 
 def test_a_new_segment_is_ingested_and_alerts_within_seconds(swept: Swept) -> None:
-    from flows.ingest_new import ingest_new
-    from flows.watchlist_sweep import watchlist_sweep
+    from citywatch.flows.ingest_new import ingest_new
+    from citywatch.flows.watchlist_sweep import watchlist_sweep
 
     first = min(obama_passes(swept.truth), key=lambda p: p.end - p.start)  # the shortest pass
     src = swept.root / first.key
-    start = dt.datetime.strptime(src.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+    start = dt.datetime.strptime(src.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     offset = (first.start - start).total_seconds() - 0.5
     landed = time.monotonic()
     new = src.with_name("20261120T090000Z.mp4")

@@ -1,6 +1,6 @@
 """Tracker: one track per face moving across sampled frames."""
 
-from tasks.tracking import Tracker, iou
+from citywatch.tasks.tracking import Tracker, iou
 
 
 def test_iou() -> None:
@@ -12,7 +12,7 @@ def test_two_walkers_keep_their_tracks() -> None:
     tracker: Tracker[str] = Tracker(min_affinity=0.3, max_gap_s=2.0)
     for step in range(6):
         t = step * 0.5
-        a = (100 + 30 * step, 100, 140 + 30 * step, 140)   # small face moving fast right
+        a = (100 + 30 * step, 100, 140 + 30 * step, 140)  # small face moving fast right
         b = (900 - 10 * step, 300, 1000 - 10 * step, 400)  # large face moving slowly left
         tracker.update(t, [(a, "a"), (b, "b")])
     assert len(tracker.tracks) == 2
@@ -47,8 +47,8 @@ def test_crossing_walkers_are_not_swapped() -> None:
 def _face(track: int, start: float, end: float, vec: list[float], quality: float = 0.5):  # noqa: ANN202
     import numpy as np
 
-    from models.base import FaceDetection
-    from tasks.faces import EmbeddedFace, FaceCandidate
+    from citywatch.models.base import FaceDetection
+    from citywatch.tasks.faces import EmbeddedFace, FaceCandidate
 
     det = FaceDetection((0, 0, 10, 10), 0.9, ())
     cand = FaceCandidate(start, (0, 0, 10, 10), 0.9, quality, np.zeros((4, 4, 3), np.uint8), det)
@@ -56,11 +56,14 @@ def _face(track: int, start: float, end: float, vec: list[float], quality: float
 
 
 def test_lost_and_found_face_becomes_one_track() -> None:
-    from tasks.faces import link_tracks
+    from citywatch.tasks.faces import link_tracks
 
-    faces = [_face(0, 0.0, 1.0, [0, 0]), _face(1, 2.0, 3.0, [0.1, 0]),   # same person, gap 1 s
-             _face(2, 3.5, 4.0, [5, 5]),                                   # someone else
-             _face(3, 20.0, 21.0, [0, 0.05])]                              # same look, much later
+    faces = [
+        _face(0, 0.0, 1.0, [0, 0]),
+        _face(1, 2.0, 3.0, [0.1, 0]),  # same person, gap 1 s
+        _face(2, 3.5, 4.0, [5, 5]),  # someone else
+        _face(3, 20.0, 21.0, [0, 0.05]),
+    ]  # same look, much later
     linked = link_tracks(faces, max_gap_s=4.0, max_distance=0.4, keep=3)
     tracks = {f.candidate.offset_s: f.track_index for f in linked}
     assert tracks[0.0] == tracks[2.0]
@@ -70,11 +73,10 @@ def test_lost_and_found_face_becomes_one_track() -> None:
 
 
 def test_moving_regions_are_merged_before_plate_reading() -> None:
-    from tasks.plates import merge_regions
+    from citywatch.tasks.plates import merge_regions
 
     # two overlapping blobs become one box; a far one stays; small ones grow to >= 96 px
-    boxes = merge_regions([(100, 100, 200, 150), (180, 120, 300, 200), (900, 500, 910, 510)],
-                          1280, 720)
+    boxes = merge_regions([(100, 100, 200, 150), (180, 120, 300, 200), (900, 500, 910, 510)], 1280, 720)
     assert len(boxes) == 2
     assert boxes[0][0] <= 100 and boxes[0][2] >= 300
     far = boxes[1]
@@ -84,7 +86,7 @@ def test_moving_regions_are_merged_before_plate_reading() -> None:
 
 
 def test_full_frame_is_read_when_upscaled_regions_would_cost_more() -> None:
-    from tasks.plates import detect_cost, merge_regions
+    from citywatch.tasks.plates import detect_cost, merge_regions
 
     assert detect_cost((0, 0, 120, 100), 480) == 120 * 100 * 16  # 4x upscale (the cap)
     assert detect_cost((0, 0, 960, 540), 480) == 960 * 540  # large regions are not upscaled
@@ -97,7 +99,7 @@ def test_full_frame_is_read_when_upscaled_regions_would_cost_more() -> None:
 
 
 def test_tall_and_tiny_moving_regions_are_not_read_for_plates() -> None:
-    from tasks.plates import plate_sized
+    from citywatch.tasks.plates import plate_sized
 
     car, walker, speck = (100, 300, 420, 560), (600, 200, 700, 500), (900, 500, 950, 540)
     assert plate_sized([car, walker, speck], min_px=96, max_aspect=1.6) == [car]
@@ -114,7 +116,7 @@ class _Reader:
         self.calls = 0
 
     def read(self, image, region):  # noqa: ANN001, ANN201
-        from models.plate_reader import PlateRead
+        from citywatch.models.plate_reader import PlateRead
 
         self.calls += 1
         x1, y1, x2, y2 = self.plate
@@ -127,15 +129,21 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
     import numpy as np
 
     from citywatch.plates import DEFAULT_PLATE_GRAMMAR
-    from tasks.plates import SegmentPlates
+    from citywatch.tasks.plates import SegmentPlates
 
     image = np.zeros((720, 1280, 3), np.uint8)
 
     def run(reread_s: float) -> tuple[int, list]:  # noqa: ANN001
         reader = _Reader()
-        plates = SegmentPlates(reader, DEFAULT_PLATE_GRAMMAR, min_affinity=0.3, max_gap_s=2.0,
-                               low_confidence=0.8, settled_confidence=0.9,
-                               settled_reread_s=reread_s)
+        plates = SegmentPlates(
+            reader,
+            DEFAULT_PLATE_GRAMMAR,
+            min_affinity=0.3,
+            max_gap_s=2.0,
+            low_confidence=0.8,
+            settled_confidence=0.9,
+            settled_reread_s=reread_s,
+        )
         for n in range(12):  # a car crossing at 40 px per sample
             t, x = n * 0.5, 100 + 40 * n
             reader.plate = (x + 100.0, 400.0, x + 200.0, 430.0)

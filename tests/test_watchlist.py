@@ -13,17 +13,22 @@ import cv2
 import numpy as np
 import pytest
 
-from citywatch.alerts import (list_alerts)
 from citywatch.errors import BadInputError, ForbiddenError
-from citywatch.media import fetch_media
+from citywatch.governance.alerts import list_alerts
+from citywatch.governance.watchlist import approve, enrol_face, get_entry, parse_expiry, remove
+from citywatch.sample.media import fetch_media
 from citywatch.storage import Storage
-from citywatch.watchlist import (approve, enrol_face,
-                                 get_entry, parse_expiry, remove)
-from tasks.sweep import sweep_once
-
-from tests.watchlist_support import faces  # noqa: F401 - the module's fixture
-from tests.watchlist_support import NOW, THRESHOLD, Faces, a_pass, make_settings, request, write_faces
-
+from citywatch.tasks.sweep import sweep_once
+from tests.watchlist_support import (
+    NOW,
+    THRESHOLD,
+    Faces,
+    a_pass,
+    faces,  # noqa: F401 - the module's fixture
+    make_settings,
+    request,
+    write_faces,
+)
 
 # --- enrolment and entry rules -------------------------------------------------------------
 
@@ -33,17 +38,22 @@ def _no_face_jpeg() -> bytes:
     return cv2.imencode(".jpg", cv2.merge([gradient, gradient[::-1], gradient]))[1].tobytes()
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("t1.jpg", "6 faces found"),
-    ("no_face.jpg", "no face found"),
-])
-def test_enrolment_refuses_photos_without_exactly_one_face(tmp_path: Path, faces: Faces,
-                                                           name: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("t1.jpg", "6 faces found"),
+        ("no_face.jpg", "no face found"),
+    ],
+)
+def test_enrolment_refuses_photos_without_exactly_one_face(
+    tmp_path: Path, faces: Faces, name: str, expected: str
+) -> None:
     data = _no_face_jpeg() if name == "no_face.jpg" else (fetch_media() / name).read_bytes()
     storage = Storage(make_settings(tmp_path))
     with pytest.raises(BadInputError, match=expected) as err:
-        enrol_face(storage, faces.model, [(data, name)], request(), default_threshold=THRESHOLD,
-                   max_days=30, now=NOW)
+        enrol_face(
+            storage, faces.model, [(data, name)], request(), default_threshold=THRESHOLD, max_days=30, now=NOW
+        )
     assert name in str(err.value)
 
 
@@ -51,8 +61,9 @@ def test_enrolment_keeps_embeddings_and_hashes_not_photos(tmp_path: Path, faces:
     storage = Storage(make_settings(tmp_path))
     media = fetch_media()
     photos = [(faces.obama_photo, "obama.jpg"), ((media / "obama3.jpg").read_bytes(), "obama3.jpg")]
-    row = enrol_face(storage, faces.model, photos, request(), default_threshold=THRESHOLD,
-                     max_days=30, now=NOW)
+    row = enrol_face(
+        storage, faces.model, photos, request(), default_threshold=THRESHOLD, max_days=30, now=NOW
+    )
     stored = get_entry(storage, row.id)
     assert stored.status == "pending" and len(stored.embeddings) == 2
     assert len(stored.photo_sha256) == 2 and all(len(h) == 64 for h in stored.photo_sha256)
@@ -62,19 +73,28 @@ def test_enrolment_keeps_embeddings_and_hashes_not_photos(tmp_path: Path, faces:
 def test_enrolment_refuses_photos_of_two_people(tmp_path: Path, faces: Faces) -> None:
     biden = (fetch_media() / "biden.jpg").read_bytes()
     with pytest.raises(BadInputError, match="do not look like the same person"):
-        enrol_face(Storage(make_settings(tmp_path)), faces.model,
-                   [(faces.obama_photo, "obama.jpg"), (biden, "biden.jpg")], request(),
-                   default_threshold=THRESHOLD, max_days=30, now=NOW)
+        enrol_face(
+            Storage(make_settings(tmp_path)),
+            faces.model,
+            [(faces.obama_photo, "obama.jpg"), (biden, "biden.jpg")],
+            request(),
+            default_threshold=THRESHOLD,
+            max_days=30,
+            now=NOW,
+        )
 
 
-@pytest.mark.parametrize("text, error", [
-    ("7d", None),
-    ("12h", None),
-    ("2026-11-21T08:00:00Z", None),
-    ("31d", "more than 30 days"),
-    ("2026-11-19T08:00:00Z", "not in the future"),
-    ("next week", "give a duration"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("7d", None),
+        ("12h", None),
+        ("2026-11-21T08:00:00Z", None),
+        ("31d", "more than 30 days"),
+        ("2026-11-19T08:00:00Z", "not in the future"),
+        ("next week", "give a duration"),
+    ],
+)
 def test_expiry_is_required_future_and_capped(text: str, error: str | None) -> None:
     if error is None:
         assert NOW < parse_expiry(text, NOW, 30) <= NOW + dt.timedelta(days=30)
@@ -83,22 +103,39 @@ def test_expiry_is_required_future_and_capped(text: str, error: str | None) -> N
             parse_expiry(text, NOW, 30)
 
 
-@pytest.mark.parametrize("changes, error", [
-    ({"reason": "curious"}, "not one of"),
-    ({"case_id": " "}, "case id is required"),
-    ({"threshold": 0.9}, "stricter"),
-])
+@pytest.mark.parametrize(
+    "changes, error",
+    [
+        ({"reason": "curious"}, "not one of"),
+        ({"case_id": " "}, "case id is required"),
+        ({"threshold": 0.9}, "stricter"),
+    ],
+)
 def test_entry_fields_are_checked(tmp_path: Path, faces: Faces, changes: dict, error: str) -> None:
     with pytest.raises(BadInputError, match=error):
-        enrol_face(Storage(make_settings(tmp_path)), faces.model, [(faces.obama_photo, "obama.jpg")],
-                   request(**changes), default_threshold=THRESHOLD, max_days=30, now=NOW)
+        enrol_face(
+            Storage(make_settings(tmp_path)),
+            faces.model,
+            [(faces.obama_photo, "obama.jpg")],
+            request(**changes),
+            default_threshold=THRESHOLD,
+            max_days=30,
+            now=NOW,
+        )
 
 
 def test_four_eyes_and_only_active_entries_match(tmp_path: Path, faces: Faces) -> None:
     settings = make_settings(tmp_path)
     storage = Storage(settings)
-    pending = enrol_face(storage, faces.model, [(faces.obama_photo, "obama.jpg")], request(),
-                         default_threshold=THRESHOLD, max_days=30, now=NOW)
+    pending = enrol_face(
+        storage,
+        faces.model,
+        [(faces.obama_photo, "obama.jpg")],
+        request(),
+        default_threshold=THRESHOLD,
+        max_days=30,
+        now=NOW,
+    )
     with pytest.raises(ForbiddenError, match="four-eyes"):
         approve(storage, pending.id, "alice", now=NOW)
     write_faces(storage, faces, a_pass(faces, faces.obama))
@@ -119,23 +156,36 @@ def test_four_eyes_and_only_active_entries_match(tmp_path: Path, faces: Faces) -
 # --- matching, exactly once -------------------------------------------------------------------
 
 
-def test_cli_refuses_a_group_photo_and_self_approval(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from citywatch.cli import main
+def test_cli_refuses_a_group_photo_and_self_approval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citywatch.cli.main import main
 
     root = str(tmp_path / "data")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "users.yaml").write_text(
         "users:\n  - {name: alice, roles: [supervisor]}\n  - {name: bob, roles: [supervisor]}\n"
-        "  - {name: ann, roles: [analyst]}\n")
-    common = ["--label", "Person A", "--reason", "missing", "--expires", "2d", "--case", "CASE-7",
-              "--why", "reported missing yesterday", "--json"]
+        "  - {name: ann, roles: [analyst]}\n"
+    )
+    common = [
+        "--label",
+        "Person A",
+        "--reason",
+        "missing",
+        "--expires",
+        "2d",
+        "--case",
+        "CASE-7",
+        "--why",
+        "reported missing yesterday",
+        "--json",
+    ]
     group = str(fetch_media() / "t1.jpg")
-    assert main(["--root", root, "--user", "alice", "watchlist", "add", "face", "--photo", group,
-                 *common]) == 2
+    assert (
+        main(["--root", root, "--user", "alice", "watchlist", "add", "face", "--photo", group, *common]) == 2
+    )
     assert "t1.jpg: 6 faces found" in capsys.readouterr().err
-    assert main(["--root", root, "--user", "alice", "watchlist", "add", "plate", "AB 1234",
-                 *common]) == 0
+    assert main(["--root", root, "--user", "alice", "watchlist", "add", "plate", "AB 1234", *common]) == 0
     entry = json.loads(capsys.readouterr().out)
     assert (entry["plate_query"], entry["state"], entry["requested_by"]) == ("AB1234", "pending", "alice")
     why = ["--why", "matches the case file, approved"]

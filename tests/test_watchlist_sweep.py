@@ -16,22 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from citywatch.alerts import (
+from citywatch.errors import BadInputError
+from citywatch.governance.alerts import (
     AlertState,
     DeliveryState,
     deliveries_by_alert,
     list_alerts,
     review,
 )
-from citywatch.errors import BadInputError
-from citywatch.prefect_server import free_port
+from citywatch.governance.watchlist import add_plate, approve
 from citywatch.schemas import PlateRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
+from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
 from citywatch.tables import plates_table, upsert
-from citywatch.watchlist import add_plate, approve
-from tasks.notify import deliver_pending
-from tasks.sweep import advance_watermarks, commit_alerts, plan_sweep, sweep_once
+from citywatch.tasks.notify import deliver_pending
+from citywatch.tasks.sweep import advance_watermarks, commit_alerts, plan_sweep, sweep_once
 from tests.watchlist_support import (
     NOW,
     THRESHOLD,
@@ -51,13 +51,18 @@ def test_enrolled_person_alerts_once_per_pass_others_never(tmp_path: Path, faces
     storage = Storage(settings)
     entry = enrol_active(storage, faces)
     walk = a_pass(faces, faces.obama, n=4)
-    write_faces(storage, faces, walk + a_pass(faces, faces.biden, track=2)
-                + a_pass(faces, faces.obama, camera="cam-b", track=7))
+    write_faces(
+        storage,
+        faces,
+        walk + a_pass(faces, faces.biden, track=2) + a_pass(faces, faces.obama, camera="cam-b", track=7),
+    )
     result = sweep_once(storage, settings, now=NOW)
     assert (result.faces_read, result.alerts_new) == (10, 2)
     alerts = list_alerts(storage)
-    assert {(a.camera_id, a.track_id) for a in alerts} == {("cam-a", "cam-a/S1#t0001"),
-                                                           ("cam-b", "cam-b/S1#t0007")}
+    assert {(a.camera_id, a.track_id) for a in alerts} == {
+        ("cam-a", "cam-a/S1#t0001"),
+        ("cam-b", "cam-b/S1#t0007"),
+    }
     first = next(a for a in alerts if a.camera_id == "cam-a")
     assert first.watchlist_id == entry.id and first.score < THRESHOLD
     enrolled = np.asarray(entry.embeddings[0], dtype=np.float32)
@@ -81,8 +86,7 @@ def test_rows_written_late_with_old_capture_times_are_swept(tmp_path: Path, face
     assert result.alerts_new == 1 and list_alerts(storage)[0].ts.date() == yesterday.date()
 
 
-def test_crash_before_the_watermark_moves_neither_misses_nor_duplicates(tmp_path: Path,
-                                                                         faces: Faces) -> None:
+def test_crash_before_the_watermark_moves_neither_misses_nor_duplicates(tmp_path: Path, faces: Faces) -> None:
     settings = make_settings(tmp_path)
     storage = Storage(settings)
     enrol_active(storage, faces)
@@ -125,18 +129,19 @@ def receiver_port() -> Iterator[int]:
     yield free_port()
 
 
-def test_two_sweeps_at_once_alert_and_post_once(tmp_path: Path, faces: Faces,
-                                                 receiver_port: int) -> None:
+def test_two_sweeps_at_once_alert_and_post_once(tmp_path: Path, faces: Faces, receiver_port: int) -> None:
     receiver = Receiver(receiver_port)
     try:
         settings = make_settings(tmp_path, alert_webhook_urls=[f"http://127.0.0.1:{receiver_port}/a"])
         storage = Storage(settings)
         enrol_active(storage, faces)
-        write_faces(storage, faces, [row for cam in ("cam-a", "cam-b", "cam-c")
-                                     for row in a_pass(faces, faces.obama, camera=cam)])
+        write_faces(
+            storage,
+            faces,
+            [row for cam in ("cam-a", "cam-b", "cam-c") for row in a_pass(faces, faces.obama, camera=cam)],
+        )
         barrier, errors = threading.Barrier(2), []
-        sweeps = [threading.Thread(target=_sweep_at_once, args=(settings, barrier, errors))
-                  for _ in range(2)]
+        sweeps = [threading.Thread(target=_sweep_at_once, args=(settings, barrier, errors)) for _ in range(2)]
         for thread in sweeps:
             thread.start()
         for thread in sweeps:
@@ -152,22 +157,18 @@ def test_two_sweeps_at_once_alert_and_post_once(tmp_path: Path, faces: Faces,
     assert sorted(key for key, _ in receiver.received) == sorted(ids)  # one POST per alert
 
 
-def test_one_pass_is_one_alert_even_when_the_tracker_splits_it(tmp_path: Path,
-                                                                faces: Faces) -> None:
+def test_one_pass_is_one_alert_even_when_the_tracker_splits_it(tmp_path: Path, faces: Faces) -> None:
     settings = make_settings(tmp_path)  # alert_pass_gap_s = 10
     storage = Storage(settings)
     enrol_active(storage, faces)
-    split = a_pass(faces, faces.obama) + a_pass(faces, faces.obama, track=2,
-                                                ts=NOW + dt.timedelta(seconds=4))
+    split = a_pass(faces, faces.obama) + a_pass(faces, faces.obama, track=2, ts=NOW + dt.timedelta(seconds=4))
     write_faces(storage, faces, split)
     assert sweep_once(storage, settings, now=NOW).alerts_new == 1
     # the pass goes on into the next segment, indexed and swept later: still the same pass
-    write_faces(storage, faces, a_pass(faces, faces.obama, segment="S2",
-                                       ts=NOW + dt.timedelta(seconds=9)))
+    write_faces(storage, faces, a_pass(faces, faces.obama, segment="S2", ts=NOW + dt.timedelta(seconds=9)))
     assert sweep_once(storage, settings, now=NOW).alerts_new == 0
     # walking by again a minute later is a new pass
-    write_faces(storage, faces, a_pass(faces, faces.obama, segment="S3",
-                                       ts=NOW + dt.timedelta(seconds=80)))
+    write_faces(storage, faces, a_pass(faces, faces.obama, segment="S3", ts=NOW + dt.timedelta(seconds=80)))
     assert sweep_once(storage, settings, now=NOW).alerts_new == 1
     alerts = sorted(list_alerts(storage), key=lambda a: a.track_start)
     assert alerts[0].track_id == "cam-a/S1#t0001" and alerts[0].track_end == NOW + dt.timedelta(seconds=7)
@@ -178,31 +179,57 @@ def test_one_pass_is_one_alert_even_when_the_tracker_splits_it(tmp_path: Path,
 
 def plate_row(text: str, *, track: int, camera: str = "cam-p") -> PlateRow:
     seg = f"{camera}/S1"
-    return PlateRow(id=f"{seg}#p{track:04d}", segment_id=seg, camera_id=camera, ts=NOW,
-                    first_ts=NOW, last_ts=NOW + dt.timedelta(seconds=2), text=text, confidence=0.9,
-                    char_confidences=[0.9] * len(text), reads=4, low_confidence=False,
-                    bbox=(1.0, 2.0, 30.0, 12.0), track_id=f"{seg}#p{track:04d}",
-                    thumb_uri=f"thumbs/{seg}/p{track}.jpg", lat=22.3, lon=114.2, model="ocr")
+    return PlateRow(
+        id=f"{seg}#p{track:04d}",
+        segment_id=seg,
+        camera_id=camera,
+        ts=NOW,
+        first_ts=NOW,
+        last_ts=NOW + dt.timedelta(seconds=2),
+        text=text,
+        confidence=0.9,
+        char_confidences=[0.9] * len(text),
+        reads=4,
+        low_confidence=False,
+        bbox=(1.0, 2.0, 30.0, 12.0),
+        track_id=f"{seg}#p{track:04d}",
+        thumb_uri=f"thumbs/{seg}/p{track}.jpg",
+        lat=22.3,
+        lon=114.2,
+        model="ocr",
+    )
 
 
-@pytest.mark.parametrize("entry, read, alerts", [
-    ("AB1234", "AB1234", 1),
-    ("AB 1234", "A81234", 1),  # B read as 8: one confusable swap
-    ("AB1234", "AB1284", 0),  # a different plate
-    ("AB12*", "AB1299", 1),
-    ("?B1234", "XB1234", 1),
-    ("AB12*", "CD1299", 0),
-])
-def test_plate_entries_match_exactly_patterns_and_confusables(tmp_path: Path, entry: str,
-                                                               read: str, alerts: int) -> None:
+@pytest.mark.parametrize(
+    "entry, read, alerts",
+    [
+        ("AB1234", "AB1234", 1),
+        ("AB 1234", "A81234", 1),  # B read as 8: one confusable swap
+        ("AB1234", "AB1284", 0),  # a different plate
+        ("AB12*", "AB1299", 1),
+        ("?B1234", "XB1234", 1),
+        ("AB12*", "CD1299", 0),
+    ],
+)
+def test_plate_entries_match_exactly_patterns_and_confusables(
+    tmp_path: Path, entry: str, read: str, alerts: int
+) -> None:
     settings = make_settings(tmp_path)
     storage = Storage(settings)
     assert sweep_once(storage, settings, now=NOW).plates_read == 0  # no plates table yet
-    row = add_plate(storage, entry, request(reason="stolen_vehicle", label="stolen van"),
-                    default_max_distance=0.6, max_days=30, now=NOW)
+    row = add_plate(
+        storage,
+        entry,
+        request(reason="stolen_vehicle", label="stolen van"),
+        default_max_distance=0.6,
+        max_days=30,
+        now=NOW,
+    )
     approve(storage, row.id, "bob", now=NOW)
-    upsert(plates_table(storage.db), rows_to_arrow([plate_row(read, track=1),
-                                                    plate_row("ZZ9", track=2)], PlateRow.SCHEMA))
+    upsert(
+        plates_table(storage.db),
+        rows_to_arrow([plate_row(read, track=1), plate_row("ZZ9", track=2)], PlateRow.SCHEMA),
+    )
     assert sweep_once(storage, settings, now=NOW).alerts_new == alerts
     if alerts:
         assert list_alerts(storage)[0].plate_text == read
@@ -231,7 +258,8 @@ def test_dismissed_track_does_not_alert_again(tmp_path: Path, faces: Faces) -> N
 
 
 def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
-        tmp_path: Path, faces: Faces, receiver_port: int) -> None:
+    tmp_path: Path, faces: Faces, receiver_port: int
+) -> None:
     url = f"http://127.0.0.1:{receiver_port}/alerts"  # nothing listens yet
     settings = make_settings(tmp_path, alert_webhook_urls=[url], alert_retry_base_s=5)
     storage = Storage(settings)
@@ -241,8 +269,7 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     report = deliver_pending(storage, settings, now=NOW)
     assert report.failed == 1 and "Connection refused" in report.errors[0][1]
     alert = list_alerts(storage)[0]
-    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id]
-                if d.sink == f"webhook:{url}")
+    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{url}")
     assert (hook.state, hook.attempts) == (DeliveryState.FAILED, 1)
     assert hook.next_attempt_at is not None and hook.next_attempt_at > utcnow()
     assert deliver_pending(storage, settings).claimed == 0  # backing off: not due yet
@@ -256,8 +283,7 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     payload = receiver.received[0][1]
     assert payload["label"] == "Person A" and payload["camera_id"] == "cam-a"
     assert "embedding" not in json.dumps(payload)
-    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id]
-                if d.sink == f"webhook:{url}")
+    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{url}")
     assert (hook.state, hook.attempts, hook.last_error) == (DeliveryState.DELIVERED, 2, "")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from citywatch.auth import write_demo_users
+from citywatch.governance.auth import write_demo_users
 from citywatch.storage import Storage
 from tests.conftest import settings_for
 from tests.test_concurrent_index import _subset
@@ -19,21 +19,28 @@ from tests.test_concurrent_index import _subset
 pytestmark = pytest.mark.slow
 
 
-def test_run_survives_a_killed_worker(prefect_api: str, sample_dir: Path, indexed,  # noqa: ANN001
-                                      tmp_path: Path) -> None:
+def test_run_survives_a_killed_worker(
+    prefect_api: str,
+    sample_dir: Path,
+    indexed,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     from distributed import Client, LocalCluster
 
-    from flows.index_footage import run_index
+    from citywatch.flows.index_footage import run_index
 
     root = tmp_path / "data"
     _subset(sample_dir, root, cameras=2)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
         settings = settings_for(root, tmp_path, dask_address=cluster.scheduler_address)
         write_demo_users(Storage(settings))
         results = []
-        runner = threading.Thread(target=contextvars.copy_context().run,
-                                  args=(lambda: results.append(run_index(settings)),))
+        runner = threading.Thread(
+            target=contextvars.copy_context().run, args=(lambda: results.append(run_index(settings)),)
+        )
         runner.start()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not any(client.processing().values()):
@@ -55,6 +62,9 @@ def test_run_survives_a_killed_worker(prefect_api: str, sample_dir: Path, indexe
         return counts
 
     got = faces_by_segment(Storage(settings))
-    clean = {k: v for k, v in faces_by_segment(Storage(indexed.settings)).items()
-             if k.split("/")[0] in {s.parts[0] for s in segments}}
+    clean = {
+        k: v
+        for k, v in faces_by_segment(Storage(indexed.settings)).items()
+        if k.split("/")[0] in {s.parts[0] for s in segments}
+    }
     assert got == clean  # the same rows as a clean run: nothing lost, nothing twice

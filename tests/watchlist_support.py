@@ -1,4 +1,7 @@
-"""Shared pieces of the watchlist tests: real face embeddings, face rows as indexing writes them, a webhook receiver."""
+"""Shared pieces of the watchlist tests.
+
+Real face embeddings, face rows as indexing writes them, a webhook receiver.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from citywatch.media import fetch_media
-from citywatch.schemas import FaceRow, rows_to_arrow
-from citywatch.settings import Settings
-from citywatch.storage import Storage
-from citywatch.tables import faces_table, upsert
-from citywatch.watchlist import (
+from citywatch.governance.watchlist import (
     EntryRequest,
     WatchlistRow,
     approve,
     enrol_face,
     enrolment_embedding,
 )
-from tasks.index_segment import face_model_for
+from citywatch.sample.media import fetch_media
+from citywatch.schemas import FaceRow, rows_to_arrow
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from citywatch.tables import faces_table, upsert
+from citywatch.tasks.index_segment import face_model_for
 
-NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 THRESHOLD = 0.55
 
 
@@ -52,28 +55,59 @@ def make_settings(tmp_path: Path, **extra: object) -> Settings:
 
 
 def request(**changes: object) -> EntryRequest:
-    base = EntryRequest(label="Person A", reason="missing", case_id="CASE-7",
-                        justification="reported missing, family worried", requested_by="alice",
-                        expires_at=NOW + dt.timedelta(days=7))
+    base = EntryRequest(
+        label="Person A",
+        reason="missing",
+        case_id="CASE-7",
+        justification="reported missing, family worried",
+        requested_by="alice",
+        expires_at=NOW + dt.timedelta(days=7),
+    )
     return replace(base, **changes)
 
 
 def enrol_active(storage: Storage, faces: Faces, **changes: object) -> WatchlistRow:
-    row = enrol_face(storage, faces.model, [(faces.obama_photo, "obama.jpg")], request(**changes),
-                     default_threshold=THRESHOLD, max_days=30, now=NOW)
+    row = enrol_face(
+        storage,
+        faces.model,
+        [(faces.obama_photo, "obama.jpg")],
+        request(**changes),
+        default_threshold=THRESHOLD,
+        max_days=30,
+        now=NOW,
+    )
     return approve(storage, row.id, "bob", now=NOW)
 
 
-def face_row(faces: Faces, vector: np.ndarray, *, camera: str = "cam-a", segment: str = "S1",
-             track: int = 1, index: int = 0, ts: dt.datetime = NOW) -> FaceRow:
+def face_row(
+    faces: Faces,
+    vector: np.ndarray,
+    *,
+    camera: str = "cam-a",
+    segment: str = "S1",
+    track: int = 1,
+    index: int = 0,
+    ts: dt.datetime = NOW,
+) -> FaceRow:
     seg = f"{camera}/{segment}"
     at = ts + dt.timedelta(seconds=index)
-    return FaceRow(id=f"{seg}#t{track:04d}@{index:07d}", segment_id=seg, camera_id=camera, ts=at,
-                   bbox=(10.0, 10.0, 60.0, 60.0), det_score=0.9, quality=0.5,
-                   embedding=vector + np.float32(0.002 * index), track_id=f"{seg}#t{track:04d}",
-                   track_start=ts, track_end=ts + dt.timedelta(seconds=3),
-                   thumb_uri=f"thumbs/{seg}/{track}_{index}.jpg", lat=22.3, lon=114.2,
-                   model=faces.model.name)
+    return FaceRow(
+        id=f"{seg}#t{track:04d}@{index:07d}",
+        segment_id=seg,
+        camera_id=camera,
+        ts=at,
+        bbox=(10.0, 10.0, 60.0, 60.0),
+        det_score=0.9,
+        quality=0.5,
+        embedding=vector + np.float32(0.002 * index),
+        track_id=f"{seg}#t{track:04d}",
+        track_start=ts,
+        track_end=ts + dt.timedelta(seconds=3),
+        thumb_uri=f"thumbs/{seg}/{track}_{index}.jpg",
+        lat=22.3,
+        lon=114.2,
+        model=faces.model.name,
+    )
 
 
 def write_faces(storage: Storage, faces: Faces, rows: list[FaceRow]) -> None:

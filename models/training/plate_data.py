@@ -2,7 +2,7 @@
 
 Each example: a random mark (half HK-style, half random 1-8 characters of A-Z0-9 so
 the model does not learn one region's grammar), rendered front or rear by
-:mod:`citywatch.plate_render` in one of several bold sans fonts, 30-230 px wide,
+:mod:`citywatch.sample.plate_render` in one of several bold sans fonts, 30-230 px wide,
 warped (rotation, perspective), motion-blurred, noised, pasted on a patch of a street
 photo, brightness/contrast changed, JPEG-compressed (quality 25-95), then cropped
 around the characters with margins that cover where PP-OCR's detector puts its text
@@ -22,8 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from citywatch.plate_render import FONT_PATH, degrade_plate_warp, paste_plate, random_hk_plate, render_plate
-from models.plate_rec import ALPHABET, INPUT_H, INPUT_W, plate_crop_box, prepare_crop
+from citywatch.models.plate_rec import ALPHABET, INPUT_H, INPUT_W, plate_crop_box, prepare_crop
+from citywatch.sample.plate_render import (
+    FONT_PATH,
+    degrade_plate_warp,
+    paste_plate,
+    random_hk_plate,
+    render_plate,
+)
 
 _MASTER_W = 1040  # plate_render's master width: rendering at it gives the unscaled plate
 BENCHMARK_BACKGROUNDS = ("building.jpg", "home.jpg")
@@ -57,7 +63,9 @@ def training_backgrounds(data_dir: Path, max_side: int = 1280) -> list[np.ndarra
     out = []
     for image in frames:
         scale = min(1.0, max_side / max(image.shape[:2]))
-        out.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image)
+        out.append(
+            cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        )
     return out
 
 
@@ -74,8 +82,12 @@ def _ink_box(master: np.ndarray) -> tuple[float, float, float, float]:
     h, w = grey.shape
     inner = grey[int(0.08 * h) : int(0.92 * h), int(0.02 * w) : int(0.98 * w)] < 100
     rows, cols = np.nonzero(inner)
-    return (cols.min() + int(0.02 * w), rows.min() + int(0.08 * h),
-            cols.max() + 1 + int(0.02 * w), rows.max() + 1 + int(0.08 * h))
+    return (
+        cols.min() + int(0.02 * w),
+        rows.min() + int(0.08 * h),
+        cols.max() + 1 + int(0.02 * w),
+        rows.max() + 1 + int(0.08 * h),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +98,14 @@ class Scene:
     width_px: int
 
 
-def make_scene(rng: np.random.Generator, backgrounds: list[np.ndarray],
-               *, width_range: tuple[int, int] = (30, 230), text: str | None = None,
-               font_path: Path = FONT_PATH) -> Scene:
+def make_scene(
+    rng: np.random.Generator,
+    backgrounds: list[np.ndarray],
+    *,
+    width_range: tuple[int, int] = (30, 230),
+    text: str | None = None,
+    font_path: Path = FONT_PATH,
+) -> Scene:
     """A degraded plate on a street patch, and where its characters are."""
     text = text or random_text(rng)
     width = int(round(np.exp(rng.uniform(np.log(width_range[0]), np.log(width_range[1])))))
@@ -99,9 +116,13 @@ def make_scene(rng: np.random.Generator, backgrounds: list[np.ndarray],
     plate = cv2.resize(master, (width, height), interpolation=cv2.INTER_AREA)
     s = width / master.shape[1]
     warped, matrix = degrade_plate_warp(
-        plate, rng, blur=float(rng.uniform(0.0, 3.0)) if rng.uniform() < 0.85 else 0.0,
-        rotation_deg=float(rng.uniform(-10.0, 10.0)), perspective=float(rng.uniform(0.0, 0.1)),
-        noise=float(rng.uniform(0.0, 10.0)), jpeg_quality=None,
+        plate,
+        rng,
+        blur=float(rng.uniform(0.0, 3.0)) if rng.uniform() < 0.85 else 0.0,
+        rotation_deg=float(rng.uniform(-10.0, 10.0)),
+        perspective=float(rng.uniform(0.0, 0.1)),
+        noise=float(rng.uniform(0.0, 10.0)),
+        jpeg_quality=None,
     )
     ink = np.array([[ix1, iy1], [ix2, iy1], [ix2, iy2], [ix1, iy2]], dtype=np.float32) * s
     quad = cv2.perspectiveTransform(ink[np.newaxis], matrix)[0]
@@ -124,30 +145,49 @@ def make_scene(rng: np.random.Generator, backgrounds: list[np.ndarray],
         patch = cv2.GaussianBlur(patch, (0, 0), float(rng.uniform(0.4, 1.0)))
     _, buf = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 96))])
     patch = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    ink_box = (float(quad[:, 0].min() + ox), float(quad[:, 1].min() + oy),
-               float(quad[:, 0].max() + ox), float(quad[:, 1].max() + oy))
+    ink_box = (
+        float(quad[:, 0].min() + ox),
+        float(quad[:, 1].min() + oy),
+        float(quad[:, 0].max() + ox),
+        float(quad[:, 1].max() + oy),
+    )
     return Scene(patch=patch, ink=ink_box, text=text, width_px=width)
 
 
-def make_example(rng: np.random.Generator, backgrounds: list[np.ndarray],
-                 *, width_range: tuple[int, int] = (30, 230), font_path: Path = FONT_PATH) -> Example:
+def make_example(
+    rng: np.random.Generator,
+    backgrounds: list[np.ndarray],
+    *,
+    width_range: tuple[int, int] = (30, 230),
+    font_path: Path = FONT_PATH,
+) -> Example:
     """A scene cropped as the reader would crop it around a detected text box."""
     scene = make_scene(rng, backgrounds, width_range=width_range, font_path=font_path)
     patch = scene.patch
     # the detector's text box: around the ink, by a spread measured on PP-OCRv4's boxes
     qx1, qy1, qx2, qy2 = scene.ink
     qh = qy2 - qy1
+
     def out(lo: float, hi: float, far: float) -> float:  # 10%: the box also took in the surroundings
         return float(rng.uniform(lo, hi) if rng.uniform() < 0.9 else rng.uniform(hi, far))
 
-    det = (qx1 - out(-0.05, 0.6, 1.4) * qh, qy1 - out(0.05, 0.45, 0.7) * qh,
-           qx2 + out(-0.05, 0.6, 1.4) * qh, qy2 + out(0.05, 0.45, 0.7) * qh)
+    det = (
+        qx1 - out(-0.05, 0.6, 1.4) * qh,
+        qy1 - out(0.05, 0.45, 0.7) * qh,
+        qx2 + out(-0.05, 0.6, 1.4) * qh,
+        qy2 + out(0.05, 0.45, 0.7) * qh,
+    )
     box = plate_crop_box(det, patch.shape[1], patch.shape[0])  # as the reader crops it
     return Example(x=prepare_crop(patch, box), text=scene.text, width_px=scene.width_px)
 
 
-def make_batch(seed: int, n: int, backgrounds: list[np.ndarray], fonts: list[tuple[Path, float]],
-               width_range: tuple[int, int] = (30, 230)) -> tuple[np.ndarray, list[str], np.ndarray]:
+def make_batch(
+    seed: int,
+    n: int,
+    backgrounds: list[np.ndarray],
+    fonts: list[tuple[Path, float]],
+    width_range: tuple[int, int] = (30, 230),
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``n`` examples from ``seed``: (N x 1 x 32 x 128 float16, texts, widths)."""
     rng = np.random.default_rng(seed)
     paths = [p for p, _ in fonts]

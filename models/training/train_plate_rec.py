@@ -20,11 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.plate_rec import ALPHABET, INPUT_H, INPUT_W, ctc_best_path
-from models.training.plate_data import make_batch, training_backgrounds
+from citywatch.models.plate_rec import ALPHABET, INPUT_H, INPUT_W, ctc_best_path
+from citywatch.models.training.plate_data import make_batch, training_backgrounds
 
-TRAIN_FONTS = (("DejaVuSans-Bold.ttf", 0.55), ("DejaVuSansCondensed-Bold.ttf", 0.25),
-               ("DejaVuSansMono-Bold.ttf", 0.2))
+TRAIN_FONTS = (
+    ("DejaVuSans-Bold.ttf", 0.55),
+    ("DejaVuSansCondensed-Bold.ttf", 0.25),
+    ("DejaVuSansMono-Bold.ttf", 0.2),
+)
 UNSEEN_FONT = "DejaVuSerifCondensed-Bold.ttf"
 BINS = ((30, 40), (40, 60), (60, 80), (80, 120), (120, 230))
 _BACKGROUNDS: list[np.ndarray] = []
@@ -38,23 +41,37 @@ def _init(data_dir: str) -> None:
     _BACKGROUNDS.extend(training_backgrounds(Path(data_dir)))
 
 
-def _job(args: tuple[int, int, list[tuple[str, float]], tuple[int, int]]) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _job(
+    args: tuple[int, int, list[tuple[str, float]], tuple[int, int]],
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     seed, n, fonts, widths = args
     return make_batch(seed, n, _BACKGROUNDS, [(Path(p), w) for p, w in fonts], widths)
 
 
-def generate(pool: mp.pool.Pool, seed: int, n: int, fonts: list[tuple[str, float]],
-             widths: tuple[int, int] = (30, 230), chunk: int = 1000,
-             deadline: float | None = None) -> tuple[np.ndarray, list[str], np.ndarray]:
+def generate(
+    pool: mp.pool.Pool,
+    seed: int,
+    n: int,
+    fonts: list[tuple[str, float]],
+    widths: tuple[int, int] = (30, 230),
+    chunk: int = 1000,
+    deadline: float | None = None,
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``n`` examples (fewer if ``deadline``, a time.time(), passes first)."""
-    jobs = [(seed * 100_000 + i, min(chunk, n - i * chunk), fonts, widths) for i in range((n + chunk - 1) // chunk)]
+    jobs = [
+        (seed * 100_000 + i, min(chunk, n - i * chunk), fonts, widths)
+        for i in range((n + chunk - 1) // chunk)
+    ]
     parts = []
     for part in pool.imap(_job, jobs):
         parts.append(part)
         if deadline is not None and time.time() > deadline:
             break
-    return (np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]],
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        [t for p in parts for t in p[1]],
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 def build_model():  # noqa: ANN201 - torch is imported lazily
@@ -67,15 +84,26 @@ def build_model():  # noqa: ANN201 - torch is imported lazily
         def __init__(self) -> None:
             super().__init__()
             self.features = nn.Sequential(
-                *block(1, 32), nn.MaxPool2d(2),                      # 16 x 64
-                *block(32, 64), nn.MaxPool2d(2),                     # 8 x 32
-                *block(64, 96), *block(96, 96), nn.MaxPool2d((2, 1)),  # 4 x 32
-                *block(96, 128), *block(128, 128), nn.MaxPool2d((2, 1)),  # 2 x 32
-                nn.Conv2d(128, 192, (2, 1), bias=False), nn.BatchNorm2d(192), nn.ReLU(inplace=True),  # 1 x 32
+                *block(1, 32),
+                nn.MaxPool2d(2),  # 16 x 64
+                *block(32, 64),
+                nn.MaxPool2d(2),  # 8 x 32
+                *block(64, 96),
+                *block(96, 96),
+                nn.MaxPool2d((2, 1)),  # 4 x 32
+                *block(96, 128),
+                *block(128, 128),
+                nn.MaxPool2d((2, 1)),  # 2 x 32
+                nn.Conv2d(128, 192, (2, 1), bias=False),
+                nn.BatchNorm2d(192),
+                nn.ReLU(inplace=True),  # 1 x 32
             )
             self.head = nn.Sequential(
-                nn.Conv1d(192, 192, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout(0.1),
-                nn.Conv1d(192, 192, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv1d(192, 192, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Dropout(0.1),
+                nn.Conv1d(192, 192, 3, padding=1),
+                nn.ReLU(inplace=True),
                 nn.Conv1d(192, 1 + len(ALPHABET), 1),
             )
 
@@ -113,7 +141,9 @@ def evaluate(model, xs: np.ndarray, texts: list[str], widths: np.ndarray, device
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--fonts-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -124,10 +154,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--workers", type=int, default=mp.cpu_count())
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--time-limit-s", type=float, default=1e9,
-                        help="whole run (data + training) in about this long; the schedule follows it")
-    parser.add_argument("--data-limit-s", type=float, default=0.0,
-                        help="stop generating training data after this long (0: make all of --n-train)")
+    parser.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=1e9,
+        help="whole run (data + training) in about this long; the schedule follows it",
+    )
+    parser.add_argument(
+        "--data-limit-s",
+        type=float,
+        default=0.0,
+        help="stop generating training data after this long (0: make all of --n-train)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -138,8 +176,9 @@ def main() -> None:
     t0 = time.time()
     with mp.get_context("fork").Pool(args.workers, initializer=_init, initargs=(str(args.data_dir),)) as pool:
         x_val, t_val, w_val = generate(pool, args.seed + 1, args.n_val, fonts)
-        x_unseen, t_unseen, w_unseen = generate(pool, args.seed + 2, args.n_val // 2,
-                                                [(str(args.fonts_dir / UNSEEN_FONT), 1.0)])
+        x_unseen, t_unseen, w_unseen = generate(
+            pool, args.seed + 2, args.n_val // 2, [(str(args.fonts_dir / UNSEEN_FONT), 1.0)]
+        )
         deadline = t0 + args.data_limit_s if args.data_limit_s else None
         x_train, t_train, _ = generate(pool, args.seed, args.n_train, fonts, deadline=deadline)
     device = "cuda" if torch.cuda.is_available() else "cpu"  # after the fork: no CUDA in workers
@@ -174,32 +213,53 @@ def main() -> None:
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            done = (time.time() - t1) / budget_s if budget_s else (epoch * steps_per_epoch + step) / total_steps
+            done = (
+                (time.time() - t1) / budget_s if budget_s else (epoch * steps_per_epoch + step) / total_steps
+            )
             for group in optimiser.param_groups:
-                group["lr"] = args.lr * (done / 0.05 if done < 0.05 else 0.5 * (1 + np.cos(np.pi * min(1.0, done))))
+                group["lr"] = args.lr * (
+                    done / 0.05 if done < 0.05 else 0.5 * (1 + np.cos(np.pi * min(1.0, done)))
+                )
             optimiser.step()
             total += loss.detach()
         val = evaluate(model, x_val, t_val, w_val, device)
         if val["all"] > best_val:  # keep the best epoch (late epochs can overfit)
             best_val = val["all"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        log.info("epoch %d: loss %.4f, val %s, %.0f s", epoch + 1, float(total) / steps_per_epoch,
-                 json.dumps(val), time.time() - t1)
+        log.info(
+            "epoch %d: loss %.4f, val %s, %.0f s",
+            epoch + 1,
+            float(total) / steps_per_epoch,
+            json.dumps(val),
+            time.time() - t1,
+        )
         if budget_s and time.time() - t1 >= budget_s:
             log.info("time budget spent")
             break
 
     model.load_state_dict(best_state)
-    metrics = {"val": evaluate(model, x_val, t_val, w_val, device),
-               "unseen_font": evaluate(model, x_unseen, t_unseen, w_unseen, device),
-               "n_train": len(t_train), "epochs": epoch + 1, "train_s": round(time.time() - t1),
-               "fonts": TRAIN_FONTS, "unseen": UNSEEN_FONT}
+    metrics = {
+        "val": evaluate(model, x_val, t_val, w_val, device),
+        "unseen_font": evaluate(model, x_unseen, t_unseen, w_unseen, device),
+        "n_train": len(t_train),
+        "epochs": epoch + 1,
+        "train_s": round(time.time() - t1),
+        "fonts": TRAIN_FONTS,
+        "unseen": UNSEEN_FONT,
+    }
     log.info("metrics: %s", json.dumps(metrics))
     args.out.mkdir(parents=True, exist_ok=True)
     model.eval().cpu()
-    torch.onnx.export(model, torch.zeros(1, 1, INPUT_H, INPUT_W), str(args.out / "plate_rec.onnx"),
-                      input_names=["image"], output_names=["logits"], dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 1, INPUT_H, INPUT_W),
+        str(args.out / "plate_rec.onnx"),
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": {0: "n"}, "logits": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 

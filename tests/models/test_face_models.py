@@ -14,10 +14,10 @@ import pytest
 from skimage.data import astronaut
 
 from citywatch.errors import BadInputError
-from citywatch.media import fetch_media
-from models.base import FaceModel
-from models.faces import load_face_model
-from models.retinaface_onnx import RetinaFaceDetector
+from citywatch.models.base import FaceModel
+from citywatch.models.faces import load_face_model
+from citywatch.models.retinaface_onnx import RetinaFaceDetector
+from citywatch.sample.media import fetch_media
 
 PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "t1.jpg", "Tom_Hanks_54745.png")
 
@@ -113,15 +113,11 @@ def test_small_face_is_found_and_recognised(
 def test_min_face_px_drops_small_faces(
     images: dict[str, np.ndarray], min_face_px: int, expected: int
 ) -> None:
-    small = cv2.resize(
-        images["obama2"], None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA
-    )  # face ~55 px
+    small = cv2.resize(images["obama2"], None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)  # face ~55 px
     assert len(RetinaFaceDetector(min_face_px=min_face_px).detect(small)) == expected
 
 
-@pytest.mark.parametrize(
-    ("a", "b"), [("obama", "obama2"), ("obama", "obama3"), ("obama2", "obama3")]
-)
+@pytest.mark.parametrize(("a", "b"), [("obama", "obama2"), ("obama", "obama3"), ("obama2", "obama3")])
 def test_same_person_is_within_threshold(
     model: FaceModel, vectors: dict[str, np.ndarray], a: str, b: str
 ) -> None:

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from models.base import FaceDetection, FaceModel
-from models.faces import load_face_model
-from models.insightface_backend import arcface_crop, arcface_matrix
+from citywatch.models.base import FaceDetection, FaceModel
+from citywatch.models.faces import load_face_model
+from citywatch.models.insightface_backend import arcface_crop, arcface_matrix
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("insightface")
@@ -34,9 +34,7 @@ KPS_OFFSETS = np.array([-0.3, -0.2, 0.3, -0.2, 0.0, 0.1, -0.25, 0.4, 0.25, 0.4],
 FIXED_VECTOR = np.random.default_rng(7).normal(size=512).astype(np.float32)
 
 
-def _conv_head(
-    name: str, stride: int, channels: int, weight: float, bias: np.ndarray
-) -> tuple[list, list]:
+def _conv_head(name: str, stride: int, channels: int, weight: float, bias: np.ndarray) -> tuple[list, list]:
     """Conv(kernel=stride=stride) -> NHWC -> (cells * anchors, channels / 2) nodes."""
     w = np.full((channels, 3, stride, stride), weight / (3 * stride * stride), np.float32)
     inits = [
@@ -59,9 +57,7 @@ def _conv_head(
         nodes.append(helper.make_node("Sigmoid", [last], [f"{name}_sig"], name=f"sig_{name}"))
         last = f"{name}_sig"
     nodes += [
-        helper.make_node(
-            "Transpose", [last], [f"{name}_nhwc"], perm=[0, 2, 3, 1], name=f"tr_{name}"
-        ),
+        helper.make_node("Transpose", [last], [f"{name}_nhwc"], perm=[0, 2, 3, 1], name=f"tr_{name}"),
         helper.make_node("Reshape", [f"{name}_nhwc", f"{name}_shape"], [name], name=f"rs_{name}"),
     ]
     return nodes, inits
@@ -146,9 +142,7 @@ def test_pack_loads_through_model_zoo(model: FaceModel, pack: Path) -> None:
     ("shape", "row", "col"),
     [((640, 640), 10, 6), ((320, 480), 4, 9)],
 )
-def test_detect_finds_the_white_cell(
-    model: FaceModel, shape: tuple[int, int], row: int, col: int
-) -> None:
+def test_detect_finds_the_white_cell(model: FaceModel, shape: tuple[int, int], row: int, col: int) -> None:
     faces = model.detector.detect(white_cell(*shape, row, col))
     assert len(faces) == 1
     face = faces[0]

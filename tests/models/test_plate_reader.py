@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import degrade_plate, paste_plate, render_plate
+from citywatch.models.plate_reader import (
+    PlateRead,
+    PlateReader,
+    TextBox,
+    group_plate_boxes,
+    load_plate_reader,
+)
 from citywatch.plates import fix_confusables, normalise_plate
-from models.plate_reader import PlateReader, PlateRead, group_plate_boxes, load_plate_reader, TextBox
-
+from citywatch.sample.plate_render import degrade_plate, paste_plate, render_plate
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +22,14 @@ def reader() -> PlateReader:
     return load_plate_reader()
 
 
-def _scene(street: np.ndarray, text: str, width: int, style: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _scene(
+    street: np.ndarray, text: str, width: int, style: str
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     rng = np.random.default_rng(width)
     plate = render_plate(text, style=style, width_px=width)  # type: ignore[arg-type]
-    warped = degrade_plate(plate, rng, blur=1.0, rotation_deg=3.0, perspective=0.03, noise=3.0, jpeg_quality=75)
+    warped = degrade_plate(
+        plate, rng, blur=1.0, rotation_deg=3.0, perspective=0.03, noise=3.0, jpeg_quality=75
+    )
     x, y = 500, 420
     frame = paste_plate(street, warped, x, y)
     return frame, (x, y, x + warped.shape[1], y + warped.shape[0])

@@ -9,24 +9,31 @@ import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from citywatch.plate_render import FONT_PATH, degrade_plate, paste_plate, render_plate
-from citywatch.plates import fix_confusables, normalise_plate
-from models.plate_reader import PlateReader
-from models.plate_rec import WEIGHTS, PlateRecogniser, ctc_best_path, load_plate_recogniser, prepare_crop
-from models.training.plate_data import (
+from citywatch.models.plate_reader import PlateReader
+from citywatch.models.plate_rec import (
+    WEIGHTS,
+    PlateRecogniser,
+    ctc_best_path,
+    load_plate_recogniser,
+    prepare_crop,
+)
+from citywatch.models.training.plate_data import (
     BENCHMARK_BACKGROUNDS,
     make_batch,
     make_scene,
     training_backgrounds,
 )
+from citywatch.plates import fix_confusables, normalise_plate
+from citywatch.sample.plate_render import FONT_PATH, degrade_plate, paste_plate, render_plate
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 # small marks (48-58 px wide: glyphs ~8 px tall), blurred and JPEG'd like a far camera
 SMALL = (("AB1234", 52), ("KX807", 48), ("TM5067", 56), ("HK7", 50), ("LUCKY8", 58), ("ZS680", 54))
 
 
-def _scene(street: np.ndarray, text: str, width: int,
-           font_path: Path = FONT_PATH) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _scene(
+    street: np.ndarray, text: str, width: int, font_path: Path = FONT_PATH
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     rng = np.random.default_rng(width)
     plate = render_plate(text, style="rear" if width % 2 else "front", width_px=width, font_path=font_path)
     warped = degrade_plate(plate, rng, blur=1.2, rotation_deg=2.0, perspective=0.03, noise=3.0)
@@ -55,8 +62,9 @@ def test_small_plates_are_read_exactly_with_the_plate_recogniser(street: np.ndar
         frame, box = _scene(street, text, width)
         reads = with_model.read(frame, _region(box))
         hits += any(fix_confusables(normalise_plate(r.text)) == text for r in reads)
-        ppocr_hits += any(fix_confusables(normalise_plate(r.text)) == text
-                          for r in ppocr_only.read(frame, _region(box)))
+        ppocr_hits += any(
+            fix_confusables(normalise_plate(r.text)) == text for r in ppocr_only.read(frame, _region(box))
+        )
     assert hits >= len(SMALL) - 1, f"{hits}/{len(SMALL)} small plates read"
     assert hits >= ppocr_hits
 
@@ -64,7 +72,9 @@ def test_small_plates_are_read_exactly_with_the_plate_recogniser(street: np.ndar
 def test_recogniser_reads_a_crop_and_reports_per_character_confidence(street: np.ndarray) -> None:
     frame, (x1, y1, x2, y2) = _scene(street, "AB1234", 90)
     h = y2 - y1
-    text, confs = load_plate_recogniser().read(frame, (x1 + 0.1 * h, y1 + 0.2 * h, x2 - 0.1 * h, y2 - 0.2 * h))
+    text, confs = load_plate_recogniser().read(
+        frame, (x1 + 0.1 * h, y1 + 0.2 * h, x2 - 0.1 * h, y2 - 0.2 * h)
+    )
     assert text == "AB1234"
     assert len(confs) == 6 and all(0.5 < c <= 1.0 for c in confs)
 
@@ -98,7 +108,9 @@ def test_training_data_keeps_the_benchmark_backgrounds_out() -> None:
     scene = make_scene(rng, backgrounds, text="AB123")
     x1, y1, x2, y2 = scene.ink
     assert 0 <= x1 < x2 <= scene.patch.shape[1] and 0 <= y1 < y2 <= scene.patch.shape[0]
-    xs, texts, widths = make_batch(1, 4, backgrounds, [(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"), 1.0)])
+    xs, texts, widths = make_batch(
+        1, 4, backgrounds, [(Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"), 1.0)]
+    )
     assert xs.shape == (4, 1, 32, 128) and len(texts) == 4 and all(30 <= w <= 230 for w in widths)
 
 

@@ -1,0 +1,191 @@
+"""CLI: ``audit verify|list|restore`` and ``calibrate``. Every one is itself audited."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+
+from citywatch.cli import output
+from citywatch.errors import BadInputError
+from citywatch.governance.audit_log import AuditLog
+from citywatch.governance.auth import Action, governed
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+
+_ANCHOR = re.compile(r"^(\d{1,12}):([0-9a-f]{64})$")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("audit", help="verify and read the tamper-evident audit log")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+
+    v = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first bad record")
+    v.add_argument(
+        "--anchor",
+        help="SEQ:HASH written down earlier (from a previous verify): that record must still carry that hash",
+    )
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(handler=cmd_audit_verify)
+
+    ls = audit_sub.add_parser("list", help="audit records, oldest first")
+    ls.add_argument("--case", dest="filter_case", metavar="CASE", help="only this case id")
+    ls.add_argument("--user", dest="filter_user", metavar="USER", help="only this user")
+    ls.add_argument(
+        "--action",
+        dest="filter_action",
+        metavar="ACTION",
+        choices=[a.value for a in Action],
+        help="only this action (e.g. search_face)",
+    )
+    ls.add_argument("--limit", type=int, default=100, help="the latest N records (default 100)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_audit_list)
+
+    r = audit_sub.add_parser("restore", help="re-add records a crashed writer left only in the journal")
+    r.set_defaults(handler=cmd_audit_restore)
+
+    c = sub.add_parser(
+        "calibrate",
+        help="FMR/FNMR of the face model on labelled local photos, and a recommended match threshold",
+    )
+    c.add_argument("folder", help="FOLDER/<person>/<photo>: one face per photo")
+    c.add_argument(
+        "--target-fmr",
+        type=float,
+        default=0.001,
+        help="largest acceptable false match rate (default 0.001 = 1 in 1,000)",
+    )
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(handler=cmd_calibrate)
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    match = _ANCHOR.match(text.strip())
+    if not match:
+        raise BadInputError(f"--anchor {text!r} must be SEQ:HASH, e.g. 42:<64 hex digits>")
+    return int(match.group(1)), match.group(2)
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    anchor = parse_anchor(args.anchor) if args.anchor else None
+    storage = Storage(settings)
+    params = {"command": "audit verify", "anchor": args.anchor or ""}
+    with governed(settings, storage, Action.AUDIT_READ, None, None, params) as run:
+        verdict = AuditLog(storage).verify(anchor=anchor)
+        run.result_count = verdict.checked
+        run.detail = "" if verdict.ok else f"verify found: {verdict.reason}"
+    if args.json:
+        output.as_json(dataclasses.asdict(verdict))
+    elif verdict.ok:
+        output.line(f"audit log intact: {verdict.checked} records")
+        if verdict.checked:
+            output.line(f"head (write it down to --anchor later): {verdict.head_seq}:{verdict.head_hash}")
+    else:
+        output.line(f"audit log BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
+        output.line(f"{verdict.checked} records before it are intact")
+    return 0 if verdict.ok else 1
+
+
+def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    params = {
+        "command": "audit list",
+        "case": args.filter_case,
+        "user": args.filter_user,
+        "action": args.filter_action,
+        "limit": args.limit,
+    }
+    with governed(settings, storage, Action.AUDIT_READ, None, None, params) as run:
+        rows = AuditLog(storage).list(
+            case_id=args.filter_case, user=args.filter_user, action=args.filter_action, limit=args.limit
+        )
+        run.result_count = len(rows)
+    if args.json:
+        output.as_json([r.fields_json() for r in rows])
+        return 0
+    output.table(
+        ["seq", "time (UTC)", "user", "role", "action", "outcome", "case", "results", "why / detail"],
+        [
+            [
+                r.seq,
+                r.ts.strftime("%Y-%m-%d %H:%M:%S"),
+                r.user,
+                r.role,
+                r.action,
+                r.outcome,
+                r.case_id,
+                r.result_count,
+                _shorten(r.detail or r.justification),
+            ]
+            for r in rows
+        ],
+    )
+    output.line(f"{len(rows)} records")
+    return 0
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_audit_restore(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    with governed(settings, storage, Action.AUDIT_RESTORE, None, None, {"command": "audit restore"}) as run:
+        restored = AuditLog(storage).restore_missing()
+        run.result_count = len(restored)
+    output.line(
+        f"restored {len(restored)} records from the journal"
+        + (f": {', '.join(map(str, restored))}" if restored else "")
+    )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
+    from citywatch.tasks.calibrate import calibrate
+    from citywatch.tasks.index_segment import face_model_for
+
+    storage = Storage(settings)
+    folder = storage.resolve(args.folder)
+    params = {
+        "command": "calibrate",
+        "folder": folder,
+        "target_fmr": args.target_fmr,
+        "face_backend": settings.face_backend,
+    }
+    with governed(settings, storage, Action.CALIBRATE, None, None, params) as run:
+        report = calibrate(storage, face_model_for(settings), folder, args.target_fmr)
+        run.result_count = report.photos
+    if args.json:
+        output.as_json(dataclasses.asdict(report))
+        return 0
+    output.line(
+        f"model {report.model}: {report.photos} photos of {report.people} people, "
+        f"{report.genuine_pairs} genuine and {report.impostor_pairs} impostor pairs"
+    )
+    for skip in report.skipped:
+        output.line(f"  skipped {skip.source}: {skip.reason}")
+    shown = [p for p in report.points if round(p.threshold * 100) % 5 == 0]
+    output.table(
+        ["threshold", "FMR", "FNMR", "false matches", "missed matches"],
+        [
+            [f"{p.threshold:.2f}", f"{p.fmr:.4f}", f"{p.fnmr:.4f}", p.false_matches, p.false_non_matches]
+            for p in shown
+        ],
+    )
+    d = report.at_default
+    output.line(f"model default {report.default_threshold:.3f}: FMR {d.fmr:.4f}, FNMR {d.fnmr:.4f}")
+    best = report.recommended
+    if best is not None and report.enough_impostors:
+        output.line(
+            f"recommended threshold for FMR <= {report.target_fmr:g}: {best.threshold:.2f} "
+            f"(FMR {best.fmr:.4f}, FNMR {best.fnmr:.4f}); set "
+            f"CITYWATCH_FACE_MATCH_THRESHOLD={best.threshold:.2f}"
+        )
+    elif best is not None:
+        output.line(
+            f"tentative threshold for FMR <= {report.target_fmr:g}: {best.threshold:.2f} "
+            f"(FMR {best.fmr:.4f}, FNMR {best.fnmr:.4f}); do not deploy it yet:"
+        )
+    output.line(report.note)
+    return 0

@@ -1,0 +1,105 @@
+"""``citywatch up`` / ``down``: the local stack (see citywatch/stack.py)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+from citywatch.cli import output
+from citywatch.settings import Settings
+from citywatch.stack.up import (
+    ENV_FILE,
+    LOCAL_S3_ROOT,
+    Stack,
+    StackOptions,
+    find_project,
+    start_stack,
+    state_path,
+    stop_stack,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "up",
+        help="start a local stack: Prefect server + workers serving prefect.yaml's "
+        "deployments, a Dask cluster, an S3 server",
+    )
+    p.add_argument(
+        "--project",
+        help="directory with prefect.yaml (default: the current directory, else the citywatch checkout)",
+    )
+    p.add_argument("--prefect-port", type=int, default=4200, help="0: any free port")
+    p.add_argument("--dask-port", type=int, default=8786)
+    p.add_argument("--dashboard-port", type=int, default=8787)
+    p.add_argument("--s3-port", type=int, default=9000)
+    p.add_argument(
+        "--paused",
+        action="store_true",
+        help="register the deployments with their schedules paused (run on demand)",
+    )
+    p.add_argument(
+        "--local-s3",
+        action="store_true",
+        help=f"flow runs use the stack's S3 server as storage root ({LOCAL_S3_ROOT})",
+    )
+    p.add_argument("--wait", type=float, default=120.0, help="seconds each service may take to start")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_up)
+
+    p = sub.add_parser("down", help="stop everything `citywatch up` (or any command) started")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_down)
+
+
+def _print_stack(stack: Stack, settings: Settings) -> None:
+    output.line(f"Prefect UI:       {stack.prefect_ui}")
+    if stack.dask_dashboard:
+        dash = f"{stack.dask_dashboard}/status"
+        if importlib.util.find_spec("bokeh") is None:
+            dash += "  (install bokeh>=3.1 for the charts; /health and /json answer without it)"
+        output.line(f"Dask dashboard:   {dash}")
+    output.line(f"Dask scheduler:   {stack.dask_address}")
+    output.line(f"S3 endpoint:      {stack.s3_endpoint}  (bucket citywatch)")
+    output.line(f"storage root:     {stack.storage_root}")
+    output.line(f"deployments:      {', '.join(stack.deployments)}")
+    output.line(f"logs:             {stack.logs}")
+    output.line(f"use it elsewhere: source {state_path(settings) / ENV_FILE}")
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    options = StackOptions(
+        project=find_project(args.project),
+        prefect_port=args.prefect_port,
+        dask_port=args.dask_port,
+        dashboard_port=args.dashboard_port,
+        s3_port=args.s3_port,
+        paused=args.paused,
+        local_s3=args.local_s3,
+        wait_s=args.wait,
+    )
+    stack, already = start_stack(settings, options)
+    if args.json:
+        output.as_json(
+            {"already_running": already, **stack.__dict__, "services": [s.__dict__ for s in stack.services]}
+        )
+        return 0
+    output.line("the stack was already running" if already else "the stack is up")
+    _print_stack(stack, settings)
+    if not settings.user:
+        output.line(
+            "note: no CITYWATCH_USER set, so scheduled runs (index, sweep) will be "
+            "refused; set it to a service user from users.yaml and run up again"
+        )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    stopped = stop_stack(settings)
+    if args.json:
+        output.as_json({"stopped": stopped})
+    elif stopped:
+        output.line(f"stopped: {', '.join(stopped)}")
+    else:
+        output.line("nothing was running")
+    return 0

@@ -1,0 +1,230 @@
+"""Audit records and the hash chain: the record format, canonical JSON, and the check.
+
+Every record carries ``seq`` (1, 2, 3, ...), ``prev_hash`` (the previous record's
+hash; 64 zeros for the first) and ``hash = sha256(prev_hash + canonical JSON of every
+other field)``. Editing, deleting, inserting or reordering a record breaks the chain
+at that record, and :func:`verify_chain` names it. Storage and concurrent appends are
+:mod:`citywatch.governance.audit_log`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import ClassVar, Literal
+
+import pyarrow as pa
+
+from citywatch.errors import BadInputError
+from citywatch.schemas import TS
+
+GENESIS_HASH = "0" * 64
+OUTCOMES = ("ok", "refused", "failed")
+Outcome = Literal["ok", "refused", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One audited action. ``hash`` covers every other field (see module doc)."""
+
+    seq: int
+    id: str
+    ts: dt.datetime
+    user: str
+    role: str  # the actor's roles, comma-separated ("" when the user is unknown)
+    action: str  # an auth.Action value
+    outcome: str  # ok | refused | failed
+    case_id: str
+    justification: str
+    params: str  # canonical JSON of the action's parameters (never images or vectors)
+    probe_sha256: str  # sha256 of a probe image, "" when none; never the image itself
+    result_count: int
+    detail: str  # why it was refused or failed; "" when ok
+    host: str
+    prev_hash: str
+    hash: str
+
+    TABLE: ClassVar[str] = "audit"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("seq", pa.int64(), nullable=False),
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("ts", TS),
+            pa.field("user", pa.string()),
+            pa.field("role", pa.string()),
+            pa.field("action", pa.string()),
+            pa.field("outcome", pa.string()),
+            pa.field("case_id", pa.string()),
+            pa.field("justification", pa.string()),
+            pa.field("params", pa.string()),
+            pa.field("probe_sha256", pa.string()),
+            pa.field("result_count", pa.int64()),
+            pa.field("detail", pa.string()),
+            pa.field("host", pa.string()),
+            pa.field("prev_hash", pa.string()),
+            pa.field("hash", pa.string()),
+        ]
+    )
+
+    def fields_json(self) -> dict[str, object]:
+        """Every field as JSON values (timestamps as ISO 8601 UTC, microseconds)."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, dt.datetime):
+                value = iso_utc(value)
+            out[f.name] = value
+        return out
+
+    def canonical(self) -> str:
+        """Canonical JSON of every field but ``hash`` (sorted keys, no spaces)."""
+        body = self.fields_json()
+        body.pop("hash")
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256((self.prev_hash + self.canonical()).encode("utf-8")).hexdigest()
+
+    def to_journal(self) -> bytes:
+        return json.dumps(
+            self.fields_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+
+    @classmethod
+    def from_journal(cls, data: bytes, source: str) -> AuditRow:
+        try:
+            body = json.loads(data.decode("utf-8"))
+            body["ts"] = dt.datetime.fromisoformat(body["ts"])
+            return cls(**body)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"audit journal entry {source} is not a valid record: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerdict:
+    """The result of :meth:`AuditLog.verify`."""
+
+    ok: bool
+    checked: int  # records found intact, in order, before the first bad one (all when ok)
+    first_bad_seq: int | None  # None when ok
+    reason: str  # why first_bad_seq is bad; "" when ok
+    head_seq: int = 0  # the last intact record (to write down as an external anchor)
+    head_hash: str = ""
+
+
+def iso_utc(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        raise BadInputError(f"audit time {value!r} must be timezone-aware")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise BadInputError(
+            "audit params must not contain raw bytes: record a probe's sha256, never the image"
+        )
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise BadInputError(
+        f"audit params value of type {type(value).__name__} is not "
+        "JSON-serialisable (use text, numbers, lists or mappings)"
+    )
+
+
+def params_json(params: Mapping[str, object] | None) -> str:
+    """Canonical JSON text of an action's parameters."""
+    if params is None:
+        return "{}"
+    if not isinstance(params, Mapping):
+        raise BadInputError(f"audit params must be a mapping, got {type(params).__name__}")
+    try:
+        return json.dumps(
+            dict(params),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=_json_value,
+            allow_nan=False,
+        )
+    except ValueError as exc:
+        raise BadInputError(f"audit params are not valid JSON: {exc}") from exc
+
+
+def verify_chain(
+    rows: list[AuditRow],
+    journal: Mapping[int, AuditRow | str],
+    *,
+    anchor: tuple[int, str] | None = None,
+    claimed_head: int = 0,
+) -> AuditVerdict:
+    """The verdict on ``rows`` (the table) given ``journal`` (see :meth:`AuditLog.verify`).
+
+    ``claimed_head``: the head hint; writers only ever set it to a seq they claimed, so a
+    log that ends before it lost records at its end.
+    """
+    by_seq: dict[int, list[AuditRow]] = {}
+    for row in rows:
+        by_seq.setdefault(row.seq, []).append(row)
+    stray = sorted(s for s in by_seq if s < 1)
+    last = max([*by_seq, *journal, 0])
+    prev_hash, checked = GENESIS_HASH, 0
+
+    def bad(seq: int, reason: str) -> AuditVerdict:
+        return AuditVerdict(False, checked, seq, f"record {seq}: {reason}", checked, prev_hash)
+
+    if stray:
+        return bad(stray[0], "sequence numbers start at 1 (an inserted record?)")
+    for seq in range(1, last + 1):
+        found = by_seq.get(seq, [])
+        entry = journal.get(seq)
+        if not found:
+            if isinstance(entry, AuditRow):
+                return bad(
+                    seq,
+                    "missing from the audit table, though the journal has it "
+                    "(deleted? `citywatch audit restore` puts it back)",
+                )
+            return bad(seq, "missing from the audit table and from the journal (deleted?)")
+        if len(found) > 1:
+            return bad(seq, f"{len(found)} records claim this sequence number (one was inserted)")
+        row = found[0]
+        if row.hash != row.compute_hash():
+            return bad(seq, "its content does not match its hash (changed after it was written)")
+        if row.prev_hash != prev_hash:
+            return bad(
+                seq,
+                "its prev_hash does not match the hash of the record before it "
+                "(a record was inserted, removed or reordered)",
+            )
+        if entry is None:
+            return bad(seq, "no journal entry (not written by citywatch: forged?)")
+        if isinstance(entry, str):
+            return bad(seq, f"its journal entry is damaged: {entry}")
+        if entry != row:
+            return bad(seq, "differs from its journal entry (changed and re-hashed?)")
+        if anchor is not None and anchor[0] == seq and anchor[1] != row.hash:
+            return bad(seq, f"its hash {row.hash[:16]}... is not the anchored {anchor[1][:16]}...")
+        prev_hash, checked = row.hash, checked + 1
+    if claimed_head > last:
+        return bad(
+            last + 1,
+            f"the log ends at record {last}, but record {claimed_head} was "
+            "written (records removed from the end?)",
+        )
+    if anchor is not None and anchor[0] > last:
+        return bad(anchor[0], f"the anchored record is gone (the log ends at {last})")
+    return AuditVerdict(True, checked, None, "", checked, prev_hash)

@@ -1,0 +1,398 @@
+"""The watchlist: who or which plate is sought, why, on whose request, until when.
+
+An entry is enrolled ``pending``; a second person approves it (four eyes) and it
+becomes ``active``; it matches only while active and unexpired; removing it keeps the
+row (who asked, who approved, who removed, when, why) but drops its face embeddings.
+Enrolment photos must each hold exactly one usable face; their embeddings and sha256
+are stored, never the photos.
+
+Every table here has ``id`` as an (unenforced) primary key, which makes LanceDB's
+merge-insert detect concurrent inserts of the same id: two writers never both insert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from citywatch.errors import BadInputError, NotFoundError
+from citywatch.filters import sql_string
+from citywatch.governance.auth import check_four_eyes
+from citywatch.images import decode_image
+from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
+from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.storage import Storage
+from citywatch.tables import has_table, open_table, upsert
+
+if TYPE_CHECKING:
+    import lancedb
+    from lancedb.table import Table
+
+    from citywatch.models.base import FaceModel
+
+MIN_ENROL_FACE_PX = 40  # smaller faces embed poorly: refused at enrolment
+MAX_ENROL_PHOTOS = 10
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
+_UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0}
+
+
+class Reason(StrEnum):
+    """Why an entry is on the watchlist (the named purposes real-time matching allows)."""
+
+    SUSPECT = "suspect"  # serious crime, named in a case
+    MISSING = "missing"
+    VULNERABLE = "vulnerable"  # e.g. a person at risk who may need help
+    THREAT = "threat"  # imminent threat to life or of a terror attack
+    STOLEN_VEHICLE = "stolen_vehicle"
+
+
+class EntryKind(StrEnum):
+    FACE = "face"
+    PLATE = "plate"
+
+
+class EntryStatus(StrEnum):
+    PENDING = "pending"  # waiting for a second person's approval
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistRow:
+    """One watchlist entry (face or plate)."""
+
+    id: str
+    kind: str  # EntryKind
+    label: str
+    reason: str  # Reason
+    case_id: str
+    justification: str
+    requested_by: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    status: str  # EntryStatus
+    approved_by: str  # "" until approved
+    approved_at: dt.datetime | None
+    threshold: float  # faces: L2 distance; plates: confusion-aware distance
+    model: str  # face model the embeddings come from ("" for plates)
+    embeddings: list[list[float]]  # one per enrolment photo (cleared on removal)
+    photo_sha256: list[str]
+    plate_query: str  # normalised plate or pattern ("" for faces)
+    removed_by: str
+    removed_at: dt.datetime | None
+    removal_note: str
+    updated_at: dt.datetime
+
+    TABLE: ClassVar[str] = "watchlist"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("kind", pa.string()),
+            pa.field("label", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("case_id", pa.string()),
+            pa.field("justification", pa.string()),
+            pa.field("requested_by", pa.string()),
+            pa.field("created_at", TS),
+            pa.field("expires_at", TS),
+            pa.field("status", pa.string()),
+            pa.field("approved_by", pa.string()),
+            pa.field("approved_at", TS),
+            pa.field("threshold", pa.float64()),
+            pa.field("model", pa.string()),
+            pa.field("embeddings", pa.list_(pa.list_(pa.float32()))),
+            pa.field("photo_sha256", pa.list_(pa.string())),
+            pa.field("plate_query", pa.string()),
+            pa.field("removed_by", pa.string()),
+            pa.field("removed_at", TS),
+            pa.field("removal_note", pa.string()),
+            pa.field("updated_at", TS),
+        ]
+    )
+
+    def is_active(self, now: dt.datetime) -> bool:
+        """Approved, not removed and not expired at ``now``: the only entries that match."""
+        return self.status == EntryStatus.ACTIVE and bool(self.approved_by) and now < self.expires_at
+
+    def state(self, now: dt.datetime) -> str:
+        """pending | active | expired | removed, as shown to users."""
+        if self.status == EntryStatus.REMOVED:
+            return "removed"
+        if now >= self.expires_at:
+            return "expired"
+        return self.status
+
+
+# --- keyed tables ---------------------------------------------------------------------
+
+
+def watchlist_table(db: lancedb.DBConnection) -> Table:
+    return open_table(db, WatchlistRow.TABLE, WatchlistRow.SCHEMA)
+
+
+# --- validation -----------------------------------------------------------------------
+
+
+def parse_expiry(text: str, now: dt.datetime, max_days: int) -> dt.datetime:
+    """``7d`` / ``12h`` / ``90m`` from now, or an ISO time; future and within ``max_days``."""
+    value = text.strip()
+    match = _DURATION.match(value.lower())
+    if match:
+        amount, unit = float(match.group(1)), match.group(2)
+        expires = now + dt.timedelta(seconds=amount * _UNIT_SECONDS[unit])
+    else:
+        try:
+            expires = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise BadInputError(
+                f"--expires {text!r}: give a duration (7d, 12h, 90m) or an ISO time (2026-12-01T00:00:00Z)"
+            ) from exc
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=dt.UTC)
+    return check_expiry(expires, now, max_days)
+
+
+def check_expiry(expires: dt.datetime, now: dt.datetime, max_days: int) -> dt.datetime:
+    if expires.tzinfo is None:
+        raise BadInputError(f"expiry {expires.isoformat()} must carry a timezone")
+    if expires <= now:
+        raise BadInputError(f"expiry {expires.isoformat()} is not in the future")
+    if expires > now + dt.timedelta(days=max_days):
+        raise BadInputError(
+            f"expiry {expires.isoformat()} is more than {max_days} days away "
+            "(the maximum is watchlist_max_days); renew the entry when it lapses"
+        )
+    return expires.astimezone(dt.UTC)
+
+
+def _required(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInputError(f"{what} is required and must not be empty")
+    if any(ord(ch) < 32 for ch in value):
+        raise BadInputError(f"{what} {value!r} contains control characters")
+    return value.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRequest:
+    """What a requester gives for any entry (face or plate)."""
+
+    label: str
+    reason: str
+    case_id: str
+    justification: str
+    requested_by: str
+    expires_at: dt.datetime
+    threshold: float | None = None
+
+
+def _base_row(
+    request: EntryRequest, kind: EntryKind, now: dt.datetime, max_days: int, threshold: float
+) -> WatchlistRow:
+    try:
+        reason = Reason(request.reason)
+    except ValueError as exc:
+        raise BadInputError(
+            f"reason {request.reason!r} is not one of {', '.join(r.value for r in Reason)}"
+        ) from exc
+    return WatchlistRow(
+        id=f"wl-{uuid.uuid4().hex[:12]}",
+        kind=kind.value,
+        label=_required(request.label, "label"),
+        reason=reason.value,
+        case_id=_required(request.case_id, "case id"),
+        justification=_required(request.justification, "justification"),
+        requested_by=_required(request.requested_by, "requested by (the acting user)"),
+        created_at=now,
+        expires_at=check_expiry(request.expires_at, now, max_days),
+        status=EntryStatus.PENDING.value,
+        approved_by="",
+        approved_at=None,
+        threshold=threshold,
+        model="",
+        embeddings=[],
+        photo_sha256=[],
+        plate_query="",
+        removed_by="",
+        removed_at=None,
+        removal_note="",
+        updated_at=now,
+    )
+
+
+# --- enrolment --------------------------------------------------------------------------
+
+
+def enrolment_embedding(data: bytes, source: str, model: FaceModel) -> tuple[np.ndarray, str]:
+    """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError.
+
+    Same detection and embedding as a search probe (tasks/search.py:embed_probe), but
+    stricter: a group photo is refused rather than a face picked from it.
+    """
+    image = decode_image(data, source)
+    faces = model.detector.detect(image)
+    if len(faces) != 1:
+        found = "no face" if not faces else f"{len(faces)} faces"
+        raise BadInputError(
+            f"enrolment photo {source}: {found} found; each photo must hold exactly one "
+            "face (crop group photos to the one person)"
+        )
+    face = faces[0]
+    if min(face.width, face.height) < MIN_ENROL_FACE_PX:
+        raise BadInputError(
+            f"enrolment photo {source}: the face is {face.width:.0f}x{face.height:.0f} px, "
+            f"at least {MIN_ENROL_FACE_PX} px per side is needed for a usable template"
+        )
+    vector = model.embedder.embed(image, [face])[0].astype(np.float32)
+    return vector, hashlib.sha256(data).hexdigest()
+
+
+def enrol_face(
+    storage: Storage,
+    model: FaceModel,
+    photos: Sequence[tuple[bytes, str]],
+    request: EntryRequest,
+    *,
+    default_threshold: float,
+    max_days: int,
+    now: dt.datetime | None = None,
+) -> WatchlistRow:
+    """Enrol a person from one or more photos ((bytes, source) pairs); returns the pending entry."""
+    now = now or utcnow()
+    if not photos:
+        raise BadInputError("a face entry needs at least one enrolment photo (--photo)")
+    if len(photos) > MAX_ENROL_PHOTOS:
+        raise BadInputError(f"{len(photos)} enrolment photos given, at most {MAX_ENROL_PHOTOS}")
+    threshold = default_threshold if request.threshold is None else float(request.threshold)
+    if not 0 < threshold <= default_threshold:
+        raise BadInputError(
+            f"--threshold {threshold}: must be in (0, {default_threshold:.3f}], the model's "
+            "calibrated distance (an entry may be stricter, never looser)"
+        )
+    row = _base_row(request, EntryKind.FACE, now, max_days, threshold)
+    vectors: list[np.ndarray] = []
+    shas: list[str] = []
+    for data, source in photos:
+        vector, sha = enrolment_embedding(data, source, model)
+        if sha in shas:
+            raise BadInputError(f"enrolment photo {source} is given twice (same sha256)")
+        vectors.append(vector)
+        shas.append(sha)
+    for i in range(len(vectors)):
+        for j in range(i + 1, len(vectors)):
+            gap = float(np.linalg.norm(vectors[i] - vectors[j]))
+            if gap >= default_threshold:
+                raise BadInputError(
+                    f"enrolment photos {photos[i][1]} and {photos[j][1]} do not look like "
+                    f"the same person (distance {gap:.3f} >= {default_threshold:.3f})"
+                )
+    row = replace(
+        row, model=model.name, embeddings=[v.astype(np.float32).tolist() for v in vectors], photo_sha256=shas
+    )
+    upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
+    return row
+
+
+def add_plate(
+    storage: Storage,
+    plate: str,
+    request: EntryRequest,
+    *,
+    default_max_distance: float,
+    max_days: int,
+    now: dt.datetime | None = None,
+) -> WatchlistRow:
+    """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist."""
+    now = now or utcnow()
+    threshold = default_max_distance if request.threshold is None else float(request.threshold)
+    if not 0 <= threshold <= 3:
+        raise BadInputError(f"--threshold {threshold}: a plate distance must be in [0, 3]")
+    query = parse_plate_query(plate, DEFAULT_PLATE_GRAMMAR, max_edits=threshold)
+    row = replace(_base_row(request, EntryKind.PLATE, now, max_days, threshold), plate_query=query.text)
+    upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
+    return row
+
+
+# --- reading and changing entries -------------------------------------------------------
+
+
+def list_entries(storage: Storage, *, include_removed: bool = False) -> list[WatchlistRow]:
+    if not has_table(storage.db, WatchlistRow.TABLE):
+        return []
+    table = watchlist_table(storage.db)
+    query = table.search()
+    if not include_removed:
+        query = query.where(f"status <> {sql_string(EntryStatus.REMOVED.value)}")
+    rows = arrow_to_rows(query.limit(None).to_arrow(), WatchlistRow)
+    return sorted(rows, key=lambda r: r.created_at)
+
+
+def active_entries(storage: Storage, now: dt.datetime) -> list[WatchlistRow]:
+    """Entries that may match at ``now``: approved, unexpired, not removed."""
+    return [row for row in list_entries(storage) if row.is_active(now)]
+
+
+def get_entry(storage: Storage, entry_id: str) -> WatchlistRow:
+    if has_table(storage.db, WatchlistRow.TABLE):
+        found = watchlist_table(storage.db).search().where(f"id = {sql_string(entry_id)}")
+        rows = arrow_to_rows(found.limit(1).to_arrow(), WatchlistRow)
+        if rows:
+            return rows[0]
+    raise NotFoundError(f"watchlist entry {entry_id!r} does not exist")
+
+
+def approve(
+    storage: Storage, entry_id: str, approved_by: str, now: dt.datetime | None = None
+) -> WatchlistRow:
+    """Activate a pending entry; the approver must not be the requester (four eyes)."""
+    now = now or utcnow()
+    approver = _required(approved_by, "approved by (the acting user)")
+    row = get_entry(storage, entry_id)
+    if row.status != EntryStatus.PENDING:
+        raise BadInputError(
+            f"watchlist entry {entry_id} is {row.state(now)}, only pending entries can be approved"
+        )
+    if now >= row.expires_at:
+        raise BadInputError(
+            f"watchlist entry {entry_id} expired at {row.expires_at.isoformat()}; "
+            "enrol it again with a new expiry"
+        )
+    check_four_eyes(row.requested_by, approver)
+    updated = replace(
+        row, status=EntryStatus.ACTIVE.value, approved_by=approver, approved_at=now, updated_at=now
+    )
+    upsert(watchlist_table(storage.db), rows_to_arrow([updated], WatchlistRow.SCHEMA))
+    return updated
+
+
+def remove(
+    storage: Storage, entry_id: str, removed_by: str, note: str, now: dt.datetime | None = None
+) -> WatchlistRow:
+    """Stop an entry matching. The row and its alerts stay; the face embeddings go."""
+    now = now or utcnow()
+    row = get_entry(storage, entry_id)
+    if row.status == EntryStatus.REMOVED:
+        raise BadInputError(
+            f"watchlist entry {entry_id} was already removed by {row.removed_by} "
+            f"at {row.removed_at.isoformat() if row.removed_at else '?'}"
+        )
+    updated = replace(
+        row,
+        status=EntryStatus.REMOVED.value,
+        embeddings=[],
+        removed_by=_required(removed_by, "removed by (the acting user)"),
+        removed_at=now,
+        removal_note=_required(note, "removal note"),
+        updated_at=now,
+    )
+    upsert(watchlist_table(storage.db), rows_to_arrow([updated], WatchlistRow.SCHEMA))
+    return updated

@@ -1,0 +1,161 @@
+"""Detached service processes for ``citywatch up``: start, health-check, stop.
+
+Every service runs in its own session (``start_new_session``), so it outlives the CLI
+and everything it spawns (Dask nannies and their workers, Prefect's flow-run
+processes) can be found again by session id and stopped together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from citywatch.errors import TransientError
+
+PROC = Path("/proc")
+
+
+def executable(name: str) -> str:
+    """A console script of this environment (beside ``sys.executable``), else PATH."""
+    local = Path(sys.executable).with_name(name)
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def pick_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` when it is free, else any free port (0 asks for any)."""
+    if preferred and port_is_free(preferred, host):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_detached(
+    argv: Sequence[str], log: Path, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session, stdout and stderr appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env),
+            cwd=str(cwd),
+            start_new_session=True,
+        )
+
+
+def _stat_fields(pid_dir: Path) -> list[str] | None:
+    try:
+        text = (pid_dir / "stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ppid pgrp session ..." - comm may hold spaces and parens
+    return text[text.rfind(")") + 2 :].split()
+
+
+def session_members(sid: int) -> list[int]:
+    """Live (not zombie) processes of session ``sid``."""
+    if not PROC.is_dir():  # not Linux: the session leader's group stands in for it
+        try:
+            os.killpg(sid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [sid]
+    members = []
+    for pid_dir in PROC.iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        fields = _stat_fields(pid_dir)
+        if fields and fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(pid_dir.name))
+    return members
+
+
+def signal_session(sid: int, sig: int) -> None:
+    if not PROC.is_dir():
+        try:
+            os.killpg(sid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stop_session(sid: int, grace_s: float = 15.0) -> bool:
+    """SIGTERM every process of the session, SIGKILL what is left after ``grace_s``.
+
+    True if anything was running.
+    """
+    if not session_members(sid):
+        return False
+    signal_session(sid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not session_members(sid):
+            return True
+        time.sleep(0.2)
+    signal_session(sid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while session_members(sid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
+def http_ok(url: str, timeout: float = 2.0, method: str = "GET") -> bool:
+    """True when ``url`` answers with a 2xx status."""
+    try:
+        request = urllib.request.Request(url, method=method)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return 200 <= resp.status < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None, log: Path, wait_s: float
+) -> None:
+    """Poll ``check`` until it passes; fail early when ``proc`` exits."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise TransientError(f"{what} exited early (code {proc.returncode}); see {log}")
+        if check():
+            return
+        time.sleep(0.3)
+    raise TransientError(f"{what} did not become ready within {wait_s:.0f} s; see {log}")
+
+
+def http_json(url: str, timeout: float = 2.0) -> object:
+    """The JSON body of a GET on ``url``; None when it does not answer with JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+    except (OSError, urllib.error.URLError, ValueError):
+        return None

@@ -1,0 +1,395 @@
+"""``citywatch up`` / ``down``: the whole platform on one machine, without Docker.
+
+``up`` starts, each in its own session and health-checked in turn:
+
+* a Prefect server (the one ``citywatch index`` etc. reuse, recorded by
+  ``citywatch/prefect_server.py``),
+* a Dask scheduler (with its HTTP/dashboard port) and ``dask_workers`` worker processes,
+* a disk-backed S3 server (localbucket, data in ``<state_dir>/s3``, bucket ``citywatch``),
+* the work pools named in ``prefect.yaml``, every deployment in it (``prefect deploy
+  --all``) and one Prefect process worker per pool. Flow runs read their settings from
+  the worker's environment: this command's settings, plus ``CITYWATCH_DASK_ADDRESS`` of
+  the stack's scheduler (and the stack's S3 server as storage root with ``local_s3``).
+
+Pids, ports and URLs go to ``<state_dir>/stack.json``; shell exports to use the stack
+from another terminal to ``<state_dir>/stack.env``. Logs go to ``<root>/logs/stack``
+when the storage root is a local directory, else (s3) to ``<state_dir>/logs``: a log
+file cannot be appended to on S3. ``down`` stops every process of every session it
+started (Dask nannies' workers and Prefect's flow-run processes included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from citywatch.errors import BadInputError, TransientError
+from citywatch.settings import Settings
+from citywatch.stack.deploy import (
+    deploy_all,
+    pool_has_online_worker,
+    pool_names,
+    settings_env,
+    work_pools_ready,
+)
+from citywatch.stack.prefect_server import QUIET_ENV, healthy, start_prefect_server, stop_prefect_server
+from citywatch.stack.procs import (
+    executable,
+    http_json,
+    http_ok,
+    pick_port,
+    session_members,
+    start_detached,
+    stop_session,
+    wait_until,
+)
+from citywatch.storage import Storage, is_remote
+
+STACK_FILE = "stack.json"
+ENV_FILE = "stack.env"
+LOCAL_S3_BUCKET = "citywatch"
+LOCAL_S3_ROOT = f"s3://{LOCAL_S3_BUCKET}/city"
+LOCAL_S3_KEY = "citywatch-local"  # localbucket checks no credentials; clients need some
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What ``up`` starts where (ports: 0 = any free port; a taken port falls back)."""
+
+    project: Path
+    prefect_port: int = 4200
+    dask_port: int = 8786
+    dashboard_port: int = 8787
+    s3_port: int = 9000
+    paused: bool = False
+    local_s3: bool = False
+    wait_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    pid: int  # also the session id: stopping it stops everything it spawned
+    url: str
+    log: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What ``up`` started (``<state_dir>/stack.json``)."""
+
+    prefect_api: str
+    dask_address: str
+    dask_dashboard: str
+    s3_endpoint: str
+    storage_root: str
+    logs: str
+    project: str
+    work_pools: list[str] = field(default_factory=list)
+    deployments: list[str] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+
+    @property
+    def prefect_ui(self) -> str:
+        return self.prefect_api.removesuffix("/api")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Stack:
+        raw = json.loads(text)
+        raw["services"] = [Service(**s) for s in raw.get("services", [])]
+        return cls(**raw)
+
+
+def state_path(settings: Settings) -> Path:
+    return Path(settings.state_dir).expanduser().resolve()
+
+
+def logs_dir(settings: Settings, local_s3: bool = False) -> Path:
+    """``<root>/logs/stack`` for a local root, ``<state_dir>/logs`` for a remote one."""
+    root = Storage(settings).root
+    if local_s3 or is_remote(root):
+        return state_path(settings) / "logs"
+    return Path(root) / "logs" / "stack"
+
+
+def find_project(explicit: str | None) -> Path:
+    """The directory holding prefect.yaml: ``explicit``, the cwd, or this checkout."""
+    candidates = [Path(explicit)] if explicit else [Path.cwd(), Path(__file__).resolve().parents[2]]
+    for folder in candidates:
+        if (folder / "prefect.yaml").is_file():
+            return folder.resolve()
+    where = explicit or f"{Path.cwd()} or {Path(__file__).resolve().parents[2]}"
+    raise BadInputError(f"--project: no prefect.yaml in {where}")
+
+
+def read_stack(settings: Settings) -> Stack | None:
+    path = state_path(settings) / STACK_FILE
+    return Stack.from_json(path.read_text()) if path.is_file() else None
+
+
+def dead_services(stack: Stack) -> list[str]:
+    return [s.name for s in stack.services if not session_members(s.pid)]
+
+
+def _service_env(prefect_api: str, project: Path) -> dict[str, str]:
+    # PWD too: prefect.yaml's pull step resolves "{{ $PWD }}" in the worker's environment
+    return {
+        **os.environ,
+        **QUIET_ENV,
+        "PREFECT_API_URL": prefect_api,
+        "PWD": str(project),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
+    }
+
+
+class _Starter:
+    """Starts services one by one; on any failure stops what it started."""
+
+    def __init__(self, settings: Settings, options: StackOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.logs = logs_dir(settings, options.local_s3)
+        self.services: list[Service] = []
+
+    def add(self, name: str, pid: int, url: str, log: Path) -> None:
+        self.services.append(Service(name, pid, url, str(log)))
+
+    def abort(self) -> None:
+        for service in reversed(self.services):
+            stop_session(service.pid)
+
+    # --- services ---------------------------------------------------------------
+    def prefect(self) -> str:
+        home = state_path(self.settings) / "prefect"
+        record = home / "server.json"
+        if record.is_file():
+            saved = json.loads(record.read_text())
+            if healthy(saved["api_url"]):
+                self.add(
+                    "prefect-server",
+                    int(saved["pid"]),
+                    saved["api_url"].removesuffix("/api"),
+                    home / "server.log",
+                )
+                return str(saved["api_url"])
+        port = pick_port(self.options.prefect_port)
+        api_url, pid = start_prefect_server(home, port=port, wait_s=self.options.wait_s)
+        record.write_text(json.dumps({"api_url": api_url, "pid": pid}))
+        self.add("prefect-server", pid, api_url.removesuffix("/api"), home / "server.log")
+        return api_url
+
+    def dask(self, prefect_api: str) -> tuple[str, str]:
+        opts, s = self.options, self.settings
+        port, dash = pick_port(opts.dask_port), pick_port(opts.dashboard_port)
+        address, dashboard = f"tcp://127.0.0.1:{port}", f"http://127.0.0.1:{dash}"
+        env = _service_env(prefect_api, opts.project)
+        log = self.logs / "dask-scheduler.log"
+        proc = start_detached(
+            [
+                executable("dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                f"127.0.0.1:{dash}",
+            ],
+            log,
+            env,
+            opts.project,
+        )
+        self.add("dask-scheduler", proc.pid, address, log)
+        wait_until(lambda: http_ok(f"{dashboard}/health"), "dask scheduler", proc, log, opts.wait_s)
+        log = self.logs / "dask-workers.log"
+        local = state_path(s) / "dask"
+        proc = start_detached(
+            [
+                executable("dask"),
+                "worker",
+                address,
+                "--nworkers",
+                str(s.dask_workers),
+                "--nthreads",
+                str(s.dask_threads_per_worker),
+                "--local-directory",
+                str(local),
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+            ],
+            log,
+            env,
+            opts.project,
+        )
+        self.add("dask-workers", proc.pid, address, log)
+        wait_until(
+            lambda: _worker_count(dashboard) >= s.dask_workers,
+            f"{s.dask_workers} dask workers",
+            proc,
+            log,
+            opts.wait_s,
+        )
+        return address, dashboard
+
+    def s3(self) -> str:
+        port = pick_port(self.options.s3_port)
+        endpoint = f"http://127.0.0.1:{port}"
+        data = state_path(self.settings) / "s3"
+        data.mkdir(parents=True, exist_ok=True)
+        log = self.logs / "s3.log"
+        proc = start_detached(
+            [executable("localbucket"), "--host", "127.0.0.1", "--port", str(port), str(data)],
+            log,
+            os.environ,
+            self.options.project,
+        )
+        self.add("s3", proc.pid, endpoint, log)
+        wait_until(lambda: http_ok(endpoint), "S3 server (localbucket)", proc, log, self.options.wait_s)
+        if not (data / LOCAL_S3_BUCKET).is_dir() and not http_ok(
+            f"{endpoint}/{LOCAL_S3_BUCKET}", method="PUT"
+        ):
+            raise TransientError(f"could not create bucket {LOCAL_S3_BUCKET} on {endpoint}; see {log}")
+        return endpoint
+
+    def prefect_workers(self, api: str, env: dict[str, str], pools: list[str]) -> None:
+        env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+        for pool in pools:
+            log = self.logs / f"prefect-worker-{pool}.log"
+            proc = start_detached(
+                [
+                    executable("prefect"),
+                    "worker",
+                    "start",
+                    "--pool",
+                    pool,
+                    "--name",
+                    f"citywatch-stack-{pool}",
+                ],
+                log,
+                env,
+                self.options.project,
+            )
+            self.add(f"prefect-worker-{pool}", proc.pid, f"{api.removesuffix('/api')}/work-pools", log)
+            wait_until(
+                lambda p=pool: pool_has_online_worker(api, p),
+                f"prefect worker for {pool}",
+                proc,
+                log,
+                self.options.wait_s,
+            )
+
+
+def _worker_count(dashboard: str) -> int:
+    """Workers the scheduler knows, from its JSON endpoint (no client needed)."""
+    counts = http_json(f"{dashboard}/json/counts.json")
+    return int(counts.get("workers", 0)) if isinstance(counts, dict) else 0
+
+
+def flow_settings(settings: Settings, dask_address: str, s3_endpoint: str, local_s3: bool) -> Settings:
+    """The settings the stack's flow runs get (absolute paths, the stack's Dask)."""
+    update: dict[str, object] = {"dask_address": dask_address, "state_dir": str(state_path(settings))}
+    if local_s3:
+        update.update(
+            storage_root=LOCAL_S3_ROOT,
+            s3_endpoint_url=s3_endpoint,
+            s3_access_key_id=LOCAL_S3_KEY,
+            s3_secret_access_key=LOCAL_S3_KEY,
+            s3_allow_http=True,
+            s3_bulk_delete=False,
+        )
+    else:
+        update["storage_root"] = Storage(settings).root
+    return Settings(**{**settings.model_dump(), **update})
+
+
+def _write_env_file(path: Path, prefect_api: str, flow: Settings, local_s3: bool) -> None:
+    names = ["dask_address"] + (
+        [
+            "storage_root",
+            "s3_endpoint_url",
+            "s3_access_key_id",
+            "s3_secret_access_key",
+            "s3_allow_http",
+            "s3_bulk_delete",
+        ]
+        if local_s3
+        else []
+    )
+    env = settings_env(flow, only=names)
+    lines = [f"export PREFECT_API_URL={prefect_api}"] + [f"export {k}={v}" for k, v in env.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]:
+    """Start the stack (or find it running); returns it and whether it was already up."""
+    existing = read_stack(settings)
+    if existing is not None:
+        if not dead_services(existing):
+            return existing, True
+        stop_stack(settings)  # a half-dead stack: start clean
+    pools = pool_names(options.project / "prefect.yaml")
+    state_path(settings).mkdir(parents=True, exist_ok=True)
+    starter = _Starter(settings, options)
+    try:
+        api = starter.prefect()
+        if settings.dask_address:
+            address, dashboard = settings.dask_address, ""
+        else:
+            address, dashboard = starter.dask(api)
+        endpoint = starter.s3()
+        flow = flow_settings(settings, address, endpoint, options.local_s3)
+        env = {
+            **_service_env(api, options.project),
+            **settings_env(flow),
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        }
+        work_pools_ready(api, pools)
+        deployments = deploy_all(
+            api, options.project, env, starter.logs / "deploy.log", pools, paused=options.paused
+        )
+        starter.prefect_workers(api, env, pools)
+    except BaseException:
+        starter.abort()
+        raise
+    stack = Stack(
+        prefect_api=api,
+        dask_address=address,
+        dask_dashboard=dashboard,
+        s3_endpoint=endpoint,
+        storage_root=flow.storage_root,
+        logs=str(starter.logs),
+        project=str(options.project),
+        work_pools=pools,
+        deployments=deployments,
+        services=starter.services,
+    )
+    (state_path(settings) / STACK_FILE).write_text(stack.to_json())
+    _write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
+    return stack, False
+
+
+def stop_stack(settings: Settings) -> list[str]:
+    """Stop everything ``up`` started and the recorded Prefect server; names stopped."""
+    stopped: list[str] = []
+    stack = read_stack(settings)
+    if stack is not None:
+        for service in reversed(stack.services):
+            if stop_session(service.pid):
+                stopped.append(service.name)
+        (state_path(settings) / STACK_FILE).unlink(missing_ok=True)
+        (state_path(settings) / ENV_FILE).unlink(missing_ok=True)
+    record = state_path(settings) / "prefect" / "server.json"
+    if record.is_file():  # started by up, or by any command through ensure_prefect_server
+        pid = int(json.loads(record.read_text())["pid"])
+        was_running = bool(session_members(pid))
+        stop_prefect_server(settings.state_dir)
+        stop_session(pid)
+        if was_running and "prefect-server" not in stopped:
+            stopped.append("prefect-server")
+    return stopped
