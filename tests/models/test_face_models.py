@@ -225,7 +225,7 @@ def test_load_face_model_bad_arguments(kwargs: dict[str, object], message: str) 
 
 def test_default_backend_imports_neither_insightface_nor_prefect() -> None:
     code = (
-        "import sys; from models.faces import load_face_model; load_face_model('dlib'); "
+        "import sys; from citywatch.models.faces import load_face_model; load_face_model('dlib'); "
         "print(sorted({'insightface', 'onnx', 'prefect'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
