@@ -325,10 +325,9 @@ def _index_claimed(
 
 
 index_segment_task = task(
-    index_segment,
     name="index-segment",
     retries=2,
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,
     task_run_name="index {ref.id}",
-)
+)(index_segment)

@@ -115,10 +115,8 @@ def choose_subject(tracks: Sequence[ClipTrack], hint: SubjectHint | None) -> Sub
     if hint is None:
         return SubjectChoice((), "no-subject")
     faces = [t for t in tracks if t.kind == "face"]
-    matches = sorted(
-        (t for t in faces if t.distance is not None and t.distance <= hint.threshold),
-        key=lambda t: t.distance,
-    )  # type: ignore[arg-type, return-value]
+    scored = [(t.distance, t) for t in faces if t.distance is not None and t.distance <= hint.threshold]
+    matches = [t for _, t in sorted(scored, key=lambda pair: pair[0])]
     chosen: list[ClipTrack] = []
     for track in matches:
         a, b = _span(track)

@@ -275,12 +275,13 @@ class PersonTrack:
         cv2.fillPoly(
             frame, [np.round(torso * 16).astype(np.int32)], self.torso_bgr, lineType=cv2.LINE_AA, shift=4
         )
-        sleeve = tuple(int(c * 0.85) for c in self.torso_bgr)
+        b, g, r = (int(c * 0.85) for c in self.torso_bgr)
+        sleeve = (b, g, r)
         for side in (-1, 1):
             shoulder = (cx + side * 0.95 * sw, shoulder_y + 0.2 * s)
             angle = -side * 0.3 * swing + side * 0.08
             hand = (shoulder[0] + 2.2 * s * math.sin(angle), shoulder[1] + 2.2 * s * math.cos(angle))
-            _line(frame, shoulder, hand, sleeve, 0.42 * fw)  # type: ignore[arg-type]
+            _line(frame, shoulder, hand, sleeve, 0.42 * fw)
             _line(frame, hand, hand, self.head.skin_bgr, 0.4 * fw)
 
     def _draw_head(self, frame: ImageU8, t: float) -> None:
