@@ -96,21 +96,23 @@ class VideoBackground:
         self._index = -1
         self._cached: tuple[int, ImageU8] | None = None
 
-    def _reopen(self) -> None:
+    def _reopen(self) -> Iterator[av.VideoFrame]:
         if self._container is not None:
             self._container.close()
         self._container = av.open(str(self._path))
         self._frames = self._container.decode(video=0)
         self._index = -1
+        return self._frames
 
     def _source_frame(self, index: int) -> ImageU8:
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
-        if self._frames is None or index <= self._index:
-            self._reopen()
+        frames = self._frames
+        if frames is None or index <= self._index:
+            frames = self._reopen()
         frame: av.VideoFrame | None = None
         while self._index < index:
-            frame = next(self._frames, None)
+            frame = next(frames, None)
             if frame is None:
                 raise BadInputError(f"background video {self._path} ended before frame {index}")
             self._index += 1
