@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -180,7 +180,13 @@ class PlateRow:
     )
 
 
-Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow, PlateRow)
+class DataclassRow(Protocol):
+    """Any row type: a dataclass (every table's row type here and in governance/tasks)."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
+Row = TypeVar("Row", bound=DataclassRow)
 
 
 def _plain(value: object) -> object:
@@ -191,12 +197,9 @@ def _plain(value: object) -> object:
     return value
 
 
-def rows_to_arrow(rows: Sequence[object], schema: pa.Schema) -> pa.Table:
+def rows_to_arrow(rows: Sequence[DataclassRow], schema: pa.Schema) -> pa.Table:
     """Rows (dataclasses) -> an Arrow table of ``schema``."""
-    records = [
-        {f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)}  # type: ignore[arg-type]
-        for row in rows
-    ]
+    records = [{f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)} for row in rows]
     return pa.Table.from_pylist(records, schema=schema)
 
 

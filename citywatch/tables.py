@@ -34,9 +34,13 @@ def _keyed(db: lancedb.DBConnection, name: str, table: Table) -> Table:
     Setting the key races too when two processes create the table at once: the loser
     re-reads the table and finds the key set.
     """
+    from lancedb.table import LanceTable  # lancedb is loaded by now: ``table`` came from it
+
     for attempt in range(5):
         if PK_METADATA in (table.schema.field("id").metadata or {}):
             return table
+        if not isinstance(table, LanceTable):  # a remote (LanceDB Cloud) table has no such key
+            raise TypeError(f"table {name}: a {type(table).__name__} cannot be keyed on id")
         try:
             table.set_unenforced_primary_key("id")
         except (ValueError, RuntimeError) as exc:  # set (or being set) by another writer

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from citywatch.governance.audit_log import AuditLog
@@ -71,7 +72,9 @@ def index_footage(
     footage_url = storage.resolve(footage) if footage else storage.url("footage")
     params = {"footage": footage_url, "retry_failed": retry_failed}
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
-    runner = (
+    # TaskRunner is invariant in its future type, and with_options asks for the base future:
+    # Any lets either runner in (both are TaskRunners whose futures are PrefectFutures).
+    runner: TaskRunner[Any] = (
         ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process else dask_task_runner(settings)
     )
     summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)

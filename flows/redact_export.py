@@ -82,10 +82,15 @@ def _transient_only(task: object, task_run: object, state: State) -> bool:
     return False
 
 
-_TASK_OPTIONS = {"cache_policy": NO_CACHE, "retry_condition_fn": _transient_only}
-prepare_task = task(prepare_export, name="export-prepare", retries=2, **_TASK_OPTIONS)
-scan_task = task(scan_export, name="export-scan", retries=1, **_TASK_OPTIONS)
-render_task = task(render_export, name="export-render", retries=1, **_TASK_OPTIONS)
+prepare_task = task(
+    name="export-prepare", retries=2, cache_policy=NO_CACHE, retry_condition_fn=_transient_only
+)(prepare_export)
+scan_task = task(name="export-scan", retries=1, cache_policy=NO_CACHE, retry_condition_fn=_transient_only)(
+    scan_export
+)
+render_task = task(
+    name="export-render", retries=1, cache_policy=NO_CACHE, retry_condition_fn=_transient_only
+)(render_export)
 
 
 @contextmanager

@@ -46,7 +46,7 @@ def register_cameras(
     missing = sorted(cid for cid in seen_camera_ids if cid not in rows)
     for cid in missing:
         log.warning("camera %s has footage but is not in the registry: registered as unlocated", cid)
-        rows[cid] = known.get(cid) if cid in known and not known[cid].registered else unlocated_camera(cid)
+        rows[cid] = known[cid] if cid in known and not known[cid].registered else unlocated_camera(cid)
     upsert(table, rows_to_arrow(list(rows.values()), CameraRow.SCHEMA))
     return rows, missing
 

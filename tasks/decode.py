@@ -75,7 +75,7 @@ class MotionGate:
             self.regions = [(0, 0, image.shape[1], image.shape[0])]
             return True
         mask = cv2.absdiff(grey, previous) > self.pixel_delta
-        moving = np.count_nonzero(mask) / grey.size >= self.min_fraction
+        moving = bool(np.count_nonzero(mask) / grey.size >= self.min_fraction)
         self.regions = moving_regions(mask, image.shape[1] / self.width) if moving else []
         return moving
 

@@ -114,9 +114,10 @@ def plan_clip(
     where = where_clause(
         camera_ids=[camera_id], since=start - LONGEST_SEGMENT, until=end, time_column="start"
     )
-    rows = arrow_to_rows(
-        segments_table(storage.db).search().where(where).limit(100_000).to_arrow(), SegmentRow
-    )
+    query = segments_table(storage.db).search()
+    if where:
+        query = query.where(where)
+    rows = arrow_to_rows(query.limit(100_000).to_arrow(), SegmentRow)
     rows = sorted((r for r in rows if (r.end or r.start) >= start), key=lambda r: r.start)
     tolerance = dt.timedelta(seconds=GAP_TOLERANCE_S)
     sources: list[ClipSource] = []
@@ -222,8 +223,9 @@ def render_clip(
         try:
             for frame in iter_clip_frames(storage, plan):
                 image = redact(frame)
-                if stream is None:
+                if first is None:
                     first = frame.ts
+                if stream is None:
                     stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
                     stream.width, stream.height = image.shape[1], image.shape[0]
                     stream.pix_fmt = "yuv420p"

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -26,6 +27,10 @@ from citywatch.tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_mask
 from citywatch.tasks.leases import Lease, claim, release
 from citywatch.tasks.locate import Locator, segment_locator
 from citywatch.tasks.plates import PlatePass, SegmentPlates
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from lancedb.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +118,7 @@ def _face_rows(
                 segment_id=ref.id,
                 camera_id=ref.camera_id,
                 ts=ts,
-                bbox=tuple(float(v) for v in cand.bbox),  # type: ignore[arg-type]
+                bbox=_plain_box(cand.bbox),
                 det_score=cand.det_score,
                 quality=cand.quality,
                 embedding=face.embedding,
@@ -151,7 +156,7 @@ def _plate_rows(
                 char_confidences=[float(c) for c in p.char_confidences],
                 reads=p.reads,
                 low_confidence=p.low_confidence,
-                bbox=tuple(float(v) for v in p.best.bbox),  # type: ignore[arg-type]
+                bbox=_plain_box(p.best.bbox),
                 track_id=track_id,
                 thumb_uri=storage.write_bytes(
                     f"thumbs/{ref.camera_id}/{stamp}/p{p.track_index:04d}.jpg", p.best.crop_jpeg
@@ -186,7 +191,13 @@ def _segment_row(
     )
 
 
-def _replace_rows(table, segment_id: str, data) -> None:  # noqa: ANN001 - lancedb Table, pa.Table
+def _plain_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """Python floats for a row (detectors hand numpy scalars)."""
+    x1, y1, x2, y2 = box
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def _replace_rows(table: Table, segment_id: str, data: pa.Table) -> None:
     """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
     try:
         table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
@@ -325,10 +336,9 @@ def _index_claimed(
 
 
 index_segment_task = task(
-    index_segment,
     name="index-segment",
     retries=2,
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,
     task_run_name="index {ref.id}",
-)
+)(index_segment)

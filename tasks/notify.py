@@ -17,7 +17,7 @@ import logging
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -202,7 +202,12 @@ def publish_to_prefect(alerts: Sequence[AlertRow]) -> str:
     return ""
 
 
-def _publish(alerts: Sequence[AlertRow], create_table_artifact, emit_event) -> None:  # noqa: ANN001
+def _publish(
+    alerts: Sequence[AlertRow],
+    create_table_artifact: Callable[..., object],
+    emit_event: Callable[..., object],
+) -> None:
+    """Publish with Prefect's ``create_table_artifact`` and ``emit_event`` (imported lazily)."""
     for alert in alerts:
         emit_event(
             event="citywatch.alert.raised",

@@ -10,7 +10,7 @@ of every box, which the export stores beside the clip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
@@ -65,8 +65,14 @@ class TrackRedaction:
     boxes: tuple[tuple[int, int, int, int, int, str], ...]
 
 
+def _box(values: Iterable[float]) -> Box:
+    """Four coordinates as a Box (a ValueError if there are not four)."""
+    x1, y1, x2, y2 = values
+    return (x1, y1, x2, y2)
+
+
 def _lerp(a: Box, b: Box, w: float) -> Box:
-    return tuple(av + (bv - av) * w for av, bv in zip(a, b))  # type: ignore[return-value]
+    return _box(av + (bv - av) * w for av, bv in zip(a, b))
 
 
 def _union(a: Box, b: Box) -> Box:
@@ -78,7 +84,7 @@ def _velocity(frames: Sequence[int], boxes: Sequence[Box]) -> Box:
     if len(frames) < 2 or frames[-1] == frames[0]:
         return (0.0, 0.0, 0.0, 0.0)
     span = frames[-1] - frames[0]
-    return tuple((b - a) / span for a, b in zip(boxes[0], boxes[-1]))  # type: ignore[return-value]
+    return _box((b - a) / span for a, b in zip(boxes[0], boxes[-1]))
 
 
 def fill_track(track: ClipTrack, n_frames: int, hold: int) -> dict[int, tuple[Box, str]]:
@@ -94,11 +100,11 @@ def fill_track(track: ClipTrack, n_frames: int, hold: int) -> dict[int, tuple[Bo
     for step in range(1, hold + 1):
         before, after = track.frames[0] - step, track.frames[-1] + step
         if before >= 0 and before not in out:
-            moved = tuple(v - d * step for v, d in zip(track.boxes[0], head_v))
-            out[before] = (_union(track.boxes[0], moved), HELD)  # type: ignore[arg-type]
+            moved = _box(v - d * step for v, d in zip(track.boxes[0], head_v))
+            out[before] = (_union(track.boxes[0], moved), HELD)
         if after < n_frames and after not in out:
-            moved = tuple(v + d * step for v, d in zip(track.boxes[-1], tail_v))
-            out[after] = (_union(track.boxes[-1], moved), HELD)  # type: ignore[arg-type]
+            moved = _box(v + d * step for v, d in zip(track.boxes[-1], tail_v))
+            out[after] = (_union(track.boxes[-1], moved), HELD)
     return out
 
 
@@ -115,10 +121,8 @@ def choose_subject(tracks: Sequence[ClipTrack], hint: SubjectHint | None) -> Sub
     if hint is None:
         return SubjectChoice((), "no-subject")
     faces = [t for t in tracks if t.kind == "face"]
-    matches = sorted(
-        (t for t in faces if t.distance is not None and t.distance <= hint.threshold),
-        key=lambda t: t.distance,
-    )  # type: ignore[arg-type, return-value]
+    scored = [(t.distance, t) for t in faces if t.distance is not None and t.distance <= hint.threshold]
+    matches = [t for _, t in sorted(scored, key=lambda pair: pair[0])]
     chosen: list[ClipTrack] = []
     for track in matches:
         a, b = _span(track)

@@ -8,12 +8,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from lancedb.query import LanceVectorQueryBuilder
+from lancedb.table import Table
 
 from citywatch.errors import BadInputError
 from citywatch.filters import sql_string, where_clause
 from citywatch.images import decode_image
 from citywatch.models.base import FaceDetection, FaceModel
-from citywatch.schemas import CameraRow, arrow_to_rows
+from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, segments_table
@@ -114,43 +116,50 @@ def search_faces(
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
-    table = storage.db.open_table("faces")
-    query = table.search(probe.embedding.astype(np.float32), vector_column_name="embedding")
+    query = _vector_query(storage.db.open_table("faces"), probe.embedding.astype(np.float32))
     query = query.distance_type("l2").limit(top_k * settings.embeds_per_track * 4)
     # used once tasks/search_indexes.py built the vector index; exact search ignores them
     query = query.nprobes(settings.face_ann_nprobes).refine_factor(settings.face_ann_refine)
     if where:
         query = query.where(where, prefilter=True)
-    hits = query.to_arrow().to_pylist()
-    best: dict[str, dict[str, object]] = {}
-    for hit in hits:
-        hit["distance"] = math.sqrt(max(0.0, float(hit["_distance"])))
-        if hit["distance"] > threshold:
+    hits = query.to_arrow()
+    distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
+    best: dict[str, tuple[float, FaceRow]] = {}
+    for face, distance in zip(arrow_to_rows(hits, FaceRow), distances):
+        if distance > threshold:
             continue
-        current = best.get(hit["track_id"])
-        if current is None or hit["distance"] < current["distance"]:
-            best[hit["track_id"]] = hit
-    ranked = sorted(best.values(), key=lambda h: h["distance"])[:top_k]
-    uris = segment_uris(storage, {str(h["segment_id"]) for h in ranked})
+        current = best.get(face.track_id)
+        if current is None or distance < current[0]:
+            best[face.track_id] = (distance, face)
+    ranked = sorted(best.values(), key=lambda hit: hit[0])[:top_k]
+    uris = segment_uris(storage, {face.segment_id for _, face in ranked})
     return [
         Sighting(
             rank=i + 1,
-            face_id=str(h["id"]),
-            camera_id=str(h["camera_id"]),
-            camera_name=cameras[str(h["camera_id"])].name if str(h["camera_id"]) in cameras else "",
-            ts=h["ts"],
-            track_start=h["track_start"],
-            track_end=h["track_end"],
-            distance=float(h["distance"]),
-            similarity=similarity(float(h["distance"]), threshold),
-            bbox=tuple(h["bbox"]),
-            segment_uri=uris.get(str(h["segment_id"]), ""),
-            thumb_uri=str(h["thumb_uri"]),
-            lat=h["lat"],
-            lon=h["lon"],
+            face_id=face.id,
+            camera_id=face.camera_id,
+            camera_name=cameras[face.camera_id].name if face.camera_id in cameras else "",
+            ts=face.ts,
+            track_start=face.track_start,
+            track_end=face.track_end,
+            distance=distance,
+            similarity=similarity(distance, threshold),
+            bbox=face.bbox,
+            segment_uri=uris.get(face.segment_id, ""),
+            thumb_uri=face.thumb_uri,
+            lat=face.lat,
+            lon=face.lon,
         )
-        for i, h in enumerate(ranked)
+        for i, (distance, face) in enumerate(ranked)
     ]
+
+
+def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
+    """A nearest-neighbour query on ``embedding`` (typed, so its vector options type-check)."""
+    query = table.search(vector, vector_column_name="embedding", query_type="vector")
+    if not isinstance(query, LanceVectorQueryBuilder):
+        raise TypeError(f"lancedb returned {type(query).__name__} for a vector search")
+    return query
 
 
 def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:

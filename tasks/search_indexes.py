@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from lancedb.index import Bitmap, BTree, IvfRq
+from lancedb.table import Table
 
 from citywatch.schemas import FaceRow, PlateRow
 from citywatch.settings import Settings
@@ -61,9 +62,15 @@ def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
             table.create_index("embedding", config=IvfRq(distance_type="l2", num_partitions=partitions))
             report.created.append(f"{name}.embedding (IVF_RQ, {partitions} partitions)")
             indexed["embedding"] = "embedding_idx"
-        stale = [i for i in indexed.values() if table.index_stats(i).num_unindexed_rows > 0]
+        stale = [i for i in indexed.values() if _unindexed_rows(table, i) > 0]
         if stale:
             table.optimize()  # folds new rows into every index
             report.refreshed.append(name)
     log.info("search indexes: %s", report)
     return report
+
+
+def _unindexed_rows(table: Table, index_name: str) -> int:
+    """Rows not yet folded into ``index_name`` (0 if the index is gone: nothing to refresh)."""
+    stats = table.index_stats(index_name)
+    return 0 if stats is None else stats.num_unindexed_rows

@@ -28,7 +28,8 @@ class Track(Generic[Item]):
             return self.boxes[-1]
         (a, b), dt = self.boxes[-2:], self.times[-1] - self.times[-2]
         step = (t - self.times[-1]) / dt
-        return tuple(bv + (bv - av) * step for av, bv in zip(a, b))  # type: ignore[return-value]
+        x1, y1, x2, y2 = (bv + (bv - av) * step for av, bv in zip(a, b))
+        return (x1, y1, x2, y2)
 
     @property
     def last_time(self) -> float:

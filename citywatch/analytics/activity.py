@@ -23,28 +23,32 @@ Dimension = Literal["camera", "district", "hour"]
 DIMENSIONS: tuple[Dimension, ...] = ("camera", "district", "hour")
 UTC_US = pl.Datetime("us", "UTC")
 
-TRACK_SCHEMA = {
-    "camera_id": pl.String,
-    "track_id": pl.String,
-    "start": UTC_US,
-    "end": UTC_US,
-    "rows": pl.Int64,
-}
-SIGHTING_SCHEMA = {
-    "rank": pl.Int64,
-    "face_id": pl.String,
-    "camera_id": pl.String,
-    "camera_name": pl.String,
-    "ts": UTC_US,
-    "track_start": UTC_US,
-    "track_end": UTC_US,
-    "distance": pl.Float64,
-    "similarity": pl.Float64,
-    "segment_uri": pl.String,
-    "thumb_uri": pl.String,
-    "lat": pl.Float64,
-    "lon": pl.Float64,
-}
+TRACK_SCHEMA = pl.Schema(
+    {
+        "camera_id": pl.String(),
+        "track_id": pl.String(),
+        "start": UTC_US,
+        "end": UTC_US,
+        "rows": pl.Int64(),
+    }
+)
+SIGHTING_SCHEMA = pl.Schema(
+    {
+        "rank": pl.Int64(),
+        "face_id": pl.String(),
+        "camera_id": pl.String(),
+        "camera_name": pl.String(),
+        "ts": UTC_US,
+        "track_start": UTC_US,
+        "track_end": UTC_US,
+        "distance": pl.Float64(),
+        "similarity": pl.Float64(),
+        "segment_uri": pl.String(),
+        "thumb_uri": pl.String(),
+        "lat": pl.Float64(),
+        "lon": pl.Float64(),
+    }
+)
 _REQUIRED_SIGHTING = ("face_id", "camera_id", "ts", "track_start", "track_end")
 _TIMES = ("ts", "track_start", "track_end")
 
@@ -84,7 +88,7 @@ def tracks(rows: pl.DataFrame) -> pl.DataFrame:
     return (
         rows.group_by("camera_id", "track_id")
         .agg(start=pl.col(first).min(), end=pl.col(last).max(), rows=pl.len())
-        .cast(TRACK_SCHEMA)  # type: ignore[arg-type]
+        .cast(TRACK_SCHEMA)
         .sort("start", "camera_id", "track_id")
     )
 
@@ -237,20 +241,22 @@ def subject_timeline(
                 s["thumb_uri"],
             )
         )
-    schema = {
-        "stop": pl.Int64,
-        "camera_id": pl.String,
-        "camera_name": pl.String,
-        "lat": pl.Float64,
-        "lon": pl.Float64,
-        "start": UTC_US,
-        "end": UTC_US,
-        "sightings": pl.Int64,
-        "best_distance": pl.Float64,
-        "best_similarity": pl.Float64,
-        "best_face_id": pl.String,
-        "thumb_uri": pl.String,
-    }
+    schema = pl.Schema(
+        {
+            "stop": pl.Int64(),
+            "camera_id": pl.String(),
+            "camera_name": pl.String(),
+            "lat": pl.Float64(),
+            "lon": pl.Float64(),
+            "start": UTC_US,
+            "end": UTC_US,
+            "sightings": pl.Int64(),
+            "best_distance": pl.Float64(),
+            "best_similarity": pl.Float64(),
+            "best_face_id": pl.String(),
+            "thumb_uri": pl.String(),
+        }
+    )
     out = pl.DataFrame(
         [dataclasses.astuple(stop) for stop in stops], schema=schema, orient="row"
     ).with_columns(dwell_s=(pl.col("end") - pl.col("start")).dt.total_microseconds() / 1e6)

@@ -100,7 +100,7 @@ TableName = Literal["cameras", "segments", "faces", "plates"]
 HIDDEN_COLUMNS = frozenset({"embedding", "thumb_uri"})
 """Columns analytics never returns: face vectors, and face/plate crops."""
 
-_SCHEMAS: Mapping[str, pa.Schema] = {
+_SCHEMAS: Mapping[TableName, pa.Schema] = {
     "cameras": CameraRow.SCHEMA,
     "segments": SegmentRow.SCHEMA,
     "faces": FaceRow.schema(1),  # the vector's size does not matter: it is never read
@@ -159,19 +159,19 @@ class AnalyticsTables:
 
     def cameras(self) -> pl.DataFrame:
         """Every registered camera (id, name, district, lat, lon, kind, ...)."""
-        return pl.from_arrow(self.arrow("cameras"))  # type: ignore[return-value]
+        return pl.DataFrame(self.arrow("cameras"))
 
     def segments(self, where: Slice = ALL) -> pl.DataFrame:
         """Segments (state, error, frames, faces, updated_at = when they were indexed)."""
-        return pl.from_arrow(self.arrow("segments", where))  # type: ignore[return-value]
+        return pl.DataFrame(self.arrow("segments", where))
 
     def faces(self, where: Slice = ALL) -> pl.DataFrame:
         """Face rows (several per track) without embedding or thumbnail."""
-        return pl.from_arrow(self.arrow("faces", where))  # type: ignore[return-value]
+        return pl.DataFrame(self.arrow("faces", where))
 
     def plates(self, where: Slice = ALL) -> pl.DataFrame:
         """Plate passes (one row per track, voted text) without thumbnail."""
-        return pl.from_arrow(self.arrow("plates", where))  # type: ignore[return-value]
+        return pl.DataFrame(self.arrow("plates", where))
 
     def duckdb(self, where: Slice = ALL) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB with views ``cameras``, ``segments``, ``faces``, ``plates``."""
@@ -179,7 +179,7 @@ class AnalyticsTables:
 
         con = duckdb.connect(":memory:")
         for name in _SCHEMAS:
-            con.register(name, self.arrow(name, where))  # type: ignore[arg-type]
+            con.register(name, self.arrow(name, where))
         return con
 
     # --- locations ------------------------------------------------------------------
@@ -269,9 +269,10 @@ def open_tables(settings: Settings) -> AnalyticsTables:
     with governed(settings, storage, Action.ANALYTICS_READ, None, None, params) as run:
         tables: dict[str, Table | None] = {}
         for name, schema in _SCHEMAS.items():
-            tables[name] = storage.db.open_table(name) if has_table(storage.db, name) else None
-            if tables[name] is not None:
-                _check_columns(name, tables[name].schema, schema)  # type: ignore[union-attr]
+            table = storage.db.open_table(name) if has_table(storage.db, name) else None
+            if table is not None:
+                _check_columns(name, table.schema, schema)
+            tables[name] = table
         run.result_count = sum(t is not None for t in tables.values())
         run.detail = "opened " + ", ".join(n for n, t in tables.items() if t is not None)
     return AnalyticsTables(storage, run.actor, tables)

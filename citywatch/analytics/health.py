@@ -127,19 +127,32 @@ def pipeline_health(segments: pl.DataFrame) -> PipelineHealth:
     states = dict(
         zip(*segments_by_state(segments).select("state", "segments").to_dict(as_series=False).values())
     )
-    lag = index_lag(segments).filter(pl.col("state") == "done")["lag_s"]
-    footage = segments.select(_seconds(pl.col("end") - pl.col("start")).fill_null(0).sum()).item()
-    busy = 0.0
-    if segments.height:
-        span = segments["updated_at"].max() - segments["updated_at"].min()  # type: ignore[operator]
-        busy = span.total_seconds()
+    totals = segments.select(
+        footage=_seconds(pl.col("end") - pl.col("start")).fill_null(0).sum(),
+        busy=_seconds(pl.col("updated_at").max() - pl.col("updated_at").min()),
+    ).row(0, named=True)
+    lag = (
+        index_lag(segments)
+        .filter(pl.col("state") == "done")
+        .select(
+            median=pl.col("lag_s").median(),
+            p95=pl.col("lag_s").quantile(0.95, "nearest"),
+            max=pl.col("lag_s").max(),
+        )
+        .row(0, named=True)
+    )
     return PipelineHealth(
         segments=segments.height,
         done=int(states.get("done", 0)),
         failed=int(states.get("failed", 0)),
-        footage_s=float(footage or 0.0),
-        lag_median_s=lag.median() if lag.len() else None,  # type: ignore[arg-type]
-        lag_p95_s=lag.quantile(0.95, "nearest") if lag.len() else None,
-        lag_max_s=lag.max() if lag.len() else None,  # type: ignore[arg-type]
-        busy_s=busy,
+        footage_s=float(totals["footage"] or 0.0),
+        lag_median_s=_float_or_none(lag["median"]),
+        lag_p95_s=_float_or_none(lag["p95"]),
+        lag_max_s=_float_or_none(lag["max"]),
+        busy_s=float(totals["busy"] or 0.0),
     )
+
+
+def _float_or_none(value: float | None) -> float | None:
+    """An aggregate of no rows is null: keep it None (not 0, which would read as "no lag")."""
+    return None if value is None else float(value)

@@ -19,7 +19,9 @@ from citywatch.errors import BadInputError
 from citywatch.plates import normalise_plate
 
 UTC_US = pl.Datetime("us", "UTC")
-EVENT_SCHEMA = {"id": pl.String, "label": pl.String, "camera_id": pl.String, "start": UTC_US, "end": UTC_US}
+EVENT_SCHEMA = pl.Schema(
+    {"id": pl.String(), "label": pl.String(), "camera_id": pl.String(), "start": UTC_US, "end": UTC_US}
+)
 VISIT_GAP = dt.timedelta(minutes=10)
 
 
@@ -120,7 +122,7 @@ def plate_events(plates: pl.DataFrame, text: str, *, include_low_confidence: boo
         rows.select(id="id", label=pl.lit(wanted), camera_id="camera_id", start="first_ts", end="last_ts")
         .cast(EVENT_SCHEMA)
         .sort("start")
-    )  # type: ignore[arg-type]
+    )
 
 
 def sighting_events(sightings: pl.DataFrame, label: str = "subject") -> pl.DataFrame:
@@ -128,7 +130,7 @@ def sighting_events(sightings: pl.DataFrame, label: str = "subject") -> pl.DataF
     events = sightings.select(
         id="face_id", label=pl.lit(label), camera_id="camera_id", start="track_start", end="track_end"
     )
-    return events.cast(EVENT_SCHEMA).sort("start")  # type: ignore[arg-type]
+    return events.cast(EVENT_SCHEMA).sort("start")
 
 
 def co_occurrences(
@@ -151,20 +153,8 @@ def co_occurrences(
             raise BadInputError(
                 f"{name} events lack columns {missing}: make them with plate_events or sighting_events"
             )
-    a = (
-        first.select(*EVENT_SCHEMA)
-        .cast(EVENT_SCHEMA)
-        .rename(  # type: ignore[arg-type]
-            {c: f"first_{c}" for c in EVENT_SCHEMA}
-        )
-    )
-    b = (
-        second.select(*EVENT_SCHEMA)
-        .cast(EVENT_SCHEMA)
-        .rename(  # type: ignore[arg-type]
-            {c: f"second_{c}" for c in EVENT_SCHEMA}
-        )
-    )
+    a = first.select(*EVENT_SCHEMA).cast(EVENT_SCHEMA).rename({c: f"first_{c}" for c in EVENT_SCHEMA})
+    b = second.select(*EVENT_SCHEMA).cast(EVENT_SCHEMA).rename({c: f"second_{c}" for c in EVENT_SCHEMA})
     if same_camera:
         pairs = a.join(b, left_on="first_camera_id", right_on="second_camera_id", how="inner", coalesce=False)
     else:

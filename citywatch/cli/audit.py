@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument, add_subcommands
 from citywatch.errors import BadInputError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
@@ -16,19 +17,46 @@ from citywatch.storage import Storage
 _ANCHOR = re.compile(r"^(\d{1,12}):([0-9a-f]{64})$")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("audit", help="verify and read the tamper-evident audit log")
-    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
+        "audit",
+        help="verify and read the tamper-evident audit log",
+        description="Every search, watchlist change, export and refusal is a record of a hash "
+        "chain (each record carries the hash of the one before) with a journal copy. Reading "
+        "the log is itself audited.",
+        examples=[
+            "citywatch --user demo-admin audit verify",
+            "citywatch --user demo-admin audit list --case DEMO-1",
+        ],
+    )
+    audit_sub = add_subcommands(p, "audit_command", "verify, list or restore")
 
-    v = audit_sub.add_parser("verify", help="check the hash chain; exit 1 at the first bad record")
+    v = add_command(
+        audit_sub,
+        "verify",
+        help="check the hash chain; exit 1 at the first bad record",
+        examples=[
+            "citywatch audit verify",
+            "citywatch audit verify --anchor 42:HASH  # the head written down by an earlier verify",
+        ],
+    )
     v.add_argument(
         "--anchor",
         help="SEQ:HASH written down earlier (from a previous verify): that record must still carry that hash",
     )
-    v.add_argument("--json", action="store_true")
+    add_json_argument(v)
     v.set_defaults(handler=cmd_audit_verify)
 
-    ls = audit_sub.add_parser("list", help="audit records, oldest first")
+    ls = add_command(
+        audit_sub,
+        "list",
+        help="audit records, oldest first",
+        examples=[
+            "citywatch audit list --case DEMO-1",
+            "citywatch audit list --user demo-investigator --action search_face --limit 20 --json",
+        ],
+    )
     ls.add_argument("--case", dest="filter_case", metavar="CASE", help="only this case id")
     ls.add_argument("--user", dest="filter_user", metavar="USER", help="only this user")
     ls.add_argument(
@@ -38,16 +66,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=[a.value for a in Action],
         help="only this action (e.g. search_face)",
     )
-    ls.add_argument("--limit", type=int, default=100, help="the latest N records (default 100)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--limit", type=int, default=100, help="the latest N records (default %(default)s)")
+    add_json_argument(ls)
     ls.set_defaults(handler=cmd_audit_list)
 
-    r = audit_sub.add_parser("restore", help="re-add records a crashed writer left only in the journal")
+    r = add_command(
+        audit_sub,
+        "restore",
+        help="re-add records a crashed writer left only in the journal",
+        examples=["citywatch --user demo-admin audit restore"],
+    )
     r.set_defaults(handler=cmd_audit_restore)
 
-    c = sub.add_parser(
+    c = add_command(
+        sub,
         "calibrate",
         help="FMR/FNMR of the face model on labelled local photos, and a recommended match threshold",
+        description="Match every pair of photos of FOLDER/<person>/<photo> and report the false "
+        "match rate (FMR) and false non-match rate (FNMR) at each threshold, and the threshold "
+        "that keeps FMR under --target-fmr. Calibrate on the local population: accuracy varies "
+        "by population. Needs the admin role.",
+        examples=[
+            "citywatch --user demo-admin calibrate ./labelled-photos",
+            "citywatch calibrate ./labelled-photos --target-fmr 0.01 --json",
+        ],
     )
     c.add_argument("folder", help="FOLDER/<person>/<photo>: one face per photo")
     c.add_argument(
@@ -56,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=0.001,
         help="largest acceptable false match rate (default 0.001 = 1 in 1,000)",
     )
-    c.add_argument("--json", action="store_true")
+    add_json_argument(c)
     c.set_defaults(handler=cmd_calibrate)
 
 

@@ -1,79 +1,103 @@
-"""CLI subcommands. Flows are imported lazily, after the Prefect server is known."""
+"""CLI subcommands: ``sample``, ``index``, ``retention``, ``hold``; registers the other
+command groups (one module each). Flows are imported lazily, after the Prefect server
+is known."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from citywatch.cli import output
-from citywatch.cli.args import add_case_arguments
+from citywatch.cli import search as search_commands
+from citywatch.cli.args import (
+    Parser,
+    Subcommands,
+    add_case_arguments,
+    add_command,
+    add_json_argument,
+)
 from citywatch.cli.sample_files import make_sample
-from citywatch.filters import parse_time
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
 
+if TYPE_CHECKING:  # flows are imported lazily, after the Prefect server is known
+    from citywatch.flows.index_footage import IndexSummary
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("sample", help="write the sample footage, cameras.yaml and ground truth")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--segments-per-camera", type=int, default=2)
-    p.add_argument("--segment-seconds", type=float, default=30.0)
+
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
+        "sample",
+        help="write the sample footage, cameras.yaml, ground truth and demo users",
+        description="Generate synthetic CCTV footage (4 cameras, H.264 720p, real face photos "
+        "composited as people walking through, cars with plates, a patrol car with GPS) "
+        "under <root>/sample and <root>/footage, with its ground truth and demo users.",
+        examples=[
+            "citywatch --root ./data sample",
+            "citywatch sample --segments-per-camera 1 --segment-seconds 10  # a small sample, fast",
+        ],
+    )
+    p.add_argument("--seed", type=int, default=7, help="random seed of the sample (default %(default)s)")
+    p.add_argument(
+        "--segments-per-camera", type=int, default=2, help="segments per camera (default %(default)s)"
+    )
+    p.add_argument(
+        "--segment-seconds", type=float, default=30.0, help="length of a segment (default %(default)s s)"
+    )
     p.set_defaults(handler=cmd_sample)
 
-    p = sub.add_parser("index", help="index new footage segments")
+    p = add_command(
+        sub,
+        "index",
+        help="index new footage segments (faces and plates) on a Dask cluster",
+        description="Find the segments under the footage URL that are not indexed yet, decode "
+        "them, detect and embed faces, read plates, and write the rows to LanceDB. Needs the "
+        "admin role.",
+        examples=["citywatch --user demo-admin index", "citywatch index --footage s3://city/footage --json"],
+    )
     p.add_argument("--footage", help="footage URL (default <root>/footage)")
     p.add_argument("--retry-failed", action="store_true", help="retry segments that failed before")
-    p.add_argument("--json", action="store_true")
+    add_json_argument(p)
     p.set_defaults(handler=cmd_index)
 
-    p = sub.add_parser("search", help="search sightings")
-    search_sub = p.add_subparsers(dest="what", required=True)
-    f = search_sub.add_parser("face", help="where was this face seen?")
-    f.add_argument("probe", help="photo of the person (path or URL)")
-    f.add_argument("--camera", action="append", default=[], help="camera id (repeatable)")
-    f.add_argument("--district")
-    f.add_argument("--since", help="ISO 8601 time (UTC if no offset)")
-    f.add_argument("--until", help="ISO 8601 time (UTC if no offset)")
-    f.add_argument("--top-k", type=int)
-    f.add_argument("--face", type=int, help="which face of a group photo (0 = leftmost)")
-    add_case_arguments(f)
-    f.add_argument("--json", action="store_true")
-    f.set_defaults(handler=cmd_search_face)
+    search_commands.register(sub)
 
-    f = search_sub.add_parser("plate", help="where was this plate seen? (OCR-aware fuzzy match)")
-    f.add_argument("text", help="plate text, or a pattern with * and ? (e.g. AB12*)")
-    f.add_argument(
-        "--max-edits",
-        type=float,
-        default=1.0,
-        help="edit budget; confusable characters (O/0, I/1, B/8, ...) cost 0.3",
+    p = add_command(
+        sub,
+        "retention",
+        help="delete face/plate rows past retention unless held (admin)",
+        examples=["citywatch --user demo-admin retention", "citywatch retention --json"],
     )
-    f.add_argument("--camera", action="append", default=[], help="camera id (repeatable)")
-    f.add_argument("--district")
-    f.add_argument("--since", help="ISO 8601 time (UTC if no offset)")
-    f.add_argument("--until", help="ISO 8601 time (UTC if no offset)")
-    f.add_argument("--near", help="LAT,LON,RADIUS_M")
-    f.add_argument("--top-k", type=int)
-    add_case_arguments(f)
-    f.add_argument("--json", action="store_true")
-    f.set_defaults(handler=cmd_search_plate)
-
-    p = sub.add_parser("retention", help="delete face/plate rows past retention unless held (admin)")
-    p.add_argument("--json", action="store_true")
+    add_json_argument(p)
     p.set_defaults(handler=cmd_retention)
 
-    p = sub.add_parser("hold", help="keep a track's rows past retention for a case (supervisor)")
+    p = add_command(
+        sub,
+        "hold",
+        help="keep a track's rows past retention for a case (supervisor)",
+        examples=['citywatch --user demo-supervisor hold TRACK_ID --case C-1 --why "evidence for court"'],
+    )
     p.add_argument("track_id", help="a face or plate track id (from search results)")
     add_case_arguments(p)
     p.set_defaults(handler=cmd_hold)
 
     # the other command groups live in their own modules
+    from citywatch.cli import alerts as commands_alerts
     from citywatch.cli import audit as commands_audit
     from citywatch.cli import export as commands_export
     from citywatch.cli import stack as commands_stack
+    from citywatch.cli import sweep as commands_sweep
     from citywatch.cli import watchlist as commands_watchlist
 
-    for group in (commands_audit, commands_export, commands_watchlist, commands_stack):
+    for group in (
+        commands_audit,
+        commands_export,
+        commands_watchlist,
+        commands_sweep,
+        commands_alerts,
+        commands_stack,
+    ):
         group.register(sub)
 
 
@@ -83,7 +107,7 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _summary_lines(summary) -> None:  # noqa: ANN001 - flows.index_footage.IndexSummary
+def _summary_lines(summary: IndexSummary) -> None:
     output.line(
         f"segments: {summary.found} found, {summary.already_done} already indexed, "
         f"{summary.indexed} indexed now, {len(summary.failed)} failed"
@@ -118,156 +142,6 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _summary_lines(summary)
         output.line(f"Prefect UI: {api.removesuffix('/api')}")
-    return 0
-
-
-def run_face_search(
-    settings: Settings,
-    probe: str,
-    *,
-    case_id: str | None,
-    justification: str | None,
-    cameras: list[str] | None = None,
-    district: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    top_k: int | None = None,
-    face_index: int | None = None,
-):  # noqa: ANN201 - FaceSearchResult
-    ensure_prefect_server(settings.state_dir)
-    from citywatch.flows.search import search
-
-    return search(
-        probe=probe,
-        camera_ids=cameras or [],
-        district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
-        top_k=top_k,
-        face_index=face_index,
-        case_id=case_id,
-        justification=justification,
-        settings=settings,
-    )
-
-
-def print_sightings(result) -> None:  # noqa: ANN001 - FaceSearchResult
-    from citywatch.tasks.report import iso
-
-    output.table(
-        ["#", "camera", "time (UTC)", "distance", "similarity", "thumbnail"],
-        [
-            [s.rank, s.camera_id, iso(s.ts), f"{s.distance:.3f}", f"{s.similarity:.2f}", s.thumb_uri]
-            for s in result.sightings
-        ],
-    )
-    output.line(
-        f"{len(result.sightings)} sightings under distance {result.threshold:.3f}; "
-        f"report: {result.report_uri}"
-    )
-
-
-def cmd_search_face(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_face_search(
-        settings,
-        args.probe,
-        case_id=args.case_id,
-        justification=args.justification,
-        cameras=args.camera,
-        district=args.district,
-        since=args.since,
-        until=args.until,
-        top_k=args.top_k,
-        face_index=args.face,
-    )
-    if args.json:
-        from citywatch.tasks.report import sighting_json
-
-        output.as_json([sighting_json(s) for s in result.sightings])
-    else:
-        print_sightings(result)
-    return 0
-
-
-def run_plate_search(
-    settings: Settings,
-    text: str,
-    *,
-    case_id: str | None,
-    justification: str | None,
-    max_edits: float = 1.0,
-    cameras: list[str] | None = None,
-    district: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    near: str | None = None,
-    top_k: int | None = None,
-):  # noqa: ANN201
-    from citywatch.tasks.plate_search import parse_near
-
-    where = parse_near(near) if near else None
-    ensure_prefect_server(settings.state_dir)
-    from citywatch.flows.search import search_plate
-
-    return search_plate(
-        query=text,
-        camera_ids=cameras or [],
-        district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
-        max_edits=max_edits,
-        near=(where.lat, where.lon, where.radius_m) if where else None,
-        top_k=top_k,
-        case_id=case_id,
-        justification=justification,
-        settings=settings,
-    )
-
-
-def print_plate_sightings(result) -> None:  # noqa: ANN001 - PlateSearchResult
-    from citywatch.tasks.report import iso
-
-    output.table(
-        ["#", "plate", "match", "camera", "time (UTC)", "reads", "location"],
-        [
-            [
-                s.rank,
-                s.plate.text + ("?" if s.plate.low_confidence else ""),
-                "exact" if s.score == 0 else f"{s.score:.1f}",
-                s.plate.camera_id,
-                iso(s.plate.ts),
-                s.plate.reads,
-                f"{s.plate.lat:.5f},{s.plate.lon:.5f}" if s.plate.lat is not None else "-",
-            ]
-            for s in result.sightings
-        ],
-    )
-    output.line(
-        f"{len(result.sightings)} plate sightings for {result.query} "
-        f"('?' = low confidence); report: {result.report_uri}"
-    )
-
-
-def cmd_search_plate(args: argparse.Namespace, settings: Settings) -> int:
-    result = run_plate_search(
-        settings,
-        args.text,
-        case_id=args.case_id,
-        justification=args.justification,
-        max_edits=args.max_edits,
-        cameras=args.camera,
-        district=args.district,
-        since=args.since,
-        until=args.until,
-        near=args.near,
-        top_k=args.top_k,
-    )
-    if args.json:
-        from citywatch.tasks.report import plate_json
-
-        output.as_json([plate_json(s) for s in result.sightings])
-    else:
-        print_plate_sightings(result)
     return 0
 
 

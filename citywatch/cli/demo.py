@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command
 from citywatch.cli.sample_files import make_sample
 from citywatch.errors import BadInputError
 from citywatch.governance.alerts import list_alerts
@@ -45,21 +46,22 @@ def _case(*extra: str) -> list[str]:
 
 
 def _searches(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTruth) -> list[str]:
+    with_probe = [(p, p.probe) for p in truth.people if p.probe]
     present = sorted(
-        (p for p in truth.people if p.in_footage and p.probe),
-        key=lambda p: (p.person_id != "obama", p.person_id),
+        ((p, probe) for p, probe in with_probe if p.in_footage),
+        key=lambda pair: (pair[0].person_id != "obama", pair[0].person_id),
     )[:2]
-    absent = [p for p in truth.people if not p.in_footage and p.probe][:1]
-    for person in [*present, *absent]:
+    absent = [(p, probe) for p, probe in with_probe if not p.in_footage][:1]
+    for person, probe in [*present, *absent]:
         where = "in the footage" if person.in_footage else "NOT in the footage"
-        output.line(f"\n== face search: {person.person_id} ({where}), probe {person.probe}")
+        output.line(f"\n== face search: {person.person_id} ({where}), probe {probe}")
         _cli(
             run_cli,
             settings,
             DEMO_INVESTIGATOR,
             "search",
             "face",
-            str(root / person.probe),
+            str(root / probe),
             "--top-k",
             "5",
             *_case(),
@@ -68,7 +70,7 @@ def _searches(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTrut
     for plate in plates:
         output.line(f"\n== plate search: {plate}")
         _cli(run_cli, settings, DEMO_INVESTIGATOR, "search", "plate", plate, *_case())
-    return [p.person_id for p in present] + plates
+    return [p.person_id for p, _ in present] + plates
 
 
 def _watchlist(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTruth) -> None:
@@ -171,9 +173,23 @@ def run_demo(settings: Settings, seed: int, run_cli: RunCli) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction, run_cli: RunCli) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="sample -> index -> search -> watchlist sweep -> alerts, end to end")
-    p.add_argument("--seed", type=int, default=7)
+def register(sub: Subcommands[Parser], run_cli: RunCli) -> None:
+    p = add_command(
+        sub,
+        "demo",
+        help="sample -> index -> search -> watchlist sweep -> alerts, end to end",
+        description="Write sample footage under the storage root (unless it is there already), "
+        "index it, search for people of the sample with a different photo of each, request and "
+        "approve watchlist entries, sweep, and list the alerts for review. Every step is the "
+        "CLI command a user runs, governed and audited the same way.",
+        examples=[
+            "citywatch demo",
+            "citywatch --root /tmp/demo demo --seed 3",
+            "citywatch sample --segments-per-camera 1 --segment-seconds 10 && citywatch demo"
+            "  # a smaller sample, faster",
+        ],
+    )
+    p.add_argument("--seed", type=int, default=7, help="random seed of the sample (default %(default)s)")
 
     def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         return run_demo(settings, args.seed, run_cli)

@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
 from citywatch.governance.manifest import verify_export
@@ -26,16 +27,26 @@ def parse_duration(text: str, what: str) -> float:
     return value * 60 if match.group(2) in ("m", "min") else value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
         "export",
         help="a redacted, signed evidence clip for a case (or: export verify PATH)",
         description="Cut a clip around an alert, a sighting or a camera time range, blur "
         "privacy masks and every face but the subject's, and write it with a signed "
         "manifest to <root>/exports/<case>/. `citywatch export verify PATH` checks one.",
+        examples=[
+            'citywatch --user demo-investigator export --alert ALERT_ID --case C-1 --why "court evidence"',
+            "citywatch export --camera cam-nathan-rd --since 2026-11-20T08:00:00Z --until "
+            '2026-11-20T08:00:30Z --probe obama.jpg --case C-1 --why "evidence for court"',
+            "citywatch export verify data/exports/C-1/EXPORT_ID.manifest.json",
+        ],
     )
-    p.add_argument("--case", help="case id the export belongs to (required)")
-    p.add_argument("--why", help="justification: why this export is necessary (required)")
+    # not required=True: `export verify PATH` needs neither (cmd_export checks them)
+    p.add_argument("--case", help="case id the export belongs to (needed to export; not for verify)")
+    p.add_argument(
+        "--why", help="justification: why this export is necessary (needed to export; not for verify)"
+    )
     what = p.add_mutually_exclusive_group()
     what.add_argument("--alert", help="alert id: the alert's sighting is the subject")
     what.add_argument("--sighting", help="sighting (faces row) id: its track is the subject")
@@ -45,12 +56,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--probe", help="photo of the subject, with --camera: their face stays clear")
     p.add_argument("--face", type=int, help="which face of a group probe photo (0 = leftmost)")
     p.add_argument("--pad", help="time added before and after a sighting (default export_pad_s, e.g. 10s)")
-    p.add_argument("--json", action="store_true")
+    add_json_argument(p)
     p.set_defaults(handler=cmd_export)
-    export_sub = p.add_subparsers(dest="export_command")
-    v = export_sub.add_parser("verify", help="check an export's signature, clip and sources")
+    export_sub = p.add_subparsers(dest="export_command", title="commands", metavar="COMMAND", help="verify")
+    v = add_command(
+        export_sub,
+        "verify",
+        help="check an export's signature, clip and sources",
+        examples=["citywatch export verify data/exports/C-1/EXPORT_ID.manifest.json --json"],
+    )
     v.add_argument("path", help="the export's .manifest.json or .mp4 (path or URL)")
-    v.add_argument("--json", action="store_true")
+    add_json_argument(v)
     v.set_defaults(handler=cmd_export_verify)
 
 

@@ -14,17 +14,16 @@ def make_sample(
 ) -> Path:
     """Generate the sample into the storage root (via a temp dir for remote roots)."""
     from citywatch.governance.auth import write_demo_users
-    from citywatch.sample.dataset import generate_sample
 
     storage = Storage(settings)
-    _make_sample_files(storage, seed, segments_per_camera, segment_seconds, generate_sample)
+    _make_sample_files(storage, seed, segments_per_camera, segment_seconds)
     write_demo_users(storage)
     return Path(storage.root)
 
 
-def _make_sample_files(
-    storage: Storage, seed: int, segments_per_camera: int, segment_seconds: float, generate_sample
-) -> None:  # noqa: ANN001
+def _make_sample_files(storage: Storage, seed: int, segments_per_camera: int, segment_seconds: float) -> None:
+    from citywatch.sample.dataset import generate_sample  # heavy imports (cv2, av): only when asked
+
     if not is_remote(storage.root):
         generate_sample(
             Path(storage.root),

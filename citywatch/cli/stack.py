@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument
 from citywatch.settings import Settings
 from citywatch.stack.up import (
     ENV_FILE,
@@ -19,20 +20,27 @@ from citywatch.stack.up import (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
         "up",
         help="start a local stack: Prefect server + workers serving prefect.yaml's "
         "deployments, a Dask cluster, an S3 server",
+        examples=[
+            "citywatch up",
+            "citywatch up --local-s3 --paused  # storage on the stack's S3 server, schedules paused",
+        ],
     )
     p.add_argument(
         "--project",
         help="directory with prefect.yaml (default: the current directory, else the citywatch checkout)",
     )
-    p.add_argument("--prefect-port", type=int, default=4200, help="0: any free port")
-    p.add_argument("--dask-port", type=int, default=8786)
-    p.add_argument("--dashboard-port", type=int, default=8787)
-    p.add_argument("--s3-port", type=int, default=9000)
+    p.add_argument("--prefect-port", type=int, default=4200, help="Prefect server port; 0: any free port")
+    p.add_argument("--dask-port", type=int, default=8786, help="Dask scheduler port (default %(default)s)")
+    p.add_argument(
+        "--dashboard-port", type=int, default=8787, help="Dask dashboard port (default %(default)s)"
+    )
+    p.add_argument("--s3-port", type=int, default=9000, help="S3 server port (default %(default)s)")
     p.add_argument(
         "--paused",
         action="store_true",
@@ -44,11 +52,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help=f"flow runs use the stack's S3 server as storage root ({LOCAL_S3_ROOT})",
     )
     p.add_argument("--wait", type=float, default=120.0, help="seconds each service may take to start")
-    p.add_argument("--json", action="store_true")
+    add_json_argument(p)
     p.set_defaults(handler=cmd_up)
 
-    p = sub.add_parser("down", help="stop everything `citywatch up` (or any command) started")
-    p.add_argument("--json", action="store_true")
+    p = add_command(
+        sub,
+        "down",
+        help="stop everything `citywatch up` (or any command) started",
+        examples=["citywatch down"],
+    )
+    add_json_argument(p)
     p.set_defaults(handler=cmd_down)
 
 

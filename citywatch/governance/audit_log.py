@@ -23,6 +23,7 @@ N + 1. Only then is the row appended to the LanceDB table ``audit``, which is wh
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import os
@@ -291,7 +292,7 @@ class AuditLog:
         """
         return verify_chain(self.rows(), self.journal(), anchor=anchor, claimed_head=self._read_hint())
 
-    def restore_missing(self) -> list[int]:
+    def restore_missing(self) -> builtins.list[int]:  # ``list`` in this class is the method above
         """Add journal records missing from the table (a writer died between the two)."""
         have = {r.seq for r in self.rows()}
         restored = []

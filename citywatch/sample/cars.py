@@ -66,7 +66,8 @@ def _rounded(
 
 
 def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
-    return tuple(int(min(255, c * factor)) for c in colour)  # type: ignore[return-value]
+    r, g, b = (int(min(255, c * factor)) for c in colour)
+    return r, g, b
 
 
 def _car_geometry(plate_px: float) -> tuple[int, int, tuple[float, float, float, float]]:

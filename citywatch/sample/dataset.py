@@ -39,6 +39,7 @@ from citywatch.sample.faces import PEOPLE, PersonSource, make_head_sprite, read_
 from citywatch.sample.media import fetch_media
 from citywatch.sample.patrol import PATROL, gps_csv, plan_patrol
 from citywatch.sample.plan import Placement, SampleConfig, appearance_truth, plan_people
+from citywatch.sample.scene import Sprite
 from citywatch.sample.truth import (
     GroundTruth,
     PersonTruth,
@@ -93,7 +94,9 @@ def _jobs(
     for c, site in enumerate(SITES):
         for k in range(cfg.segments_per_camera):
             start = segment_start(site, k, cfg.segment_seconds)
-            sprites = tuple(p.track for p in placements if p.camera_index == c and p.segment_index == k)
+            sprites: tuple[Sprite, ...] = tuple(
+                p.track for p in placements if p.camera_index == c and p.segment_index == k
+            )
             sprites += tuple(v.track for v in vehicles if v.camera_index == c and v.segment_index == k)
             jobs.append(
                 SegmentJob(root / segment_key(site.camera_id, start), site, c, k, start, sprites, cfg)

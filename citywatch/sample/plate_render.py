@@ -53,7 +53,7 @@ def _glyph(char: str, height_px: int, cell_ratio: float, font_path: Path) -> np.
     """
     font = _font(font_path, int(height_px * 1.38))  # DejaVu cap height is ~0.73 em
     left, top, right, bottom = font.getbbox(char)
-    canvas = Image.new("L", (right - left + 4, bottom - top + 4), 0)
+    canvas = Image.new("L", (int(right - left) + 4, int(bottom - top) + 4), 0)
     ImageDraw.Draw(canvas).text((2 - left, 2 - top), char, font=font, fill=255)
     mask = np.asarray(canvas)
     rows, cols = np.nonzero(mask > 0)

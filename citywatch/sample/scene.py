@@ -96,21 +96,23 @@ class VideoBackground:
         self._index = -1
         self._cached: tuple[int, ImageU8] | None = None
 
-    def _reopen(self) -> None:
+    def _reopen(self) -> Iterator[av.VideoFrame]:
         if self._container is not None:
             self._container.close()
         self._container = av.open(str(self._path))
         self._frames = self._container.decode(video=0)
         self._index = -1
+        return self._frames
 
     def _source_frame(self, index: int) -> ImageU8:
         if self._cached is not None and self._cached[0] == index:
             return self._cached[1]
-        if self._frames is None or index <= self._index:
-            self._reopen()
+        frames = self._frames
+        if frames is None or index <= self._index:
+            frames = self._reopen()
         frame: av.VideoFrame | None = None
         while self._index < index:
-            frame = next(self._frames, None)
+            frame = next(frames, None)
             if frame is None:
                 raise BadInputError(f"background video {self._path} ended before frame {index}")
             self._index += 1
@@ -275,12 +277,13 @@ class PersonTrack:
         cv2.fillPoly(
             frame, [np.round(torso * 16).astype(np.int32)], self.torso_bgr, lineType=cv2.LINE_AA, shift=4
         )
-        sleeve = tuple(int(c * 0.85) for c in self.torso_bgr)
+        b, g, r = (int(c * 0.85) for c in self.torso_bgr)
+        sleeve = (b, g, r)
         for side in (-1, 1):
             shoulder = (cx + side * 0.95 * sw, shoulder_y + 0.2 * s)
             angle = -side * 0.3 * swing + side * 0.08
             hand = (shoulder[0] + 2.2 * s * math.sin(angle), shoulder[1] + 2.2 * s * math.cos(angle))
-            _line(frame, shoulder, hand, sleeve, 0.42 * fw)  # type: ignore[arg-type]
+            _line(frame, shoulder, hand, sleeve, 0.42 * fw)
             _line(frame, hand, hand, self.head.skin_bgr, 0.4 * fw)
 
     def _draw_head(self, frame: ImageU8, t: float) -> None:

@@ -20,6 +20,7 @@ started (Dask nannies' workers and Prefect's flow-run processes included).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -277,7 +278,7 @@ class _Starter:
             )
             self.add(f"prefect-worker-{pool}", proc.pid, f"{api.removesuffix('/api')}/work-pools", log)
             wait_until(
-                lambda p=pool: pool_has_online_worker(api, p),
+                functools.partial(pool_has_online_worker, api, pool),
                 f"prefect worker for {pool}",
                 proc,
                 log,

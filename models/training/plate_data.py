@@ -25,6 +25,7 @@ import numpy as np
 from citywatch.models.plate_rec import ALPHABET, INPUT_H, INPUT_W, plate_crop_box, prepare_crop
 from citywatch.sample.plate_render import (
     FONT_PATH,
+    PlateStyle,
     degrade_plate_warp,
     paste_plate,
     random_hk_plate,
@@ -109,7 +110,7 @@ def make_scene(
     """A degraded plate on a street patch, and where its characters are."""
     text = text or random_text(rng)
     width = int(round(np.exp(rng.uniform(np.log(width_range[0]), np.log(width_range[1])))))
-    style = "front" if rng.uniform() < 0.5 else "rear"
+    style: PlateStyle = "front" if rng.uniform() < 0.5 else "rear"
     master = render_plate(text, style=style, width_px=_MASTER_W, rng=rng, font_path=font_path)
     ix1, iy1, ix2, iy2 = _ink_box(master)
     height = max(4, int(round(width * master.shape[0] / master.shape[1])))

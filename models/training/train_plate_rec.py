@@ -1,6 +1,6 @@
 """Train the plate recogniser (``models/plate_rec.py``) on synthetic plates; export ONNX.
 
-    python -m models.training.train_plate_rec --data-dir DIR --fonts-dir DIR --out DIR
+    python -m citywatch.models.training.train_plate_rec --data-dir DIR --fonts-dir DIR --out DIR
 
 Needs PyTorch (a GPU makes it a few minutes; not a citywatch dependency). ``--data-dir``
 holds OpenCV's sample photos (``/usr/share/doc/opencv-doc/examples/data``: the plate
