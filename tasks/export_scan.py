@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from citywatch.geometry import Box
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.models.faces import load_face_model
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.export_clip import ClipPlan, iter_clip_frames
 from citywatch.tasks.faces import crop_around
-from citywatch.tasks.redact import Box
 from citywatch.tasks.redact_plan import ClipTrack
 from citywatch.tasks.tracking import Tracker
 
