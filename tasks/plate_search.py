@@ -9,6 +9,7 @@ from citywatch.errors import BadInputError
 from citywatch.filters import where_clause
 from citywatch.plates import PlateQuery, match_score
 from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
+from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
 from citywatch.tasks.search import SearchFilters, camera_filter_ids, segment_uris
@@ -40,15 +41,6 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
-
-
-@dataclass(frozen=True, slots=True)
-class PlateSighting:
-    rank: int
-    plate: PlateRow
-    camera_name: str
-    score: float  # 0 exact; weighted edit distance otherwise
-    segment_uri: str
 
 
 def _near_clause(near: Near) -> str:

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import CitywatchError
+from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
-from citywatch.tasks.plate_search import PlateSighting
-from citywatch.tasks.search import Sighting
 
 esc = html.escape
 

@@ -15,6 +15,7 @@ from citywatch.images import decode_image
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.settings import Settings
+from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, segments_table
 
@@ -34,26 +35,6 @@ class SearchFilters:
     district: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One track in which the probe's person was (probably) seen."""
-
-    rank: int
-    face_id: str
-    camera_id: str
-    camera_name: str
-    ts: dt.datetime
-    track_start: dt.datetime
-    track_end: dt.datetime
-    distance: float
-    similarity: float
-    bbox: tuple[float, float, float, float]
-    segment_uri: str
-    thumb_uri: str
-    lat: float | None
-    lon: float | None
 
 
 def embed_probe(data: bytes, source: str, model: FaceModel, face_index: int | None) -> Probe:
