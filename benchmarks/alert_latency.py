@@ -151,7 +151,7 @@ class Receiver:
 
 def enrol(settings: Settings, sample: Path, clips: list[Clip]) -> None:
     from citywatch.governance.watchlist import EntryRequest, add_plate, approve, enrol_face
-    from citywatch.tasks.index_segment import face_model_for
+    from citywatch.models.loaders import face_model_for
 
     storage = Storage(settings)
     model = face_model_for(settings)

@@ -13,10 +13,8 @@ from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import SegmentRef, format_stamp
-from citywatch.models.base import FaceModel
-from citywatch.models.faces import load_face_model
-from citywatch.models.plate_reader import PlateReader, load_plate_reader
-from citywatch.plates import PlateGrammar
+from citywatch.models.loaders import face_model_for, plate_grammar_for, plate_reader_for
+from citywatch.models.plate_reader import PlateReader
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
@@ -44,24 +42,6 @@ class SegmentOutcome:
     frames_analysed: int
     footage_s: float
     wall_s: float
-
-
-def face_model_for(settings: Settings) -> FaceModel:
-    return load_face_model(
-        settings.face_backend,
-        det_threshold=settings.face_det_threshold,
-        max_side=settings.face_max_side,
-        min_face_px=settings.face_min_px,
-        insightface_dir=settings.insightface_dir,
-    )
-
-
-def plate_grammar_for(settings: Settings) -> PlateGrammar:
-    return PlateGrammar(settings.plate_grammar, settings.plate_grammar_fix_targets)
-
-
-def plate_reader_for(settings: Settings) -> PlateReader:
-    return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
 
 
 def segment_plates_for(

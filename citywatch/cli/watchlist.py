@@ -168,7 +168,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
         settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, params
     ) as run:
         if args.kind == "face":
-            from citywatch.tasks.index_segment import face_model_for
+            from citywatch.models.loaders import face_model_for
 
             model = face_model_for(settings)
             photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]
