@@ -9,41 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import ClassVar
-
-import pyarrow as pa
 
 from citywatch.errors import NotFoundError
 from citywatch.filters import sql_string, sql_timestamp
-from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import FaceRow, HoldRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
 CLEANUP_GRACE_MIN = 10
-
-
-@dataclass(frozen=True, slots=True)
-class HoldRow:
-    """A case keeps one track's rows past retention."""
-
-    id: str  # "<case_id>|<track_id>"
-    case_id: str
-    track_id: str
-    created_by: str
-    created_at: dt.datetime
-    note: str
-
-    TABLE: ClassVar[str] = "holds"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("case_id", pa.string()),
-            pa.field("track_id", pa.string()),
-            pa.field("created_by", pa.string()),
-            pa.field("created_at", TS),
-            pa.field("note", pa.string()),
-        ]
-    )
 
 
 def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str) -> HoldRow:

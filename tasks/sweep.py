@@ -28,7 +28,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -45,9 +44,18 @@ from citywatch.governance.alerts import (
     deliveries_table,
     new_delivery,
 )
-from citywatch.governance.watchlist import EntryKind, WatchlistRow, active_entries
+from citywatch.governance.watchlist import active_entries
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate, parse_plate_query
-from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import (
+    EntryKind,
+    FaceRow,
+    PlateRow,
+    SweepStateRow,
+    WatchlistRow,
+    arrow_to_rows,
+    rows_to_arrow,
+    utcnow,
+)
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, insert_missing
@@ -89,28 +97,6 @@ _CHUNK = 4096  # rows per distance block (4096 x 3000 enrolment vectors x 4 B = 
 
 
 # --- watermark ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SweepStateRow:
-    """How far the sweep has read one source table (faces, plates)."""
-
-    id: str  # source table name
-    after_fragment: int  # rows in fragments with a larger id are new; -1: nothing read
-    table_version: int  # the source version last read (for operators)
-    rows_seen: int  # rows read so far (cumulative)
-    updated_at: dt.datetime
-
-    TABLE: ClassVar[str] = "sweep_state"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("after_fragment", pa.int64()),
-            pa.field("table_version", pa.int64()),
-            pa.field("rows_seen", pa.int64()),
-            pa.field("updated_at", TS),
-        ]
-    )
 
 
 def load_watermarks(storage: Storage) -> dict[str, SweepStateRow]:

@@ -25,8 +25,6 @@ from citywatch.governance.alerts import (
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.watchlist import (
     EntryRequest,
-    Reason,
-    WatchlistRow,
     add_plate,
     approve,
     enrol_face,
@@ -35,7 +33,7 @@ from citywatch.governance.watchlist import (
     parse_expiry,
     remove,
 )
-from citywatch.schemas import utcnow
+from citywatch.schemas import Reason, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
