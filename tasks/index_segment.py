@@ -12,6 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError, TransientError
+from citywatch.filters import eq
 from citywatch.footage import SegmentRef, format_stamp
 from citywatch.models.loaders import face_model_for, plate_grammar_for, plate_reader_for
 from citywatch.models.plate_reader import PlateReader
@@ -169,7 +170,7 @@ def _segment_row(
 def _replace_rows(table, segment_id: str, data) -> None:  # noqa: ANN001 - lancedb Table, pa.Table
     """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
     try:
-        table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
+        table.delete(eq("segment_id", segment_id))
     except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
         raise TransientError(
             f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
@@ -182,7 +183,7 @@ def _already_done(storage: Storage, ref: SegmentRef) -> bool:
         rows = (
             segments_table(storage.db)
             .search()
-            .where(f"id = '{ref.id}'")
+            .where(eq("id", ref.id))
             .select(["state", "size_bytes"])
             .limit(1)
             .to_list()

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
-from citywatch.filters import where_clause
+from citywatch.filters import all_of, compare, where_clause
 from citywatch.plates import PlateQuery, match_score
 from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
@@ -46,9 +46,13 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def _near_clause(near: Near) -> str:
     dlat = near.radius_m / 111_320.0
     dlon = dlat / max(0.01, math.cos(math.radians(near.lat)))
-    return (
-        f"lat >= {near.lat - dlat:.7f} AND lat <= {near.lat + dlat:.7f} AND "
-        f"lon >= {near.lon - dlon:.7f} AND lon <= {near.lon + dlon:.7f}"
+    return " AND ".join(
+        [
+            compare("lat", ">=", near.lat - dlat),
+            compare("lat", "<=", near.lat + dlat),
+            compare("lon", ">=", near.lon - dlon),
+            compare("lon", "<=", near.lon + dlon),
+        ]
     )
 
 
@@ -60,16 +64,12 @@ def search_plates(
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
-    parts = [
-        p
-        for p in (
-            where_clause(camera_ids=ids, since=filters.since, until=filters.until),
-            _near_clause(near) if near else None,
-        )
-        if p
-    ]
+    where = all_of(
+        where_clause(camera_ids=ids, since=filters.since, until=filters.until),
+        _near_clause(near) if near else None,
+    )
     table = storage.db.open_table(PlateRow.TABLE)
-    scan = table.search().where(" AND ".join(parts)) if parts else table.search()
+    scan = table.search().where(where) if where else table.search()
     rows = arrow_to_rows(scan.limit(None).to_arrow(), PlateRow)
     scored: list[tuple[float, PlateRow]] = []
     for row in rows:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from citywatch.errors import BadInputError
-from citywatch.filters import sql_string, where_clause
+from citywatch.filters import is_in, where_clause
 from citywatch.images import decode_image
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, arrow_to_rows
@@ -137,6 +137,5 @@ def search_faces(
 def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
     if not segment_ids:
         return {}
-    quoted = ", ".join(sql_string(sid) for sid in sorted(segment_ids))
-    rows = segments_table(storage.db).search().where(f"id IN ({quoted})").select(["id", "uri"])
+    rows = segments_table(storage.db).search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
     return {r["id"]: r["uri"] for r in rows.limit(len(segment_ids)).to_arrow().to_pylist()}

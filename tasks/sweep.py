@@ -34,7 +34,7 @@ import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.filters import sql_string, sql_timestamp
+from citywatch.filters import all_of, compare, is_in
 from citywatch.governance.alerts import (
     AlertRow,
     AlertState,
@@ -131,7 +131,7 @@ def read_new_rows(
     table = storage.db.open_table(source)  # pinned to the version current now
     query = table.search().select([*SOURCES[source], "_rowaddr"])
     if after >= 0:
-        query = query.where(f"_rowaddr >= {(after + 1) << 32}")
+        query = query.where(compare("_rowaddr", ">=", (after + 1) << 32))
     rows = query.limit(None).to_arrow()
     if rows.num_rows:
         addresses = rows.column("_rowaddr").to_numpy().astype(np.uint64)
@@ -383,16 +383,18 @@ def drop_known_passes(storage: Storage, alerts: Sequence[AlertRow], gap: dt.time
     """
     if not alerts or not has_table(storage.db, AlertRow.TABLE):
         return list(alerts)
-    entries = ", ".join(sql_string(e) for e in sorted({a.watchlist_id for a in alerts}))
-    cameras = ", ".join(sql_string(c) for c in sorted({a.camera_id for a in alerts}))
     start = min(a.track_start for a in alerts) - gap
     end = max(a.track_end for a in alerts) + gap
     query = (
         alerts_table(storage.db)
         .search()
         .where(
-            f"watchlist_id IN ({entries}) AND camera_id IN ({cameras}) "
-            f"AND track_end >= {sql_timestamp(start)} AND track_start <= {sql_timestamp(end)}"
+            all_of(
+                is_in("watchlist_id", sorted({a.watchlist_id for a in alerts})),
+                is_in("camera_id", sorted({a.camera_id for a in alerts})),
+                compare("track_end", ">=", start),
+                compare("track_start", "<=", end),
+            )
         )
     )
     known = query.select(["id", "watchlist_id", "camera_id", "track_start", "track_end"])

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
 from citywatch.images import decode_image
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
@@ -250,7 +250,7 @@ def list_entries(storage: Storage, *, include_removed: bool = False) -> list[Wat
     table = watchlist_table(storage.db)
     query = table.search()
     if not include_removed:
-        query = query.where(f"status <> {sql_string(EntryStatus.REMOVED.value)}")
+        query = query.where(ne("status", EntryStatus.REMOVED.value))
     rows = arrow_to_rows(query.limit(None).to_arrow(), WatchlistRow)
     return sorted(rows, key=lambda r: r.created_at)
 
@@ -262,7 +262,7 @@ def active_entries(storage: Storage, now: dt.datetime) -> list[WatchlistRow]:
 
 def get_entry(storage: Storage, entry_id: str) -> WatchlistRow:
     if has_table(storage.db, WatchlistRow.TABLE):
-        found = watchlist_table(storage.db).search().where(f"id = {sql_string(entry_id)}")
+        found = watchlist_table(storage.db).search().where(eq("id", entry_id))
         rows = arrow_to_rows(found.limit(1).to_arrow(), WatchlistRow)
         if rows:
             return rows[0]
