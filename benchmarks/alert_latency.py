@@ -151,7 +151,7 @@ class Receiver:
 
 def enrol(settings: Settings, sample: Path, clips: list[Clip]) -> None:
     from citywatch.governance.watchlist import EntryRequest, add_plate, approve, enrol_face
-    from citywatch.tasks.index_segment import face_model_for
+    from citywatch.models.loaders import face_model_for
 
     storage = Storage(settings)
     model = face_model_for(settings)
@@ -357,8 +357,8 @@ def report(
 
 
 def sweep_cost(work: Path, rows: int = 10_000, entries: int = 1_000, repeats: int = 3) -> None:
-    from citywatch.governance.watchlist import WatchlistRow, watchlist_table
-    from citywatch.schemas import FaceRow, PlateRow, rows_to_arrow
+    from citywatch.governance.watchlist import watchlist_table
+    from citywatch.schemas import FaceRow, PlateRow, WatchlistRow, rows_to_arrow
     from citywatch.tables import faces_table, plates_table, upsert
     from citywatch.tasks.sweep import sweep_once
 

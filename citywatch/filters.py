@@ -1,12 +1,31 @@
-"""Building LanceDB ``where`` clauses safely: only validated, quoted values get in."""
+"""Building LanceDB ``where`` clauses safely: only validated, quoted values get in.
+
+Every filter citywatch sends to LanceDB (search, delete, count, merge conditions) is
+built here, from column names that must be plain identifiers and values that are
+rendered as literals of their type: text quoted with quotes doubled (control
+characters refused), numbers finite, times timezone-aware. Nothing else reaches a
+filter string, so a value can never become SQL.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import overload
 
 from citywatch.cameras import check_camera_id
 from citywatch.errors import BadInputError
+
+Value = str | int | float | bool | dt.datetime
+
+_IDENTIFIER = re.compile(r"(?:(?:target|source)\.)?[a-z_][a-z0-9_]*")
+_RESERVED = frozenset(
+    {"user", "order", "group", "select", "from", "where", "table", "limit", "and", "or", "not"}
+)
+_OPERATORS = ("=", "<>", "<", "<=", ">", ">=")
 
 
 def sql_string(value: str) -> str:
@@ -23,6 +42,74 @@ def sql_timestamp(value: dt.datetime) -> str:
         raise BadInputError(f"time {value!r} must be a timezone-aware datetime")
     utc = value.astimezone(dt.UTC).replace(tzinfo=None)
     return f"timestamp '{utc.isoformat(sep=' ', timespec='microseconds')}'"
+
+
+def column(name: str) -> str:
+    """A column name as it goes into a filter: lower-case letters, digits and ``_``
+    (optionally ``target.``/``source.`` in a merge condition); SQL keywords in backticks."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise BadInputError(f"filter column {name!r} is not a plain column name")
+    return f"`{name}`" if name in _RESERVED else name
+
+
+def literal(value: Value) -> str:
+    """``value`` as a SQL literal of its type (text, whole or finite number, boolean, aware time)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, str):
+        return sql_string(value)
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadInputError(f"filter value {value!r} must be a finite number")
+        return format(Decimal(repr(value)), "f")  # positional: no exponent for the parser
+    if isinstance(value, dt.datetime):
+        return sql_timestamp(value)
+    raise BadInputError(f"filter value {value!r} of type {type(value).__name__} cannot be used in a filter")
+
+
+def compare(name: str, op: str, value: Value) -> str:
+    """``name op value``, e.g. ``compare("ts", "<", cutoff)``."""
+    if op not in _OPERATORS:
+        raise BadInputError(f"filter operator {op!r} is not one of {' '.join(_OPERATORS)}")
+    return f"{column(name)} {op} {literal(value)}"
+
+
+def eq(name: str, value: Value) -> str:
+    """``name = value``."""
+    return compare(name, "=", value)
+
+
+def ne(name: str, value: Value) -> str:
+    """``name <> value``."""
+    return compare(name, "<>", value)
+
+
+def is_in(name: str, values: Iterable[Value]) -> str:
+    """``name IN (v1, v2, ...)``; an empty list matches nothing (``FALSE``)."""
+    items = [literal(v) for v in values]
+    return f"{column(name)} IN ({', '.join(items)})" if items else "FALSE"
+
+
+def not_in(name: str, values: Iterable[Value]) -> str:
+    """``name NOT IN (v1, v2, ...)``; an empty list excludes nothing (``TRUE``)."""
+    items = [literal(v) for v in values]
+    return f"{column(name)} NOT IN ({', '.join(items)})" if items else "TRUE"
+
+
+def is_not_null(name: str) -> str:
+    return f"{column(name)} IS NOT NULL"
+
+
+@overload
+def all_of(*parts: str) -> str: ...
+@overload
+def all_of(*parts: str | None) -> str | None: ...
+def all_of(*parts: str | None) -> str | None:
+    """The AND of the filters given (``None`` parts skipped), or None for no filter."""
+    present = [p for p in parts if p]
+    return " AND ".join(present) or None
 
 
 def parse_time(text: str, what: str) -> dt.datetime:
@@ -42,14 +129,11 @@ def where_clause(
     time_column: str = "ts",
 ) -> str | None:
     """AND of the given filters, or None for no filter."""
-    parts: list[str] = []
-    if camera_ids:
-        quoted = ", ".join(sql_string(check_camera_id(cid)) for cid in camera_ids)
-        parts.append(f"camera_id IN ({quoted})")
-    if since is not None:
-        parts.append(f"{time_column} >= {sql_timestamp(since)}")
-    if until is not None:
-        parts.append(f"{time_column} <= {sql_timestamp(until)}")
+    clause = all_of(
+        is_in("camera_id", [check_camera_id(cid) for cid in camera_ids]) if camera_ids else None,
+        compare(time_column, ">=", since) if since is not None else None,
+        compare(time_column, "<=", until) if until is not None else None,
+    )
     if since is not None and until is not None and since > until:
         raise BadInputError(f"--since {since.isoformat()} is after --until {until.isoformat()}")
-    return " AND ".join(parts) or None
+    return clause

@@ -6,10 +6,14 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 TS = pa.timestamp("us", tz="UTC")
 BBOX = pa.list_(pa.float32(), 4)
@@ -180,13 +184,143 @@ class PlateRow:
     )
 
 
-class DataclassRow(Protocol):
-    """Any row type: a dataclass (every table's row type here and in governance/tasks)."""
-
-    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+# --- watchlist, sweep and retention ---------------------------------------------------
 
 
-Row = TypeVar("Row", bound=DataclassRow)
+class Reason(StrEnum):
+    """Why an entry is on the watchlist (the named purposes real-time matching allows)."""
+
+    SUSPECT = "suspect"  # serious crime, named in a case
+    MISSING = "missing"
+    VULNERABLE = "vulnerable"  # e.g. a person at risk who may need help
+    THREAT = "threat"  # imminent threat to life or of a terror attack
+    STOLEN_VEHICLE = "stolen_vehicle"
+
+
+class EntryKind(StrEnum):
+    FACE = "face"
+    PLATE = "plate"
+
+
+class EntryStatus(StrEnum):
+    PENDING = "pending"  # waiting for a second person's approval
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistRow:
+    """One watchlist entry (face or plate)."""
+
+    id: str
+    kind: str  # EntryKind
+    label: str
+    reason: str  # Reason
+    case_id: str
+    justification: str
+    requested_by: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    status: str  # EntryStatus
+    approved_by: str  # "" until approved
+    approved_at: dt.datetime | None
+    threshold: float  # faces: L2 distance; plates: confusion-aware distance
+    model: str  # face model the embeddings come from ("" for plates)
+    embeddings: list[list[float]]  # one per enrolment photo (cleared on removal)
+    photo_sha256: list[str]
+    plate_query: str  # normalised plate or pattern ("" for faces)
+    removed_by: str
+    removed_at: dt.datetime | None
+    removal_note: str
+    updated_at: dt.datetime
+
+    TABLE: ClassVar[str] = "watchlist"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("kind", pa.string()),
+            pa.field("label", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("case_id", pa.string()),
+            pa.field("justification", pa.string()),
+            pa.field("requested_by", pa.string()),
+            pa.field("created_at", TS),
+            pa.field("expires_at", TS),
+            pa.field("status", pa.string()),
+            pa.field("approved_by", pa.string()),
+            pa.field("approved_at", TS),
+            pa.field("threshold", pa.float64()),
+            pa.field("model", pa.string()),
+            pa.field("embeddings", pa.list_(pa.list_(pa.float32()))),
+            pa.field("photo_sha256", pa.list_(pa.string())),
+            pa.field("plate_query", pa.string()),
+            pa.field("removed_by", pa.string()),
+            pa.field("removed_at", TS),
+            pa.field("removal_note", pa.string()),
+            pa.field("updated_at", TS),
+        ]
+    )
+
+    def is_active(self, now: dt.datetime) -> bool:
+        """Approved, not removed and not expired at ``now``: the only entries that match."""
+        return self.status == EntryStatus.ACTIVE and bool(self.approved_by) and now < self.expires_at
+
+    def state(self, now: dt.datetime) -> str:
+        """pending | active | expired | removed, as shown to users."""
+        if self.status == EntryStatus.REMOVED:
+            return "removed"
+        if now >= self.expires_at:
+            return "expired"
+        return self.status
+
+
+@dataclass(frozen=True, slots=True)
+class SweepStateRow:
+    """How far the sweep has read one source table (faces, plates)."""
+
+    id: str  # source table name
+    after_fragment: int  # rows in fragments with a larger id are new; -1: nothing read
+    table_version: int  # the source version last read (for operators)
+    rows_seen: int  # rows read so far (cumulative)
+    updated_at: dt.datetime
+
+    TABLE: ClassVar[str] = "sweep_state"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("after_fragment", pa.int64()),
+            pa.field("table_version", pa.int64()),
+            pa.field("rows_seen", pa.int64()),
+            pa.field("updated_at", TS),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRow:
+    """A case keeps one track's rows past retention."""
+
+    id: str  # "<case_id>|<track_id>"
+    case_id: str
+    track_id: str
+    created_by: str
+    created_at: dt.datetime
+    note: str
+
+    TABLE: ClassVar[str] = "holds"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("case_id", pa.string()),
+            pa.field("track_id", pa.string()),
+            pa.field("created_by", pa.string()),
+            pa.field("created_at", TS),
+            pa.field("note", pa.string()),
+        ]
+    )
+
+
+Row = TypeVar("Row", bound="DataclassInstance")  # any row type (a dataclass)
 
 
 def _plain(value: object) -> object:
@@ -197,7 +331,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def rows_to_arrow(rows: Sequence[DataclassRow], schema: pa.Schema) -> pa.Table:
+def rows_to_arrow(rows: Sequence[DataclassInstance], schema: pa.Schema) -> pa.Table:
     """Rows (dataclasses) -> an Arrow table of ``schema``."""
     records = [{f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)} for row in rows]
     return pa.Table.from_pylist(records, schema=schema)

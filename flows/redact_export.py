@@ -21,6 +21,7 @@ from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, GovernedRun, governed
 from citywatch.governance.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
+from citywatch.models.loaders import redaction_face_model
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage, safe_key
@@ -28,7 +29,7 @@ from citywatch.tasks.export_clip import ClipPlan, Gap, plan_clip
 from citywatch.tasks.export_manifest import build_manifest
 from citywatch.tasks.export_render import RenderedExport, render_redacted
 from citywatch.tasks.export_request import ExportRequest, ResolvedRequest, resolve_request
-from citywatch.tasks.export_scan import ClipScan, plate_finder_for, redaction_face_model, scan_clip
+from citywatch.tasks.export_scan import ClipScan, plate_finder_for, scan_clip
 from citywatch.tasks.redact_plan import SubjectChoice
 
 

@@ -10,14 +10,15 @@ from prefect import flow, get_run_logger
 
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, governed
+from citywatch.models.loaders import face_model_for, plate_grammar_for
 from citywatch.plates import parse_plate_query
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
+from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
-from citywatch.tasks.index_segment import face_model_for, plate_grammar_for
-from citywatch.tasks.plate_search import Near, PlateSighting, search_plates
+from citywatch.tasks.plate_search import Near, search_plates
 from citywatch.tasks.report import ReportHeader, render_plate_report, render_search_report
-from citywatch.tasks.search import SearchFilters, Sighting, embed_probe, search_faces
+from citywatch.tasks.search import SearchFilters, embed_probe, search_faces
 
 
 @dataclass(frozen=True)

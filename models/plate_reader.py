@@ -37,6 +37,7 @@ from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
 from rapidocr_onnxruntime.utils import read_yaml
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import PixelBox, clip, to_pixels
 from citywatch.models.plate_rec import ALPHABET as PLATE_ALPHABET
 from citywatch.models.plate_rec import PlateRecogniser, cpu_session, ctc_best_path, load_plate_recogniser
 
@@ -187,7 +188,7 @@ class PlateReader:
 
     # --- public ----------------------------------------------------------------------
 
-    def read(self, image_bgr: np.ndarray, region: tuple[int, int, int, int] | None = None) -> list[PlateRead]:
+    def read(self, image_bgr: np.ndarray, region: PixelBox | None = None) -> list[PlateRead]:
         """Read plates in ``image_bgr`` (or in ``region`` = x1, y1, x2, y2 of it)."""
         image = _check_image(image_bgr)
         x1, y1, x2, y2 = _check_region(region, image.shape[1], image.shape[0])
@@ -320,13 +321,11 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _check_region(
-    region: tuple[int, int, int, int] | None, width: int, height: int
-) -> tuple[int, int, int, int]:
+def _check_region(region: PixelBox | None, width: int, height: int) -> PixelBox:
     if region is None:
         return 0, 0, width, height
     x1, y1, x2, y2 = (int(v) for v in region)
-    cx1, cy1, cx2, cy2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
+    cx1, cy1, cx2, cy2 = to_pixels(clip((x1, y1, x2, y2), width, height))
     if cx2 - cx1 < 4 or cy2 - cy1 < 4:
         raise BadInputError(
             f"plate reader region {region}: less than 4x4 px inside the {width}x{height} image"

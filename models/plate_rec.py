@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import Box, PixelBox, clip, expand, to_pixels
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -41,21 +42,13 @@ MARGIN_X = 0.35
 MARGIN_Y = 0.2
 
 
-def plate_crop_box(
-    box: tuple[float, float, float, float], width: int, height: int
-) -> tuple[int, int, int, int]:
+def plate_crop_box(box: Box, width: int, height: int) -> PixelBox:
     """The crop (x1, y1, x2, y2) fed to the model for a detected text box, in the image."""
-    x1, y1, x2, y2 = box
-    h = max(1.0, y2 - y1)
-    return (
-        max(0, int(np.floor(x1 - MARGIN_X * h))),
-        max(0, int(np.floor(y1 - MARGIN_Y * h))),
-        min(width, int(np.ceil(x2 + MARGIN_X * h))),
-        min(height, int(np.ceil(y2 + MARGIN_Y * h))),
-    )
+    h = max(1.0, box[3] - box[1])
+    return to_pixels(clip(expand(box, MARGIN_X * h, MARGIN_Y * h), width, height))
 
 
-def prepare_crop(image_bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def prepare_crop(image_bgr: np.ndarray, box: PixelBox) -> np.ndarray:
     """The model input (1 x 32 x 128 float32) for ``box`` (x1, y1, x2, y2) of the image."""
     x1, y1, x2, y2 = box
     crop = image_bgr[y1:y2, x1:x2]

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError, TransientError
+from citywatch.geometry import clip, expand
 from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ def moving_regions(mask: np.ndarray, scale: float, max_regions: int = 8) -> list
     height, width = mask.shape
     out = []
     for x, y, w, h, _area in boxes:
-        x1, y1 = max(0, x - 2), max(0, y - 2)
-        x2, y2 = min(width, x + w + 2), min(height, y + h + 2)
+        x1, y1, x2, y2 = clip(expand((x, y, x + w, y + h), 2, 2), width, height)
         out.append((int(x1 * scale), int(y1 * scale), int(x2 * scale), int(y2 * scale)))
     return out
 

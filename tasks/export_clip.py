@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from citywatch.errors import BadInputError, NotFoundError, TransientError
-from citywatch.filters import sql_string, where_clause
+from citywatch.filters import eq, where_clause
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import cameras_table, segments_table
@@ -77,7 +77,7 @@ class ClipFrame:
 
 def load_camera(storage: Storage, camera_id: str) -> CameraRow:
     rows = arrow_to_rows(
-        cameras_table(storage.db).search().where(f"id = {sql_string(camera_id)}").limit(1).to_arrow(),
+        cameras_table(storage.db).search().where(eq("id", camera_id)).limit(1).to_arrow(),
         CameraRow,
     )
     if not rows:

@@ -14,7 +14,7 @@ import numpy as np
 
 from citywatch.cameras import check_camera_id
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq
 from citywatch.models.base import FaceModel
 from citywatch.schemas import FaceRow, arrow_to_rows
 from citywatch.settings import Settings
@@ -100,7 +100,7 @@ def _face_row(storage: Storage, face_id: str) -> FaceRow:
     if not has_table(storage.db, FaceRow.TABLE):
         raise NotFoundError(f"sighting {face_id!r}: no faces are indexed yet")
     table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(table.search().where(f"id = {sql_string(face_id)}").limit(1).to_arrow(), FaceRow)
+    rows = arrow_to_rows(table.search().where(eq("id", face_id)).limit(1).to_arrow(), FaceRow)
     if not rows:
         raise NotFoundError(
             f"sighting {face_id!r} does not exist (a faces row id, as shown by "
@@ -111,9 +111,7 @@ def _face_row(storage: Storage, face_id: str) -> FaceRow:
 
 def _track_embeddings(storage: Storage, row: FaceRow) -> np.ndarray:
     table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(
-        table.search().where(f"track_id = {sql_string(row.track_id)}").limit(1000).to_arrow(), FaceRow
-    )
+    rows = arrow_to_rows(table.search().where(eq("track_id", row.track_id)).limit(1000).to_arrow(), FaceRow)
     return np.vstack([r.embedding for r in rows] or [row.embedding]).astype(np.float32)
 
 
@@ -143,7 +141,7 @@ def load_alert(storage: Storage, alert_id: str) -> AlertRef:
     if missing:
         raise BadInputError(f"table {ALERTS_TABLE!r} lacks columns {sorted(missing)}")
     wanted = [c for c in ("id", "sighting_id", "kind", "camera_id", "track_start", "track_end") if c in names]
-    hits = table.search().where(f"id = {sql_string(alert_id)}").select(wanted).limit(1).to_arrow().to_pylist()
+    hits = table.search().where(eq("id", alert_id)).select(wanted).limit(1).to_arrow().to_pylist()
     if not hits:
         raise NotFoundError(f"alert {alert_id!r} does not exist")
     hit = hits[0]

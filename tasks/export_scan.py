@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from citywatch.geometry import Box
 from citywatch.models.base import FaceDetection, FaceModel
-from citywatch.models.faces import load_face_model
+from citywatch.models.loaders import plate_reader_for, redaction_face_model
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.export_clip import ClipPlan, iter_clip_frames
 from citywatch.tasks.faces import crop_around
-from citywatch.tasks.redact import Box
 from citywatch.tasks.redact_plan import ClipTrack
 from citywatch.tasks.tracking import Tracker
 
@@ -55,17 +55,6 @@ class ClipScan:
     def frame_at(self, ts: dt.datetime) -> int:
         """The clip frame nearest ``ts``."""
         return min(range(self.frames), key=lambda i: abs(self.frame_times[i] - ts))
-
-
-def redaction_face_model(settings: Settings) -> FaceModel:
-    """The indexing detector, run with redaction's (more sensitive) thresholds."""
-    return load_face_model(
-        settings.face_backend,
-        det_threshold=settings.redact_det_threshold,
-        max_side=settings.face_max_side,
-        min_face_px=settings.redact_min_face_px,
-        insightface_dir=settings.insightface_dir,
-    )
 
 
 @dataclass
@@ -170,7 +159,5 @@ def plate_finder_for(settings: Settings) -> PlateFinder | None:
     """The plate hook: the indexing plate reader's boxes, when ``redact_plates`` is on."""
     if not settings.redact_plates:
         return None
-    from citywatch.tasks.index_segment import plate_reader_for
-
     reader = plate_reader_for(settings)
     return lambda image: [read.bbox for read in reader.read(image)]

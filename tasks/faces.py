@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from citywatch.geometry import clip, expand, grow, to_pixels
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.settings import Settings
 from citywatch.tasks.tracking import Tracker
@@ -57,11 +58,7 @@ def face_quality(image: np.ndarray, face: FaceDetection) -> float:
 def crop_around(image: np.ndarray, face: FaceDetection, margin: float) -> tuple[np.ndarray, FaceDetection]:
     """A crop with ``margin`` x face size on each side, and the face in its coordinates."""
     x1, y1, x2, y2 = face.bbox
-    w, h = x2 - x1, y2 - y1
-    cx1 = int(max(0, np.floor(x1 - margin * w)))
-    cy1 = int(max(0, np.floor(y1 - margin * h)))
-    cx2 = int(min(image.shape[1], np.ceil(x2 + margin * w)))
-    cy2 = int(min(image.shape[0], np.ceil(y2 + margin * h)))
+    cx1, cy1, cx2, cy2 = grow(face.bbox, margin, image.shape[1], image.shape[0])
     crop = np.ascontiguousarray(image[cy1:cy2, cx1:cx2])
     moved = FaceDetection(
         bbox=(x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1),
@@ -189,9 +186,8 @@ def link_tracks(
 def thumbnail(crop: np.ndarray, face: FaceDetection, max_side: int = 160) -> bytes:
     """A JPEG of the face with a little context, long side at most ``max_side``."""
     x1, y1, x2, y2 = face.bbox
-    w, h = x2 - x1, y2 - y1
-    tx1, ty1 = int(max(0, x1 - 0.3 * w)), int(max(0, y1 - 0.3 * h))
-    tx2, ty2 = int(min(crop.shape[1], x2 + 0.3 * w)), int(min(crop.shape[0], y2 + 0.3 * h))
+    context = clip(expand(face.bbox, 0.3 * (x2 - x1), 0.3 * (y2 - y1)), crop.shape[1], crop.shape[0])
+    tx1, ty1, tx2, ty2 = to_pixels(context, outward=False)
     patch = crop[ty1:ty2, tx1:tx2]
     scale = min(1.0, max_side / max(patch.shape[:2]))
     if scale < 1.0:

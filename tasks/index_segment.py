@@ -13,11 +13,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError, TransientError
+from citywatch.filters import eq
 from citywatch.footage import SegmentRef, format_stamp
-from citywatch.models.base import FaceModel
-from citywatch.models.faces import load_face_model
-from citywatch.models.plate_reader import PlateReader, load_plate_reader
-from citywatch.plates import PlateGrammar
+from citywatch.models.loaders import face_model_for, plate_grammar_for, plate_reader_for
+from citywatch.models.plate_reader import PlateReader
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
@@ -49,24 +48,6 @@ class SegmentOutcome:
     frames_analysed: int
     footage_s: float
     wall_s: float
-
-
-def face_model_for(settings: Settings) -> FaceModel:
-    return load_face_model(
-        settings.face_backend,
-        det_threshold=settings.face_det_threshold,
-        max_side=settings.face_max_side,
-        min_face_px=settings.face_min_px,
-        insightface_dir=settings.insightface_dir,
-    )
-
-
-def plate_grammar_for(settings: Settings) -> PlateGrammar:
-    return PlateGrammar(settings.plate_grammar, settings.plate_grammar_fix_targets)
-
-
-def plate_reader_for(settings: Settings) -> PlateReader:
-    return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
 
 
 def segment_plates_for(
@@ -200,7 +181,7 @@ def _plain_box(box: tuple[float, float, float, float]) -> tuple[float, float, fl
 def _replace_rows(table: Table, segment_id: str, data: pa.Table) -> None:
     """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
     try:
-        table.delete(f"segment_id = '{segment_id}'")  # segment ids are validated (camera id + stamp)
+        table.delete(eq("segment_id", segment_id))
     except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
         raise TransientError(
             f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
@@ -213,7 +194,7 @@ def _already_done(storage: Storage, ref: SegmentRef) -> bool:
         rows = (
             segments_table(storage.db)
             .search()
-            .where(f"id = '{ref.id}'")
+            .where(eq("id", ref.id))
             .select(["state", "size_bytes"])
             .limit(1)
             .to_list()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.filters import sql_string, sql_timestamp
+from citywatch.filters import all_of, compare, eq, is_in, is_not_null, ne
 from citywatch.governance.alerts import (
     AlertRow,
     AlertState,
@@ -93,11 +93,12 @@ def due_deliveries(
 ) -> list[DeliveryRow]:
     if not sinks or not has_table(storage.db, DeliveryRow.TABLE):
         return []
-    where = (
-        f"state <> {sql_string(DeliveryState.DELIVERED.value)} "
-        f"AND next_attempt_at IS NOT NULL AND next_attempt_at <= {sql_timestamp(now)} "
-        f"AND attempts < {int(settings.alert_delivery_max_attempts)} "
-        f"AND sink IN ({', '.join(sql_string(s) for s in sinks)})"
+    where = all_of(
+        ne("state", DeliveryState.DELIVERED.value),
+        is_not_null("next_attempt_at"),
+        compare("next_attempt_at", "<=", now),
+        compare("attempts", "<", int(settings.alert_delivery_max_attempts)),
+        is_in("sink", sinks),
     )
     query = deliveries_table(storage.db).search().where(where).limit(limit)
     return sorted(arrow_to_rows(query.to_arrow(), DeliveryRow), key=lambda d: d.created_at)
@@ -126,16 +127,16 @@ def claim(storage: Storage, due: Sequence[DeliveryRow], token: str, now: dt.date
         deliveries_table(storage.db)
         .merge_insert("id")
         .when_matched_update_all(
-            where="target.attempts = source.attempts - 1 AND "
-            f"target.state <> {sql_string(DeliveryState.DELIVERED.value)}"
+            where=all_of(
+                "target.attempts = source.attempts - 1", ne("target.state", DeliveryState.DELIVERED.value)
+            )
         )
         .execute(rows_to_arrow(claimed, DeliveryRow.SCHEMA))
     )
-    ids = ", ".join(sql_string(d.id) for d in claimed)
     mine = (
         deliveries_table(storage.db)
         .search()
-        .where(f"id IN ({ids}) AND claim = {sql_string(token)}")
+        .where(all_of(is_in("id", [d.id for d in claimed]), eq("claim", token)))
         .limit(None)
         .to_arrow()
     )

@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
-from citywatch.filters import where_clause
+from citywatch.filters import all_of, compare, where_clause
 from citywatch.plates import PlateQuery, match_score
 from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
+from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
 from citywatch.tasks.search import SearchFilters, camera_filter_ids, segment_uris
@@ -42,21 +43,16 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
 
 
-@dataclass(frozen=True, slots=True)
-class PlateSighting:
-    rank: int
-    plate: PlateRow
-    camera_name: str
-    score: float  # 0 exact; weighted edit distance otherwise
-    segment_uri: str
-
-
 def _near_clause(near: Near) -> str:
     dlat = near.radius_m / 111_320.0
     dlon = dlat / max(0.01, math.cos(math.radians(near.lat)))
-    return (
-        f"lat >= {near.lat - dlat:.7f} AND lat <= {near.lat + dlat:.7f} AND "
-        f"lon >= {near.lon - dlon:.7f} AND lon <= {near.lon + dlon:.7f}"
+    return " AND ".join(
+        [
+            compare("lat", ">=", near.lat - dlat),
+            compare("lat", "<=", near.lat + dlat),
+            compare("lon", ">=", near.lon - dlon),
+            compare("lon", "<=", near.lon + dlon),
+        ]
     )
 
 
@@ -68,16 +64,12 @@ def search_plates(
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
-    parts = [
-        p
-        for p in (
-            where_clause(camera_ids=ids, since=filters.since, until=filters.until),
-            _near_clause(near) if near else None,
-        )
-        if p
-    ]
+    where = all_of(
+        where_clause(camera_ids=ids, since=filters.since, until=filters.until),
+        _near_clause(near) if near else None,
+    )
     table = storage.db.open_table(PlateRow.TABLE)
-    scan = table.search().where(" AND ".join(parts)) if parts else table.search()
+    scan = table.search().where(where) if where else table.search()
     rows = arrow_to_rows(scan.limit(None).to_arrow(), PlateRow)
     scored: list[tuple[float, PlateRow]] = []
     for row in rows:

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
 from citywatch.models.plate_reader import PlateReader
 from citywatch.plates import PlateGrammar, fix_confusables, normalise_plate, vote_plate_text
-from citywatch.tasks.tracking import Tracker, iou
-
-Box = tuple[float, float, float, float]
+from citywatch.tasks.tracking import Tracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +40,19 @@ class PlatePass:
 
 
 def _crop_jpeg(image: np.ndarray, box: Box) -> bytes:
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    cx1, cy1 = int(max(0, x1 - 0.3 * w)), int(max(0, y1 - 0.8 * h))
-    cx2, cy2 = int(min(image.shape[1], x2 + 0.3 * w)), int(min(image.shape[0], y2 + 0.8 * h))
+    w, h = box[2] - box[0], box[3] - box[1]
+    context = clip(expand(box, 0.3 * w, 0.8 * h), image.shape[1], image.shape[0])
+    cx1, cy1, cx2, cy2 = to_pixels(context, outward=False)
     ok, buf = cv2.imencode(".jpg", image[cy1:cy2, cx1:cx2], [cv2.IMWRITE_JPEG_QUALITY, 90])
     return buf.tobytes() if ok else b""
 
 
-def _grow(
-    region: tuple[int, int, int, int], width: int, height: int, min_side: int = 96
-) -> tuple[int, int, int, int]:
+def _grow(region: PixelBox, width: int, height: int, min_side: int = 96) -> PixelBox:
+    """``region`` padded by 16 px, or more to reach ``min_side``, inside the frame."""
     x1, y1, x2, y2 = region
     pad_x = max(16, (min_side - (x2 - x1)) // 2)
     pad_y = max(16, (min_side - (y2 - y1)) // 2)
-    return max(0, x1 - pad_x), max(0, y1 - pad_y), min(width, x2 + pad_x), min(height, y2 + pad_y)
+    return to_pixels(clip(expand(region, pad_x, pad_y), width, height))
 
 
 def detect_cost(box: tuple[int, int, int, int], target_side: int | None, max_upscale: float = 4.0) -> float:

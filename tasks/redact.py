@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import Box, PixelBox, grow
 from citywatch.settings import Settings
 
-Box = tuple[float, float, float, float]
 MODES = ("pixelate", "blur", "fill")
 
 
@@ -90,18 +90,6 @@ class MaskLayer:
         return cls(width, height, frozen, mask, rect, mask[:, :, None] > 0)
 
 
-def grow_box(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """``box`` grown by ``margin`` x its size on each side, as whole pixels in the frame."""
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    return (
-        max(0, math.floor(x1 - margin * w)),
-        max(0, math.floor(y1 - margin * h)),
-        min(width, math.ceil(x2 + margin * w)),
-        min(height, math.ceil(y2 + margin * h)),
-    )
-
-
 def noise_field(
     style: RedactionStyle, width: int, height: int, rng: np.random.Generator | None = None
 ) -> np.ndarray | None:
@@ -135,9 +123,7 @@ def obscure_patch(patch: np.ndarray, style: RedactionStyle, noise: np.ndarray | 
     return np.clip(out.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def _keep_mask(
-    shape: tuple[int, int], rect: tuple[int, int, int, int], keep: tuple[Box, ...]
-) -> np.ndarray | None:
+def _keep_mask(shape: tuple[int, int], rect: PixelBox, keep: tuple[Box, ...]) -> np.ndarray | None:
     """Boolean mask (over ``rect``) of pixels inside a keep box, or None if none are."""
     x1, y1, x2, y2 = rect
     out: np.ndarray | None = None
@@ -186,7 +172,7 @@ class FrameRedactor:
             )
         out = image.copy()
         for box in redaction.blur:
-            x1, y1, x2, y2 = grow_box(box, 0.0, width, height)
+            x1, y1, x2, y2 = grow(box, 0.0, width, height)
             if x1 >= x2 or y1 >= y2:
                 continue
             region = out[y1:y2, x1:x2]

@@ -10,14 +10,13 @@ of every box, which the export stores beside the clip.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
-from citywatch.tasks.redact import Box, FrameRedaction, grow_box
-from citywatch.tasks.tracking import iou
+from citywatch.geometry import Box, PixelBox, grow, iou, lerp, union
+from citywatch.tasks.redact import FrameRedaction
 
-IntBox = tuple[int, int, int, int]
 DETECTED, INTERPOLATED, HELD = "d", "i", "h"
 
 
@@ -65,26 +64,13 @@ class TrackRedaction:
     boxes: tuple[tuple[int, int, int, int, int, str], ...]
 
 
-def _box(values: Iterable[float]) -> Box:
-    """Four coordinates as a Box (a ValueError if there are not four)."""
-    x1, y1, x2, y2 = values
-    return (x1, y1, x2, y2)
-
-
-def _lerp(a: Box, b: Box, w: float) -> Box:
-    return _box(av + (bv - av) * w for av, bv in zip(a, b))
-
-
-def _union(a: Box, b: Box) -> Box:
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-
-
 def _velocity(frames: Sequence[int], boxes: Sequence[Box]) -> Box:
     """Per-frame box motion over (at most) the last 4 detections given."""
     if len(frames) < 2 or frames[-1] == frames[0]:
         return (0.0, 0.0, 0.0, 0.0)
     span = frames[-1] - frames[0]
-    return _box((b - a) / span for a, b in zip(boxes[0], boxes[-1]))
+    a, b = boxes[0], boxes[-1]
+    return ((b[0] - a[0]) / span, (b[1] - a[1]) / span, (b[2] - a[2]) / span, (b[3] - a[3]) / span)
 
 
 def fill_track(track: ClipTrack, n_frames: int, hold: int) -> dict[int, tuple[Box, str]]:
@@ -93,18 +79,18 @@ def fill_track(track: ClipTrack, n_frames: int, hold: int) -> dict[int, tuple[Bo
     for (fa, ba), (fb, bb) in zip(zip(track.frames, track.boxes), zip(track.frames[1:], track.boxes[1:])):
         out[fa] = (ba, DETECTED)
         for f in range(fa + 1, fb):
-            out[f] = (_lerp(ba, bb, (f - fa) / (fb - fa)), INTERPOLATED)
+            out[f] = (lerp(ba, bb, (f - fa) / (fb - fa)), INTERPOLATED)
     out[track.frames[-1]] = (track.boxes[-1], DETECTED)
     head_v = _velocity(track.frames[:4], track.boxes[:4])
     tail_v = _velocity(track.frames[-4:], track.boxes[-4:])
     for step in range(1, hold + 1):
         before, after = track.frames[0] - step, track.frames[-1] + step
         if before >= 0 and before not in out:
-            moved = _box(v - d * step for v, d in zip(track.boxes[0], head_v))
-            out[before] = (_union(track.boxes[0], moved), HELD)
+            moved = tuple(v - d * step for v, d in zip(track.boxes[0], head_v))
+            out[before] = (union(track.boxes[0], moved), HELD)  # type: ignore[arg-type]
         if after < n_frames and after not in out:
-            moved = _box(v + d * step for v, d in zip(track.boxes[-1], tail_v))
-            out[after] = (_union(track.boxes[-1], moved), HELD)
+            moved = tuple(v + d * step for v, d in zip(track.boxes[-1], tail_v))
+            out[after] = (union(track.boxes[-1], moved), HELD)  # type: ignore[arg-type]
     return out
 
 
@@ -141,10 +127,6 @@ def choose_subject(tracks: Sequence[ClipTrack], hint: SubjectHint | None) -> Sub
     return SubjectChoice((), "none")
 
 
-def _int_box(box: Box, margin: float, width: int, height: int) -> IntBox:
-    return grow_box(box, margin, width, height)
-
-
 def plan_redactions(
     tracks: Sequence[ClipTrack],
     subject: SubjectChoice,
@@ -160,8 +142,8 @@ def plan_redactions(
     Obscured boxes are grown by ``margin``; the subject's boxes are kept as found
     (only the face itself is exempt from bystander blurring).
     """
-    blur: list[list[IntBox]] = [[] for _ in range(n_frames)]
-    keep: list[list[IntBox]] = [[] for _ in range(n_frames)]
+    blur: list[list[PixelBox]] = [[] for _ in range(n_frames)]
+    keep: list[list[PixelBox]] = [[] for _ in range(n_frames)]
     log: list[TrackRedaction] = []
     subject_ids = set(subject.tracks)
     for track in tracks:
@@ -169,10 +151,10 @@ def plan_redactions(
         entries = []
         for frame, (box, how) in sorted(fill_track(track, n_frames, hold).items()):
             if is_subject:
-                ibox = _int_box(box, 0.0, width, height)
+                ibox = grow(box, 0.0, width, height)
                 keep[frame].append(ibox)
             else:
-                ibox = _int_box(box, margin, width, height)
+                ibox = grow(box, margin, width, height)
                 blur[frame].append(ibox)
             if ibox[0] < ibox[2] and ibox[1] < ibox[3]:
                 entries.append((frame, *ibox, how))
@@ -185,5 +167,5 @@ def plan_redactions(
     return frames, log
 
 
-def _float_box(box: IntBox) -> Box:
+def _float_box(box: PixelBox) -> Box:
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from citywatch.errors import CitywatchError
+from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
-from citywatch.tasks.plate_search import PlateSighting
-from citywatch.tasks.search import Sighting
+from citywatch.times import format_utc
 
 esc = html.escape
 
@@ -24,10 +24,6 @@ class ReportHeader:
     created: dt.datetime
 
 
-def iso(ts: dt.datetime) -> str:
-    return ts.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def sighting_json(s: Sighting) -> dict[str, object]:
     """The JSON form of a face sighting (the CLI's --json output)."""
     return {
@@ -35,9 +31,9 @@ def sighting_json(s: Sighting) -> dict[str, object]:
         "face_id": s.face_id,
         "camera_id": s.camera_id,
         "camera_name": s.camera_name,
-        "ts": iso(s.ts),
-        "track_start": iso(s.track_start),
-        "track_end": iso(s.track_end),
+        "ts": format_utc(s.ts),
+        "track_start": format_utc(s.track_start),
+        "track_end": format_utc(s.track_end),
         "distance": round(s.distance, 4),
         "similarity": round(s.similarity, 4),
         "bbox": [round(v, 1) for v in s.bbox],
@@ -59,9 +55,9 @@ def plate_json(s: PlateSighting) -> dict[str, object]:
         "exact": s.score == 0.0,
         "camera_id": p.camera_id,
         "camera_name": s.camera_name,
-        "ts": iso(p.ts),
-        "first_ts": iso(p.first_ts),
-        "last_ts": iso(p.last_ts),
+        "ts": format_utc(p.ts),
+        "first_ts": format_utc(p.first_ts),
+        "last_ts": format_utc(p.last_ts),
         "confidence": round(p.confidence, 3),
         "reads": p.reads,
         "low_confidence": p.low_confidence,
@@ -99,7 +95,7 @@ img{{max-height:96px}} .note{{background:#fff3cd;padding:8px}}</style></head>
 <body><h1>{esc(header.title)}</h1>
 <p class="note">Candidate matches only. A match score is never evidence on its own:
 a trained reviewer must confirm every sighting before any action.</p>
-<table>{meta}<tr><th>created</th><td>{esc(iso(header.created))}</td></tr>
+<table>{meta}<tr><th>created</th><td>{esc(format_utc(header.created))}</td></tr>
 <tr><th>sightings</th><td>{len(rows)}</td></tr></table>
 <h2>Sightings</h2>
 <table><tr>{heads}</tr>
@@ -116,7 +112,8 @@ def render_search_report(storage: Storage, header: ReportHeader, sightings: list
             str(s.rank),
             _img(storage, s.thumb_uri),
             f"{esc(s.camera_id)}<br><small>{esc(s.camera_name)}</small>",
-            f"{esc(iso(s.ts))}<br><small>track {esc(iso(s.track_start))} .. {esc(iso(s.track_end))}</small>",
+            f"{esc(format_utc(s.ts))}<br><small>track {esc(format_utc(s.track_start))} .. "
+            f"{esc(format_utc(s.track_end))}</small>",
             f"{s.distance:.3f}",
             f"{s.similarity:.2f}",
             f"<small>{esc(s.segment_uri)}</small>",
@@ -144,7 +141,7 @@ def render_plate_report(storage: Storage, header: ReportHeader, sightings: list[
                 f"<b>{esc(p.text)}</b>{esc(flag)}<br><small>{p.reads} reads</small>",
                 "exact" if s.score == 0 else f"{s.score:.1f} edits",
                 f"{esc(p.camera_id)}<br><small>{esc(s.camera_name)}</small>",
-                f"{esc(iso(p.first_ts))} .. {esc(iso(p.last_ts))}",
+                f"{esc(format_utc(p.first_ts))} .. {esc(format_utc(p.last_ts))}",
                 esc(where),
             ]
         )

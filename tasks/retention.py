@@ -9,41 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import ClassVar
-
-import pyarrow as pa
 
 from citywatch.errors import NotFoundError
-from citywatch.filters import sql_string, sql_timestamp
-from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.filters import all_of, compare, eq, not_in
+from citywatch.schemas import FaceRow, HoldRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
 CLEANUP_GRACE_MIN = 10
-
-
-@dataclass(frozen=True, slots=True)
-class HoldRow:
-    """A case keeps one track's rows past retention."""
-
-    id: str  # "<case_id>|<track_id>"
-    case_id: str
-    track_id: str
-    created_by: str
-    created_at: dt.datetime
-    note: str
-
-    TABLE: ClassVar[str] = "holds"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("case_id", pa.string()),
-            pa.field("track_id", pa.string()),
-            pa.field("created_by", pa.string()),
-            pa.field("created_at", TS),
-            pa.field("note", pa.string()),
-        ]
-    )
 
 
 def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str) -> HoldRow:
@@ -52,7 +25,7 @@ def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str
     for table_name in (FaceRow.TABLE, PlateRow.TABLE):
         if has_table(storage.db, table_name):
             table = storage.db.open_table(table_name)
-            found = found or table.count_rows(f"track_id = {sql_string(track_id)}") > 0
+            found = found or table.count_rows(eq("track_id", track_id)) > 0
     if not found:
         raise NotFoundError(f"track {track_id!r}: no face or plate rows with that track id")
     row = HoldRow(f"{case_id}|{track_id}", case_id, track_id, user, utcnow(), note)
@@ -84,12 +57,11 @@ def purge_table(
     if not has_table(storage.db, table_name):
         return RetentionCounts(table_name, cutoff, 0, 0, 0)
     table = storage.db.open_table(table_name)
-    old = f"ts < {sql_timestamp(cutoff)}"
+    old = compare("ts", "<", cutoff)
     rows = table.search().where(old).select(["id", "track_id", "thumb_uri"]).limit(None).to_list()
     doomed = [r for r in rows if r["track_id"] not in held]
     if doomed:
-        keep = ", ".join(sql_string(t) for t in sorted(held)) if held else ""
-        table.delete(old + (f" AND track_id NOT IN ({keep})" if keep else ""))
+        table.delete(all_of(old, not_in("track_id", sorted(held))) if held else old)
         # drop old versions too, so the deleted rows' bytes are really gone; keep the
         # last few minutes for readers (index/sweep) that still hold an older version
         table.optimize(cleanup_older_than=dt.timedelta(minutes=CLEANUP_GRACE_MIN))

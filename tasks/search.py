@@ -12,11 +12,12 @@ from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
 from citywatch.errors import BadInputError
-from citywatch.filters import sql_string, where_clause
+from citywatch.filters import is_in, where_clause
 from citywatch.images import decode_image
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
 from citywatch.settings import Settings
+from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, segments_table
 
@@ -36,26 +37,6 @@ class SearchFilters:
     district: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sighting:
-    """One track in which the probe's person was (probably) seen."""
-
-    rank: int
-    face_id: str
-    camera_id: str
-    camera_name: str
-    ts: dt.datetime
-    track_start: dt.datetime
-    track_end: dt.datetime
-    distance: float
-    similarity: float
-    bbox: tuple[float, float, float, float]
-    segment_uri: str
-    thumb_uri: str
-    lat: float | None
-    lon: float | None
 
 
 def embed_probe(data: bytes, source: str, model: FaceModel, face_index: int | None) -> Probe:
@@ -165,6 +146,5 @@ def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
 def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
     if not segment_ids:
         return {}
-    quoted = ", ".join(sql_string(sid) for sid in sorted(segment_ids))
-    rows = segments_table(storage.db).search().where(f"id IN ({quoted})").select(["id", "uri"])
+    rows = segments_table(storage.db).search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
     return {r["id"]: r["uri"] for r in rows.limit(len(segment_ids)).to_arrow().to_pylist()}

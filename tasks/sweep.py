@@ -28,14 +28,13 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.filters import sql_string, sql_timestamp
+from citywatch.filters import all_of, compare, is_in
 from citywatch.governance.alerts import (
     AlertRow,
     AlertState,
@@ -45,9 +44,18 @@ from citywatch.governance.alerts import (
     deliveries_table,
     new_delivery,
 )
-from citywatch.governance.watchlist import EntryKind, WatchlistRow, active_entries
+from citywatch.governance.watchlist import active_entries
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate, parse_plate_query
-from citywatch.schemas import TS, FaceRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import (
+    EntryKind,
+    FaceRow,
+    PlateRow,
+    SweepStateRow,
+    WatchlistRow,
+    arrow_to_rows,
+    rows_to_arrow,
+    utcnow,
+)
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, insert_missing
@@ -91,28 +99,6 @@ _CHUNK = 4096  # rows per distance block (4096 x 3000 enrolment vectors x 4 B = 
 # --- watermark ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SweepStateRow:
-    """How far the sweep has read one source table (faces, plates)."""
-
-    id: str  # source table name
-    after_fragment: int  # rows in fragments with a larger id are new; -1: nothing read
-    table_version: int  # the source version last read (for operators)
-    rows_seen: int  # rows read so far (cumulative)
-    updated_at: dt.datetime
-
-    TABLE: ClassVar[str] = "sweep_state"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("after_fragment", pa.int64()),
-            pa.field("table_version", pa.int64()),
-            pa.field("rows_seen", pa.int64()),
-            pa.field("updated_at", TS),
-        ]
-    )
-
-
 def load_watermarks(storage: Storage) -> dict[str, SweepStateRow]:
     if not has_table(storage.db, SweepStateRow.TABLE):
         return {}
@@ -145,7 +131,7 @@ def read_new_rows(
     table = storage.db.open_table(source)  # pinned to the version current now
     query = table.search().select([*SOURCES[source], "_rowaddr"])
     if after >= 0:
-        query = query.where(f"_rowaddr >= {(after + 1) << 32}")
+        query = query.where(compare("_rowaddr", ">=", (after + 1) << 32))
     rows = query.limit(None).to_arrow()
     if rows.num_rows:
         addresses = rows.column("_rowaddr").to_numpy().astype(np.uint64)
@@ -397,16 +383,18 @@ def drop_known_passes(storage: Storage, alerts: Sequence[AlertRow], gap: dt.time
     """
     if not alerts or not has_table(storage.db, AlertRow.TABLE):
         return list(alerts)
-    entries = ", ".join(sql_string(e) for e in sorted({a.watchlist_id for a in alerts}))
-    cameras = ", ".join(sql_string(c) for c in sorted({a.camera_id for a in alerts}))
     start = min(a.track_start for a in alerts) - gap
     end = max(a.track_end for a in alerts) + gap
     query = (
         alerts_table(storage.db)
         .search()
         .where(
-            f"watchlist_id IN ({entries}) AND camera_id IN ({cameras}) "
-            f"AND track_end >= {sql_timestamp(start)} AND track_start <= {sql_timestamp(end)}"
+            all_of(
+                is_in("watchlist_id", sorted({a.watchlist_id for a in alerts})),
+                is_in("camera_id", sorted({a.camera_id for a in alerts})),
+                compare("track_end", ">=", start),
+                compare("track_start", "<=", end),
+            )
         )
     )
     known = query.select(["id", "watchlist_id", "camera_id", "track_start", "track_end"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from citywatch.geometry import Box, iou
+
 Item = TypeVar("Item")
-Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -34,14 +35,6 @@ class Track(Generic[Item]):
     @property
     def last_time(self) -> float:
         return self.times[-1]
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def affinity(a: Box, b: Box) -> float:

@@ -18,6 +18,7 @@ import pytest
 
 from citywatch.cameras import CameraConfig
 from citywatch.errors import BadInputError, NotFoundError
+from citywatch.geometry import grow, iou
 from citywatch.governance.manifest import FORMAT, key_id, render_manifest, sign, signing_key, verify_export
 from citywatch.models.faces import load_face_model
 from citywatch.sample.media import fetch_media
@@ -26,7 +27,7 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
 from citywatch.tasks.export_clip import plan_clip
-from citywatch.tasks.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle, grow_box
+from citywatch.tasks.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle
 from citywatch.tasks.redact_plan import (
     ClipTrack,
     SubjectChoice,
@@ -35,7 +36,6 @@ from citywatch.tasks.redact_plan import (
     fill_track,
     plan_redactions,
 )
-from citywatch.tasks.tracking import iou
 
 MODES = ["pixelate", "blur", "fill"]
 W, H = 1280, 720
@@ -108,7 +108,7 @@ def sensitive_detector():  # noqa: ANN201
 def _paste_face(
     frame: np.ndarray, photo: np.ndarray, face: tuple[float, ...], x: int, y: int, face_h: int
 ) -> None:
-    x1, y1, x2, y2 = grow_box(face, 0.7, photo.shape[1], photo.shape[0])
+    x1, y1, x2, y2 = grow(face, 0.7, photo.shape[1], photo.shape[0])
     crop = photo[y1:y2, x1:x2]
     scale = face_h / (face[3] - face[1])
     crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -133,13 +133,13 @@ def two_faces(request, detector):  # noqa: ANN001, ANN201
 @pytest.mark.parametrize("mode", MODES)
 def test_bystander_is_unrecognisable_and_subject_untouched(two_faces, sensitive_detector, mode: str) -> None:  # noqa: ANN001
     frame, subject, bystander = two_faces
-    blur = grow_box(bystander, Settings().redact_face_margin, W, H)
+    blur = grow(bystander, Settings().redact_face_margin, W, H)
     redaction = FrameRedaction(blur=(tuple(map(float, blur)),), keep=(subject,))
     out = FrameRedactor.build(RedactionStyle(mode), [], W, H)(frame, redaction)
     found = sensitive_detector.detect(out)
     assert len(found) == 1, f"faces after redaction: {[f.bbox for f in found]}"
     assert iou(found[0].bbox, subject) > 0.8
-    sx1, sy1, sx2, sy2 = grow_box(subject, 0.0, W, H)
+    sx1, sy1, sx2, sy2 = grow(subject, 0.0, W, H)
     assert np.array_equal(out[sy1:sy2, sx1:sx2], frame[sy1:sy2, sx1:sx2])
     bx1, by1, bx2, by2 = blur
     outside = np.ones((H, W), bool)

@@ -7,10 +7,20 @@ import numpy as np
 import pytest
 
 from citywatch.errors import BadInputError
-from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, arrow_to_rows, rows_to_arrow
+from citywatch.schemas import (
+    CameraRow,
+    FaceRow,
+    HoldRow,
+    PlateRow,
+    SegmentRow,
+    SweepStateRow,
+    WatchlistRow,
+    arrow_to_rows,
+    rows_to_arrow,
+)
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import cameras_table, faces_table, plates_table, segments_table, upsert
+from citywatch.tables import cameras_table, faces_table, open_table, plates_table, segments_table, upsert
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
@@ -80,6 +90,35 @@ PLATE = PlateRow(
     lon=114.0,
     model="ocr",
 )
+WATCH = WatchlistRow(
+    id="w1",
+    kind="face",
+    label="subject 1",
+    reason="missing",
+    case_id="case-7",
+    justification="reported missing",
+    requested_by="alice",
+    created_at=T0,
+    expires_at=T0 + dt.timedelta(days=7),
+    status="active",
+    approved_by="bob",
+    approved_at=T0,
+    threshold=0.55,
+    model="dlib",
+    embeddings=[[0.25] * 4],
+    photo_sha256=["ab"],
+    plate_query="",
+    removed_by="",
+    removed_at=None,
+    removal_note="",
+    updated_at=T0,
+)
+SWEEP_MARK = SweepStateRow(id="faces", after_fragment=3, table_version=9, rows_seen=120, updated_at=T0)
+HOLD = HoldRow(id="case-7|t1", case_id="case-7", track_id="t1", created_by="alice", created_at=T0, note="n")
+
+
+def _keyed(row_type):  # noqa: ANN001, ANN202
+    return lambda db: open_table(db, row_type.TABLE, row_type.SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -89,6 +128,9 @@ PLATE = PlateRow(
         (SEGMENT, segments_table, SegmentRow.SCHEMA),
         (FACE, lambda db: faces_table(db, 128), FaceRow.schema(128)),
         (PLATE, plates_table, PlateRow.SCHEMA),
+        (WATCH, _keyed(WatchlistRow), WatchlistRow.SCHEMA),
+        (SWEEP_MARK, _keyed(SweepStateRow), SweepStateRow.SCHEMA),
+        (HOLD, _keyed(HoldRow), HoldRow.SCHEMA),
     ],
 )
 def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN001

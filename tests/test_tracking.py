@@ -1,6 +1,7 @@
 """Tracker: one track per face moving across sampled frames."""
 
-from citywatch.tasks.tracking import Tracker, iou
+from citywatch.geometry import iou
+from citywatch.tasks.tracking import Tracker
 
 
 def test_iou() -> None:

@@ -17,17 +17,16 @@ import pytest
 
 from citywatch.governance.watchlist import (
     EntryRequest,
-    WatchlistRow,
     approve,
     enrol_face,
     enrolment_embedding,
 )
+from citywatch.models.loaders import face_model_for
 from citywatch.sample.media import fetch_media
-from citywatch.schemas import FaceRow, rows_to_arrow
+from citywatch.schemas import FaceRow, WatchlistRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import faces_table, upsert
-from citywatch.tasks.index_segment import face_model_for
 
 NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 THRESHOLD = 0.55

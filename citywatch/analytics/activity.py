@@ -13,11 +13,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import polars as pl
 
 from citywatch.errors import BadInputError
+from citywatch.sightings import Sighting
 
 Dimension = Literal["camera", "district", "hour"]
 DIMENSIONS: tuple[Dimension, ...] = ("camera", "district", "hour")
@@ -51,24 +52,6 @@ SIGHTING_SCHEMA = pl.Schema(
 )
 _REQUIRED_SIGHTING = ("face_id", "camera_id", "ts", "track_start", "track_end")
 _TIMES = ("ts", "track_start", "track_end")
-
-
-class SightingLike(Protocol):
-    """What a face-search hit carries (``tasks.search.Sighting`` fits)."""
-
-    rank: int
-    face_id: str
-    camera_id: str
-    camera_name: str
-    ts: dt.datetime
-    track_start: dt.datetime
-    track_end: dt.datetime
-    distance: float
-    similarity: float
-    segment_uri: str
-    thumb_uri: str
-    lat: float | None
-    lon: float | None
 
 
 # --- tracks and counts --------------------------------------------------------------
@@ -143,7 +126,7 @@ def activity(
 
 
 # --- a subject's timeline from face-search results -----------------------------------
-def sightings_frame(sightings: Sequence[SightingLike]) -> pl.DataFrame:
+def sightings_frame(sightings: Sequence[Sighting]) -> pl.DataFrame:
     """Face-search results (``FaceSearchResult.sightings``) as a frame, earliest first."""
     records = [{name: getattr(s, name) for name in SIGHTING_SCHEMA} for s in sightings]
     return pl.DataFrame(records, schema=SIGHTING_SCHEMA).sort("track_start")

@@ -116,12 +116,12 @@ def run_face_search(
 
 
 def print_sightings(result: FaceSearchResult) -> None:
-    from citywatch.tasks.report import iso
+    from citywatch.times import format_utc
 
     output.table(
         ["#", "camera", "time (UTC)", "distance", "similarity", "thumbnail"],
         [
-            [s.rank, s.camera_id, iso(s.ts), f"{s.distance:.3f}", f"{s.similarity:.2f}", s.thumb_uri]
+            [s.rank, s.camera_id, format_utc(s.ts), f"{s.distance:.3f}", f"{s.similarity:.2f}", s.thumb_uri]
             for s in result.sightings
         ],
     )
@@ -189,7 +189,7 @@ def run_plate_search(
 
 
 def print_plate_sightings(result: PlateSearchResult) -> None:
-    from citywatch.tasks.report import iso
+    from citywatch.times import format_utc
 
     output.table(
         ["#", "plate", "match", "camera", "time (UTC)", "reads", "location"],
@@ -199,7 +199,7 @@ def print_plate_sightings(result: PlateSearchResult) -> None:
                 s.plate.text + ("?" if s.plate.low_confidence else ""),
                 "exact" if s.score == 0 else f"{s.score:.1f}",
                 s.plate.camera_id,
-                iso(s.plate.ts),
+                format_utc(s.plate.ts),
                 s.plate.reads,
                 f"{s.plate.lat:.5f},{s.plate.lon:.5f}" if s.plate.lat is not None else "-",
             ]

@@ -26,8 +26,6 @@ from citywatch.governance.alerts import list_alerts
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.watchlist import (
     EntryRequest,
-    Reason,
-    WatchlistRow,
     add_plate,
     approve,
     enrol_face,
@@ -36,7 +34,7 @@ from citywatch.governance.watchlist import (
     parse_expiry,
     remove,
 )
-from citywatch.schemas import utcnow
+from citywatch.schemas import Reason, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -180,7 +178,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
         settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, params
     ) as run:
         if args.kind == "face":
-            from citywatch.tasks.index_segment import face_model_for
+            from citywatch.models.loaders import face_model_for
 
             model = face_model_for(settings)
             photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]

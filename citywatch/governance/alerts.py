@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 import pyarrow as pa
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string, sql_timestamp
+from citywatch.filters import compare, eq, is_in
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table
@@ -177,14 +177,10 @@ def deliveries_table(db: lancedb.DBConnection) -> Table:
     return keyed_table(db, DeliveryRow.TABLE, DeliveryRow.SCHEMA)
 
 
-def _in_list(column: str, values: Sequence[str]) -> str:
-    return f"{column} IN ({', '.join(sql_string(v) for v in values)})"
-
-
 def alerts_by_id(storage: Storage, ids: Sequence[str]) -> dict[str, AlertRow]:
     if not ids or not has_table(storage.db, AlertRow.TABLE):
         return {}
-    query = alerts_table(storage.db).search().where(_in_list("id", sorted(set(ids))))
+    query = alerts_table(storage.db).search().where(is_in("id", sorted(set(ids))))
     return {row.id: row for row in arrow_to_rows(query.limit(None).to_arrow(), AlertRow)}
 
 
@@ -202,15 +198,15 @@ def list_alerts(
     parts = []
     if state is not None:
         try:
-            parts.append(f"state = {sql_string(AlertState(state).value)}")
+            parts.append(eq("state", AlertState(state).value))
         except ValueError as exc:
             raise BadInputError(
                 f"--state {state!r}: one of {', '.join(s.value for s in AlertState)}"
             ) from exc
     if since is not None:
-        parts.append(f"created_at >= {sql_timestamp(since)}")
+        parts.append(compare("created_at", ">=", since))
     if entry_id is not None:
-        parts.append(f"watchlist_id = {sql_string(entry_id)}")
+        parts.append(eq("watchlist_id", entry_id))
     query = alerts_table(storage.db).search()
     if parts:
         query = query.where(" AND ".join(parts))
@@ -229,7 +225,7 @@ def deliveries_by_alert(storage: Storage, alert_ids: Sequence[str]) -> dict[str,
     out: dict[str, list[DeliveryRow]] = defaultdict(list)
     if not alert_ids or not has_table(storage.db, DeliveryRow.TABLE):
         return out
-    query = deliveries_table(storage.db).search().where(_in_list("alert_id", sorted(set(alert_ids))))
+    query = deliveries_table(storage.db).search().where(is_in("alert_id", sorted(set(alert_ids))))
     for row in arrow_to_rows(query.limit(None).to_arrow(), DeliveryRow):
         out[row.alert_id].append(row)
     for rows in out.values():
@@ -263,7 +259,7 @@ def review(
     result = (
         alerts_table(storage.db)
         .merge_insert("id")
-        .when_matched_update_all(where=f"target.state = {sql_string(AlertState.NEW.value)}")
+        .when_matched_update_all(where=eq("target.state", AlertState.NEW.value))
         .execute(rows_to_arrow([updated], AlertRow.SCHEMA))
     )
     if int(result.num_updated_rows) != 1:

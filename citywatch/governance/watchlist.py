@@ -18,18 +18,24 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
 from citywatch.images import decode_image
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
-from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import (
+    EntryKind,
+    EntryStatus,
+    Reason,
+    WatchlistRow,
+    arrow_to_rows,
+    rows_to_arrow,
+    utcnow,
+)
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -43,93 +49,6 @@ MIN_ENROL_FACE_PX = 40  # smaller faces embed poorly: refused at enrolment
 MAX_ENROL_PHOTOS = 10
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0}
-
-
-class Reason(StrEnum):
-    """Why an entry is on the watchlist (the named purposes real-time matching allows)."""
-
-    SUSPECT = "suspect"  # serious crime, named in a case
-    MISSING = "missing"
-    VULNERABLE = "vulnerable"  # e.g. a person at risk who may need help
-    THREAT = "threat"  # imminent threat to life or of a terror attack
-    STOLEN_VEHICLE = "stolen_vehicle"
-
-
-class EntryKind(StrEnum):
-    FACE = "face"
-    PLATE = "plate"
-
-
-class EntryStatus(StrEnum):
-    PENDING = "pending"  # waiting for a second person's approval
-    ACTIVE = "active"
-    REMOVED = "removed"
-
-
-@dataclass(frozen=True, slots=True)
-class WatchlistRow:
-    """One watchlist entry (face or plate)."""
-
-    id: str
-    kind: str  # EntryKind
-    label: str
-    reason: str  # Reason
-    case_id: str
-    justification: str
-    requested_by: str
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    status: str  # EntryStatus
-    approved_by: str  # "" until approved
-    approved_at: dt.datetime | None
-    threshold: float  # faces: L2 distance; plates: confusion-aware distance
-    model: str  # face model the embeddings come from ("" for plates)
-    embeddings: list[list[float]]  # one per enrolment photo (cleared on removal)
-    photo_sha256: list[str]
-    plate_query: str  # normalised plate or pattern ("" for faces)
-    removed_by: str
-    removed_at: dt.datetime | None
-    removal_note: str
-    updated_at: dt.datetime
-
-    TABLE: ClassVar[str] = "watchlist"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("kind", pa.string()),
-            pa.field("label", pa.string()),
-            pa.field("reason", pa.string()),
-            pa.field("case_id", pa.string()),
-            pa.field("justification", pa.string()),
-            pa.field("requested_by", pa.string()),
-            pa.field("created_at", TS),
-            pa.field("expires_at", TS),
-            pa.field("status", pa.string()),
-            pa.field("approved_by", pa.string()),
-            pa.field("approved_at", TS),
-            pa.field("threshold", pa.float64()),
-            pa.field("model", pa.string()),
-            pa.field("embeddings", pa.list_(pa.list_(pa.float32()))),
-            pa.field("photo_sha256", pa.list_(pa.string())),
-            pa.field("plate_query", pa.string()),
-            pa.field("removed_by", pa.string()),
-            pa.field("removed_at", TS),
-            pa.field("removal_note", pa.string()),
-            pa.field("updated_at", TS),
-        ]
-    )
-
-    def is_active(self, now: dt.datetime) -> bool:
-        """Approved, not removed and not expired at ``now``: the only entries that match."""
-        return self.status == EntryStatus.ACTIVE and bool(self.approved_by) and now < self.expires_at
-
-    def state(self, now: dt.datetime) -> str:
-        """pending | active | expired | removed, as shown to users."""
-        if self.status == EntryStatus.REMOVED:
-            return "removed"
-        if now >= self.expires_at:
-            return "expired"
-        return self.status
 
 
 # --- keyed tables ---------------------------------------------------------------------
@@ -331,7 +250,7 @@ def list_entries(storage: Storage, *, include_removed: bool = False) -> list[Wat
     table = watchlist_table(storage.db)
     query = table.search()
     if not include_removed:
-        query = query.where(f"status <> {sql_string(EntryStatus.REMOVED.value)}")
+        query = query.where(ne("status", EntryStatus.REMOVED.value))
     rows = arrow_to_rows(query.limit(None).to_arrow(), WatchlistRow)
     return sorted(rows, key=lambda r: r.created_at)
 
@@ -343,7 +262,7 @@ def active_entries(storage: Storage, now: dt.datetime) -> list[WatchlistRow]:
 
 def get_entry(storage: Storage, entry_id: str) -> WatchlistRow:
     if has_table(storage.db, WatchlistRow.TABLE):
-        found = watchlist_table(storage.db).search().where(f"id = {sql_string(entry_id)}")
+        found = watchlist_table(storage.db).search().where(eq("id", entry_id))
         rows = arrow_to_rows(found.limit(1).to_arrow(), WatchlistRow)
         if rows:
             return rows[0]

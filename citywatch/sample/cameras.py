@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from citywatch.geometry import PixelBox
 from citywatch.sample.media import opencv_doc_file
 from citywatch.sample.scene import (
     Background,
-    BoxI,
     PanningBackground,
     StillBackground,
     VideoBackground,
@@ -59,7 +59,7 @@ class CameraSite:
             for polygon in self.privacy_masks
         ]
 
-    def mask_boxes(self, size: tuple[int, int]) -> list[BoxI]:
+    def mask_boxes(self, size: tuple[int, int]) -> list[PixelBox]:
         boxes = []
         for polygon in self.masks_for(size):
             xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]

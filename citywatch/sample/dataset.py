@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from citywatch.footage import format_stamp
 from citywatch.gps import parse_gps_csv
 from citywatch.sample.cameras import SITES, CameraSite, write_cameras_yaml
 from citywatch.sample.faces import PEOPLE, PersonSource, make_head_sprite, read_source, write_probe
@@ -79,7 +80,7 @@ def segment_start(site: CameraSite, segment_index: int, segment_seconds: float) 
 
 
 def segment_key(camera_id: str, start: datetime) -> str:
-    return f"footage/{camera_id}/{start:%Y%m%dT%H%M%SZ}.mp4"
+    return f"footage/{camera_id}/{format_stamp(start)}.mp4"
 
 
 def _jobs(

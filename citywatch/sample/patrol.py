@@ -18,8 +18,8 @@ from citywatch.sample.cameras import CameraSite
 from citywatch.sample.cars import PLATE_SHARE, render_car
 from citywatch.sample.plan import SampleConfig
 from citywatch.sample.plate_render import PlateStyle
-from citywatch.sample.truth import format_utc
 from citywatch.sample.vehicles import VehicleTrack, pick_plates
+from citywatch.times import format_utc
 
 PATROL = CameraSite(
     "car-patrol-kt3",
@@ -74,7 +74,7 @@ def gps_csv(start: datetime, duration_s: float) -> str:
     lines = ["ts,lat,lon"]
     for second in range(math.ceil(duration_s) + 1):
         lat, lon = position_at(SPEED_M_S * second)
-        lines.append(f"{format_utc(start + timedelta(seconds=second))},{lat:.7f},{lon:.7f}")
+        lines.append(f"{format_utc(start + timedelta(seconds=second), 'seconds')},{lat:.7f},{lon:.7f}")
     return "\n".join(lines) + "\n"
 
 

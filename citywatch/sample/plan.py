@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import PixelBox
 from citywatch.sample.cameras import CameraSite
 from citywatch.sample.faces import HeadSprite, PersonSource
-from citywatch.sample.scene import BoxI, PersonTrack, osd_box
+from citywatch.sample.scene import PersonTrack, osd_box
 from citywatch.sample.truth import AppearanceTruth, FaceBox
 
 MIN_WALK_S, MAX_WALK_S = 4.0, 12.0
@@ -78,7 +79,7 @@ class Placement:
     track: PersonTrack
 
 
-def _overlaps(a: BoxI, b: BoxI, margin: int = 0) -> bool:
+def _overlaps(a: PixelBox, b: PixelBox, margin: int = 0) -> bool:
     return a[0] - margin < b[2] and b[0] - margin < a[2] and a[1] - margin < b[3] and b[1] - margin < a[3]
 
 

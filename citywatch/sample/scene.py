@@ -19,9 +19,8 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import PixelBox
 from citywatch.sample.faces import HeadSprite, ImageU8
-
-BoxI = tuple[int, int, int, int]
 
 
 class Sprite(Protocol):
@@ -225,7 +224,7 @@ class PersonTrack:
         y0 = round(y - scale * (hy1 + hy2) / 2)
         return x0, y0, new_w, new_h, phase
 
-    def face_box(self, t: float) -> BoxI:
+    def face_box(self, t: float) -> PixelBox:
         """The face box as composited at ``t`` (not clipped to the frame)."""
         x0, y0, new_w, new_h, _ = self._head_placement(t)
         src_h, src_w = self.head.pixels.shape[:2]
@@ -233,7 +232,7 @@ class PersonTrack:
         hx1, hy1, hx2, hy2 = self.head.face_box
         return (round(x0 + hx1 * rx), round(y0 + hy1 * ry), round(x0 + hx2 * rx), round(y0 + hy2 * ry))
 
-    def extent(self, t: float) -> BoxI:
+    def extent(self, t: float) -> PixelBox:
         """A box holding the whole person (head, arms, legs) at ``t``."""
         x1, y1, x2, y2 = self.face_box(t)
         fw, s = x2 - x1, y2 - y1
@@ -338,7 +337,7 @@ def draw_osd(frame: ImageU8, text: str) -> None:
         )
 
 
-def osd_box(size: tuple[int, int]) -> BoxI:
+def osd_box(size: tuple[int, int]) -> PixelBox:
     """The region the OSD may cover; no face is placed there."""
     scale = size[1] / 720
     return (0, 0, round(600 * scale), round(50 * scale))

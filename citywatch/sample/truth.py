@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from citywatch.errors import BadInputError
-
-
-def format_utc(moment: datetime, *, millis: bool = False) -> str:
-    """``2026-11-20T08:00:00Z`` (or ``...00.400Z`` with ``millis``)."""
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds" if millis else "seconds")
-    return text.replace("+00:00", "Z")
+from citywatch.times import format_utc
 
 
 def parse_utc(text: str, where: str) -> datetime:
@@ -130,7 +125,7 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
             {
                 "camera_id": s.camera_id,
                 "key": s.key,
-                "start": format_utc(s.start),
+                "start": format_utc(s.start, "seconds"),
                 "duration_s": s.duration_s,
                 "gps": s.gps,
             }
@@ -153,8 +148,8 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
                 "person_id": a.person_id,
                 "camera_id": a.camera_id,
                 "key": a.key,
-                "start": format_utc(a.start, millis=True),
-                "end": format_utc(a.end, millis=True),
+                "start": format_utc(a.start, "milliseconds"),
+                "end": format_utc(a.end, "milliseconds"),
                 "min_face_px": a.min_face_px,
                 "max_face_px": a.max_face_px,
                 "boxes": [[b.t, b.x1, b.y1, b.x2, b.y2] for b in a.boxes],
@@ -167,9 +162,9 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
                 "style": v.style,
                 "camera_id": v.camera_id,
                 "key": v.key,
-                "start": format_utc(v.start, millis=True),
-                "end": format_utc(v.end, millis=True),
-                "best": format_utc(v.best, millis=True),
+                "start": format_utc(v.start, "milliseconds"),
+                "end": format_utc(v.end, "milliseconds"),
+                "best": format_utc(v.best, "milliseconds"),
                 "min_plate_px": v.min_plate_px,
                 "max_plate_px": v.max_plate_px,
                 "boxes": [[b.t, b.x1, b.y1, b.x2, b.y2] for b in v.boxes],

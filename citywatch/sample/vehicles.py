@@ -22,12 +22,13 @@ import cv2
 import numpy as np
 
 from citywatch.errors import BadInputError
+from citywatch.geometry import PixelBox
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, plate_distance
 from citywatch.sample.cameras import CameraSite
 from citywatch.sample.cars import PLATE_SHARE, CarSprite, ImageU8, render_car
 from citywatch.sample.plan import Placement, SampleConfig
 from citywatch.sample.plate_render import PlateStyle, random_hk_plate
-from citywatch.sample.scene import BoxI, osd_box
+from citywatch.sample.scene import osd_box
 from citywatch.sample.truth import FaceBox, VehicleTruth
 
 _FACE_FROM_PLATE = 0.385  # a face (~0.2 m) vs a plate (0.52 m) at the same distance
@@ -80,11 +81,11 @@ class VehicleTrack:
         new_w, new_h = max(2, round(w * scale)), max(2, round(h * scale))
         return round(cx - new_w / 2), round(bottom - new_h), new_w, new_h
 
-    def extent(self, t: float) -> BoxI:
+    def extent(self, t: float) -> PixelBox:
         x0, y0, new_w, new_h = self._placement(t)
         return (x0, y0, x0 + new_w, y0 + new_h)
 
-    def plate_box(self, t: float) -> BoxI:
+    def plate_box(self, t: float) -> PixelBox:
         """The plate as composited at ``t`` (not clipped to the frame)."""
         x0, y0, new_w, new_h = self._placement(t)
         h, w = self.car.alpha.shape
@@ -139,7 +140,7 @@ class VehiclePlacement:
     track: VehicleTrack
 
 
-def _overlaps(a: BoxI, b: BoxI, margin: int) -> bool:
+def _overlaps(a: PixelBox, b: PixelBox, margin: int) -> bool:
     return a[0] - margin < b[2] and b[0] - margin < a[2] and a[1] - margin < b[3] and b[1] - margin < a[3]
 
 
@@ -147,7 +148,7 @@ def frame_times(t_start: float, t_end: float, fps: int) -> list[float]:
     return [n / fps for n in range(math.ceil(t_start * fps), math.floor(t_end * fps) + 1)]
 
 
-def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[BoxI], fps: int) -> bool:
+def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[PixelBox], fps: int) -> bool:
     """Clear of privacy masks and the OSD; a car nearer than a person never covers the
     face, a person nearer than the car never covers the plate."""
     rivals = [p.track for p in people if p.track.t_start <= track.t_end and track.t_start <= p.track.t_end]

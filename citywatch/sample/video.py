@@ -20,6 +20,7 @@ import numpy as np
 from citywatch.sample.cameras import CameraSite
 from citywatch.sample.plan import SampleConfig
 from citywatch.sample.scene import SensorLook, Sprite, VideoBackground, draw_osd
+from citywatch.times import format_utc
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def render_segment(job: SegmentJob) -> Path:
     first_frame = job.segment_index * cfg.frames_per_segment  # camera-time frame numbers
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
-            container.metadata["creation_time"] = job.start.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+            container.metadata["creation_time"] = format_utc(job.start.replace(microsecond=0), "microseconds")
             stream = _open_stream(container, cfg)
             for i in range(cfg.frames_per_segment):
                 t = (first_frame + i) / cfg.fps  # the same floats the ground truth uses
