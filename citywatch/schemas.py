@@ -180,7 +180,7 @@ class PlateRow:
     )
 
 
-Row = TypeVar("Row", CameraRow, SegmentRow, FaceRow, PlateRow)
+Row = TypeVar("Row")  # any frozen row dataclass (every table has one)
 
 
 def _plain(value: object) -> object:
