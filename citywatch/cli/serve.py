@@ -95,14 +95,16 @@ def read_password(from_stdin: bool, who: str) -> str:
 
 
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Authorise first, then ask for the password (a refused caller is never prompted)."""
     storage = Storage(settings)
-    password = read_password(args.password_stdin, args.name)
     params = {"command": "users add", "name": args.name, "roles": args.role}
     if not users_in_table(storage) and not settings.user:
         # the first account of a root: it must be an admin, and is recorded as a bootstrap
         if Role.ADMIN.value not in args.role:
             raise ForbiddenError("the users table is empty: the first account must have --role admin")
-        row = add_user(storage, args.name, args.role, password, "bootstrap")
+        row = add_user(
+            storage, args.name, args.role, read_password(args.password_stdin, args.name), "bootstrap"
+        )
         AuditLog(storage).record(
             user="bootstrap",
             role="",
@@ -113,6 +115,7 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
         )
     else:
         with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
+            password = read_password(args.password_stdin, args.name)
             row = add_user(storage, args.name, args.role, password, run.actor.user)
             run.result_count = 1
     output.line(f"user {row.id} added with roles {', '.join(row.roles)}")
