@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from citywatch.governance.audit_log import AuditLog
-from citywatch.storage import Storage
 from citywatch.stack.prefect_server import start_prefect_server
+from citywatch.storage import Storage
 from tests.service_support import WHY, add_users, running_service, service_settings
 
 pytestmark = pytest.mark.slow
