@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Iterator
@@ -52,7 +53,8 @@ def running_service(settings: Settings) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+    # the server's threads see this thread's context (a test's temporary Prefect settings)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(server.run,), daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
