@@ -182,6 +182,31 @@ class Settings(BaseSettings):
         None, description="Users and roles YAML; default <storage_root>/users.yaml."
     )
 
+    # --- the citywatch service (citywatch/service, `citywatch serve`) ----------------
+    service_host: str = Field("127.0.0.1", description="Address `citywatch serve` listens on.")
+    service_port: int = Field(8470, ge=0, le=65535, description="Port `citywatch serve` listens on.")
+    service_tls_cert: str | None = Field(None, description="PEM certificate file: serve HTTPS.")
+    service_tls_key: str | None = Field(None, description="PEM private key of service_tls_cert.")
+    service_max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body the service accepts (uploads)."
+    )
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs session cookies. Unset: a random key is made once "
+        "under <storage_root>/auth/ and shared by every instance on that root.",
+    )
+    session_idle_s: float = Field(1800, gt=0, description="A session unused this long ends.")
+    session_max_s: float = Field(43200, gt=0, description="A session ends this long after sign-in.")
+    login_max_failures: int = Field(
+        5, ge=1, le=100, description="Failed sign-ins of one account within login_window_s that lock it."
+    )
+    login_window_s: float = Field(900, gt=0, description="Window over which failed sign-ins count.")
+    login_lockout_s: float = Field(900, gt=0, description="How long a locked account stays locked.")
+    totp_required: bool = Field(
+        False, description="Supervisors and admins must give a TOTP code (pyotp) to sign in."
+    )
+    api_token_max_days: int = Field(90, ge=1, le=730, description="Longest lifetime of an API token.")
+
     # --- redaction and evidence export (tasks/redact.py, flows/redact_export.py) ----
     redact_mode: Literal["pixelate", "blur", "fill"] = Field(
         "pixelate",
@@ -318,6 +343,12 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("storage_root must not be empty")
         return value.rstrip("/") or "/"
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if bool(self.service_tls_cert) != bool(self.service_tls_key):
+            raise ValueError("service_tls_cert and service_tls_key go together: set both or neither")
+        return self
 
     @model_validator(mode="after")
     def _insightface_needs_dir(self) -> Settings:

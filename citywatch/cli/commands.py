@@ -86,6 +86,7 @@ def register(sub: Subcommands[Parser]) -> None:
     from citywatch.cli import alerts as commands_alerts
     from citywatch.cli import audit as commands_audit
     from citywatch.cli import export as commands_export
+    from citywatch.cli import serve as commands_serve
     from citywatch.cli import stack as commands_stack
     from citywatch.cli import sweep as commands_sweep
     from citywatch.cli import watchlist as commands_watchlist
@@ -97,6 +98,7 @@ def register(sub: Subcommands[Parser]) -> None:
         commands_sweep,
         commands_alerts,
         commands_stack,
+        commands_serve,
     ):
         group.register(sub)
 

@@ -1,142 +1,76 @@
-"""Who may do what: users, roles, guarded actions, and the audited ``governed`` wrapper.
+"""Who may do what: the acting user, guarded actions, and the audited ``governed`` wrapper.
 
-Identity is ``Settings.user`` (CITYWATCH_USER, or the CLI's ``--user``), looked up in
-the users file (``Settings.users_file``, default ``<storage_root>/users.yaml``)::
-
-    users:
-      - name: alice
-        roles: [investigator]
-      - name: sam
-        roles: [supervisor]
+Identity is ``Settings.user``. With the citywatch service it is the person who signed
+in (the service sets it, and a :class:`RequestContext` says how they signed in and
+from where); in direct CLI mode it is CITYWATCH_USER or ``--user``. The user's roles
+come from the users table (:mod:`citywatch.governance.users`, names compared exactly
+after NFKC) once it holds anyone; before that, from the legacy users YAML file
+(:mod:`citywatch.governance.users_file`).
 
 Every guarded action goes through :func:`authorize`, which refuses (and audits the
 refusal) unless one of the actor's roles allows it, and for case-bound actions
 demands a case id and a written justification. Flows and commands use
 :func:`governed`, which also records the outcome (ok / failed) and result count.
+Roles, actions and the permission table are in :mod:`citywatch.governance.roles`.
 See docs/governance.md for the role table.
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from citywatch.errors import BadInputError, CitywatchError, ForbiddenError, NotFoundError, TransientError
+from citywatch.errors import BadInputError, CitywatchError, ForbiddenError
 from citywatch.governance.audit_log import AuditLog, AuditRow, Outcome
+from citywatch.governance.request_context import current_request, with_request
+from citywatch.governance.roles import CASE_BOUND, PERMISSIONS, Action, Role
+from citywatch.governance.users import find_user, users_in_table
+from citywatch.governance.users_file import (
+    DEMO_USERS_YAML,
+    USER_NAME,
+    USERS_KEY,
+    UserEntry,
+    UsersFile,
+    load_users,
+    parse_users,
+    users_file_url,
+    write_demo_users,
+)
 from citywatch.settings import Settings
-from citywatch.storage import STORAGE_IO_ERRORS, Storage
+from citywatch.storage import Storage
+
+__all__ = [
+    "CASE_BOUND",
+    "DEMO_USERS_YAML",
+    "PERMISSIONS",
+    "USERS_KEY",
+    "USER_NAME",
+    "Action",
+    "Actor",
+    "GovernedRun",
+    "Role",
+    "UserEntry",
+    "UsersFile",
+    "authorize",
+    "authorized",
+    "check_case",
+    "check_four_eyes",
+    "governed",
+    "is_allowed",
+    "load_actor",
+    "load_users",
+    "parse_users",
+    "roles_allowed",
+    "users_file_url",
+    "write_demo_users",
+]
 
 CASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_JUSTIFICATION = 10
 MAX_JUSTIFICATION = 1000
-USERS_KEY = "users.yaml"
-
-
-class Role(StrEnum):
-    ANALYST = "analyst"  # aggregates and notebooks; never a face or plate search
-    INVESTIGATOR = "investigator"  # searches, exports, requests watchlist entries
-    SUPERVISOR = "supervisor"  # investigator + approves watchlist entries, reviews alerts
-    ADMIN = "admin"  # users, settings, indexing, retention, audit; no searches
-
-
-class Action(StrEnum):
-    """Every guarded action (the audit log's ``action`` column)."""
-
-    ANALYTICS_READ = "analytics_read"
-    SEARCH_FACE = "search_face"
-    SEARCH_PLATE = "search_plate"
-    EXPORT = "export"
-    WATCHLIST_READ = "watchlist_read"
-    WATCHLIST_REQUEST = "watchlist_request"
-    WATCHLIST_APPROVE = "watchlist_approve"
-    WATCHLIST_REMOVE = "watchlist_remove"
-    ALERT_READ = "alert_read"
-    ALERT_REVIEW = "alert_review"
-    CASE_HOLD = "case_hold"
-    INDEX_RUN = "index_run"
-    SWEEP_RUN = "sweep_run"
-    RETENTION_RUN = "retention_run"
-    CALIBRATE = "calibrate"
-    USERS_MANAGE = "users_manage"
-    AUDIT_READ = "audit_read"
-    AUDIT_RESTORE = "audit_restore"
-
-
-_A, _I, _S, _D = Role.ANALYST, Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN
-
-PERMISSIONS: Mapping[Action, frozenset[Role]] = {
-    Action.ANALYTICS_READ: frozenset({_A, _I, _S}),
-    Action.SEARCH_FACE: frozenset({_I, _S}),
-    Action.SEARCH_PLATE: frozenset({_I, _S}),
-    Action.EXPORT: frozenset({_I, _S}),
-    Action.WATCHLIST_READ: frozenset({_I, _S}),
-    Action.WATCHLIST_REQUEST: frozenset({_I, _S}),
-    Action.WATCHLIST_APPROVE: frozenset({_S}),
-    Action.WATCHLIST_REMOVE: frozenset({_S, _D}),
-    Action.ALERT_READ: frozenset({_I, _S}),
-    Action.ALERT_REVIEW: frozenset({_S}),
-    Action.CASE_HOLD: frozenset({_S}),
-    Action.INDEX_RUN: frozenset({_D}),
-    Action.SWEEP_RUN: frozenset({_D}),
-    Action.RETENTION_RUN: frozenset({_D}),
-    Action.CALIBRATE: frozenset({_D}),
-    Action.USERS_MANAGE: frozenset({_D}),
-    Action.AUDIT_READ: frozenset({_S, _D}),
-    Action.AUDIT_RESTORE: frozenset({_D}),
-}
-"""Which roles may perform each action (docs/governance.md shows it as a table)."""
-
-CASE_BOUND: frozenset[Action] = frozenset(
-    {
-        Action.SEARCH_FACE,
-        Action.SEARCH_PLATE,
-        Action.EXPORT,
-        Action.WATCHLIST_REQUEST,
-        Action.WATCHLIST_APPROVE,
-        Action.CASE_HOLD,
-    }
-)
-"""Actions that need a case id and a written justification."""
-
-
-# --- users file --------------------------------------------------------------------
-class UserEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(description="Login name, as given in CITYWATCH_USER / --user.")
-    roles: list[Role] = Field(min_length=1, description="One or more of the four roles.")
-    active: bool = Field(True, description="False: kept for the audit trail, may do nothing.")
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not USER_NAME.match(value):
-            raise ValueError("use 1-64 letters, digits, '.', '_', '@' or '-'")
-        return value
-
-
-class UsersFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    users: list[UserEntry] = Field(min_length=1)
-
-    @field_validator("users")
-    @classmethod
-    def _unique(cls, users: list[UserEntry]) -> list[UserEntry]:
-        seen: set[str] = set()
-        for user in users:
-            if user.name.casefold() in seen:
-                raise ValueError(f"user {user.name!r} is listed twice")
-            seen.add(user.name.casefold())
-        return users
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,53 +85,45 @@ class Actor:
         return ",".join(sorted(r.value for r in self.roles))
 
 
-def users_file_url(storage: Storage) -> str:
-    configured = storage.settings.users_file
-    return storage.resolve(configured) if configured else storage.url(USERS_KEY)
-
-
-def parse_users(text: str, source: str) -> UsersFile:
-    """Validate users-file YAML; errors name the file, the entry and the problem."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"users file {source} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise BadInputError(f"users file {source} must be a mapping with a 'users' list")
-    try:
-        return UsersFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
-        )
-        raise BadInputError(f"users file {source} is invalid: {problems}") from exc
-
-
-def load_users(storage: Storage) -> UsersFile:
-    url = users_file_url(storage)
-    try:
-        data = storage.read_bytes(url)
-    except NotFoundError as exc:
-        raise ForbiddenError(
-            f"no users file at {url}: list who may do what there (docs/governance.md), or "
-            "run `citywatch sample` for the demo users"
-        ) from exc
-    return parse_users(data.decode("utf-8", errors="replace"), url)
-
-
 def load_actor(settings: Settings, storage: Storage) -> Actor:
-    """The acting user (``settings.user``) with their roles from the users file."""
+    """The acting user (``settings.user``) with their roles.
+
+    From the users table once it holds anyone (exact name after NFKC), else from the
+    legacy users file. Under a service request, the request's user must be this user,
+    and an API token's scope narrows the roles.
+    """
     if not settings.user:
         raise ForbiddenError(
             f"no user given: set CITYWATCH_USER (or pass --user) to a name from {users_file_url(storage)}"
         )
+    request = current_request()
+    if users_in_table(storage):
+        found = find_user(storage, settings.user)
+        if found is None:
+            raise ForbiddenError(f"user {settings.user!r} is not in the users table")
+        if not found.active:
+            raise ForbiddenError(f"user {found.name!r} is deactivated")
+        actor = Actor(found.name, found.role_tuple())
+    elif request is not None:
+        raise ForbiddenError("the service signs people in only from the users table, which is empty")
+    else:
+        actor = _actor_from_file(settings.user, storage)
+    if request is not None:
+        if request.user != actor.user:
+            raise ForbiddenError(f"request signed in as {request.user!r} cannot act as {actor.user!r}")
+        if request.roles is not None:
+            actor = Actor(actor.user, tuple(r for r in actor.roles if r in request.roles))
+    return actor
+
+
+def _actor_from_file(user: str, storage: Storage) -> Actor:
     users = load_users(storage)
     for entry in users.users:
-        if entry.name.casefold() == settings.user.casefold():
+        if entry.name.casefold() == user.casefold():
             if not entry.active:
                 raise ForbiddenError(f"user {entry.name!r} is deactivated in {users_file_url(storage)}")
             return Actor(entry.name, tuple(entry.roles))
-    raise ForbiddenError(f"user {settings.user!r} is not in the users file {users_file_url(storage)}")
+    raise ForbiddenError(f"user {user!r} is not in the users file {users_file_url(storage)}")
 
 
 # --- checks --------------------------------------------------------------------------
@@ -265,7 +191,7 @@ def authorize(
             outcome="refused",
             case_id=_printable(case_id),
             justification=_printable(justification),
-            params=params,
+            params=with_request(params),
             probe_sha256=probe_sha256,
             detail=message,
         )
@@ -280,7 +206,7 @@ def authorize(
             outcome="refused",
             case_id=_printable(case_id),
             justification=_printable(justification),
-            params=params,
+            params=with_request(params),
             probe_sha256=probe_sha256,
             detail=str(exc),
         )
@@ -304,7 +230,7 @@ def authorized(
             role="",
             action=Action(action).value,
             outcome="refused",
-            params=params,
+            params=with_request(params),
             detail=str(exc),
         )
         raise
@@ -314,11 +240,15 @@ def authorized(
 
 def check_four_eyes(requester: str, approver: str) -> None:
     """Approvals need a second person: refuse when approver and requester are one user."""
-    if requester.casefold() == approver.casefold():
+    if _same_person(requester, approver):
         raise ForbiddenError(
             f"user {approver!r} requested this and may not approve it too (four-eyes rule): "
             "another supervisor must approve"
         )
+
+
+def _same_person(a: str, b: str) -> bool:
+    return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()
 
 
 def _printable(text: str | None) -> str:
@@ -371,7 +301,7 @@ def governed(
             outcome="refused",
             case_id=_printable(case_id),
             justification=_printable(justification),
-            params=params,
+            params=with_request(params),
             probe_sha256=sha,
             detail=str(exc),
         )
@@ -406,41 +336,8 @@ def _finish(
         outcome=outcome,
         case_id=run.case_id,
         justification=run.justification,
-        params=params,
+        params=with_request(params),
         probe_sha256=run.probe_sha256,
         result_count=max(0, run.result_count),
         detail=detail,
     )
-
-
-# --- demo users --------------------------------------------------------------------
-DEMO_USERS_YAML = """\
-# DEMO USERS for the synthetic sample footage only: replace this file before any real
-# use. Who acts is CITYWATCH_USER (or --user); see docs/governance.md.
-users:
-  - name: demo-analyst
-    roles: [analyst]
-  - name: demo-investigator
-    roles: [investigator]
-  - name: demo-supervisor
-    roles: [supervisor]
-  - name: demo-supervisor-2
-    roles: [supervisor]
-  - name: demo-admin
-    roles: [admin]
-"""
-
-
-def write_demo_users(storage: Storage) -> str:
-    """Write the demo users file unless one exists (never overwrites); return its URL."""
-    url = users_file_url(storage)
-    if storage.exists(url):
-        return url
-    parse_users(DEMO_USERS_YAML, "DEMO_USERS_YAML")  # keeps the constant honest
-    fs, path = storage.fs(url)
-    try:
-        fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        fs.pipe_file(path, DEMO_USERS_YAML.encode())
-    except STORAGE_IO_ERRORS as exc:
-        raise TransientError(f"could not write the demo users file {url}: {exc}") from exc
-    return url

@@ -1,0 +1,186 @@
+"""CLI: ``serve`` (the citywatch service) and ``users add|list|import|passwd|deactivate|totp``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from citywatch.cli import output
+from citywatch.errors import BadInputError, ForbiddenError
+from citywatch.governance.audit_log import AuditLog
+from citywatch.governance.auth import Action, governed
+from citywatch.governance.roles import Role
+from citywatch.governance.totp import enrol_totp
+from citywatch.governance.users import (
+    add_user,
+    get_user,
+    import_users,
+    list_users,
+    set_active,
+    set_password,
+    users_in_table,
+)
+from citywatch.governance.users_file import parse_users
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the citywatch service (sign-in + JSON API)")
+    p.add_argument("--host", help="listen address (default service_host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default service_port, 8470)")
+    p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("users", help="sign-in accounts (admin)")
+    us = p.add_subparsers(dest="users_command", required=True)
+    add = us.add_parser("add", help="add an account; the password is prompted for (or read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    add.set_defaults(handler=cmd_users_add)
+    ls = us.add_parser("list", help="accounts and their roles")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_users_list)
+    imp = us.add_parser("import", help="copy a users YAML file into the users table (no passwords)")
+    imp.add_argument("file")
+    imp.set_defaults(handler=cmd_users_import)
+    pw = us.add_parser("passwd", help="set an account's password (prompted, or --password-stdin)")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true")
+    pw.set_defaults(handler=cmd_users_passwd)
+    de = us.add_parser("deactivate", help="stop an account signing in (kept for the audit trail)")
+    de.add_argument("name")
+    de.set_defaults(handler=cmd_users_deactivate)
+    to = us.add_parser("totp", help="enrol a TOTP second factor; prints the otpauth URI once")
+    to.add_argument("name")
+    to.set_defaults(handler=cmd_users_totp)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from citywatch.service.server import serve
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("service_host", args.host),
+            ("service_port", args.port),
+            ("service_tls_cert", args.tls_cert),
+            ("service_tls_key", args.tls_key),
+        )
+        if value is not None
+    }
+    settings = Settings(**{**settings.model_dump(exclude_unset=True), **overrides})
+    scheme = "https" if settings.service_tls_cert else "http"
+    output.line(f"citywatch service on {scheme}://{settings.service_host}:{settings.service_port}/api")
+    serve(settings)
+    return 0
+
+
+def read_password(from_stdin: bool, who: str) -> str:
+    """The new password: stdin's first line, or typed twice at a prompt (never an argument)."""
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise BadInputError("--password-stdin: stdin gave no password")
+        return line
+    first = getpass.getpass(f"password for {who}: ")
+    if getpass.getpass("again: ") != first:
+        raise BadInputError("the two passwords differ")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Authorise first, then ask for the password (a refused caller is never prompted)."""
+    storage = Storage(settings)
+    params = {"command": "users add", "name": args.name, "roles": args.role}
+    if not users_in_table(storage) and not settings.user:
+        # the first account of a root: it must be an admin, and is recorded as a bootstrap
+        if Role.ADMIN.value not in args.role:
+            raise ForbiddenError("the users table is empty: the first account must have --role admin")
+        row = add_user(
+            storage, args.name, args.role, read_password(args.password_stdin, args.name), "bootstrap"
+        )
+        AuditLog(storage).record(
+            user="bootstrap",
+            role="",
+            action=Action.USERS_MANAGE.value,
+            outcome="ok",
+            params=params,
+            result_count=1,
+        )
+    else:
+        with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
+            password = read_password(args.password_stdin, args.name)
+            row = add_user(storage, args.name, args.role, password, run.actor.user)
+            run.result_count = 1
+    output.line(f"user {row.id} added with roles {', '.join(row.roles)}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    with governed(settings, storage, Action.USERS_MANAGE, None, None, {"command": "users list"}) as run:
+        rows = list_users(storage)
+        run.result_count = len(rows)
+    if args.json:
+        output.as_json([r.public() for r in rows])
+        return 0
+    output.table(
+        ["name", "roles", "active", "password"],
+        [[r.id, ",".join(r.roles), r.active, "set" if r.password_hash else "-"] for r in rows],
+    )
+    return 0
+
+
+def cmd_users_import(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    url = storage.resolve(args.file)
+    users = parse_users(storage.read_bytes(url).decode("utf-8", errors="replace"), url)
+    with governed(
+        settings, storage, Action.USERS_MANAGE, None, None, {"command": "users import", "file": url}
+    ) as run:
+        results = import_users(storage, users, run.actor.user)
+        run.result_count = sum(1 for _, what in results if what.startswith("imported"))
+    for name, what in results:
+        output.line(f"{name}: {what}")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace, settings: Settings) -> int:
+    password = read_password(args.password_stdin, args.name)
+    storage = Storage(settings)
+    with governed(
+        settings, storage, Action.USERS_MANAGE, None, None, {"command": "users passwd", "name": args.name}
+    ) as run:
+        row = set_password(storage, args.name, password)
+        run.result_count = 1
+    output.line(f"password of {row.id} set")
+    return 0
+
+
+def cmd_users_deactivate(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    params = {"command": "users deactivate", "name": args.name}
+    with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
+        row = set_active(storage, args.name, False)
+        run.result_count = 1
+    output.line(f"user {row.id} deactivated: may no longer sign in or act")
+    return 0
+
+
+def cmd_users_totp(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    with governed(
+        settings, storage, Action.USERS_MANAGE, None, None, {"command": "users totp", "name": args.name}
+    ) as run:
+        user = get_user(storage, args.name)
+        uri = enrol_totp(storage, user.id)
+        run.result_count = 1
+    output.line(f"TOTP for {user.id} (shown once; add it to their authenticator app):")
+    output.line(uri)
+    return 0

@@ -1,0 +1,73 @@
+"""Roles, guarded actions and which roles may perform each (docs/governance.md's table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ANALYST = "analyst"  # aggregates and notebooks; never a face or plate search
+    INVESTIGATOR = "investigator"  # searches, exports, requests watchlist entries
+    SUPERVISOR = "supervisor"  # investigator + approves watchlist entries, reviews alerts
+    ADMIN = "admin"  # users, settings, indexing, retention, audit; no searches
+
+
+class Action(StrEnum):
+    """Every guarded action (the audit log's ``action`` column)."""
+
+    ANALYTICS_READ = "analytics_read"
+    SEARCH_FACE = "search_face"
+    SEARCH_PLATE = "search_plate"
+    EXPORT = "export"
+    WATCHLIST_READ = "watchlist_read"
+    WATCHLIST_REQUEST = "watchlist_request"
+    WATCHLIST_APPROVE = "watchlist_approve"
+    WATCHLIST_REMOVE = "watchlist_remove"
+    ALERT_READ = "alert_read"
+    ALERT_REVIEW = "alert_review"
+    CASE_HOLD = "case_hold"
+    INDEX_RUN = "index_run"
+    SWEEP_RUN = "sweep_run"
+    RETENTION_RUN = "retention_run"
+    CALIBRATE = "calibrate"
+    USERS_MANAGE = "users_manage"
+    AUDIT_READ = "audit_read"
+    AUDIT_RESTORE = "audit_restore"
+
+
+_A, _I, _S, _D = Role.ANALYST, Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN
+
+PERMISSIONS: Mapping[Action, frozenset[Role]] = {
+    Action.ANALYTICS_READ: frozenset({_A, _I, _S}),
+    Action.SEARCH_FACE: frozenset({_I, _S}),
+    Action.SEARCH_PLATE: frozenset({_I, _S}),
+    Action.EXPORT: frozenset({_I, _S}),
+    Action.WATCHLIST_READ: frozenset({_I, _S}),
+    Action.WATCHLIST_REQUEST: frozenset({_I, _S}),
+    Action.WATCHLIST_APPROVE: frozenset({_S}),
+    Action.WATCHLIST_REMOVE: frozenset({_S, _D}),
+    Action.ALERT_READ: frozenset({_I, _S}),
+    Action.ALERT_REVIEW: frozenset({_S}),
+    Action.CASE_HOLD: frozenset({_S}),
+    Action.INDEX_RUN: frozenset({_D}),
+    Action.SWEEP_RUN: frozenset({_D}),
+    Action.RETENTION_RUN: frozenset({_D}),
+    Action.CALIBRATE: frozenset({_D}),
+    Action.USERS_MANAGE: frozenset({_D}),
+    Action.AUDIT_READ: frozenset({_S, _D}),
+    Action.AUDIT_RESTORE: frozenset({_D}),
+}
+"""Which roles may perform each action (docs/governance.md shows it as a table)."""
+
+CASE_BOUND: frozenset[Action] = frozenset(
+    {
+        Action.SEARCH_FACE,
+        Action.SEARCH_PLATE,
+        Action.EXPORT,
+        Action.WATCHLIST_REQUEST,
+        Action.WATCHLIST_APPROVE,
+        Action.CASE_HOLD,
+    }
+)
+"""Actions that need a case id and a written justification."""

@@ -1,0 +1,1 @@
+"""The citywatch service: sign-in and a JSON API over the governed actions (``citywatch serve``)."""
