@@ -7,6 +7,7 @@ import getpass
 import sys
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument, add_subcommands
 from citywatch.errors import BadInputError, ForbiddenError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
@@ -26,38 +27,82 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the citywatch service (sign-in + JSON API)")
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
+        "serve",
+        help="run the citywatch service (sign-in + JSON API)",
+        examples=[
+            "citywatch serve  # on 127.0.0.1:8470",
+            "citywatch serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem",
+        ],
+    )
     p.add_argument("--host", help="listen address (default service_host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default service_port, 8470)")
     p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.set_defaults(handler=cmd_serve)
 
-    p = sub.add_parser("users", help="sign-in accounts (admin)")
-    us = p.add_subparsers(dest="users_command", required=True)
-    add = us.add_parser("add", help="add an account; the password is prompted for (or read from stdin)")
-    add.add_argument("name")
-    add.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    p = add_command(
+        sub,
+        "users",
+        help="sign-in accounts (admin)",
+        examples=["citywatch --user demo-admin users add alice --role investigator", "citywatch users list"],
     )
+    us = add_subcommands(p, "users_command", "what to do with accounts")
+    name_help = "account name (compared exactly after Unicode NFKC)"
+    stdin_help = "read the password from stdin's first line instead of prompting"
+    add = add_command(
+        us,
+        "add",
+        help="add an account; the password is prompted for (or read from stdin)",
+        examples=["citywatch users add alice --role investigator --role analyst"],
+    )
+    add.add_argument("name", help=name_help)
+    add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=[r.value for r in Role],
+        help="a role of the account; repeat for several (required)",
+    )
+    add.add_argument("--password-stdin", action="store_true", help=stdin_help)
     add.set_defaults(handler=cmd_users_add)
-    ls = us.add_parser("list", help="accounts and their roles")
-    ls.add_argument("--json", action="store_true")
+    ls = add_command(us, "list", help="accounts and their roles", examples=["citywatch users list --json"])
+    add_json_argument(ls)
     ls.set_defaults(handler=cmd_users_list)
-    imp = us.add_parser("import", help="copy a users YAML file into the users table (no passwords)")
-    imp.add_argument("file")
+    imp = add_command(
+        us,
+        "import",
+        help="copy a users YAML file into the users table (no passwords)",
+        examples=["citywatch users import data/users.yaml"],
+    )
+    imp.add_argument("file", help="users YAML file (name: roles)")
     imp.set_defaults(handler=cmd_users_import)
-    pw = us.add_parser("passwd", help="set an account's password (prompted, or --password-stdin)")
-    pw.add_argument("name")
-    pw.add_argument("--password-stdin", action="store_true")
+    pw = add_command(
+        us,
+        "passwd",
+        help="set an account's password (prompted, or --password-stdin)",
+        examples=["citywatch users passwd alice"],
+    )
+    pw.add_argument("name", help=name_help)
+    pw.add_argument("--password-stdin", action="store_true", help=stdin_help)
     pw.set_defaults(handler=cmd_users_passwd)
-    de = us.add_parser("deactivate", help="stop an account signing in (kept for the audit trail)")
-    de.add_argument("name")
+    de = add_command(
+        us,
+        "deactivate",
+        help="stop an account signing in (kept for the audit trail)",
+        examples=["citywatch users deactivate alice"],
+    )
+    de.add_argument("name", help=name_help)
     de.set_defaults(handler=cmd_users_deactivate)
-    to = us.add_parser("totp", help="enrol a TOTP second factor; prints the otpauth URI once")
-    to.add_argument("name")
+    to = add_command(
+        us,
+        "totp",
+        help="enrol a TOTP second factor; prints the otpauth URI once",
+        examples=["citywatch users totp alice"],
+    )
+    to.add_argument("name", help=name_help)
     to.set_defaults(handler=cmd_users_totp)
 
 
