@@ -61,7 +61,7 @@ def purge_table(
     rows = table.search().where(old).select(["id", "track_id", "thumb_uri"]).limit(None).to_list()
     doomed = [r for r in rows if r["track_id"] not in held]
     if doomed:
-        table.delete(all_of(old, not_in("track_id", sorted(held)) if held else None))
+        table.delete(all_of(old, not_in("track_id", sorted(held))) if held else old)
         # drop old versions too, so the deleted rows' bytes are really gone; keep the
         # last few minutes for readers (index/sweep) that still hold an older version
         table.optimize(cleanup_older_than=dt.timedelta(minutes=CLEANUP_GRACE_MIN))
