@@ -2,7 +2,7 @@
 
 Deployed on a short interval (``sweep_interval_s``, default 10 s) with a concurrency
 limit of one run, new runs cancelled while one runs (prefect.yaml). Even without that
-limit two sweeps cannot double-alert: see tasks/sweep.py. ``run_sweep_loop`` is the
+limit two sweeps cannot double-alert: see tasks/sweep/. ``run_sweep_loop`` is the
 watcher alternative (``citywatch sweep --watch``): one process, one flow run per tick,
 no per-run process start.
 """

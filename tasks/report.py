@@ -1,20 +1,23 @@
-"""Self-contained HTML reports (thumbnails inlined, so they work for s3 roots too)."""
+"""Self-contained HTML reports (thumbnails inlined, so they work for s3 roots too).
+
+The pages are Jinja2 templates in ``tasks/templates/`` with autoescape on; the sightings
+are also embedded as JSON (see :func:`script_json`)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+
+import jinja2
 
 from citywatch.errors import CitywatchError
 from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
 from citywatch.times import format_utc
-
-esc = html.escape
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,85 +72,77 @@ def plate_json(s: PlateSighting) -> dict[str, object]:
     }
 
 
-def _img(storage: Storage, uri: str) -> str:
+def thumbnail_src(storage: Storage, uri: str) -> str | None:
+    """The thumbnail as a ``data:`` URI (inlined, so the report works for s3 roots too),
+    or None when it cannot be read."""
     try:
         data = storage.read_bytes(uri)
     except CitywatchError:
-        return "<em>thumbnail missing</em>"
-    return f'<img src="data:image/jpeg;base64,{base64.b64encode(data).decode()}" alt="thumbnail">'
+        return None
+    return f"data:image/jpeg;base64,{base64.b64encode(data).decode()}"
 
 
-def _page(
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def script_json(payload: object) -> str:
+    """JSON to embed in ``<script type="application/json">``: ``json.dumps`` with only
+    ``<``, ``>`` and ``&`` escaped as ``\\u003c`` etc., so no value can close the element
+    and the text still parses as the same JSON."""
+    text = json.dumps(payload)
+    for char, escaped in _SCRIPT_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("citywatch.tasks", "templates"),
+        autoescape=True,  # every value is text: names, ids, uris from users and footage
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["utc"] = format_utc
+    return env
+
+
+def _render(
+    template: str,
+    storage: Storage,
     header: ReportHeader,
     columns: Sequence[str],
-    rows: Sequence[Sequence[str]],
+    sightings: Sequence[Sighting] | Sequence[PlateSighting],
+    thumb_uris: Sequence[str],
     payload: list[dict[str, object]],
 ) -> str:
-    meta = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in header.rows)
-    body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    empty = f'<tr><td colspan="{len(columns)}">no sighting</td></tr>'
-    heads = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{esc(header.title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}
-td,th{{border-bottom:1px solid #ccc;padding:4px 8px;text-align:left}}
-img{{max-height:96px}} .note{{background:#fff3cd;padding:8px}}</style></head>
-<body><h1>{esc(header.title)}</h1>
-<p class="note">Candidate matches only. A match score is never evidence on its own:
-a trained reviewer must confirm every sighting before any action.</p>
-<table>{meta}<tr><th>created</th><td>{esc(format_utc(header.created))}</td></tr>
-<tr><th>sightings</th><td>{len(rows)}</td></tr></table>
-<h2>Sightings</h2>
-<table><tr>{heads}</tr>
-{body or empty}
-</table>
-<script type="application/json" id="sightings">{esc(json.dumps(payload))}</script>
-</body></html>
-"""
+    rows = [(s, thumbnail_src(storage, uri)) for s, uri in zip(sightings, thumb_uris, strict=True)]
+    return (
+        _templates()
+        .get_template(template)
+        .render(header=header, columns=columns, rows=rows, payload_json=script_json(payload))
+    )
 
 
 def render_search_report(storage: Storage, header: ReportHeader, sightings: list[Sighting]) -> str:
-    rows = [
-        [
-            str(s.rank),
-            _img(storage, s.thumb_uri),
-            f"{esc(s.camera_id)}<br><small>{esc(s.camera_name)}</small>",
-            f"{esc(format_utc(s.ts))}<br><small>track {esc(format_utc(s.track_start))} .. "
-            f"{esc(format_utc(s.track_end))}</small>",
-            f"{s.distance:.3f}",
-            f"{s.similarity:.2f}",
-            f"<small>{esc(s.segment_uri)}</small>",
-        ]
-        for s in sightings
-    ]
-    return _page(
+    return _render(
+        "search_report.html",
+        storage,
         header,
         ["#", "thumbnail", "camera", "time (UTC)", "distance", "similarity", "segment"],
-        rows,
+        sightings,
+        [s.thumb_uri for s in sightings],
         [sighting_json(s) for s in sightings],
     )
 
 
 def render_plate_report(storage: Storage, header: ReportHeader, sightings: list[PlateSighting]) -> str:
-    rows = []
-    for s in sightings:
-        p = s.plate
-        where = f"{p.lat:.5f}, {p.lon:.5f}" if p.lat is not None and p.lon is not None else "unknown"
-        flag = " (low confidence)" if p.low_confidence else ""
-        rows.append(
-            [
-                str(s.rank),
-                _img(storage, p.thumb_uri),
-                f"<b>{esc(p.text)}</b>{esc(flag)}<br><small>{p.reads} reads</small>",
-                "exact" if s.score == 0 else f"{s.score:.1f} edits",
-                f"{esc(p.camera_id)}<br><small>{esc(s.camera_name)}</small>",
-                f"{esc(format_utc(p.first_ts))} .. {esc(format_utc(p.last_ts))}",
-                esc(where),
-            ]
-        )
-    return _page(
+    return _render(
+        "plate_report.html",
+        storage,
         header,
         ["#", "thumbnail", "plate", "match", "camera", "time (UTC)", "location"],
-        rows,
+        sightings,
+        [s.plate.thumb_uri for s in sightings],
         [plate_json(s) for s in sightings],
     )

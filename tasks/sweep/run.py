@@ -1,0 +1,93 @@
+"""One sweep: watermark -> matches -> passes -> write deliveries and alerts -> advance
+the watermark (only after the alerts are written), and its Prefect task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from citywatch.governance.alerts import AlertRow, DeliveryRow, alerts_table, deliveries_table, new_delivery
+from citywatch.governance.watchlist import active_entries
+from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from citywatch.tables import insert_missing
+from citywatch.tasks.notify import configured_sinks
+from citywatch.tasks.sweep.face_match import match_faces
+from citywatch.tasks.sweep.passes import drop_known_passes, group_passes
+from citywatch.tasks.sweep.plate_match import match_plates
+from citywatch.tasks.sweep.watermark import advance_watermarks, load_watermarks, read_new_rows
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What one sweep found (nothing written yet)."""
+
+    alerts: list[AlertRow]
+    deliveries: list[DeliveryRow]
+    watermarks: list[SweepStateRow]
+    faces_read: int
+    plates_read: int
+    entries_active: int
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    faces_read: int
+    plates_read: int
+    entries_active: int
+    matched: int  # alerts the new rows support (new or already there)
+    alerts_new: int
+    alert_ids: list[str]
+    wall_s: float
+
+
+def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepPlan:
+    """Read rows past the watermarks and match them against the active watchlist."""
+    marks = load_watermarks(storage)
+    entries = active_entries(storage, now)
+    faces, face_mark = read_new_rows(storage, FaceRow.TABLE, marks.get(FaceRow.TABLE), now)
+    plates, plate_mark = read_new_rows(storage, PlateRow.TABLE, marks.get(PlateRow.TABLE), now)
+    gap = dt.timedelta(seconds=settings.alert_pass_gap_s)
+    found = group_passes(match_faces(faces, entries, now) + match_plates(plates, entries, now), gap)
+    alerts = drop_known_passes(storage, found, gap)
+    sinks = configured_sinks(settings)
+    deliveries = [new_delivery(a.id, sink, now) for a in alerts for sink in sinks]
+    return SweepPlan(
+        alerts, deliveries, [face_mark, plate_mark], faces.num_rows, plates.num_rows, len(entries)
+    )
+
+
+def commit_alerts(storage: Storage, plan: SweepPlan) -> int:
+    """Write deliveries, then alerts, each only where absent; returns the new alert count."""
+    if not plan.alerts:
+        return 0
+    insert_missing(deliveries_table(storage.db), rows_to_arrow(plan.deliveries, DeliveryRow.SCHEMA))
+    return insert_missing(alerts_table(storage.db), rows_to_arrow(plan.alerts, AlertRow.SCHEMA))
+
+
+def sweep_once(storage: Storage, settings: Settings, now: dt.datetime | None = None) -> SweepResult:
+    """Plan -> write alerts -> advance the watermark (only after the alerts are written)."""
+    started = time.perf_counter()
+    plan = plan_sweep(storage, settings, now or utcnow())
+    created = commit_alerts(storage, plan)
+    advance_watermarks(storage, plan.watermarks)
+    return SweepResult(
+        plan.faces_read,
+        plan.plates_read,
+        plan.entries_active,
+        len(plan.alerts),
+        created,
+        [a.id for a in plan.alerts],
+        time.perf_counter() - started,
+    )
+
+
+@task(name="match-and-alert", retries=2, retry_delay_seconds=[1, 3], cache_policy=NO_CACHE)
+def sweep_task(settings: Settings) -> SweepResult:
+    """Task shim: one sweep of the storage root ``settings`` names."""
+    return sweep_once(Storage(settings), settings)
