@@ -27,7 +27,7 @@ from citywatch.storage import Storage  # noqa: E402
 
 def decode_only(args: tuple[str, str, float]) -> float:
     """Decode one segment exactly as indexing does (sampling + motion gate)."""
-    from citywatch.tasks.decode import DecodeStats, MotionGate, sample_frames
+    from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 
     root, uri, fps = args
     settings = Settings(storage_root=root)

@@ -35,7 +35,7 @@ from citywatch.models.plate_reader import PlateRead, PlateReader, load_plate_rea
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, normalise_plate
 from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 from citywatch.settings import Settings
-from citywatch.tasks.decode import MotionGate
+from citywatch.tasks.index.decode import MotionGate
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 BINS = ((40, 60), (60, 80), (80, 120), (120, 250))

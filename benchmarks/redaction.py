@@ -31,10 +31,10 @@ from citywatch.cameras import parse_cameras
 from citywatch.footage import discover_segments
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.export_clip import ClipFrame, ClipPlan, ClipSource, iter_clip_frames, render_clip
-from citywatch.tasks.export_scan import scan_clip
-from citywatch.tasks.redact import FrameRedactor, RedactionStyle
-from citywatch.tasks.redact_plan import SubjectChoice, plan_redactions
+from citywatch.tasks.export.clip import ClipFrame, ClipPlan, ClipSource, iter_clip_frames, render_clip
+from citywatch.tasks.export.redact import FrameRedactor, RedactionStyle
+from citywatch.tasks.export.redact_plan import SubjectChoice, plan_redactions
+from citywatch.tasks.export.scan import scan_clip
 
 
 def clip_plan(root: Path, camera_id: str, start_s: float, seconds: float) -> ClipPlan:

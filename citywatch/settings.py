@@ -207,7 +207,7 @@ class Settings(BaseSettings):
     )
     api_token_max_days: int = Field(90, ge=1, le=730, description="Longest lifetime of an API token.")
 
-    # --- redaction and evidence export (tasks/redact.py, flows/redact_export.py) ----
+    # --- redaction and evidence export (tasks/export/redact.py, flows/redact_export.py) ----
     redact_mode: Literal["pixelate", "blur", "fill"] = Field(
         "pixelate",
         description="How masks and bystander faces are obscured: pixelate "

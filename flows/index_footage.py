@@ -16,8 +16,8 @@ from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.catalog import plan_index, register_cameras
-from citywatch.tasks.index_segment import SegmentOutcome, index_segment_task
+from citywatch.tasks.index.catalog import plan_index, register_cameras
+from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 
 
 @dataclass

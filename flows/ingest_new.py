@@ -18,7 +18,7 @@ from citywatch.flows.index_footage import IndexSummary, index_footage
 from citywatch.flows.watchlist_sweep import run_periodically, watchlist_sweep
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.catalog import plan_index
+from citywatch.tasks.index.catalog import plan_index
 
 
 @flow(name="ingest-new", log_prints=False)

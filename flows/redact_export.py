@@ -25,12 +25,12 @@ from citywatch.models.loaders import redaction_face_model
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage, safe_key
-from citywatch.tasks.export_clip import ClipPlan, Gap, plan_clip
-from citywatch.tasks.export_manifest import build_manifest
-from citywatch.tasks.export_render import RenderedExport, render_redacted
-from citywatch.tasks.export_request import ExportRequest, ResolvedRequest, resolve_request
-from citywatch.tasks.export_scan import ClipScan, plate_finder_for, scan_clip
-from citywatch.tasks.redact_plan import SubjectChoice
+from citywatch.tasks.export.clip import ClipPlan, Gap, plan_clip
+from citywatch.tasks.export.manifest import build_manifest
+from citywatch.tasks.export.redact_plan import SubjectChoice
+from citywatch.tasks.export.render import RenderedExport, render_redacted
+from citywatch.tasks.export.request import ExportRequest, ResolvedRequest, resolve_request
+from citywatch.tasks.export.scan import ClipScan, plate_finder_for, scan_clip
 
 
 @dataclass(frozen=True)

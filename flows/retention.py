@@ -1,5 +1,5 @@
 """Deployment ``retention`` (daily): biometric rows past retention are deleted unless held,
-then the search indexes are built or refreshed (tasks/search_indexes.py)."""
+then the search indexes are built or refreshed (tasks/search/indexes.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from citywatch.schemas import FaceRow, PlateRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.retention import RetentionCounts, held_tracks, purge_table
-from citywatch.tasks.search_indexes import IndexReport, ensure_search_indexes
+from citywatch.tasks.search.indexes import IndexReport, ensure_search_indexes
 
 
 @dataclass(frozen=True)

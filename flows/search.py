@@ -16,9 +16,9 @@ from citywatch.schemas import utcnow
 from citywatch.settings import Settings
 from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
-from citywatch.tasks.plate_search import Near, search_plates
-from citywatch.tasks.report import ReportHeader, render_plate_report, render_search_report
-from citywatch.tasks.search import SearchFilters, embed_probe, search_faces
+from citywatch.tasks.search.faces import SearchFilters, embed_probe, search_faces
+from citywatch.tasks.search.plates import Near, search_plates
+from citywatch.tasks.search.report import ReportHeader, render_plate_report, render_search_report
 
 
 @dataclass(frozen=True)

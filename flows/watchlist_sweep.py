@@ -20,8 +20,8 @@ from prefect.states import State
 from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.notify import DeliveryReport, deliver_task
 from citywatch.tasks.sweep import SweepResult, sweep_task
+from citywatch.tasks.sweep.notify import DeliveryReport, deliver_task
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import pytest
 from citywatch import analytics as cw
 from citywatch.flows.search import face_search
 from citywatch.sample.dataset import load_ground_truth
-from citywatch.tasks.report import sighting_json as sighting_json_of
-from citywatch.tasks.search import SearchFilters
+from citywatch.tasks.search.faces import SearchFilters
+from citywatch.tasks.search.report import sighting_json as sighting_json_of
 from tests.conftest import CASE, as_user
 
 SLACK = dt.timedelta(seconds=1.5)

@@ -334,7 +334,7 @@ def test_governed_face_search_records_probe_hash_not_image(root: Path) -> None:
 
     from citywatch.flows.search import face_search
     from citywatch.sample.media import fetch_media
-    from citywatch.tasks.search import SearchFilters
+    from citywatch.tasks.search.faces import SearchFilters
 
     probe = fetch_media() / "obama.jpg"
     sha = hashlib.sha256(probe.read_bytes()).hexdigest()

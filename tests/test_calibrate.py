@@ -18,7 +18,8 @@ from citywatch.models.faces import load_face_model
 from citywatch.sample.media import fetch_media
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.calibrate import (
+from citywatch.tasks.index.faces import crop_around
+from citywatch.tasks.search.calibrate import (
     CalibrationReport,
     EmbeddedPhoto,
     RatePoint,
@@ -28,7 +29,6 @@ from citywatch.tasks.calibrate import (
     pair_distances,
     recommend,
 )
-from citywatch.tasks.faces import crop_around
 
 GENUINE = np.array([0.20, 0.40, 0.70])
 IMPOSTOR = np.array([0.50, 0.80, 0.90, 1.00])

@@ -52,7 +52,10 @@ def _imports(path: Path) -> dict[str, bool]:
 
 def _third_party_imports() -> dict[str, list[str]]:
     """Third-party top-level module -> the shipped files importing it."""
-    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    stdlib = set(sys.stdlib_module_names) | {
+        "__future__",
+        "_typeshed",
+    }  # _typeshed: type stubs, only under TYPE_CHECKING
     out: dict[str, list[str]] = {}
     for package in SHIPPED:
         for path in sorted((REPO / package).rglob("*.py")):

@@ -32,7 +32,7 @@ from citywatch.cli.main import main
 from citywatch.models.faces import load_face_model
 from citywatch.sample.dataset import load_ground_truth
 from citywatch.storage import Storage
-from citywatch.tasks.tracking import iou
+from citywatch.tasks.index.tracking import iou
 from tests.conftest import settings_for
 
 pytestmark = pytest.mark.slow
@@ -107,7 +107,7 @@ def _pick_sighting(root: Path, settings) -> tuple[str, float, str, list, list]: 
 @pytest.fixture(scope="module")
 def exported(root: Path, prefect_api: str) -> Exported:
     from citywatch.flows.redact_export import redact_export
-    from citywatch.tasks.export_request import ExportRequest
+    from citywatch.tasks.export.request import ExportRequest
 
     settings = settings_for(root, root.parent, user="demo-investigator")
     sighting, pad, person, boxes, masks = _pick_sighting(root, settings)

@@ -12,7 +12,7 @@ import pytest
 
 from citywatch.flows.search import face_search
 from citywatch.sample.dataset import load_ground_truth
-from citywatch.tasks.search import SearchFilters
+from citywatch.tasks.search.faces import SearchFilters
 from tests.conftest import CASE, as_user
 
 pytestmark = pytest.mark.slow

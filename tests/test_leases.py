@@ -7,7 +7,7 @@ from pathlib import Path
 
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.leases import claim, release
+from citywatch.tasks.index.leases import claim, release
 
 SEG = "cam-a/20261120T080000Z"
 
@@ -49,11 +49,11 @@ def test_a_lease_that_cannot_be_released_does_not_fail_the_segment(tmp_path: Pat
     task into a failure (its retry would then count the segment as another run's)."""
     import datetime as dt
 
-    import citywatch.tasks.index_segment as index_segment
+    import citywatch.tasks.index.segment as index_segment
     from citywatch.errors import TransientError
     from citywatch.footage import SegmentRef
     from citywatch.schemas import CameraRow
-    from citywatch.tasks.leases import Lease
+    from citywatch.tasks.index.leases import Lease
 
     empty = tmp_path / "footage" / "cam-a" / "20261120T080000Z.mp4"
     empty.parent.mkdir(parents=True)

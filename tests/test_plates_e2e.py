@@ -20,8 +20,8 @@ from citywatch.schemas import PlateRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import plates_table, segments_table
-from citywatch.tasks.plate_search import Near, distance_m
-from citywatch.tasks.search import SearchFilters
+from citywatch.tasks.search.faces import SearchFilters
+from citywatch.tasks.search.plates import Near, distance_m
 from tests.conftest import CASE, as_user
 
 pytestmark = pytest.mark.slow

@@ -26,9 +26,9 @@ from citywatch.schemas import SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
-from citywatch.tasks.export_clip import plan_clip
-from citywatch.tasks.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle
-from citywatch.tasks.redact_plan import (
+from citywatch.tasks.export.clip import plan_clip
+from citywatch.tasks.export.redact import FrameRedaction, FrameRedactor, MaskLayer, RedactionStyle
+from citywatch.tasks.export.redact_plan import (
     ClipTrack,
     SubjectChoice,
     SubjectHint,
@@ -399,7 +399,7 @@ def test_another_key_is_reported_by_id(signed_export, tmp_path: Path) -> None:  
 
 # --- export requests ------------------------------------------------------------------------
 def _request(**fields: object):  # noqa: ANN202
-    from citywatch.tasks.export_request import ExportRequest
+    from citywatch.tasks.export.request import ExportRequest
 
     return ExportRequest(case_id="C1", justification="unit test of export requests", **fields)  # type: ignore[arg-type]
 
@@ -417,7 +417,7 @@ def _request(**fields: object):  # noqa: ANN202
     ],
 )
 def test_malformed_requests_are_refused(footage: Storage, fields, message) -> None:  # noqa: ANN001
-    from citywatch.tasks.export_request import resolve_request
+    from citywatch.tasks.export.request import resolve_request
 
     with pytest.raises(BadInputError, match=message):
         resolve_request(footage, footage.settings, _request(**fields), load_face_model())
@@ -426,7 +426,7 @@ def test_malformed_requests_are_refused(footage: Storage, fields, message) -> No
 def test_a_plate_alert_exports_the_vehicle_pass_with_every_face_blurred(footage: Storage) -> None:
     import pyarrow as pa
 
-    from citywatch.tasks.export_request import resolve_request
+    from citywatch.tasks.export.request import resolve_request
 
     footage.db.create_table(
         "alerts",

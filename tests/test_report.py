@@ -16,7 +16,7 @@ from citywatch.schemas import PlateRow
 from citywatch.settings import Settings
 from citywatch.sightings import PlateSighting, Sighting
 from citywatch.storage import Storage
-from citywatch.tasks.report import (
+from citywatch.tasks.search.report import (
     ReportHeader,
     plate_json,
     render_plate_report,

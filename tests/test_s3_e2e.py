@@ -88,7 +88,7 @@ def test_index_on_s3_keeps_everything_in_the_bucket(on_s3: OnS3) -> None:
 
 def test_face_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # noqa: ANN001
     from citywatch.flows.search import face_search
-    from citywatch.tasks.search import SearchFilters
+    from citywatch.tasks.search.faces import SearchFilters
 
     storage = Storage(on_s3.settings)
     probe = f"{storage.root}/sample/probes/obama.jpg"  # the probe itself read from s3
@@ -114,7 +114,7 @@ def test_face_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # n
 
 def test_plate_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # noqa: ANN001
     from citywatch.flows.search import plate_search
-    from citywatch.tasks.search import SearchFilters
+    from citywatch.tasks.search.faces import SearchFilters
 
     ids = segment_ids(on_s3.keys)
 

@@ -20,7 +20,7 @@ from citywatch.sample.dataset import SampleManifest, generate_sample, load_groun
 from citywatch.sample.faces import read_source
 from citywatch.sample.media import fetch_media
 from citywatch.sample.truth import AppearanceTruth, FaceBox, GroundTruth, VehicleTruth
-from citywatch.tasks.plate_search import distance_m
+from citywatch.tasks.search.plates import distance_m
 
 SMALL = {"segments_per_camera": 1, "segment_seconds": 8}
 FPS, WIDTH, HEIGHT = 15, 1280, 720

@@ -13,8 +13,8 @@ from citywatch.schemas import FaceRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import faces_table, upsert
-from citywatch.tasks.search import Probe, SearchFilters, search_faces
-from citywatch.tasks.search_indexes import ensure_search_indexes
+from citywatch.tasks.search.faces import Probe, SearchFilters, search_faces
+from citywatch.tasks.search.indexes import ensure_search_indexes
 
 T0 = dt.datetime(2026, 11, 26, 8, tzinfo=dt.UTC)
 PEOPLE, PER_PERSON = 60, 20

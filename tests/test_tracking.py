@@ -1,7 +1,7 @@
 """Tracker: one track per face moving across sampled frames."""
 
 from citywatch.geometry import iou
-from citywatch.tasks.tracking import Tracker
+from citywatch.tasks.index.tracking import Tracker
 
 
 def test_iou() -> None:
@@ -49,7 +49,7 @@ def _face(track: int, start: float, end: float, vec: list[float], quality: float
     import numpy as np
 
     from citywatch.models.base import FaceDetection
-    from citywatch.tasks.faces import EmbeddedFace, FaceCandidate
+    from citywatch.tasks.index.faces import EmbeddedFace, FaceCandidate
 
     det = FaceDetection((0, 0, 10, 10), 0.9, ())
     cand = FaceCandidate(start, (0, 0, 10, 10), 0.9, quality, np.zeros((4, 4, 3), np.uint8), det)
@@ -57,7 +57,7 @@ def _face(track: int, start: float, end: float, vec: list[float], quality: float
 
 
 def test_lost_and_found_face_becomes_one_track() -> None:
-    from citywatch.tasks.faces import link_tracks
+    from citywatch.tasks.index.faces import link_tracks
 
     faces = [
         _face(0, 0.0, 1.0, [0, 0]),
@@ -74,7 +74,7 @@ def test_lost_and_found_face_becomes_one_track() -> None:
 
 
 def test_moving_regions_are_merged_before_plate_reading() -> None:
-    from citywatch.tasks.plates import merge_regions
+    from citywatch.tasks.index.plates import merge_regions
 
     # two overlapping blobs become one box; a far one stays; small ones grow to >= 96 px
     boxes = merge_regions([(100, 100, 200, 150), (180, 120, 300, 200), (900, 500, 910, 510)], 1280, 720)
@@ -87,7 +87,7 @@ def test_moving_regions_are_merged_before_plate_reading() -> None:
 
 
 def test_full_frame_is_read_when_upscaled_regions_would_cost_more() -> None:
-    from citywatch.tasks.plates import detect_cost, merge_regions
+    from citywatch.tasks.index.plates import detect_cost, merge_regions
 
     assert detect_cost((0, 0, 120, 100), 480) == 120 * 100 * 16  # 4x upscale (the cap)
     assert detect_cost((0, 0, 960, 540), 480) == 960 * 540  # large regions are not upscaled
@@ -100,7 +100,7 @@ def test_full_frame_is_read_when_upscaled_regions_would_cost_more() -> None:
 
 
 def test_tall_and_tiny_moving_regions_are_not_read_for_plates() -> None:
-    from citywatch.tasks.plates import plate_sized
+    from citywatch.tasks.index.plates import plate_sized
 
     car, walker, speck = (100, 300, 420, 560), (600, 200, 700, 500), (900, 500, 950, 540)
     assert plate_sized([car, walker, speck], min_px=96, max_aspect=1.6) == [car]
@@ -130,7 +130,7 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
     import numpy as np
 
     from citywatch.plates import DEFAULT_PLATE_GRAMMAR
-    from citywatch.tasks.plates import SegmentPlates
+    from citywatch.tasks.index.plates import SegmentPlates
 
     image = np.zeros((720, 1280, 3), np.uint8)
 

@@ -30,8 +30,8 @@ from citywatch.settings import Settings
 from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
 from citywatch.tables import plates_table, upsert
-from citywatch.tasks.notify import deliver_pending
 from citywatch.tasks.sweep import advance_watermarks, commit_alerts, plan_sweep, sweep_once
+from citywatch.tasks.sweep.notify import deliver_pending
 from tests.watchlist_support import (
     NOW,
     THRESHOLD,

@@ -185,7 +185,7 @@ def cmd_audit_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
     from citywatch.models.loaders import face_model_for
-    from citywatch.tasks.calibrate import calibrate
+    from citywatch.tasks.search.calibrate import calibrate
 
     storage = Storage(settings)
     folder = storage.resolve(args.folder)

@@ -77,7 +77,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInputError(
             "say what to export: --alert ID, --sighting ID, or --camera ID --since T --until T"
         )
-    from citywatch.tasks.export_request import ExportRequest
+    from citywatch.tasks.export.request import ExportRequest
 
     request = ExportRequest(
         case_id=args.case,

@@ -145,7 +145,7 @@ def cmd_search_face(args: argparse.Namespace, settings: Settings) -> int:
         face_index=args.face,
     )
     if args.json:
-        from citywatch.tasks.report import sighting_json
+        from citywatch.tasks.search.report import sighting_json
 
         output.as_json([sighting_json(s) for s in result.sightings])
     else:
@@ -167,7 +167,7 @@ def run_plate_search(
     near: str | None = None,
     top_k: int | None = None,
 ) -> PlateSearchResult:
-    from citywatch.tasks.plate_search import parse_near
+    from citywatch.tasks.search.plates import parse_near
 
     where = parse_near(near) if near else None
     ensure_prefect_server(settings.state_dir)
@@ -227,7 +227,7 @@ def cmd_search_plate(args: argparse.Namespace, settings: Settings) -> int:
         top_k=args.top_k,
     )
     if args.json:
-        from citywatch.tasks.report import plate_json
+        from citywatch.tasks.search.report import plate_json
 
         output.as_json([plate_json(s) for s in result.sightings])
     else:

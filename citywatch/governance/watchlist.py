@@ -154,7 +154,7 @@ def _base_row(
 def enrolment_embedding(data: bytes, source: str, model: FaceModel) -> tuple[np.ndarray, str]:
     """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError.
 
-    Same detection and embedding as a search probe (tasks/search.py:embed_probe), but
+    Same detection and embedding as a search probe (tasks/search/faces.py:embed_probe), but
     stricter: a group photo is refused rather than a face picked from it.
     """
     image = decode_image(data, source)

@@ -38,7 +38,7 @@ def search_face(
     face: Annotated[int | None, Form(ge=0, le=100)] = None,
 ) -> dict[str, object]:
     from citywatch.flows.search import search
-    from citywatch.tasks.report import sighting_json
+    from citywatch.tasks.search.report import sighting_json
 
     limit = service_of(request).settings.service_max_upload_bytes
     data, ext = read_image_upload(probe, "probe", limit)
@@ -74,8 +74,8 @@ def search_face(
 @router.post("/search/plate")
 def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
     from citywatch.flows.search import search_plate as plate_flow
-    from citywatch.tasks.plate_search import parse_near
-    from citywatch.tasks.report import plate_json
+    from citywatch.tasks.search.plates import parse_near
+    from citywatch.tasks.search.report import plate_json
 
     where = parse_near(body.near) if body.near else None
     start = parse_time(body.since, "since") if body.since else None
@@ -104,7 +104,7 @@ def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
 @router.post("/exports")
 def export(body: Export, request: Request) -> dict[str, object]:
     from citywatch.flows.redact_export import redact_export
-    from citywatch.tasks.export_request import ExportRequest
+    from citywatch.tasks.export.request import ExportRequest
 
     export_request = ExportRequest(
         case_id=body.case_id,

@@ -119,7 +119,7 @@ def request_face(
 ) -> dict[str, object]:
     """Request a face entry from 1-10 photos; it waits for another supervisor's approval."""
     from citywatch.errors import BadInputError
-    from citywatch.tasks.index_segment import face_model_for
+    from citywatch.tasks.index.segment import face_model_for
 
     if len(photo) > MAX_ENROL_PHOTOS:
         raise BadInputError(f"{len(photo)} enrolment photos given, at most {MAX_ENROL_PHOTOS}")

@@ -16,8 +16,8 @@ from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, rows_to_arrow, u
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import insert_missing
-from citywatch.tasks.notify import configured_sinks
 from citywatch.tasks.sweep.face_match import match_faces
+from citywatch.tasks.sweep.notify import configured_sinks
 from citywatch.tasks.sweep.passes import drop_known_passes, group_passes
 from citywatch.tasks.sweep.plate_match import match_plates
 from citywatch.tasks.sweep.watermark import advance_watermarks, load_watermarks, read_new_rows

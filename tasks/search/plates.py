@@ -12,7 +12,7 @@ from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
-from citywatch.tasks.search import SearchFilters, camera_filter_ids, segment_uris
+from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segment_uris
 
 EARTH_RADIUS_M = 6_371_000.0
 

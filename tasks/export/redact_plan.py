@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from citywatch.errors import BadInputError
 from citywatch.geometry import Box, PixelBox, grow, iou, lerp, union
-from citywatch.tasks.redact import FrameRedaction
+from citywatch.tasks.export.redact import FrameRedaction
 
 DETECTED, INTERPOLATED, HELD = "d", "i", "h"
 

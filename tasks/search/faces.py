@@ -99,7 +99,7 @@ def search_faces(
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     query = _vector_query(storage.db.open_table("faces"), probe.embedding.astype(np.float32))
     query = query.distance_type("l2").limit(top_k * settings.embeds_per_track * 4)
-    # used once tasks/search_indexes.py built the vector index; exact search ignores them
+    # used once tasks/search/indexes.py built the vector index; exact search ignores them
     query = query.nprobes(settings.face_ann_nprobes).refine_factor(settings.face_ann_refine)
     if where:
         query = query.where(where, prefilter=True)

@@ -10,7 +10,7 @@ import numpy as np
 from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
 from citywatch.models.plate_reader import PlateReader
 from citywatch.plates import PlateGrammar, fix_confusables, normalise_plate, vote_plate_text
-from citywatch.tasks.tracking import Tracker
+from citywatch.tasks.index.tracking import Tracker
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import numpy as np
 from citywatch.geometry import clip, expand, grow, to_pixels
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.settings import Settings
-from citywatch.tasks.tracking import Tracker
+from citywatch.tasks.index.tracking import Tracker
 
 
 @dataclass(frozen=True, slots=True)

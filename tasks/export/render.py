@@ -17,17 +17,17 @@ from citywatch.errors import TransientError
 from citywatch.governance.manifest import iso
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.export_clip import ClipFrame, ClipPlan, RenderedClip, render_clip
-from citywatch.tasks.export_request import SubjectRef
-from citywatch.tasks.export_scan import ClipScan
-from citywatch.tasks.redact import FrameRedactor, RedactionStyle
-from citywatch.tasks.redact_plan import (
+from citywatch.tasks.export.clip import ClipFrame, ClipPlan, RenderedClip, render_clip
+from citywatch.tasks.export.redact import FrameRedactor, RedactionStyle
+from citywatch.tasks.export.redact_plan import (
     SubjectChoice,
     SubjectHint,
     TrackRedaction,
     choose_subject,
     plan_redactions,
 )
+from citywatch.tasks.export.request import SubjectRef
+from citywatch.tasks.export.scan import ClipScan
 
 LOG_FORMAT = "citywatch-redactions/1"
 

@@ -20,10 +20,10 @@ from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.models.loaders import plate_reader_for, redaction_face_model
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.export_clip import ClipPlan, iter_clip_frames
-from citywatch.tasks.faces import crop_around
-from citywatch.tasks.redact_plan import ClipTrack
-from citywatch.tasks.tracking import Tracker
+from citywatch.tasks.export.clip import ClipPlan, iter_clip_frames
+from citywatch.tasks.export.redact_plan import ClipTrack
+from citywatch.tasks.index.faces import crop_around
+from citywatch.tasks.index.tracking import Tracker
 
 PlateFinder = Callable[[np.ndarray], list[Box]]
 """Hook for plate redaction: a frame -> plate boxes in its pixels."""

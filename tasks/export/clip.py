@@ -27,8 +27,8 @@ from citywatch.filters import eq, where_clause
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import cameras_table, segments_table
-from citywatch.tasks.decode import open_segment
-from citywatch.tasks.index_segment import file_sha256
+from citywatch.tasks.index.decode import open_segment
+from citywatch.tasks.index.segment import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Self-contained HTML reports (thumbnails inlined, so they work for s3 roots too).
 
-The pages are Jinja2 templates in ``tasks/templates/`` with autoescape on; the sightings
+The pages are Jinja2 templates in ``tasks/search/templates/`` with autoescape on; the sightings
 are also embedded as JSON (see :func:`script_json`)."""
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def script_json(payload: object) -> str:
 @lru_cache(maxsize=1)
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("citywatch.tasks", "templates"),
+        loader=jinja2.PackageLoader("citywatch.tasks.search", "templates"),
         autoescape=True,  # every value is text: names, ids, uris from users and footage
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -21,10 +21,10 @@ from citywatch.governance.manifest import (
     iso,
 )
 from citywatch.settings import Settings
-from citywatch.tasks.export_clip import ClipPlan
-from citywatch.tasks.export_render import RenderedExport
-from citywatch.tasks.export_request import ResolvedRequest
-from citywatch.tasks.export_scan import ClipScan
+from citywatch.tasks.export.clip import ClipPlan
+from citywatch.tasks.export.render import RenderedExport
+from citywatch.tasks.export.request import ResolvedRequest
+from citywatch.tasks.export.scan import ClipScan
 
 
 def _request_entry(resolved: ResolvedRequest, pad_s: float | None) -> RequestEntry:

@@ -20,7 +20,7 @@ from citywatch.schemas import FaceRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
-from citywatch.tasks.search import embed_probe
+from citywatch.tasks.search.faces import embed_probe
 
 ALERTS_TABLE = "alerts"
 

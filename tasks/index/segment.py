@@ -21,11 +21,11 @@ from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import faces_table, plates_table, segments_table, upsert
-from citywatch.tasks.decode import DecodeStats, MotionGate, sample_frames
-from citywatch.tasks.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
-from citywatch.tasks.leases import Lease, claim, release
-from citywatch.tasks.locate import Locator, segment_locator
-from citywatch.tasks.plates import PlatePass, SegmentPlates
+from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
+from citywatch.tasks.index.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
+from citywatch.tasks.index.leases import Lease, claim, release
+from citywatch.tasks.index.locate import Locator, segment_locator
+from citywatch.tasks.index.plates import PlatePass, SegmentPlates
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -1,0 +1,1 @@
+"""Redacted, signed evidence export: request, scan, redaction plan, render, manifest."""

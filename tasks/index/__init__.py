@@ -1,0 +1,1 @@
+"""Indexing one footage segment: catalog, decode, faces, plates, tracking, leases."""

@@ -1,0 +1,1 @@
+"""Face and plate search, their indexes, reports and threshold calibration."""
