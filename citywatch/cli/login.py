@@ -35,7 +35,7 @@ def register(sub: Subcommands[Parser]) -> None:
         "$XDG_CONFIG_HOME/citywatch/token (mode 0600). Governed commands then go through "
         "the service as you.",
         examples=[
-            "CITYWATCH_API_URL=https://citywatch.example:8470 citywatch login --name ivy",
+            "citywatch login --name ivy  # with CITYWATCH_API_URL=https://citywatch.example:8470",
             'echo "$TOKEN" | citywatch login --token-stdin  # store a token made elsewhere',
         ],
     )
