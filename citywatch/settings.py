@@ -206,6 +206,14 @@ class Settings(BaseSettings):
         False, description="Supervisors and admins must give a TOTP code (pyotp) to sign in."
     )
     api_token_max_days: int = Field(90, ge=1, le=730, description="Longest lifetime of an API token.")
+    api_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        max_length=500,
+        description="Base URL of a citywatch service (e.g. http://127.0.0.1:8470). Set: the CLI is "
+        "a client and governed commands go through the service with an API token "
+        "(CITYWATCH_API_TOKEN or the file `citywatch login` writes).",
+    )
 
     # --- redaction and evidence export (tasks/export/redact.py, flows/redact_export.py) ----
     redact_mode: Literal["pixelate", "blur", "fill"] = Field(

@@ -86,6 +86,7 @@ def register(sub: Subcommands[Parser]) -> None:
     from citywatch.cli import alerts as commands_alerts
     from citywatch.cli import audit as commands_audit
     from citywatch.cli import export as commands_export
+    from citywatch.cli import login as commands_login
     from citywatch.cli import serve as commands_serve
     from citywatch.cli import stack as commands_stack
     from citywatch.cli import sweep as commands_sweep
@@ -99,6 +100,7 @@ def register(sub: Subcommands[Parser]) -> None:
         commands_alerts,
         commands_stack,
         commands_serve,
+        commands_login,
     ):
         group.register(sub)
 

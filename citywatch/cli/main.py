@@ -15,7 +15,7 @@ from typing import TypedDict
 
 from pydantic import ValidationError
 
-from citywatch.cli import commands, demo, output
+from citywatch.cli import commands, demo, output, remote
 from citywatch.cli.args import Parser, UsageError, add_subcommands
 from citywatch.errors import BadInputError, CitywatchError, ForbiddenError
 from citywatch.settings import Settings
@@ -130,8 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         output.error(f"invalid settings: {settings_problem(exc)}")
         return 2
-    handler: Handler = args.handler
     try:
+        handler: Handler = remote.handler_for(args.handler, settings)  # client or direct mode
         return handler(args, settings)
     except BadInputError as exc:
         output.error(str(exc))

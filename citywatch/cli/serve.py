@@ -67,6 +67,12 @@ def register(sub: Subcommands[Parser]) -> None:
         help="a role of the account; repeat for several (required)",
     )
     add.add_argument("--password-stdin", action="store_true", help=stdin_help)
+    add.add_argument(
+        "--os-account",
+        default="",
+        help="OS login this account is bound to for direct CLI use on this machine (once any "
+        "account has one, direct use acts only as the account of the current OS login)",
+    )
     add.set_defaults(handler=cmd_users_add)
     ls = add_command(us, "list", help="accounts and their roles", examples=["citywatch users list --json"])
     add_json_argument(ls)
@@ -142,14 +148,13 @@ def read_password(from_stdin: bool, who: str) -> str:
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     """Authorise first, then ask for the password (a refused caller is never prompted)."""
     storage = Storage(settings)
-    params = {"command": "users add", "name": args.name, "roles": args.role}
+    params = {"command": "users add", "name": args.name, "roles": args.role, "os_account": args.os_account}
     if not users_in_table(storage) and not settings.user:
         # the first account of a root: it must be an admin, and is recorded as a bootstrap
         if Role.ADMIN.value not in args.role:
             raise ForbiddenError("the users table is empty: the first account must have --role admin")
-        row = add_user(
-            storage, args.name, args.role, read_password(args.password_stdin, args.name), "bootstrap"
-        )
+        password = read_password(args.password_stdin, args.name)
+        row = add_user(storage, args.name, args.role, password, "bootstrap", os_account=args.os_account)
         AuditLog(storage).record(
             user="bootstrap",
             role="",
@@ -161,7 +166,9 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     else:
         with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
             password = read_password(args.password_stdin, args.name)
-            row = add_user(storage, args.name, args.role, password, run.actor.user)
+            row = add_user(
+                storage, args.name, args.role, password, run.actor.user, os_account=args.os_account
+            )
             run.result_count = 1
     output.line(f"user {row.id} added with roles {', '.join(row.roles)}")
     return 0

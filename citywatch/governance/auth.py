@@ -17,6 +17,7 @@ See docs/governance.md for the role table.
 
 from __future__ import annotations
 
+import getpass
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from citywatch.errors import BadInputError, CitywatchError, ForbiddenError
 from citywatch.governance.audit_log import AuditLog, AuditRow, Outcome
 from citywatch.governance.request_context import current_request, with_request
 from citywatch.governance.roles import CASE_BOUND, PERMISSIONS, Action, Role
-from citywatch.governance.users import find_user, users_in_table
+from citywatch.governance.users import UserRow, find_user, list_users, users_in_table
 from citywatch.governance.users_file import (
     DEMO_USERS_YAML,
     USER_NAME,
@@ -92,28 +93,54 @@ def load_actor(settings: Settings, storage: Storage) -> Actor:
     legacy users file. Under a service request, the request's user must be this user,
     and an API token's scope narrows the roles.
     """
-    if not settings.user:
+    request = current_request()
+    name = settings.user
+    if request is None and not name and users_in_table(storage):
+        name = os_bound_user(storage)
+    if not name:
         raise ForbiddenError(
             f"no user given: set CITYWATCH_USER (or pass --user) to a name from {users_file_url(storage)}"
         )
-    request = current_request()
     if users_in_table(storage):
-        found = find_user(storage, settings.user)
+        found = find_user(storage, name)
         if found is None:
-            raise ForbiddenError(f"user {settings.user!r} is not in the users table")
+            raise ForbiddenError(f"user {name!r} is not in the users table")
+        if request is None:
+            check_os_binding(storage, found)
         if not found.active:
             raise ForbiddenError(f"user {found.name!r} is deactivated")
         actor = Actor(found.name, found.role_tuple())
     elif request is not None:
         raise ForbiddenError("the service signs people in only from the users table, which is empty")
     else:
-        actor = _actor_from_file(settings.user, storage)
+        actor = _actor_from_file(name, storage)
     if request is not None:
         if request.user != actor.user:
             raise ForbiddenError(f"request signed in as {request.user!r} cannot act as {actor.user!r}")
         if request.roles is not None:
             actor = Actor(actor.user, tuple(r for r in actor.roles if r in request.roles))
     return actor
+
+
+def os_bound_user(storage: Storage) -> str | None:
+    """Direct mode: the one user whose ``os_account`` is the current OS login, if any."""
+    login = getpass.getuser()
+    names = [u.id for u in list_users(storage) if u.os_account == login]
+    return names[0] if len(names) == 1 else None
+
+
+def check_os_binding(storage: Storage, user: UserRow) -> None:
+    """Direct mode on a single-user machine: once any account names an OS login, the acting
+    user must be the account bound to the current OS login (``--user`` cannot pick another)."""
+    if not any(u.os_account for u in list_users(storage)):
+        return  # no account is bound yet (legacy roots, demos): no binding
+    login = getpass.getuser()
+    if user.os_account != login:
+        raise ForbiddenError(
+            f"user {user.id!r} is not bound to the OS login {login!r}: direct use acts only as the "
+            "account whose os_account is this login (`citywatch users add NAME --os-account LOGIN`); "
+            "use the citywatch service (CITYWATCH_API_URL, `citywatch login`) otherwise"
+        )
 
 
 def _actor_from_file(user: str, storage: Storage) -> Actor:

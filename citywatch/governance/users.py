@@ -10,6 +10,7 @@ The legacy users YAML (:mod:`citywatch.governance.users_file`) is an import form
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -89,6 +90,9 @@ class UserRow:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
         }
+
+
+OS_ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
 def canonical_name(text: str) -> str:
@@ -190,6 +194,10 @@ def add_user(
     """Create an account; ``password`` None leaves it unable to sign in until one is set."""
     now = now or utcnow()
     canonical = _check_new_name(storage, name)
+    if os_account and not OS_ACCOUNT.fullmatch(os_account):
+        raise BadInputError(
+            f"OS account {os_account[:80]!r} is invalid: use 1-64 letters, digits, '.', '_', '-'"
+        )
     row = UserRow(
         id=canonical,
         roles=check_roles(roles),
