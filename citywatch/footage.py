@@ -31,7 +31,7 @@ def format_stamp(ts: dt.datetime) -> str:
 
 
 def parse_stamp(stamp: str) -> dt.datetime:
-    if not _STAMP.match(stamp):
+    if not _STAMP.fullmatch(stamp):
         raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
     try:
         return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
@@ -47,7 +47,7 @@ def parse_segment(obj: ObjectInfo) -> SegmentRef:
             f"{obj.url}: footage must be at <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>, got {obj.key!r}"
         )
     camera_id, name = parts
-    if not CAMERA_ID.match(camera_id):
+    if not CAMERA_ID.fullmatch(camera_id):
         raise BadInputError(f"{obj.url}: folder {camera_id!r} is not a valid camera id")
     stem, ext = posixpath.splitext(name)
     if not ext:

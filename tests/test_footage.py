@@ -28,6 +28,8 @@ def test_segment_time_comes_from_the_name() -> None:
         ("20261120T080000Z.mp4", "must be at <camera_id>"),
         ("cam-1/x/20261120T080000Z.mp4", "must be at <camera_id>"),
         ("cam-1/20261120T080000Z", "no extension"),
+        ("cam-nl\n/20261120T080000Z.mp4", "not a valid camera id"),  # a trailing newline
+        ("cam-1/20261120T080000Z\n.mp4", "not a UTC start time"),
     ],
 )
 def test_misnamed_files_are_reported(key: str, problem: str) -> None:

@@ -19,7 +19,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min)?\s*$")
 
 def parse_duration(text: str, what: str) -> float:
     """``10``, ``10s``, ``1.5m`` -> seconds."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise BadInputError(f"{what} {text!r} is not a duration like 10s or 2m")
     value = float(match.group(1))

@@ -118,7 +118,7 @@ class UserEntry(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not USER_NAME.match(value):
+        if not USER_NAME.fullmatch(value):
             raise ValueError("use 1-64 letters, digits, '.', '_', '@' or '-'")
         return value
 
@@ -213,7 +213,7 @@ def check_case(action: Action, case_id: str | None, justification: str | None) -
     """Validated (case_id, justification); both are required for case-bound actions."""
     case = (case_id or "").strip()
     why = " ".join((justification or "").split())
-    if case and not CASE_ID.match(case):
+    if case and not CASE_ID.fullmatch(case):
         raise BadInputError(
             f"case id {case!r} is invalid: 1-64 letters, digits, '_', '.', '/' or '-', "
             "starting with a letter or digit"

@@ -145,7 +145,7 @@ def watchlist_table(db: lancedb.DBConnection) -> Table:
 def parse_expiry(text: str, now: dt.datetime, max_days: int) -> dt.datetime:
     """``7d`` / ``12h`` / ``90m`` from now, or an ISO time; future and within ``max_days``."""
     value = text.strip()
-    match = _DURATION.match(value.lower())
+    match = _DURATION.fullmatch(value.lower())
     if match:
         amount, unit = float(match.group(1)), match.group(2)
         expires = now + dt.timedelta(seconds=amount * _UNIT_SECONDS[unit])
