@@ -31,6 +31,7 @@ class IndexSummary:
     skipped_leased: int = 0  # held or finished by a concurrent run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
     misnamed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # segment ids with 2+ files: not indexed
     unregistered_cameras: list[str] = field(default_factory=list)
     faces: int = 0
     plates: int = 0
@@ -104,10 +105,13 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
         already_done=plan.already_done,
         skipped_failed=plan.previously_failed,
         misnamed=plan.discovery.misnamed,
+        conflicts=plan.discovery.conflicts,
         unregistered_cameras=missing,
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
+    for conflict in plan.discovery.conflicts:
+        logger.warning("conflict: %s", conflict)
     logger.info(
         "%d segments found, %d already indexed, %d to index",
         summary.found,

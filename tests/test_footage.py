@@ -51,6 +51,29 @@ def test_discovery_skips_sidecars_and_reports_misnamed() -> None:
     assert len(found.misnamed) == 1 and "notes.txt" in found.misnamed[0]
 
 
+def test_two_files_with_one_start_are_a_conflict_and_neither_is_indexed() -> None:
+    found = discover_segments(
+        [
+            obj("cam-1/20261120T080000Z.mp4"),
+            obj("cam-1/20261120T080000Z.mkv"),
+            obj("cam-1/20261120T080100Z.mp4"),
+        ]
+    )
+    assert [s.id for s in found.segments] == ["cam-1/20261120T080100Z"]
+    assert len(found.conflicts) == 1
+    assert "/f/cam-1/20261120T080000Z.mkv" in found.conflicts[0]
+    assert "/f/cam-1/20261120T080000Z.mp4" in found.conflicts[0]
+    assert "cam-1/20261120T080000Z" in found.conflicts[0]
+
+
+def test_start_times_more_than_a_day_ahead_are_refused() -> None:
+    now = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+    found = discover_segments([obj("cam-1/20991120T080000Z.mp4"), obj("cam-1/20261121T070000Z.mp4")], now=now)
+    assert [s.id for s in found.segments] == ["cam-1/20261121T070000Z"]  # 23 h ahead: a clock skew
+    assert len(found.misnamed) == 1
+    assert "20991120T080000Z.mp4" in found.misnamed[0] and "future" in found.misnamed[0]
+
+
 @pytest.mark.parametrize(
     "key",
     [

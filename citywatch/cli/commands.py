@@ -106,6 +106,8 @@ def _summary_lines(summary) -> None:  # noqa: ANN001 - flows.index_footage.Index
         output.line(f"  camera {cam} is not in cameras.yaml: registered without a location")
     for problem in summary.misnamed:
         output.line(f"  skipped: {problem}")
+    for conflict in summary.conflicts:
+        output.line(f"  CONFLICT {conflict}")
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
