@@ -120,7 +120,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _summary_lines(summary)
         output.line(f"Prefect UI: {api.removesuffix('/api')}")
-    return 0
+    # 1 when this run left footage unindexed (failed segments, conflicting files): so
+    # that schedulers and scripts notice; the summary above names each one
+    return 1 if summary.failed or summary.conflicts else 0
 
 
 def run_face_search(
