@@ -69,7 +69,7 @@ def index_footage(
     """
     settings = settings or Settings()
     storage = Storage(settings)
-    footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
     params = {"footage": footage_url, "retry_failed": retry_failed}
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
     runner = (

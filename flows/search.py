@@ -59,7 +59,7 @@ def face_search(
     a case id and a justification; the search is audited with the probe's sha256.
     """
     storage = Storage(settings)
-    probe_uri = storage.resolve(probe)
+    probe_uri = storage.resolve(probe, "probe")
     data = storage.read_bytes(probe_uri)
     params = {"probe": probe, "filters": describe(filters), "top_k": top_k, "face": face_index}
     with governed(

@@ -96,3 +96,32 @@ def test_storage_keys_cannot_escape_the_root(key: str) -> None:
 
 def test_normal_key_is_kept() -> None:
     assert safe_key("thumbs/cam-1/x.jpg") == "thumbs/cam-1/x.jpg"
+
+
+# --- issue 13: where footage and probes may come from; what discovery reports ----------
+
+
+@pytest.mark.parametrize(
+    ("root", "location", "accepted"),
+    [
+        ("/data", "/tmp/probe.jpg", True),
+        ("/data", "file:///tmp/probe.jpg", True),
+        ("/data", "http://127.0.0.1/probe.jpg", False),  # server-side request forgery
+        ("/data", "s3://bucket/probe.jpg", False),  # not the root's scheme
+        ("s3://bucket/city", "s3://bucket/city/footage", True),
+        ("s3://bucket/city", "https://169.254.169.254/latest/meta-data", False),
+        ("s3://bucket/city", "/tmp/probe.jpg", True),
+    ],
+)
+def test_user_locations_are_local_paths_or_the_storage_roots_scheme(
+    root: str, location: str, accepted: bool
+) -> None:
+    from citywatch.settings import Settings
+    from citywatch.storage import Storage
+
+    storage = Storage(Settings(storage_root=root))
+    if accepted:
+        assert storage.resolve(location, "probe")
+    else:
+        with pytest.raises(BadInputError, match=r"probe .*only local paths"):
+            storage.resolve(location, "probe")

@@ -171,7 +171,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
             from citywatch.tasks.index_segment import face_model_for
 
             model = face_model_for(settings)
-            photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]
+            photos = [(storage.read_bytes(storage.resolve(p, "--photo")), p) for p in args.photo]
             row = enrol_face(
                 storage,
                 model,
