@@ -168,6 +168,13 @@ class Settings(BaseSettings):
 
     # --- search ----------------------------------------------------------------------
     search_top_k: int = Field(20, ge=1, le=1000)
+    probe_max_pixels: int = Field(
+        25_000_000,
+        ge=1_000_000,
+        le=100_000_000,
+        description="Largest probe or enrolment photo (width x height, read from its "
+        "header before decoding); larger ones are refused (a 39 MP photo costs ~550 MB).",
+    )
 
     # --- governance: who is acting (citywatch/auth.py, docs/governance.md) ----------
     user: str | None = Field(

@@ -72,7 +72,7 @@ def face_search(
         probe_sha256=hashlib.sha256(data).hexdigest(),
     ) as run:
         model = face_model_for(settings)
-        found = embed_probe(data, probe, model, face_index)
+        found = embed_probe(data, probe, model, face_index, max_pixels=settings.probe_max_pixels)
         threshold = settings.face_match_threshold or model.embedder.default_threshold
         sightings = search_faces(
             storage, settings, found, filters, top_k=top_k or settings.search_top_k, threshold=threshold

@@ -183,6 +183,7 @@ def resolve_request(
                 request.probe,
                 model,
                 request.probe_face,
+                max_pixels=settings.probe_max_pixels,
             )
             subject = SubjectRef(probe.embedding[None, :], threshold, probe_sha256=probe.sha256)
         return ResolvedRequest(request, request.camera_id, request.since, request.until, subject, None)

@@ -180,6 +180,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
                 max_days=settings.watchlist_max_days,
                 default_threshold=settings.face_match_threshold or model.embedder.default_threshold,
                 now=now,
+                max_pixels=settings.probe_max_pixels,
             )
         else:
             row = add_plate(

@@ -27,7 +27,7 @@ import pyarrow as pa
 from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import sql_string
 from citywatch.governance.auth import check_four_eyes
-from citywatch.images import decode_image
+from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
@@ -232,13 +232,15 @@ def _base_row(
 # --- enrolment --------------------------------------------------------------------------
 
 
-def enrolment_embedding(data: bytes, source: str, model: FaceModel) -> tuple[np.ndarray, str]:
+def enrolment_embedding(
+    data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[np.ndarray, str]:
     """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError.
 
     Same detection and embedding as a search probe (tasks/search.py:embed_probe), but
     stricter: a group photo is refused rather than a face picked from it.
     """
-    image = decode_image(data, source)
+    image = decode_image(data, source, max_pixels=max_pixels)
     faces = model.detector.detect(image)
     if len(faces) != 1:
         found = "no face" if not faces else f"{len(faces)} faces"
@@ -265,6 +267,7 @@ def enrol_face(
     default_threshold: float,
     max_days: int,
     now: dt.datetime | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> WatchlistRow:
     """Enrol a person from one or more photos ((bytes, source) pairs); returns the pending entry."""
     now = now or utcnow()
@@ -282,7 +285,7 @@ def enrol_face(
     vectors: list[np.ndarray] = []
     shas: list[str] = []
     for data, source in photos:
-        vector, sha = enrolment_embedding(data, source, model)
+        vector, sha = enrolment_embedding(data, source, model, max_pixels=max_pixels)
         if sha in shas:
             raise BadInputError(f"enrolment photo {source} is given twice (same sha256)")
         vectors.append(vector)
