@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 from citywatch.errors import TransientError
+from citywatch.stack.procs import Launch
 
 QUIET_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
@@ -86,20 +87,26 @@ def ensure_prefect_server(state_dir: str) -> str:
             api_url = saved["api_url"]
     if not api_url:
         api_url, pid = start_prefect_server(home)
-        record.write_text(json.dumps({"api_url": api_url, "pid": pid}))
+        write_server_record(record, api_url, pid)
     os.environ["PREFECT_API_URL"] = api_url
     return api_url
 
 
+def write_server_record(record: Path, api_url: str, pid: int) -> None:
+    """``server.json``: the API URL and the server's launch record (pid, command line, start)."""
+    record.write_text(json.dumps({"api_url": api_url, **asdict(Launch.of(pid))}))
+
+
 def stop_prefect_server(state_dir: str) -> bool:
-    """Stop the server ``ensure_prefect_server`` started; True if one was running."""
+    """Stop the server ``ensure_prefect_server`` started; True if one was running.
+
+    Only the process the record names, and only while its command line and start time
+    still match: a pid reused by another process (or a record without that proof,
+    from an older citywatch) stops nothing.
+    """
     record = Path(state_dir).expanduser().resolve() / "prefect" / "server.json"
     if not record.is_file():
         return False
-    saved = json.loads(record.read_text())
+    launch = Launch.from_dict(json.loads(record.read_text()))
     record.unlink()
-    try:
-        os.killpg(int(saved["pid"]), signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return launch is not None and launch.stop()
