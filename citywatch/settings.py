@@ -160,10 +160,16 @@ class Settings(BaseSettings):
     )
     retention_plates_days: int = Field(90, ge=1, description="The same for plate rows.")
     index_lease_s: float = Field(
-        900,
+        45,
         gt=0,
-        description="How long a run's claim on a segment lasts before another "
-        "run may take it over (a crashed run's segments wait this long).",
+        description="How long a run's claim on a segment lasts unless renewed: a "
+        "killed run's segments are free again this long after its last heartbeat.",
+    )
+    index_lease_heartbeat_s: float = Field(
+        10,
+        gt=0,
+        description="A running segment renews its claim this often; keep index_lease_s "
+        "a few heartbeats longer, so a slow storage write never loses a live claim.",
     )
 
     # --- search ----------------------------------------------------------------------
@@ -325,6 +331,16 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("storage_root must not be empty")
         return value.rstrip("/") or "/"
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> Settings:
+        if self.index_lease_s < 2 * self.index_lease_heartbeat_s:
+            raise ValueError(
+                f"index_lease_s ({self.index_lease_s:g}) must be at least twice "
+                f"index_lease_heartbeat_s ({self.index_lease_heartbeat_s:g}): a claim must "
+                "survive a missed heartbeat"
+            )
+        return self
 
     @model_validator(mode="after")
     def _insightface_needs_dir(self) -> Settings:
