@@ -245,6 +245,13 @@ class Settings(BaseSettings):
         description="Longest expiry a watchlist entry may be given "
         "(days from now); every entry must carry an expiry.",
     )
+    watchlist_plate_min_literals: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="A plate pattern on the watchlist needs at least this many letters "
+        "or digits besides * and ? (a pattern like ?* would alert on every plate).",
+    )
     sweep_interval_s: float = Field(
         10.0,
         ge=1,

@@ -33,6 +33,7 @@ from citywatch.governance.watchlist import (
     get_entry,
     list_entries,
     parse_expiry,
+    plate_rows_matched,
     remove,
 )
 from citywatch.schemas import utcnow
@@ -167,6 +168,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
     with governed(
         settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, params
     ) as run:
+        breadth: tuple[int, int] | None = None  # plate entries: rows it would have matched
         if args.kind == "face":
             from citywatch.tasks.index_segment import face_model_for
 
@@ -190,16 +192,24 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
                 max_days=settings.watchlist_max_days,
                 default_max_distance=settings.plate_alert_max_distance,
                 now=now,
+                min_literals=settings.watchlist_plate_min_literals,
             )
+            breadth = plate_rows_matched(storage, row)
         run.result_count = 1
-        run.detail = f"entry {row.id}"
+        run.detail = f"entry {row.id}" + (
+            f"; would have matched {breadth[0]} of {breadth[1]} plate rows" if breadth else ""
+        )
     if args.json:
-        output.as_json(entry_json(row, now))
-    else:
+        output.as_json({**entry_json(row, now), **({"would_have_matched": breadth[0]} if breadth else {})})
+        return 0
+    output.line(
+        f"{row.id}: {row.kind} entry {row.label!r} added, pending approval by a "
+        f"second person (citywatch watchlist approve {row.id}); expires "
+        f"{row.expires_at.isoformat()}"
+    )
+    if breadth:
         output.line(
-            f"{row.id}: {row.kind} entry {row.label!r} added, pending approval by a "
-            f"second person (citywatch watchlist approve {row.id}); expires "
-            f"{row.expires_at.isoformat()}"
+            f"  {row.plate_query} would have matched {breadth[0]} of the {breadth[1]} plate rows indexed"
         )
     return 0
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -28,8 +29,8 @@ from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import sql_string
 from citywatch.governance.auth import check_four_eyes
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
-from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
-from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.plates import DEFAULT_PLATE_GRAMMAR, match_score, parse_plate_query
+from citywatch.schemas import TS, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -313,16 +314,38 @@ def add_plate(
     default_max_distance: float,
     max_days: int,
     now: dt.datetime | None = None,
+    min_literals: int = 3,
 ) -> WatchlistRow:
-    """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist."""
+    """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist.
+
+    A pattern needs ``min_literals`` letters or digits (``watchlist_plate_min_literals``).
+    """
     now = now or utcnow()
     threshold = default_max_distance if request.threshold is None else float(request.threshold)
     if not 0 <= threshold <= 3:
         raise BadInputError(f"--threshold {threshold}: a plate distance must be in [0, 3]")
     query = parse_plate_query(plate, DEFAULT_PLATE_GRAMMAR, max_edits=threshold)
+    literals = sum(ch not in "*?" for ch in query.text)
+    if query.is_pattern and literals < min_literals:
+        raise BadInputError(
+            f"plate pattern {plate!r} has {literals} literal characters; a watchlist pattern "
+            f"needs at least {min_literals} (watchlist_plate_min_literals), or it alerts on "
+            "nearly every passing plate"
+        )
     row = replace(_base_row(request, EntryKind.PLATE, now, max_days, threshold), plate_query=query.text)
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
+
+
+def plate_rows_matched(storage: Storage, entry: WatchlistRow) -> tuple[int, int]:
+    """(plate rows the entry would have matched, plate rows indexed): how broad it is."""
+    if not has_table(storage.db, PlateRow.TABLE):
+        return 0, 0
+    texts = storage.db.open_table(PlateRow.TABLE).search().select(["text"]).limit(None).to_arrow()
+    counts = Counter(texts.column("text").to_pylist())
+    query = parse_plate_query(entry.plate_query, DEFAULT_PLATE_GRAMMAR, max_edits=entry.threshold)
+    matched = sum(n for text, n in counts.items() if text and match_score(query, text) is not None)
+    return matched, texts.num_rows
 
 
 # --- reading and changing entries -------------------------------------------------------
