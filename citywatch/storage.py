@@ -206,6 +206,16 @@ class Storage:
             )
         return out
 
+    def list_links(self, location: str) -> list[str]:
+        """Symbolic links below a local ``location`` (never followed; S3 has none)."""
+        if is_remote(location):
+            return []
+        base = Path(location.removeprefix("file://"))
+        links: list[str] = []
+        for folder, dirs, files in os.walk(base):
+            links += [str(Path(folder) / n) for n in (*dirs, *files) if (Path(folder) / n).is_symlink()]
+        return sorted(links)
+
     # --- LanceDB --------------------------------------------------------------
     def lance_options(self) -> dict[str, str]:
         """LanceDB object-store options (only for s3 roots)."""

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.plates import parse_plate_query
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
@@ -59,9 +60,9 @@ def face_search(
     a case id and a justification; the search is audited with the probe's sha256.
     """
     storage = Storage(settings)
-    probe_uri = storage.resolve(probe, "probe")
-    data = storage.read_bytes(probe_uri)
     params = {"probe": probe, "filters": describe(filters), "top_k": top_k, "face": face_index}
+    with refusals_on_record(settings, storage, Action.SEARCH_FACE, case_id, justification, params):
+        data = storage.read_bytes(storage.resolve(probe, "probe"))
     with governed(
         settings,
         storage,
@@ -145,7 +146,9 @@ def plate_search(
 ) -> PlateSearchResult:
     """Plain function behind the plate flow; governed and audited like face search."""
     storage = Storage(settings)
-    parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
+    raw = {"query": query, "max_edits": max_edits, "filters": describe(filters)}
+    with refusals_on_record(settings, storage, Action.SEARCH_PLATE, case_id, justification, raw):
+        parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
     params = {
         "query": parsed.text,
         "max_edits": max_edits,

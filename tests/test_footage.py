@@ -125,3 +125,24 @@ def test_user_locations_are_local_paths_or_the_storage_roots_scheme(
     else:
         with pytest.raises(BadInputError, match=r"probe .*only local paths"):
             storage.resolve(location, "probe")
+
+
+def test_symbolic_links_in_the_footage_are_reported_not_followed(tmp_path) -> None:  # noqa: ANN001
+    from citywatch.settings import Settings
+    from citywatch.storage import Storage
+    from citywatch.tasks.catalog import plan_index
+
+    outside = tmp_path / "elsewhere" / "20261120T080000Z.mp4"
+    outside.parent.mkdir()
+    outside.write_bytes(b"video")
+    cam = tmp_path / "data" / "footage" / "cam-1"
+    cam.mkdir(parents=True)
+    (cam / "20261120T080100Z.mp4").write_bytes(b"video")
+    (cam / "20261120T080000Z.mp4").symlink_to(outside)
+    (tmp_path / "data" / "footage" / "cam-2").symlink_to(outside.parent, target_is_directory=True)
+    storage = Storage(Settings(storage_root=str(tmp_path / "data")))
+    plan = plan_index(storage, storage.url("footage"))
+    assert [s.id for s in plan.pending] == ["cam-1/20261120T080100Z"]
+    links = [m for m in plan.discovery.misnamed if "symbolic link" in m]
+    assert len(links) == 2 and any("cam-2" in m for m in links)
+    assert any("cam-1/20261120T080000Z.mp4" in m for m in links)

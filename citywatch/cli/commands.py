@@ -8,6 +8,8 @@ from citywatch.cli import output
 from citywatch.cli.args import add_case_arguments
 from citywatch.cli.sample_files import make_sample
 from citywatch.filters import parse_time
+from citywatch.governance.auth import Action
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
@@ -138,6 +140,10 @@ def run_face_search(
     top_k: int | None = None,
     face_index: int | None = None,
 ):  # noqa: ANN201 - FaceSearchResult
+    params = {"probe": probe, "since": since, "until": until}
+    with refusals_on_record(settings, Storage(settings), Action.SEARCH_FACE, case_id, justification, params):
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.search import search
 
@@ -145,8 +151,8 @@ def run_face_search(
         probe=probe,
         camera_ids=cameras or [],
         district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
+        since=start,
+        until=end,
         top_k=top_k,
         face_index=face_index,
         case_id=case_id,
@@ -209,7 +215,11 @@ def run_plate_search(
 ):  # noqa: ANN201
     from citywatch.tasks.plate_search import parse_near
 
-    where = parse_near(near) if near else None
+    params = {"query": text, "since": since, "until": until, "near": near}
+    with refusals_on_record(settings, Storage(settings), Action.SEARCH_PLATE, case_id, justification, params):
+        where = parse_near(near) if near else None
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.search import search_plate
 
@@ -217,8 +227,8 @@ def run_plate_search(
         query=text,
         camera_ids=cameras or [],
         district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
+        since=start,
+        until=end,
         max_edits=max_edits,
         near=(where.lat, where.lon, where.radius_m) if where else None,
         top_k=top_k,

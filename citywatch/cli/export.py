@@ -9,7 +9,9 @@ import re
 from citywatch.cli import output
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
+from citywatch.governance.auth import Action
 from citywatch.governance.manifest import verify_export
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
@@ -55,26 +57,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.case or not args.why:
-        raise BadInputError("export needs --case CASE and --why JUSTIFICATION")
-    if not (args.alert or args.sighting or args.camera):
-        raise BadInputError(
-            "say what to export: --alert ID, --sighting ID, or --camera ID --since T --until T"
-        )
     from citywatch.tasks.export_request import ExportRequest
 
-    request = ExportRequest(
-        case_id=args.case,
-        justification=args.why,
-        sighting_id=args.sighting,
-        alert_id=args.alert,
-        camera_id=args.camera,
-        since=parse_time(args.since, "--since") if args.since else None,
-        until=parse_time(args.until, "--until") if args.until else None,
-        probe=args.probe,
-        probe_face=args.face,
-        pad_s=parse_duration(args.pad, "--pad") if args.pad else None,
-    )
+    params = {k: getattr(args, k) for k in ("alert", "sighting", "camera", "since", "until", "probe", "pad")}
+    with refusals_on_record(settings, Storage(settings), Action.EXPORT, args.case, args.why, params):
+        if not args.case or not args.why:
+            raise BadInputError("export needs --case CASE and --why JUSTIFICATION")
+        if not (args.alert or args.sighting or args.camera):
+            raise BadInputError(
+                "say what to export: --alert ID, --sighting ID, or --camera ID --since T --until T"
+            )
+        request = ExportRequest(
+            case_id=args.case,
+            justification=args.why,
+            sighting_id=args.sighting,
+            alert_id=args.alert,
+            camera_id=args.camera,
+            since=parse_time(args.since, "--since") if args.since else None,
+            until=parse_time(args.until, "--until") if args.until else None,
+            probe=args.probe,
+            probe_face=args.face,
+            pad_s=parse_duration(args.pad, "--pad") if args.pad else None,
+        )
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.redact_export import redact_export
 

@@ -23,6 +23,7 @@ from citywatch.governance.alerts import (
     review,
 )
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.governance.watchlist import (
     EntryRequest,
     Reason,
@@ -147,13 +148,18 @@ def entry_json(row: WatchlistRow, now: dt.datetime) -> dict[str, object]:
 def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
     storage = Storage(settings)
     now = utcnow()
+    raw = {"kind": args.kind, "label": args.label, "expires": args.expires}
+    with refusals_on_record(
+        settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, raw
+    ):
+        expires_at = parse_expiry(args.expires, now, settings.watchlist_max_days)
     request = EntryRequest(
         label=args.label,
         reason=args.reason,
         case_id=args.case_id or "",
         justification=args.justification or "",
         requested_by=acting_user(settings),
-        expires_at=parse_expiry(args.expires, now, settings.watchlist_max_days),
+        expires_at=expires_at,
         threshold=args.threshold,
     )
     params = {

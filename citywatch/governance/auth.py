@@ -28,7 +28,14 @@ from enum import StrEnum
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from citywatch.errors import BadInputError, CitywatchError, ForbiddenError, NotFoundError, TransientError
+from citywatch.errors import (
+    BadInputError,
+    CitywatchError,
+    ForbiddenError,
+    NotFoundError,
+    TransientError,
+    mark_audited,
+)
 from citywatch.governance.audit_log import AuditLog, AuditRow, Outcome
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
@@ -263,13 +270,13 @@ def authorize(
             role=actor.role_text,
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=params,
             probe_sha256=probe_sha256,
             detail=message,
         )
-        raise ForbiddenError(message)
+        raise mark_audited(ForbiddenError(message))
     try:
         return check_case(action, case_id, justification)
     except BadInputError as exc:
@@ -278,12 +285,13 @@ def authorize(
             role=actor.role_text,
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=params,
             probe_sha256=probe_sha256,
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
 
 
@@ -300,13 +308,14 @@ def authorized(
         actor = load_actor(settings, storage)
     except (ForbiddenError, BadInputError) as exc:
         audit_log.record(
-            user=_printable(settings.user),
+            user=printable(settings.user),
             role="",
             action=Action(action).value,
             outcome="refused",
             params=params,
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
     authorize(actor, action, case_id=None, justification=None, audit_log=audit_log, params=params)
     return actor
@@ -321,7 +330,8 @@ def check_four_eyes(requester: str, approver: str) -> None:
         )
 
 
-def _printable(text: str | None) -> str:
+def printable(text: str | None) -> str:
+    """``text`` fit for an audit field: non-printable characters dropped, length capped."""
     return "".join(ch for ch in (text or "") if ch.isprintable())[:MAX_JUSTIFICATION]
 
 
@@ -365,16 +375,17 @@ def governed(
         actor = load_actor(settings, storage)
     except (ForbiddenError, BadInputError) as exc:
         audit_log.record(
-            user=_printable(settings.user),
+            user=printable(settings.user),
             role="",
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=params,
             probe_sha256=sha,
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
     case, why = authorize(
         actor,
@@ -392,6 +403,7 @@ def governed(
         outcome: Outcome = "refused" if isinstance(exc, ForbiddenError) else "failed"
         detail = str(exc) if isinstance(exc, CitywatchError) else f"{type(exc).__name__}: {exc}"
         run.audit_record = _finish(audit_log, run, params, outcome, detail)
+        mark_audited(exc)
         raise
     run.audit_record = _finish(audit_log, run, params, "ok", run.detail)
 
