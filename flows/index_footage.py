@@ -16,6 +16,7 @@ from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.catalog import plan_index, register_cameras
+from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index_segment import SegmentOutcome, index_segment_task
 
 
@@ -51,6 +52,7 @@ def dask_task_runner(settings: Settings) -> DaskTaskRunner:
             "threads_per_worker": settings.dask_threads_per_worker,
             "processes": True,
             "dashboard_address": ":0",
+            "plugins": (QuietClose(),),  # no CommClosedError traceback when it closes
         },
     )
 
