@@ -47,7 +47,17 @@ def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90
     """Start a server with its database under ``home``; returns (api_url, pid)."""
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home)}
+    ui_url = f"http://127.0.0.1:{port}"
+    api_url = f"{ui_url}/api"
+    # the UI asks /ui-settings where the API is: without these it says port 4200
+    # whatever port the server really has, and shows no runs
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_UI_URL": ui_url,
+    }
     env.pop("PREFECT_API_URL", None)
     log_file = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
@@ -57,7 +67,6 @@ def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90
         env=env,
         start_new_session=True,
     )
-    api_url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
