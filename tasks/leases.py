@@ -97,7 +97,10 @@ def renew(storage: Storage, lease: Lease, lease_s: float) -> Lease | None:
     """
     renewed = _write_generation(storage, lease.segment_id, lease.generation + 1, lease.owner, lease_s)
     if renewed is not None:
-        storage.delete(f"{_dir(storage, lease.segment_id)}/{lease.generation:06d}.json")
+        try:  # tidiness only: claims read the newest generation, release drops them all
+            storage.delete(f"{_dir(storage, lease.segment_id)}/{lease.generation:06d}.json")
+        except TransientError as exc:
+            log.warning("segment %s: old lease generation not deleted (%s)", lease.segment_id, exc)
     return renewed
 
 
