@@ -6,11 +6,13 @@ Prints seconds of footage processed per wall-clock second for (a) decode-only at
 the same sample rate and the same number of worker processes, and (b) the full
 index flow (Prefect server + Dask LocalCluster), their ratio, and faces embedded
 per second. Both run in this one invocation so the ratio is fair on a noisy machine.
+The Prefect server it starts (unless PREFECT_API_URL names one) is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citywatch.settings import Settings  # noqa: E402
-from citywatch.stack.prefect_server import ensure_prefect_server  # noqa: E402
+from citywatch.stack.prefect_server import ensure_prefect_server, stop_prefect_server  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 
 
@@ -46,6 +48,16 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    own_server = not os.environ.get("PREFECT_API_URL")
+    try:
+        run(args, tmp)
+    finally:
+        if own_server:  # what the benchmark started, it stops
+            stop_prefect_server(str(tmp / "state"))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> None:
     root = tmp / "data"
     if args.root:
         shutil.copytree(args.root, root, ignore=shutil.ignore_patterns("db", "thumbs", "reports"))
@@ -91,7 +103,6 @@ def main() -> None:
     )
     print(f"ratio index/decode: {index_rate / decode_rate:.2f}")
     print(f"faces embedded: {summary.faces} ({summary.faces / index_wall:.1f} per s)")
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ CAMERA_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 def check_camera_id(value: str) -> str:
     """Camera ids are lowercase letters, digits, '-' and '_' (safe in paths and filters)."""
-    if not isinstance(value, str) or not CAMERA_ID.match(value):
+    if not isinstance(value, str) or not CAMERA_ID.fullmatch(value):
         raise BadInputError(f"camera id {value!r} is invalid: use 1-64 lowercase letters, digits, '-' or '_'")
     return value
 
@@ -46,7 +46,7 @@ class CameraConfig(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not CAMERA_ID.match(value):
+        if not CAMERA_ID.fullmatch(value):
             raise ValueError("use 1-64 lowercase letters, digits, '-' or '_'")
         return value
 

@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+_E = TypeVar("_E", bound=BaseException)
+_AUDITED = "citywatch_audited"
+
 
 class CitywatchError(Exception):
     """Base of every error citywatch raises on purpose."""
@@ -27,3 +32,16 @@ class NotFoundError(BadInputError):
 
 class ForbiddenError(CitywatchError):
     """The acting user's role does not allow the action."""
+
+
+def mark_audited(exc: _E) -> _E:
+    """Mark ``exc`` as already in the audit log, so no outer layer records it twice."""
+    try:
+        setattr(exc, _AUDITED, True)
+    except AttributeError:  # an exception type without a __dict__
+        pass
+    return exc
+
+
+def was_audited(exc: BaseException) -> bool:
+    return bool(getattr(exc, _AUDITED, False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from citywatch.cameras import CAMERA_ID
 from citywatch.errors import BadInputError
@@ -13,6 +13,7 @@ from citywatch.storage import ObjectInfo
 
 _STAMP = re.compile(r"^(\d{8}T\d{6}Z)$")
 SIDECAR_SUFFIXES = (".gps.csv",)
+MAX_FUTURE = dt.timedelta(days=1)  # a camera clock a little ahead is tolerated, 2099 is not
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ def format_stamp(ts: dt.datetime) -> str:
 
 
 def parse_stamp(stamp: str) -> dt.datetime:
-    if not _STAMP.match(stamp):
+    if not _STAMP.fullmatch(stamp):
         raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
     try:
         return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
@@ -47,7 +48,7 @@ def parse_segment(obj: ObjectInfo) -> SegmentRef:
             f"{obj.url}: footage must be at <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>, got {obj.key!r}"
         )
     camera_id, name = parts
-    if not CAMERA_ID.match(camera_id):
+    if not CAMERA_ID.fullmatch(camera_id):
         raise BadInputError(f"{obj.url}: folder {camera_id!r} is not a valid camera id")
     stem, ext = posixpath.splitext(name)
     if not ext:
@@ -65,19 +66,38 @@ def parse_segment(obj: ObjectInfo) -> SegmentRef:
 class Discovery:
     segments: list[SegmentRef]
     misnamed: list[str]  # messages for files that are not segments
+    conflicts: list[str] = field(default_factory=list)  # one message per segment id with 2+ files
 
 
-def discover_segments(files: list[ObjectInfo]) -> Discovery:
-    """Segments among listed files; sidecars and hidden files are skipped silently."""
-    segments: list[SegmentRef] = []
+def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -> Discovery:
+    """Segments among listed files; sidecars and hidden files are skipped silently.
+
+    Start times more than a day after ``now`` are refused (retention would never
+    delete them). Two files with one camera and start time (``.mp4`` and ``.mkv``)
+    would share one segment id: neither is indexed, and the pair is named.
+    """
+    latest = (now or dt.datetime.now(dt.UTC)) + MAX_FUTURE
+    by_id: dict[str, list[SegmentRef]] = {}
     misnamed: list[str] = []
     for obj in files:
         base = posixpath.basename(obj.key)
         if base.startswith(".") or base.endswith(SIDECAR_SUFFIXES):
             continue
         try:
-            segments.append(parse_segment(obj))
+            ref = parse_segment(obj)
         except BadInputError as exc:
             misnamed.append(str(exc))
+            continue
+        if ref.start > latest:
+            misnamed.append(f"{obj.url}: start time {ref.start.isoformat()} is more than a day in the future")
+            continue
+        by_id.setdefault(ref.id, []).append(ref)
+    segments = [refs[0] for refs in by_id.values() if len(refs) == 1]
+    conflicts = [
+        f"segment {seg_id} has {len(refs)} files, none indexed until one is left: "
+        + ", ".join(sorted(r.uri for r in refs))
+        for seg_id, refs in sorted(by_id.items())
+        if len(refs) > 1
+    ]
     segments.sort(key=lambda s: (s.start, s.camera_id))
-    return Discovery(segments=segments, misnamed=misnamed)
+    return Discovery(segments=segments, misnamed=misnamed, conflicts=conflicts)

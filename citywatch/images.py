@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from citywatch.errors import BadInputError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = 25_000_000  # Settings.probe_max_pixels' default
 
 
 def decode_image(
@@ -28,7 +28,10 @@ def decode_image(
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise BadInputError(f"image {source} is not a readable image: {exc}") from exc
     if width * height > max_pixels:
-        raise BadInputError(f"image {source} is {width}x{height} px; the limit is {max_pixels} pixels")
+        raise BadInputError(
+            f"image {source} is {width}x{height} px ({width * height:,} pixels); the limit is "
+            f"{max_pixels:,} pixels (probe_max_pixels): scale it down or crop it"
+        )
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise BadInputError(f"image {source} could not be decoded")

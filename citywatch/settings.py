@@ -160,14 +160,27 @@ class Settings(BaseSettings):
     )
     retention_plates_days: int = Field(90, ge=1, description="The same for plate rows.")
     index_lease_s: float = Field(
-        900,
+        45,
         gt=0,
-        description="How long a run's claim on a segment lasts before another "
-        "run may take it over (a crashed run's segments wait this long).",
+        description="How long a run's claim on a segment lasts unless renewed: a "
+        "killed run's segments are free again this long after its last heartbeat.",
+    )
+    index_lease_heartbeat_s: float = Field(
+        10,
+        gt=0,
+        description="A running segment renews its claim this often; keep index_lease_s "
+        "a few heartbeats longer, so a slow storage write never loses a live claim.",
     )
 
     # --- search ----------------------------------------------------------------------
     search_top_k: int = Field(20, ge=1, le=1000)
+    probe_max_pixels: int = Field(
+        25_000_000,
+        ge=1_000_000,
+        le=100_000_000,
+        description="Largest probe or enrolment photo (width x height, read from its "
+        "header before decoding); larger ones are refused (a 39 MP photo costs ~550 MB).",
+    )
 
     # --- governance: who is acting (citywatch/auth.py, docs/governance.md) ----------
     user: str | None = Field(
@@ -265,6 +278,13 @@ class Settings(BaseSettings):
         description="Longest expiry a watchlist entry may be given "
         "(days from now); every entry must carry an expiry.",
     )
+    watchlist_plate_min_literals: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="A plate pattern on the watchlist needs at least this many letters "
+        "or digits besides * and ? (a pattern like ?* would alert on every plate).",
+    )
     sweep_interval_s: float = Field(
         10.0,
         ge=1,
@@ -356,6 +376,16 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if bool(self.service_tls_cert) != bool(self.service_tls_key):
             raise ValueError("service_tls_cert and service_tls_key go together: set both or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> Settings:
+        if self.index_lease_s < 2 * self.index_lease_heartbeat_s:
+            raise ValueError(
+                f"index_lease_s ({self.index_lease_s:g}) must be at least twice "
+                f"index_lease_heartbeat_s ({self.index_lease_heartbeat_s:g}): a claim must "
+                "survive a missed heartbeat"
+            )
         return self
 
     @model_validator(mode="after")

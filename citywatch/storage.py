@@ -103,11 +103,24 @@ class Storage:
         """The URL of ``key`` under the storage root."""
         return f"{self.root}/{safe_key(key)}"
 
-    def resolve(self, url_or_path: str) -> str:
-        """A user-given location: URLs pass through, local paths become absolute."""
-        if is_remote(url_or_path):
-            return url_or_path.rstrip("/")
-        return str(Path(url_or_path.removeprefix("file://")).expanduser().resolve())
+    def resolve(self, url_or_path: str, what: str = "location") -> str:
+        """A user-given location: local paths become absolute; URLs must use the root's scheme.
+
+        Nothing is fetched from anywhere else (http://, ftp://, ...): a probe or footage
+        URL must never make citywatch request an address on someone's behalf.
+        """
+        if not is_remote(url_or_path):
+            return str(Path(url_or_path.removeprefix("file://")).expanduser().resolve())
+        scheme = url_or_path.split("://", 1)[0].lower()
+        allowed = self.root.split("://", 1)[0].lower() if is_remote(self.root) else None
+        if scheme != allowed:
+            accepted = (
+                f"local paths and {allowed}:// URLs (the storage root's scheme)"
+                if allowed
+                else "local paths (the storage root is a local directory)"
+            )
+            raise BadInputError(f"{what} {url_or_path!r}: only {accepted} are accepted, not {scheme}://")
+        return url_or_path.rstrip("/")
 
     def write_bytes(self, key: str, data: bytes) -> str:
         """Write ``data`` at ``key`` under the root; return its URL."""
@@ -192,6 +205,16 @@ class Storage:
                 ObjectInfo(url=f"{scheme}{path}", key=path[len(prefix) :], size=int(info.get("size") or 0))
             )
         return out
+
+    def list_links(self, location: str) -> list[str]:
+        """Symbolic links below a local ``location`` (never followed; S3 has none)."""
+        if is_remote(location):
+            return []
+        base = Path(location.removeprefix("file://"))
+        links: list[str] = []
+        for folder, dirs, files in os.walk(base):
+            links += [str(Path(folder) / n) for n in (*dirs, *files) if (Path(folder) / n).is_symlink()]
+        return sorted(links)
 
     # --- LanceDB --------------------------------------------------------------
     def lance_options(self) -> dict[str, str]:

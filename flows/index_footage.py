@@ -16,6 +16,7 @@ from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
+from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index.catalog import plan_index, register_cameras
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 
@@ -32,6 +33,7 @@ class IndexSummary:
     skipped_leased: int = 0  # held or finished by a concurrent run
     failed: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
     misnamed: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # segment ids with 2+ files: not indexed
     unregistered_cameras: list[str] = field(default_factory=list)
     faces: int = 0
     plates: int = 0
@@ -51,6 +53,7 @@ def dask_task_runner(settings: Settings) -> DaskTaskRunner:
             "threads_per_worker": settings.dask_threads_per_worker,
             "processes": True,
             "dashboard_address": ":0",
+            "plugins": (QuietClose(),),  # no CommClosedError traceback when it closes
         },
     )
 
@@ -69,7 +72,7 @@ def index_footage(
     """
     settings = settings or Settings()
     storage = Storage(settings)
-    footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
     params = {"footage": footage_url, "retry_failed": retry_failed}
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
     # TaskRunner is invariant in its future type, and with_options asks for the base future:
@@ -107,10 +110,13 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
         already_done=plan.already_done,
         skipped_failed=plan.previously_failed,
         misnamed=plan.discovery.misnamed,
+        conflicts=plan.discovery.conflicts,
         unregistered_cameras=missing,
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
+    for conflict in plan.discovery.conflicts:
+        logger.warning("conflict: %s", conflict)
     logger.info(
         "%d segments found, %d already indexed, %d to index",
         summary.found,

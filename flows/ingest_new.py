@@ -26,7 +26,7 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
     """Index only the segments under ``footage`` (default ``<root>/footage``) not indexed yet."""
     settings = settings or Settings()
     storage = Storage(settings)
-    footage_url = storage.resolve(footage) if footage else storage.url("footage")
+    footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
     plan = plan_index(storage, footage_url)
     if not plan.pending:
         return IndexSummary(

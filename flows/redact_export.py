@@ -21,6 +21,7 @@ from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, GovernedRun, governed
 from citywatch.governance.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.models.loaders import redaction_face_model
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
@@ -98,8 +99,6 @@ render_task = task(
 def governed_export(settings: Settings, storage: Storage, request: ExportRequest) -> Iterator[GovernedRun]:
     """Authorize and audit ``Action.EXPORT`` (role, case id, justification)."""
     case_id = request.case_id or ""
-    if any(part in ("", ".", "..") for part in case_id.split("/")):
-        raise BadInputError(f"case id {case_id!r} must not have empty, '.' or '..' parts")
     params = {
         "kind": request.kind,
         "sighting": request.sighting_id,
@@ -110,6 +109,9 @@ def governed_export(settings: Settings, storage: Storage, request: ExportRequest
         "since": request.since.isoformat() if request.since else None,
         "until": request.until.isoformat() if request.until else None,
     }
+    with refusals_on_record(settings, storage, Action.EXPORT, case_id, request.justification, params):
+        if any(part in ("", ".", "..") for part in case_id.split("/")):
+            raise BadInputError(f"case id {case_id!r} must not have empty, '.' or '..' parts")
     with governed(settings, storage, Action.EXPORT, request.case_id, request.justification, params) as run:
         yield run
 

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.models.loaders import face_model_for, plate_grammar_for
 from citywatch.plates import parse_plate_query
 from citywatch.schemas import utcnow
@@ -60,9 +61,9 @@ def face_search(
     a case id and a justification; the search is audited with the probe's sha256.
     """
     storage = Storage(settings)
-    probe_uri = storage.resolve(probe)
-    data = storage.read_bytes(probe_uri)
     params = {"probe": probe, "filters": describe(filters), "top_k": top_k, "face": face_index}
+    with refusals_on_record(settings, storage, Action.SEARCH_FACE, case_id, justification, params):
+        data = storage.read_bytes(storage.resolve(probe, "probe"))
     with governed(
         settings,
         storage,
@@ -73,7 +74,7 @@ def face_search(
         probe_sha256=hashlib.sha256(data).hexdigest(),
     ) as run:
         model = face_model_for(settings)
-        found = embed_probe(data, probe, model, face_index)
+        found = embed_probe(data, probe, model, face_index, max_pixels=settings.probe_max_pixels)
         threshold = settings.face_match_threshold or model.embedder.default_threshold
         sightings = search_faces(
             storage, settings, found, filters, top_k=top_k or settings.search_top_k, threshold=threshold
@@ -146,7 +147,9 @@ def plate_search(
 ) -> PlateSearchResult:
     """Plain function behind the plate flow; governed and audited like face search."""
     storage = Storage(settings)
-    parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
+    raw = {"query": query, "max_edits": max_edits, "filters": describe(filters)}
+    with refusals_on_record(settings, storage, Action.SEARCH_PLATE, case_id, justification, raw):
+        parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
     params = {
         "query": parsed.text,
         "max_edits": max_edits,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 from prefect.states import State
 
+from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -38,8 +39,21 @@ def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     """Match rows written since the last sweep; write alerts; then deliver them."""
     settings = settings or Settings()
     logger = get_run_logger()
-    authorized(settings, Storage(settings), Action.SWEEP_RUN)  # alerts themselves are the record
+    storage = Storage(settings)
+    actor = authorized(settings, storage, Action.SWEEP_RUN)  # alerts themselves are the record
     result = sweep_task(settings)
+    if result.skipped:  # rows that will never be matched: on the record, not only in a log
+        for row in result.skipped:
+            logger.warning("%s row %s skipped: %s", row.table, row.row_id, row.reason)
+        AuditLog(storage).record(
+            user=actor.user,
+            role=actor.role_text,
+            action=Action.SWEEP_RUN.value,
+            outcome="failed",
+            result_count=result.alerts_new,
+            detail=f"{len(result.skipped)} new rows skipped (malformed ids, never matched): "
+            + "; ".join(f"{r.table} {r.row_id}: {r.reason}" for r in result.skipped[:20]),
+        )
     logger.info(
         "%d face rows and %d plate rows read; %d active entries; %d matches, %d new alerts in %.2f s",
         result.faces_read,

@@ -100,7 +100,7 @@ def test_reindex_adds_nothing_then_new_and_bad_segments(own_copy: Path, capsys) 
     data = source.read_bytes()
     (cam_dir / "20261121T100000Z.mp4").write_bytes(data[: len(data) // 2])
     (cam_dir / "20261121T110000Z.mp4").write_text("not a video at all\n")
-    assert main(["index"]) == 0
+    assert main(["index"]) == 1  # segments failed in this run: scripts must notice (issue 13)
     out = capsys.readouterr().out
     assert "1 indexed now, 3 failed" in out
     assert "empty (0 bytes)" in out

@@ -28,6 +28,8 @@ def test_segment_time_comes_from_the_name() -> None:
         ("20261120T080000Z.mp4", "must be at <camera_id>"),
         ("cam-1/x/20261120T080000Z.mp4", "must be at <camera_id>"),
         ("cam-1/20261120T080000Z", "no extension"),
+        ("cam-nl\n/20261120T080000Z.mp4", "not a valid camera id"),  # a trailing newline
+        ("cam-1/20261120T080000Z\n.mp4", "not a UTC start time"),
     ],
 )
 def test_misnamed_files_are_reported(key: str, problem: str) -> None:
@@ -47,6 +49,29 @@ def test_discovery_skips_sidecars_and_reports_misnamed() -> None:
     )
     assert [s.id for s in found.segments] == ["cam-1/20261120T080000Z", "cam-1/20261120T080030Z"]
     assert len(found.misnamed) == 1 and "notes.txt" in found.misnamed[0]
+
+
+def test_two_files_with_one_start_are_a_conflict_and_neither_is_indexed() -> None:
+    found = discover_segments(
+        [
+            obj("cam-1/20261120T080000Z.mp4"),
+            obj("cam-1/20261120T080000Z.mkv"),
+            obj("cam-1/20261120T080100Z.mp4"),
+        ]
+    )
+    assert [s.id for s in found.segments] == ["cam-1/20261120T080100Z"]
+    assert len(found.conflicts) == 1
+    assert "/f/cam-1/20261120T080000Z.mkv" in found.conflicts[0]
+    assert "/f/cam-1/20261120T080000Z.mp4" in found.conflicts[0]
+    assert "cam-1/20261120T080000Z" in found.conflicts[0]
+
+
+def test_start_times_more_than_a_day_ahead_are_refused() -> None:
+    now = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+    found = discover_segments([obj("cam-1/20991120T080000Z.mp4"), obj("cam-1/20261121T070000Z.mp4")], now=now)
+    assert [s.id for s in found.segments] == ["cam-1/20261121T070000Z"]  # 23 h ahead: a clock skew
+    assert len(found.misnamed) == 1
+    assert "20991120T080000Z.mp4" in found.misnamed[0] and "future" in found.misnamed[0]
 
 
 @pytest.mark.parametrize(
@@ -71,3 +96,53 @@ def test_storage_keys_cannot_escape_the_root(key: str) -> None:
 
 def test_normal_key_is_kept() -> None:
     assert safe_key("thumbs/cam-1/x.jpg") == "thumbs/cam-1/x.jpg"
+
+
+# --- issue 13: where footage and probes may come from; what discovery reports ----------
+
+
+@pytest.mark.parametrize(
+    ("root", "location", "accepted"),
+    [
+        ("/data", "/tmp/probe.jpg", True),
+        ("/data", "file:///tmp/probe.jpg", True),
+        ("/data", "http://127.0.0.1/probe.jpg", False),  # server-side request forgery
+        ("/data", "s3://bucket/probe.jpg", False),  # not the root's scheme
+        ("s3://bucket/city", "s3://bucket/city/footage", True),
+        ("s3://bucket/city", "https://169.254.169.254/latest/meta-data", False),
+        ("s3://bucket/city", "/tmp/probe.jpg", True),
+    ],
+)
+def test_user_locations_are_local_paths_or_the_storage_roots_scheme(
+    root: str, location: str, accepted: bool
+) -> None:
+    from citywatch.settings import Settings
+    from citywatch.storage import Storage
+
+    storage = Storage(Settings(storage_root=root))
+    if accepted:
+        assert storage.resolve(location, "probe")
+    else:
+        with pytest.raises(BadInputError, match=r"probe .*only local paths"):
+            storage.resolve(location, "probe")
+
+
+def test_symbolic_links_in_the_footage_are_reported_not_followed(tmp_path) -> None:  # noqa: ANN001
+    from citywatch.settings import Settings
+    from citywatch.storage import Storage
+    from citywatch.tasks.index.catalog import plan_index
+
+    outside = tmp_path / "elsewhere" / "20261120T080000Z.mp4"
+    outside.parent.mkdir()
+    outside.write_bytes(b"video")
+    cam = tmp_path / "data" / "footage" / "cam-1"
+    cam.mkdir(parents=True)
+    (cam / "20261120T080100Z.mp4").write_bytes(b"video")
+    (cam / "20261120T080000Z.mp4").symlink_to(outside)
+    (tmp_path / "data" / "footage" / "cam-2").symlink_to(outside.parent, target_is_directory=True)
+    storage = Storage(Settings(storage_root=str(tmp_path / "data")))
+    plan = plan_index(storage, storage.url("footage"))
+    assert [s.id for s in plan.pending] == ["cam-1/20261120T080100Z"]
+    links = [m for m in plan.discovery.misnamed if "symbolic link" in m]
+    assert len(links) == 2 and any("cam-2" in m for m in links)
+    assert any("cam-1/20261120T080000Z.mp4" in m for m in links)

@@ -77,3 +77,71 @@ def test_a_lease_that_cannot_be_released_does_not_fail_the_segment(tmp_path: Pat
     # the same run's retry re-claims its own lease; another run waits for the expiry
     assert claim(storage_at(tmp_path), SEG, "run-a", 60) is not None
     assert claim(storage_at(tmp_path), SEG, "run-b", 60) is None
+
+
+# --- heartbeat (issue 13: a killed run blocked its segments for 15 minutes) ------------
+
+
+def test_a_live_lease_is_renewed_past_its_expiry_and_released_after(tmp_path: Path) -> None:
+    import time
+
+    from citywatch.tasks.index.leases import Heartbeat
+
+    storage = storage_at(tmp_path)
+    lease = claim(storage, SEG, "run-a", 1.0)
+    assert lease is not None
+    with Heartbeat(storage, lease, 1.0, 0.2) as beat:
+        deadline = time.monotonic() + 3.0  # three times the expiry
+        while time.monotonic() < deadline:
+            assert claim(storage, SEG, "run-b", 60) is None
+            time.sleep(0.1)
+    assert not beat.lost and beat.lease.generation > lease.generation
+    assert len(list((tmp_path / "leases").rglob("*.json"))) == 1  # older generations dropped
+    release(storage, beat.lease)
+    assert claim(storage, SEG, "run-b", 60) is not None
+
+
+_HOLDER = """
+import sys, time
+from citywatch.settings import Settings
+from citywatch.storage import Storage
+from citywatch.tasks.index.leases import Heartbeat, claim
+storage = Storage(Settings(storage_root=sys.argv[1]))
+lease = claim(storage, sys.argv[2], "run-killed", 2.0)
+with Heartbeat(storage, lease, 2.0, 0.4):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_holders_lease_is_taken_over_within_its_expiry(tmp_path: Path) -> None:
+    """A real process holding a lease (heartbeat running) is SIGKILLed: the lease is
+    free again within index_lease_s, while it lived no one could take it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path), SEG],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        storage = storage_at(tmp_path)
+        alive_until = time.monotonic() + 4.0  # twice the expiry: renewed all along
+        while time.monotonic() < alive_until:
+            assert claim(storage, SEG, "run-b", 60) is None
+            time.sleep(0.2)
+        os.kill(holder.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        holder.wait(timeout=10)
+        while claim(storage, SEG, "run-b", 60) is None:
+            assert time.monotonic() - killed < 2.0 + 2.0, "the dead holder's lease did not expire"
+            time.sleep(0.1)
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

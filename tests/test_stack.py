@@ -126,6 +126,85 @@ def test_stop_session_stops_the_children_too(tmp_path: Path) -> None:
     assert not stop_session(proc.pid)  # idempotent
 
 
+# --- `down` stops only what citywatch started (issue 13, item 6) -------------------------
+def _sleeper(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
+    return start_detached(["sleep", "300"], tmp_path / f"{name}.log", os.environ, tmp_path)
+
+
+def _down(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    from citywatch.cli.main import main
+
+    state = tmp_path / "state"
+    assert main(["--root", str(tmp_path / "data"), "down", "--json"]) == 0
+    assert not (state / "stack.json").exists() and not (state / "prefect" / "server.json").exists()
+    return json.loads(capsys.readouterr().out)
+
+
+def _write_state(tmp_path: Path, services: list[dict], server: dict) -> None:
+    state = tmp_path / "state"
+    (state / "prefect").mkdir(parents=True)
+    stack = {
+        "prefect_api": server["api_url"],
+        "dask_address": "",
+        "dask_dashboard": "",
+        "s3_endpoint": "",
+        "storage_root": str(tmp_path / "data"),
+        "logs": str(tmp_path),
+        "project": str(REPO),
+        "services": services,
+    }
+    (state / "stack.json").write_text(json.dumps(stack))
+    (state / "prefect" / "server.json").write_text(json.dumps(server))
+
+
+def test_down_leaves_alone_processes_whose_pid_it_recorded_but_did_not_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State files naming someone else's processes (a reused pid, an edited file):
+    ``down`` must not signal them."""
+    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    strangers = [_sleeper(tmp_path, "a"), _sleeper(tmp_path, "b")]
+    try:
+        other = {"cmdline": ["prefect", "server", "start"], "create_time": 1_000_000.0}  # not them
+        _write_state(
+            tmp_path,
+            [{"name": "dask-scheduler", "pid": strangers[0].pid, "url": "", "log": ""}],  # no record
+            {"api_url": "http://127.0.0.1:9/api", "pid": strangers[1].pid, **other},
+        )
+        out = _down(tmp_path, capsys)
+        assert out["stopped"] == []
+        assert any("is now another process" in why for why in out["left"])
+        assert any("without its command line" in why for why in out["left"])
+        assert all(p.poll() is None for p in strangers)
+    finally:
+        for p in strangers:
+            stop_session(p.pid, grace_s=5)
+
+
+def test_down_stops_the_processes_it_launched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import asdict
+
+    from citywatch.stack.procs import Launch
+
+    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    ours = [_sleeper(tmp_path, "a"), _sleeper(tmp_path, "b")]
+    try:
+        launch = Launch.of(ours[0].pid)
+        service = {"name": "sleeper", "url": "", "log": "", **asdict(launch)}
+        _write_state(
+            tmp_path, [service], {"api_url": "http://127.0.0.1:9/api", **asdict(Launch.of(ours[1].pid))}
+        )
+        out = _down(tmp_path, capsys)
+        assert out == {"stopped": ["sleeper", "prefect-server"], "left": []}
+        for p in ours:
+            p.wait(timeout=20)
+    finally:
+        for p in ours:
+            stop_session(p.pid, grace_s=5)
+
+
 # --- the whole stack -------------------------------------------------------------------
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

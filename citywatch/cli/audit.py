@@ -103,7 +103,7 @@ def register(sub: Subcommands[Parser]) -> None:
 
 
 def parse_anchor(text: str) -> tuple[int, str]:
-    match = _ANCHOR.match(text.strip())
+    match = _ANCHOR.fullmatch(text.strip())
     if not match:
         raise BadInputError(f"--anchor {text!r} must be SEQ:HASH, e.g. 42:<64 hex digits>")
     return int(match.group(1)), match.group(2)

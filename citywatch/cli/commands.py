@@ -134,6 +134,8 @@ def _summary_lines(summary: IndexSummary) -> None:
         output.line(f"  camera {cam} is not in cameras.yaml: registered without a location")
     for problem in summary.misnamed:
         output.line(f"  skipped: {problem}")
+    for conflict in summary.conflicts:
+        output.line(f"  CONFLICT {conflict}")
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,7 +148,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _summary_lines(summary)
         output.line(f"Prefect UI: {api.removesuffix('/api')}")
-    return 0
+    # 1 when this run left footage unindexed (failed segments, conflicting files): so
+    # that schedulers and scripts notice; the summary above names each one
+    return 1 if summary.failed or summary.conflicts else 0
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,7 +10,9 @@ from citywatch.cli import output
 from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
+from citywatch.governance.auth import Action
 from citywatch.governance.manifest import verify_export
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
@@ -20,7 +22,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min)?\s*$")
 
 def parse_duration(text: str, what: str) -> float:
     """``10``, ``10s``, ``1.5m`` -> seconds."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise BadInputError(f"{what} {text!r} is not a duration like 10s or 2m")
     value = float(match.group(1))
@@ -71,26 +73,28 @@ def register(sub: Subcommands[Parser]) -> None:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.case or not args.why:
-        raise BadInputError("export needs --case CASE and --why JUSTIFICATION")
-    if not (args.alert or args.sighting or args.camera):
-        raise BadInputError(
-            "say what to export: --alert ID, --sighting ID, or --camera ID --since T --until T"
-        )
     from citywatch.tasks.export.request import ExportRequest
 
-    request = ExportRequest(
-        case_id=args.case,
-        justification=args.why,
-        sighting_id=args.sighting,
-        alert_id=args.alert,
-        camera_id=args.camera,
-        since=parse_time(args.since, "--since") if args.since else None,
-        until=parse_time(args.until, "--until") if args.until else None,
-        probe=args.probe,
-        probe_face=args.face,
-        pad_s=parse_duration(args.pad, "--pad") if args.pad else None,
-    )
+    params = {k: getattr(args, k) for k in ("alert", "sighting", "camera", "since", "until", "probe", "pad")}
+    with refusals_on_record(settings, Storage(settings), Action.EXPORT, args.case, args.why, params):
+        if not args.case or not args.why:
+            raise BadInputError("export needs --case CASE and --why JUSTIFICATION")
+        if not (args.alert or args.sighting or args.camera):
+            raise BadInputError(
+                "say what to export: --alert ID, --sighting ID, or --camera ID --since T --until T"
+            )
+        request = ExportRequest(
+            case_id=args.case,
+            justification=args.why,
+            sighting_id=args.sighting,
+            alert_id=args.alert,
+            camera_id=args.camera,
+            since=parse_time(args.since, "--since") if args.since else None,
+            until=parse_time(args.until, "--until") if args.until else None,
+            probe=args.probe,
+            probe_face=args.face,
+            pad_s=parse_duration(args.pad, "--pad") if args.pad else None,
+        )
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.redact_export import redact_export
 

@@ -15,8 +15,11 @@ from citywatch.cli.args import (
     add_subcommands,
 )
 from citywatch.filters import parse_time
+from citywatch.governance.auth import Action
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
+from citywatch.storage import Storage
 
 if TYPE_CHECKING:  # flows are imported lazily, after the Prefect server is known
     from citywatch.flows.search import FaceSearchResult, PlateSearchResult
@@ -98,6 +101,10 @@ def run_face_search(
     top_k: int | None = None,
     face_index: int | None = None,
 ) -> FaceSearchResult:
+    params = {"probe": probe, "since": since, "until": until}
+    with refusals_on_record(settings, Storage(settings), Action.SEARCH_FACE, case_id, justification, params):
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.search import search
 
@@ -105,8 +112,8 @@ def run_face_search(
         probe=probe,
         camera_ids=cameras or [],
         district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
+        since=start,
+        until=end,
         top_k=top_k,
         face_index=face_index,
         case_id=case_id,
@@ -169,7 +176,11 @@ def run_plate_search(
 ) -> PlateSearchResult:
     from citywatch.tasks.search.plates import parse_near
 
-    where = parse_near(near) if near else None
+    params = {"query": text, "since": since, "until": until, "near": near}
+    with refusals_on_record(settings, Storage(settings), Action.SEARCH_PLATE, case_id, justification, params):
+        where = parse_near(near) if near else None
+        start = parse_time(since, "--since") if since else None
+        end = parse_time(until, "--until") if until else None
     ensure_prefect_server(settings.state_dir)
     from citywatch.flows.search import search_plate
 
@@ -177,8 +188,8 @@ def run_plate_search(
         query=text,
         camera_ids=cameras or [],
         district=district,
-        since=parse_time(since, "--since") if since else None,
-        until=parse_time(until, "--until") if until else None,
+        since=start,
+        until=end,
         max_edits=max_edits,
         near=(where.lat, where.lon, where.radius_m) if where else None,
         top_k=top_k,

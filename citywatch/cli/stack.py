@@ -108,11 +108,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
-    stopped = stop_stack(settings)
+    done = stop_stack(settings)
     if args.json:
-        output.as_json({"stopped": stopped})
-    elif stopped:
-        output.line(f"stopped: {', '.join(stopped)}")
-    else:
+        output.as_json({"stopped": done.stopped, "left": done.left})
+        return 0
+    if done.stopped:
+        output.line(f"stopped: {', '.join(done.stopped)}")
+    elif not done.left:
         output.line("nothing was running")
+    for why in done.left:
+        output.line(f"  {why}")
     return 0

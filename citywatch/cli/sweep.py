@@ -56,6 +56,8 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
         f"{s.faces_read} face rows, {s.plates_read} plate rows read; {s.entries_active} "
         f"active entries; {s.matched} matches, {s.alerts_new} new alerts"
     )
+    for row in s.skipped:
+        output.line(f"  SKIPPED {row.table} row {row.row_id}: {row.reason}")
     output.line(f"deliveries: {d.delivered} sent, {d.failed} failed")
     for sink, error in d.errors:
         output.line(f"  {sink}: {error}")

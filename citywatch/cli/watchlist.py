@@ -24,6 +24,7 @@ from citywatch.cli.args import (
 from citywatch.errors import ForbiddenError
 from citywatch.governance.alerts import list_alerts
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.refusals import refusals_on_record
 from citywatch.governance.watchlist import (
     EntryRequest,
     add_plate,
@@ -32,6 +33,7 @@ from citywatch.governance.watchlist import (
     get_entry,
     list_entries,
     parse_expiry,
+    plate_rows_matched,
     remove,
 )
 from citywatch.schemas import Reason, WatchlistRow, utcnow
@@ -156,13 +158,18 @@ def entry_json(row: WatchlistRow, now: dt.datetime) -> dict[str, object]:
 def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
     storage = Storage(settings)
     now = utcnow()
+    raw = {"kind": args.kind, "label": args.label, "expires": args.expires}
+    with refusals_on_record(
+        settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, raw
+    ):
+        expires_at = parse_expiry(args.expires, now, settings.watchlist_max_days)
     request = EntryRequest(
         label=args.label,
         reason=args.reason,
         case_id=args.case_id or "",
         justification=args.justification or "",
         requested_by=acting_user(settings),
-        expires_at=parse_expiry(args.expires, now, settings.watchlist_max_days),
+        expires_at=expires_at,
         threshold=args.threshold,
     )
     params = {
@@ -177,11 +184,12 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
     with governed(
         settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, params
     ) as run:
+        breadth: tuple[int, int] | None = None  # plate entries: rows it would have matched
         if args.kind == "face":
             from citywatch.models.loaders import face_model_for
 
             model = face_model_for(settings)
-            photos = [(storage.read_bytes(storage.resolve(p)), p) for p in args.photo]
+            photos = [(storage.read_bytes(storage.resolve(p, "--photo")), p) for p in args.photo]
             row = enrol_face(
                 storage,
                 model,
@@ -190,6 +198,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
                 max_days=settings.watchlist_max_days,
                 default_threshold=settings.face_match_threshold or model.embedder.default_threshold,
                 now=now,
+                max_pixels=settings.probe_max_pixels,
             )
         else:
             row = add_plate(
@@ -199,16 +208,24 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
                 max_days=settings.watchlist_max_days,
                 default_max_distance=settings.plate_alert_max_distance,
                 now=now,
+                min_literals=settings.watchlist_plate_min_literals,
             )
+            breadth = plate_rows_matched(storage, row)
         run.result_count = 1
-        run.detail = f"entry {row.id}"
+        run.detail = f"entry {row.id}" + (
+            f"; would have matched {breadth[0]} of {breadth[1]} plate rows" if breadth else ""
+        )
     if args.json:
-        output.as_json(entry_json(row, now))
-    else:
+        output.as_json({**entry_json(row, now), **({"would_have_matched": breadth[0]} if breadth else {})})
+        return 0
+    output.line(
+        f"{row.id}: {row.kind} entry {row.label!r} added, pending approval by a "
+        f"second person (citywatch watchlist approve {row.id}); expires "
+        f"{row.expires_at.isoformat()}"
+    )
+    if breadth:
         output.line(
-            f"{row.id}: {row.kind} entry {row.label!r} added, pending approval by a "
-            f"second person (citywatch watchlist approve {row.id}); expires "
-            f"{row.expires_at.isoformat()}"
+            f"  {row.plate_query} would have matched {breadth[0]} of the {breadth[1]} plate rows indexed"
         )
     return 0
 

@@ -101,9 +101,9 @@ class AuditLog:
         """Append one record and return it (with its seq and hash)."""
         if outcome not in OUTCOMES:
             raise BadInputError(f"audit outcome {outcome!r} must be one of {list(OUTCOMES)}")
-        if not _ACTION.match(action):
+        if not _ACTION.fullmatch(action):
             raise BadInputError(f"audit action {action!r} must be a lowercase identifier")
-        if probe_sha256 and not _SHA256.match(probe_sha256):
+        if probe_sha256 and not _SHA256.fullmatch(probe_sha256):
             raise BadInputError(f"probe_sha256 {probe_sha256!r} is not a sha256 hex digest")
         if result_count < 0:
             raise BadInputError(f"result_count {result_count} must be >= 0")

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from citywatch.errors import BadInputError, CitywatchError, ForbiddenError
+from citywatch.errors import BadInputError, CitywatchError, ForbiddenError, mark_audited
 from citywatch.governance.audit_log import AuditLog, AuditRow, Outcome
 from citywatch.governance.request_context import current_request, with_request
 from citywatch.governance.roles import CASE_BOUND, PERMISSIONS, Action, Role
@@ -166,7 +166,7 @@ def check_case(action: Action, case_id: str | None, justification: str | None) -
     """Validated (case_id, justification); both are required for case-bound actions."""
     case = (case_id or "").strip()
     why = " ".join((justification or "").split())
-    if case and not CASE_ID.match(case):
+    if case and not CASE_ID.fullmatch(case):
         raise BadInputError(
             f"case id {case!r} is invalid: 1-64 letters, digits, '_', '.', '/' or '-', "
             "starting with a letter or digit"
@@ -216,13 +216,13 @@ def authorize(
             role=actor.role_text,
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=with_request(params),
             probe_sha256=probe_sha256,
             detail=message,
         )
-        raise ForbiddenError(message)
+        raise mark_audited(ForbiddenError(message))
     try:
         return check_case(action, case_id, justification)
     except BadInputError as exc:
@@ -231,12 +231,13 @@ def authorize(
             role=actor.role_text,
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=with_request(params),
             probe_sha256=probe_sha256,
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
 
 
@@ -253,13 +254,14 @@ def authorized(
         actor = load_actor(settings, storage)
     except (ForbiddenError, BadInputError) as exc:
         audit_log.record(
-            user=_printable(settings.user),
+            user=printable(settings.user),
             role="",
             action=Action(action).value,
             outcome="refused",
             params=with_request(params),
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
     authorize(actor, action, case_id=None, justification=None, audit_log=audit_log, params=params)
     return actor
@@ -278,7 +280,8 @@ def _same_person(a: str, b: str) -> bool:
     return unicodedata.normalize("NFKC", a).casefold() == unicodedata.normalize("NFKC", b).casefold()
 
 
-def _printable(text: str | None) -> str:
+def printable(text: str | None) -> str:
+    """``text`` fit for an audit field: non-printable characters dropped, length capped."""
     return "".join(ch for ch in (text or "") if ch.isprintable())[:MAX_JUSTIFICATION]
 
 
@@ -322,16 +325,17 @@ def governed(
         actor = load_actor(settings, storage)
     except (ForbiddenError, BadInputError) as exc:
         audit_log.record(
-            user=_printable(settings.user),
+            user=printable(settings.user),
             role="",
             action=action.value,
             outcome="refused",
-            case_id=_printable(case_id),
-            justification=_printable(justification),
+            case_id=printable(case_id),
+            justification=printable(justification),
             params=with_request(params),
             probe_sha256=sha,
             detail=str(exc),
         )
+        mark_audited(exc)
         raise
     case, why = authorize(
         actor,
@@ -349,6 +353,7 @@ def governed(
         outcome: Outcome = "refused" if isinstance(exc, ForbiddenError) else "failed"
         detail = str(exc) if isinstance(exc, CitywatchError) else f"{type(exc).__name__}: {exc}"
         run.audit_record = _finish(audit_log, run, params, outcome, detail)
+        mark_audited(exc)
         raise
     run.audit_record = _finish(audit_log, run, params, "ok", run.detail)
 

@@ -39,7 +39,7 @@ class UserEntry(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not USER_NAME.match(value):
+        if not USER_NAME.fullmatch(value):
             raise ValueError("use 1-64 letters, digits, '.', '_', '@' or '-'")
         return value
 

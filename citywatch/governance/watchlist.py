@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -25,11 +26,12 @@ import numpy as np
 from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
-from citywatch.images import decode_image
-from citywatch.plates import DEFAULT_PLATE_GRAMMAR, parse_plate_query
+from citywatch.images import MAX_IMAGE_PIXELS, decode_image
+from citywatch.plates import DEFAULT_PLATE_GRAMMAR, match_score, parse_plate_query
 from citywatch.schemas import (
     EntryKind,
     EntryStatus,
+    PlateRow,
     Reason,
     WatchlistRow,
     arrow_to_rows,
@@ -64,7 +66,7 @@ def watchlist_table(db: lancedb.DBConnection) -> Table:
 def parse_expiry(text: str, now: dt.datetime, max_days: int) -> dt.datetime:
     """``7d`` / ``12h`` / ``90m`` from now, or an ISO time; future and within ``max_days``."""
     value = text.strip()
-    match = _DURATION.match(value.lower())
+    match = _DURATION.fullmatch(value.lower())
     if match:
         amount, unit = float(match.group(1)), match.group(2)
         expires = now + dt.timedelta(seconds=amount * _UNIT_SECONDS[unit])
@@ -151,13 +153,15 @@ def _base_row(
 # --- enrolment --------------------------------------------------------------------------
 
 
-def enrolment_embedding(data: bytes, source: str, model: FaceModel) -> tuple[np.ndarray, str]:
+def enrolment_embedding(
+    data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[np.ndarray, str]:
     """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError.
 
     Same detection and embedding as a search probe (tasks/search/faces.py:embed_probe), but
     stricter: a group photo is refused rather than a face picked from it.
     """
-    image = decode_image(data, source)
+    image = decode_image(data, source, max_pixels=max_pixels)
     faces = model.detector.detect(image)
     if len(faces) != 1:
         found = "no face" if not faces else f"{len(faces)} faces"
@@ -184,6 +188,7 @@ def enrol_face(
     default_threshold: float,
     max_days: int,
     now: dt.datetime | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
 ) -> WatchlistRow:
     """Enrol a person from one or more photos ((bytes, source) pairs); returns the pending entry."""
     now = now or utcnow()
@@ -201,7 +206,7 @@ def enrol_face(
     vectors: list[np.ndarray] = []
     shas: list[str] = []
     for data, source in photos:
-        vector, sha = enrolment_embedding(data, source, model)
+        vector, sha = enrolment_embedding(data, source, model, max_pixels=max_pixels)
         if sha in shas:
             raise BadInputError(f"enrolment photo {source} is given twice (same sha256)")
         vectors.append(vector)
@@ -229,16 +234,38 @@ def add_plate(
     default_max_distance: float,
     max_days: int,
     now: dt.datetime | None = None,
+    min_literals: int = 3,
 ) -> WatchlistRow:
-    """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist."""
+    """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist.
+
+    A pattern needs ``min_literals`` letters or digits (``watchlist_plate_min_literals``).
+    """
     now = now or utcnow()
     threshold = default_max_distance if request.threshold is None else float(request.threshold)
     if not 0 <= threshold <= 3:
         raise BadInputError(f"--threshold {threshold}: a plate distance must be in [0, 3]")
     query = parse_plate_query(plate, DEFAULT_PLATE_GRAMMAR, max_edits=threshold)
+    literals = sum(ch not in "*?" for ch in query.text)
+    if query.is_pattern and literals < min_literals:
+        raise BadInputError(
+            f"plate pattern {plate!r} has {literals} literal characters; a watchlist pattern "
+            f"needs at least {min_literals} (watchlist_plate_min_literals), or it alerts on "
+            "nearly every passing plate"
+        )
     row = replace(_base_row(request, EntryKind.PLATE, now, max_days, threshold), plate_query=query.text)
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
+
+
+def plate_rows_matched(storage: Storage, entry: WatchlistRow) -> tuple[int, int]:
+    """(plate rows the entry would have matched, plate rows indexed): how broad it is."""
+    if not has_table(storage.db, PlateRow.TABLE):
+        return 0, 0
+    texts = storage.db.open_table(PlateRow.TABLE).search().select(["text"]).limit(None).to_arrow()
+    counts = Counter(texts.column("text").to_pylist())
+    query = parse_plate_query(entry.plate_query, DEFAULT_PLATE_GRAMMAR, max_edits=entry.threshold)
+    matched = sum(n for text, n in counts.items() if text and match_score(query, text) is not None)
+    return matched, texts.num_rows
 
 
 # --- reading and changing entries -------------------------------------------------------

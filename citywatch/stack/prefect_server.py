@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 from citywatch.errors import TransientError
+from citywatch.stack.procs import Launch
 
 QUIET_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
 
@@ -46,7 +47,17 @@ def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90
     """Start a server with its database under ``home``; returns (api_url, pid)."""
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home)}
+    ui_url = f"http://127.0.0.1:{port}"
+    api_url = f"{ui_url}/api"
+    # the UI asks /ui-settings where the API is: without these it says port 4200
+    # whatever port the server really has, and shows no runs
+    env = {
+        **os.environ,
+        **QUIET_ENV,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_UI_URL": ui_url,
+    }
     env.pop("PREFECT_API_URL", None)
     log_file = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
@@ -56,7 +67,6 @@ def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90
         env=env,
         start_new_session=True,
     )
-    api_url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -86,20 +96,26 @@ def ensure_prefect_server(state_dir: str) -> str:
             api_url = saved["api_url"]
     if not api_url:
         api_url, pid = start_prefect_server(home)
-        record.write_text(json.dumps({"api_url": api_url, "pid": pid}))
+        write_server_record(record, api_url, pid)
     os.environ["PREFECT_API_URL"] = api_url
     return api_url
 
 
+def write_server_record(record: Path, api_url: str, pid: int) -> None:
+    """``server.json``: the API URL and the server's launch record (pid, command line, start)."""
+    record.write_text(json.dumps({"api_url": api_url, **asdict(Launch.of(pid))}))
+
+
 def stop_prefect_server(state_dir: str) -> bool:
-    """Stop the server ``ensure_prefect_server`` started; True if one was running."""
+    """Stop the server ``ensure_prefect_server`` started; True if one was running.
+
+    Only the process the record names, and only while its command line and start time
+    still match: a pid reused by another process (or a record without that proof,
+    from an older citywatch) stops nothing.
+    """
     record = Path(state_dir).expanduser().resolve() / "prefect" / "server.json"
     if not record.is_file():
         return False
-    saved = json.loads(record.read_text())
+    launch = Launch.from_dict(json.loads(record.read_text()))
     record.unlink()
-    try:
-        os.killpg(int(saved["pid"]), signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+    return launch is not None and launch.stop()

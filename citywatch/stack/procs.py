@@ -18,7 +18,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from citywatch.errors import TransientError
 
@@ -126,6 +129,68 @@ def stop_session(sid: int, grace_s: float = 15.0) -> bool:
     while session_members(sid) and time.monotonic() < deadline:
         time.sleep(0.1)
     return True
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Who a process citywatch started is: recorded at launch, checked before stopping it.
+
+    A pid alone names whatever process has that number now (after a crash or a
+    reboot, someone else's); the command line and start time prove it is ours.
+    """
+
+    pid: int
+    cmdline: list[str]
+    create_time: float
+
+    @classmethod
+    def of(cls, pid: int) -> Launch:
+        """The launch record of a process just started (its Popen held: the pid is ours).
+
+        A process that already exited gets an empty record (nothing left to stop).
+        """
+        try:
+            proc = psutil.Process(pid)
+            return cls(pid, proc.cmdline(), proc.create_time())
+        except psutil.Error:
+            return cls(pid, [], 0.0)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, object]) -> Launch | None:
+        """From a state file; None when it lacks the proof (written by an older citywatch)."""
+        cmdline, created = raw.get("cmdline"), raw.get("create_time")
+        if not isinstance(cmdline, list) or not cmdline or not isinstance(created, int | float):
+            return None
+        return cls(int(str(raw["pid"])), [str(a) for a in cmdline], float(created))
+
+    def is_running(self) -> bool:
+        """True while ``pid`` is still this process (same command line and start time)."""
+        try:
+            proc = psutil.Process(self.pid)
+            return proc.cmdline() == self.cmdline and abs(proc.create_time() - self.create_time) < 0.05
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return False
+
+    def pid_taken(self) -> bool:
+        """True when ``pid`` now names another process (not ours: never signal it)."""
+        return psutil.pid_exists(self.pid) and not self.is_running() and not _zombie(self.pid)
+
+    def stop(self, grace_s: float = 15.0) -> bool:
+        """Stop this process's session, only if it is still ours; True if anything was running.
+
+        With the leader gone, its session id cannot be reused while any member lives
+        (Linux keeps the number), so the members left are the ones it spawned.
+        """
+        if self.pid_taken():
+            return False
+        return stop_session(self.pid, grace_s)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def http_ok(url: str, timeout: float = 2.0, method: str = "GET") -> bool:

@@ -35,15 +35,15 @@ from citywatch.stack.deploy import (
     settings_env,
     work_pools_ready,
 )
-from citywatch.stack.prefect_server import QUIET_ENV, healthy, start_prefect_server, stop_prefect_server
+from citywatch.stack.prefect_server import QUIET_ENV, healthy, start_prefect_server, write_server_record
 from citywatch.stack.procs import (
+    Launch,
     executable,
     http_json,
     http_ok,
     pick_port,
     session_members,
     start_detached,
-    stop_session,
     wait_until,
 )
 from citywatch.storage import Storage, is_remote
@@ -75,6 +75,12 @@ class Service:
     pid: int  # also the session id: stopping it stops everything it spawned
     url: str
     log: str
+    cmdline: list[str] = field(default_factory=list)  # with create_time: proof that pid is ours
+    create_time: float = 0.0
+
+    @property
+    def launch(self) -> Launch | None:
+        return Launch.from_dict(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,12 @@ def read_stack(settings: Settings) -> Stack | None:
 
 
 def dead_services(stack: Stack) -> list[str]:
-    return [s.name for s in stack.services if not session_members(s.pid)]
+    """Services no longer running (or whose pid is now another process's)."""
+    return [
+        s.name
+        for s in stack.services
+        if s.launch is None or s.launch.pid_taken() or not session_members(s.pid)
+    ]
 
 
 def _service_env(prefect_api: str, project: Path) -> dict[str, str]:
@@ -157,12 +168,14 @@ class _Starter:
         self.logs = logs_dir(settings, options.local_s3)
         self.services: list[Service] = []
 
-    def add(self, name: str, pid: int, url: str, log: Path) -> None:
-        self.services.append(Service(name, pid, url, str(log)))
+    def add(self, name: str, pid: int, url: str, log: Path, launch: Launch | None = None) -> None:
+        launch = launch or Launch.of(pid)
+        self.services.append(Service(name, pid, url, str(log), launch.cmdline, launch.create_time))
 
     def abort(self) -> None:
         for service in reversed(self.services):
-            stop_session(service.pid)
+            if service.launch is not None:
+                service.launch.stop()
 
     # --- services ---------------------------------------------------------------
     def prefect(self) -> str:
@@ -170,17 +183,19 @@ class _Starter:
         record = home / "server.json"
         if record.is_file():
             saved = json.loads(record.read_text())
-            if healthy(saved["api_url"]):
+            launch = Launch.from_dict(saved)
+            if launch is not None and launch.is_running() and healthy(saved["api_url"]):
                 self.add(
                     "prefect-server",
-                    int(saved["pid"]),
+                    launch.pid,
                     saved["api_url"].removesuffix("/api"),
                     home / "server.log",
+                    launch,
                 )
                 return str(saved["api_url"])
         port = pick_port(self.options.prefect_port)
         api_url, pid = start_prefect_server(home, port=port, wait_s=self.options.wait_s)
-        record.write_text(json.dumps({"api_url": api_url, "pid": pid}))
+        write_server_record(record, api_url, pid)
         self.add("prefect-server", pid, api_url.removesuffix("/api"), home / "server.log")
         return api_url
 
@@ -375,22 +390,42 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     return stack, False
 
 
-def stop_stack(settings: Settings) -> list[str]:
-    """Stop everything ``up`` started and the recorded Prefect server; names stopped."""
-    stopped: list[str] = []
+@dataclass
+class Stopped:
+    """What ``down`` stopped, and what it left alone (with why)."""
+
+    stopped: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+    def stop(self, name: str, pid: int, launch: Launch | None) -> None:
+        """Stop one recorded process, only if its launch record proves it is still ours."""
+        if launch is None:
+            self.left.append(
+                f"{name}: pid {pid} was recorded without its command line and start time "
+                "(an older citywatch): not stopped; stop it yourself if it is still running"
+            )
+        elif launch.pid_taken():
+            self.left.append(f"{name}: pid {pid} is now another process: left alone")
+        elif launch.stop() and name not in self.stopped:
+            self.stopped.append(name)
+
+
+def stop_stack(settings: Settings) -> Stopped:
+    """Stop everything ``up`` started and the recorded Prefect server.
+
+    Only processes citywatch started: each recorded pid must still run the command
+    line it was launched with, since the same start time (see ``Launch``).
+    """
+    done = Stopped()
     stack = read_stack(settings)
     if stack is not None:
         for service in reversed(stack.services):
-            if stop_session(service.pid):
-                stopped.append(service.name)
+            done.stop(service.name, service.pid, service.launch)
         (state_path(settings) / STACK_FILE).unlink(missing_ok=True)
         (state_path(settings) / ENV_FILE).unlink(missing_ok=True)
     record = state_path(settings) / "prefect" / "server.json"
     if record.is_file():  # started by up, or by any command through ensure_prefect_server
-        pid = int(json.loads(record.read_text())["pid"])
-        was_running = bool(session_members(pid))
-        stop_prefect_server(settings.state_dir)
-        stop_session(pid)
-        if was_running and "prefect-server" not in stopped:
-            stopped.append("prefect-server")
-    return stopped
+        saved = json.loads(record.read_text())
+        record.unlink()
+        done.stop("prefect-server", int(saved["pid"]), Launch.from_dict(saved))
+    return done

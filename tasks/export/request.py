@@ -177,7 +177,11 @@ def resolve_request(
         subject = None
         if request.probe:
             probe = embed_probe(
-                storage.read_bytes(storage.resolve(request.probe)), request.probe, model, request.probe_face
+                storage.read_bytes(storage.resolve(request.probe, "--probe")),
+                request.probe,
+                model,
+                request.probe_face,
+                max_pixels=settings.probe_max_pixels,
             )
             subject = SubjectRef(probe.embedding[None, :], threshold, probe_sha256=probe.sha256)
         return ResolvedRequest(request, request.camera_id, request.since, request.until, subject, None)

@@ -71,6 +71,10 @@ def plan_index(storage: Storage, footage_url: str, *, retry_failed: bool = False
     retried when its size changed (e.g. it was still being written) or on request.
     """
     discovery = discover_segments(storage.list_files(footage_url))
+    discovery.misnamed.extend(
+        f"{link}: a symbolic link, not followed (copy or move the footage in)"
+        for link in storage.list_links(footage_url)
+    )
     known = read_segments(storage)
     pending: list[SegmentRef] = []
     done = failed = 0

@@ -23,7 +23,7 @@ from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import faces_table, plates_table, segments_table, upsert
 from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 from citywatch.tasks.index.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
-from citywatch.tasks.index.leases import Lease, claim, release
+from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
 from citywatch.tasks.index.locate import Locator, segment_locator
 from citywatch.tasks.index.plates import PlatePass, SegmentPlates
 
@@ -212,19 +212,21 @@ def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_to
         return SegmentOutcome(
             ref.id, ref.uri, "skipped", "another index run holds this segment", 0, 0, 0, 0, 0.0, 0.0
         )
+    heartbeat = Heartbeat(storage, lease, settings.index_lease_s, settings.index_lease_heartbeat_s)
     try:
-        if _already_done(storage, ref):  # finished by another run since we planned
-            outcome = SegmentOutcome(
-                ref.id, ref.uri, "skipped", "already indexed by another run", 0, 0, 0, 0, 0.0, 0.0
-            )
-        else:
-            outcome = _index_claimed(ref, camera, settings, storage)
+        with heartbeat:  # renewed while this runs: a long segment never loses its lease
+            if _already_done(storage, ref):  # finished by another run since we planned
+                outcome = SegmentOutcome(
+                    ref.id, ref.uri, "skipped", "already indexed by another run", 0, 0, 0, 0, 0.0, 0.0
+                )
+            else:
+                outcome = _index_claimed(ref, camera, settings, storage)
     except BaseException:
-        _release_quietly(storage, lease, settings)
+        _release_quietly(storage, heartbeat.lease, settings)
         raise
     # the rows are written: a lease that cannot be released now (storage hiccup) must
     # not fail the task, or its retry would count the segment as someone else's
-    _release_quietly(storage, lease, settings)
+    _release_quietly(storage, heartbeat.lease, settings)
     return outcome
 
 

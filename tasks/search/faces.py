@@ -13,7 +13,7 @@ from lancedb.table import Table
 
 from citywatch.errors import BadInputError
 from citywatch.filters import is_in, where_clause
-from citywatch.images import decode_image
+from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
 from citywatch.settings import Settings
@@ -39,9 +39,11 @@ class SearchFilters:
     until: dt.datetime | None = None
 
 
-def embed_probe(data: bytes, source: str, model: FaceModel, face_index: int | None) -> Probe:
+def embed_probe(
+    data: bytes, source: str, model: FaceModel, face_index: int | None, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Probe:
     """Find the probe's face (exactly one, or the one picked) and embed it."""
-    image = decode_image(data, source)
+    image = decode_image(data, source, max_pixels=max_pixels)
     faces = sorted(model.detector.detect(image), key=lambda f: f.bbox[0])
     if not faces:
         raise BadInputError(f"probe {source}: no face found")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -20,6 +20,7 @@ from citywatch.tasks.sweep.face_match import match_faces
 from citywatch.tasks.sweep.notify import configured_sinks
 from citywatch.tasks.sweep.passes import drop_known_passes, group_passes
 from citywatch.tasks.sweep.plate_match import match_plates
+from citywatch.tasks.sweep.screen import SkippedRow, screen_rows
 from citywatch.tasks.sweep.watermark import advance_watermarks, load_watermarks, read_new_rows
 
 
@@ -33,6 +34,7 @@ class SweepPlan:
     faces_read: int
     plates_read: int
     entries_active: int
+    skipped: list[SkippedRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class SweepResult:
     alerts_new: int
     alert_ids: list[str]
     wall_s: float
+    skipped: list[SkippedRow] = field(default_factory=list)  # new rows not matched, with why
 
 
 def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepPlan:
@@ -52,13 +55,21 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     entries = active_entries(storage, now)
     faces, face_mark = read_new_rows(storage, FaceRow.TABLE, marks.get(FaceRow.TABLE), now)
     plates, plate_mark = read_new_rows(storage, PlateRow.TABLE, marks.get(PlateRow.TABLE), now)
+    good_faces, skipped = screen_rows(faces, FaceRow.TABLE)
+    good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
     gap = dt.timedelta(seconds=settings.alert_pass_gap_s)
-    found = group_passes(match_faces(faces, entries, now) + match_plates(plates, entries, now), gap)
+    found = group_passes(match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now), gap)
     alerts = drop_known_passes(storage, found, gap)
     sinks = configured_sinks(settings)
     deliveries = [new_delivery(a.id, sink, now) for a in alerts for sink in sinks]
     return SweepPlan(
-        alerts, deliveries, [face_mark, plate_mark], faces.num_rows, plates.num_rows, len(entries)
+        alerts,
+        deliveries,
+        [face_mark, plate_mark],
+        faces.num_rows,
+        plates.num_rows,
+        len(entries),
+        skipped + skipped_plates,
     )
 
 
@@ -84,6 +95,7 @@ def sweep_once(storage: Storage, settings: Settings, now: dt.datetime | None = N
         created,
         [a.id for a in plan.alerts],
         time.perf_counter() - started,
+        plan.skipped,
     )
 
 
