@@ -10,6 +10,7 @@ from citywatch.cli import output
 from citywatch.errors import BadInputError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.checkpoints import audit_trusted_keys, write_checkpoint
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -25,8 +26,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--anchor",
         help="SEQ:HASH written down earlier (from a previous verify): that record must still carry that hash",
     )
+    v.add_argument(
+        "--trusted-keys",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="audit public keys to trust (`citywatch keys public --audit`), besides this installation's",
+    )
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=cmd_audit_verify)
+
+    cp = audit_sub.add_parser(
+        "checkpoint", help="sign the current head into the write-once checkpoint store now (admin; for cron)"
+    )
+    cp.set_defaults(handler=cmd_audit_checkpoint)
 
     ls = audit_sub.add_parser("list", help="audit records, oldest first")
     ls.add_argument("--case", dest="filter_case", metavar="CASE", help="only this case id")
@@ -70,21 +83,47 @@ def parse_anchor(text: str) -> tuple[int, str]:
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     anchor = parse_anchor(args.anchor) if args.anchor else None
     storage = Storage(settings)
-    params = {"command": "audit verify", "anchor": args.anchor or ""}
+    params = {"command": "audit verify", "anchor": args.anchor or "", "trusted_keys": args.trusted_keys}
+    trusted = audit_trusted_keys(settings, args.trusted_keys)
     with governed(settings, storage, Action.AUDIT_READ, None, None, params) as run:
-        verdict = AuditLog(storage).verify(anchor=anchor)
+        verdict = AuditLog(storage).verify(anchor=anchor, trusted=trusted)
         run.result_count = verdict.checked
         run.detail = "" if verdict.ok else f"verify found: {verdict.reason}"
     if args.json:
         output.as_json(dataclasses.asdict(verdict))
     elif verdict.ok:
-        output.line(f"audit log intact: {verdict.checked} records")
+        output.line(f"audit log intact: {verdict.checked} records, every one signed")
+        output.line(
+            f"{verdict.checkpoints} signed checkpoints in {verdict.checkpoint_store} vouch for records "
+            f"1..{verdict.covered_seq}; later records are protected by their signatures only"
+        )
         if verdict.checked:
             output.line(f"head (write it down to --anchor later): {verdict.head_seq}:{verdict.head_hash}")
     else:
-        output.line(f"audit log BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
+        where = (
+            f"record {verdict.first_bad_seq}"
+            if verdict.first_bad_seq is not None
+            else f"checkpoint {verdict.first_bad_checkpoint}"
+        )
+        output.line(f"audit log BROKEN at {where}: {verdict.reason}")
         output.line(f"{verdict.checked} records before it are intact")
     return 0 if verdict.ok else 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    with governed(
+        settings, storage, Action.AUDIT_CHECKPOINT, None, None, {"command": "audit checkpoint"}
+    ) as run:
+        log = AuditLog(storage)
+        head = log.rows()[-1] if log.rows() else None
+        written = write_checkpoint(storage, head.seq, head.hash) if head is not None else None
+        run.result_count = 1 if written else 0
+    if written is None:
+        output.line("no checkpoint needed: the latest one already covers the head")
+    else:
+        output.line(f"checkpoint {written.number} covers record {written.seq}: {written.location}")
+    return 0
 
 
 def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:

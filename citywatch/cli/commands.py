@@ -70,10 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     # the other command groups live in their own modules
     from citywatch.cli import audit as commands_audit
     from citywatch.cli import export as commands_export
+    from citywatch.cli import keys as commands_keys
     from citywatch.cli import stack as commands_stack
     from citywatch.cli import watchlist as commands_watchlist
 
-    for group in (commands_audit, commands_export, commands_watchlist, commands_stack):
+    for group in (commands_audit, commands_export, commands_keys, commands_watchlist, commands_stack):
         group.register(sub)
 
 

@@ -9,7 +9,7 @@ import re
 from citywatch.cli import output
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
-from citywatch.governance.manifest import verify_export
+from citywatch.governance.export_verify import export_trusted_keys, verify_export
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
@@ -48,8 +48,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_export)
     export_sub = p.add_subparsers(dest="export_command")
-    v = export_sub.add_parser("verify", help="check an export's signature, clip and sources")
+    v = export_sub.add_parser(
+        "verify",
+        help="check an export's signature, clip and sources (works anywhere with the public key)",
+    )
     v.add_argument("path", help="the export's .manifest.json or .mp4 (path or URL)")
+    v.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a trusted public key file (`citywatch keys public` output or PEM); repeatable",
+    )
+    v.add_argument("--trusted-keys", action="append", default=[], metavar="FILE", help="same as --public-key")
+    v.add_argument(
+        "--allow-missing-source",
+        action="store_true",
+        help="accept source segments that no longer exist (otherwise the verify fails)",
+    )
     v.add_argument("--json", action="store_true")
     v.set_defaults(handler=cmd_export_verify)
 
@@ -99,7 +115,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_verify(args: argparse.Namespace, settings: Settings) -> int:
-    report = verify_export(Storage(settings), settings, args.path)
+    trusted = export_trusted_keys(settings, [*args.public_key, *args.trusted_keys])
+    report = verify_export(
+        Storage(settings), trusted, args.path, allow_missing_source=args.allow_missing_source
+    )
     if args.json:
         output.as_json(
             {
