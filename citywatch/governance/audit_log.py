@@ -352,8 +352,8 @@ class AuditLog:
         }
         if chain.ok and marks.ok:
             return dataclasses.replace(chain, **extra)  # type: ignore[arg-type]
-        bad = [v for v in (chain.first_bad_seq, marks.first_bad_seq) if v is not None]
-        first = min(bad) if bad else None
+        # a broken chain pins the record; a checkpoint alone names the first one it cannot vouch for
+        first = chain.first_bad_seq if not chain.ok else marks.first_bad_seq
         reasons = [v.reason for v in (chain, marks) if not v.ok]
         checked = first - 1 if first is not None else chain.checked
         return AuditVerdict(

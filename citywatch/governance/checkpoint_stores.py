@@ -130,7 +130,7 @@ class S3LockedStore:
                 IfNoneMatch="*",
                 ObjectLockMode=self.mode,
                 ObjectLockRetainUntilDate=until,
-                ChecksumSHA256=_b64_sha256(data),
+                ChecksumAlgorithm="SHA256",
             )
         except FileExistsError:
             return False
@@ -190,12 +190,6 @@ class S3LockedStore:
                 problems.append(f"{len(found) - 1} later upload(s) under its name; the first was read")
             out.append(Stored(name, self._read(self.prefix + name, found[0]["VersionId"]), problems))
         return out
-
-
-def _b64_sha256(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 def checkpoint_location(storage: Storage) -> str:
