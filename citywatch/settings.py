@@ -311,7 +311,7 @@ class Settings(BaseSettings):
         3.0,
         gt=0,
         le=60,
-        description="Timeout of one webhook POST; a slow receiver "
+        description="Timeout of one signed webhook POST; a slow receiver "
         "never holds the alert write, only this sweep's delivery step.",
     )
     alert_delivery_max_attempts: int = Field(

@@ -73,8 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from citywatch.cli import keys as commands_keys
     from citywatch.cli import stack as commands_stack
     from citywatch.cli import watchlist as commands_watchlist
+    from citywatch.cli import webhooks as commands_webhooks
 
-    for group in (commands_audit, commands_export, commands_keys, commands_watchlist, commands_stack):
+    groups = (
+        commands_audit,
+        commands_export,
+        commands_keys,
+        commands_watchlist,
+        commands_webhooks,
+        commands_stack,
+    )
+    for group in groups:
         group.register(sub)
 
 
