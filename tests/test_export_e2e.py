@@ -9,8 +9,14 @@ run the real detector over every exported frame and its source frame:
   frame stays within codec noise of the source: PSNR >= 30 dB in every frame
   (35 dB on average);
 - the subject's face is found in >= 90 % of the frames where it is found in the source;
-- ``export verify`` passes, and one flipped byte of the clip or the manifest fails it
-  naming the check; bad requests and a deleted segment get clear messages / a gap.
+- no bystander's face from the sample's *ground truth* (not from a detector, which
+  could miss the same face the redactor missed) is left clear in any exported frame:
+  every truth box is far from its source pixels (PSNR < 25 dB, where an untouched face
+  stays above 30 dB);
+- ``export verify`` passes, also on "another machine" with only the public key; one
+  flipped byte of the clip or the manifest, a re-signed manifest and a missing source
+  each fail it naming the check; bad requests and a deleted segment get clear
+  messages / a gap; the export holds its source segments for the case (audited).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from tests.conftest import settings_for
 pytestmark = pytest.mark.slow
 CASE = "CASE-E2E-1"
 PSNR_MIN_DB, PSNR_MEAN_DB = 30.0, 35.0
+CLEAR_FACE_DB = 25.0  # a truth face box this close to its source pixels was left clear
 Box = tuple[float, float, float, float]
 
 
@@ -214,6 +221,38 @@ def analysis(exported: Exported) -> Analysis:
     return Analysis(n + 1, leaks, psnr, in_source, in_export)
 
 
+@dataclass(frozen=True)
+class BoxCheck:
+    where: str
+    psnr: float
+
+
+@pytest.fixture(scope="module")
+def bystander_boxes(exported: Exported) -> list[BoxCheck]:
+    """Every ground-truth face box of anyone but the subject, in every exported frame it
+    falls on, compared with the same pixels of the source frame."""
+    truth = load_ground_truth(exported.root / "sample" / "ground_truth.json")
+    m = exported.manifest
+    keys = {f"footage/{s['segment_id']}.mp4" for s in m["sources"]}
+    starts = {s.key: s.start for s in truth.segments}
+    boxes = [
+        (starts[a.key] + dt.timedelta(seconds=b.t), (b.x1, b.y1, b.x2, b.y2), a.person_id)
+        for a in truth.appearances
+        if a.camera_id == m["camera_id"] and a.key in keys and a.person_id != exported.person_id
+        for b in a.boxes
+    ]
+    half_frame = dt.timedelta(seconds=0.5 / truth.fps)
+    checks = []
+    for n, ((ts, src), out) in enumerate(
+        zip(_source_frames(m), _export_frames(exported.result.clip_uri), strict=True)
+    ):
+        for at, (x1, y1, x2, y2), person in boxes:
+            if abs(ts - at) <= half_frame and x2 - x1 >= 4 and y2 - y1 >= 4:
+                where = f"frame {n} ({ts:%H:%M:%S.%f}): {person} at {(x1, y1, x2, y2)}"
+                checks.append(BoxCheck(where, _psnr(src[y1:y2, x1:x2], out[y1:y2, x1:x2])))
+    return checks
+
+
 # --- the export -------------------------------------------------------------------------------
 def test_clip_crosses_the_segment_boundary_without_a_gap(exported: Exported) -> None:
     m = exported.manifest
@@ -233,6 +272,12 @@ def test_no_face_but_the_subject_and_none_in_masks(analysis: Analysis) -> None:
 def test_pixels_outside_redactions_are_unchanged_within_codec_noise(analysis: Analysis) -> None:
     assert min(analysis.psnr) >= PSNR_MIN_DB, f"worst frame {min(analysis.psnr):.1f} dB"
     assert float(np.mean(analysis.psnr)) >= PSNR_MEAN_DB
+
+
+def test_no_ground_truth_bystander_face_is_left_clear(bystander_boxes: list[BoxCheck]) -> None:
+    assert len(bystander_boxes) >= 10, "the clip should show bystanders' faces"
+    clear = [f"{b.where}: {b.psnr:.1f} dB" for b in bystander_boxes if b.psnr >= CLEAR_FACE_DB]
+    assert clear == []
 
 
 def test_subject_face_stays_clear(analysis: Analysis) -> None:
@@ -366,3 +411,75 @@ def test_a_deleted_segment_is_reported_as_a_gap(
     assert "is missing" in gap["reason"] and _parse(gap["end"]) == until
     assert manifest["request"]["probe_sha256"]
     assert main(["export", "verify", result["manifest_uri"]]) == 0
+
+
+# --- signatures and custody -------------------------------------------------------------------
+def test_a_genuine_export_verifies_on_another_machine(
+    cli_env: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["keys", "public"]) == 0
+    public = tmp_path / "citywatch-export.keys"
+    public.write_text(capsys.readouterr().out)
+    elsewhere = tmp_path / "elsewhere"  # a fresh machine: no state dir, no keys, no storage root
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for name in ("CITYWATCH_STORAGE_ROOT", "CITYWATCH_STATE_DIR", "CITYWATCH_USER"):
+        monkeypatch.delenv(name)
+    manifest = cli_env.result.manifest_uri
+    assert main(["export", "verify", manifest, "--public-key", str(public)]) == 0
+    assert "export verified" in capsys.readouterr().out
+    assert main(["export", "verify", manifest]) == 1  # no key trusted here
+    assert "signature: no trusted public key" in capsys.readouterr().out
+    assert list(elsewhere.rglob("*")) == []  # verify wrote nothing, no key
+
+
+def test_a_manifest_resigned_with_another_key_fails_verify(
+    cli_env: Exported, export_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citywatch.governance.keys import FileKeyStore
+    from citywatch.governance.manifest import render_manifest, sign
+
+    path = export_copy / f"{cli_env.result.export_id}.manifest.json"
+    document = json.loads(path.read_text())
+    document["justification"] = "routine check"
+    forger = FileKeyStore(tmp_path / "forger.pem", "export").ensure()
+    document["signer"] = {"algorithm": "Ed25519", "key_id": forger.key_id, "fingerprint": forger.fingerprint}
+    path.write_bytes(render_manifest(sign(document, forger)))
+    assert main(["export", "verify", str(path)]) == 1
+    failed = capsys.readouterr().out.split("FAILED", 1)[1]
+    assert "signature:" in failed and forger.key_id in failed and "not a trusted key" in failed
+
+
+def test_a_missing_source_fails_verify_unless_allowed(
+    cli_env: Exported, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = Path(cli_env.manifest["sources"][0]["uri"])
+    hidden = source.with_name(f".{source.name}.hidden")
+    source.rename(hidden)
+    try:
+        assert main(["export", "verify", cli_env.result.manifest_uri]) == 1
+        failed = capsys.readouterr().out.split("FAILED", 1)[1]
+        assert (
+            f"source {cli_env.manifest['sources'][0]['segment_id']}:" in failed
+            and "no longer exists" in failed
+        )
+        assert main(["export", "verify", cli_env.result.manifest_uri, "--allow-missing-source"]) == 0
+        assert "export verified" in capsys.readouterr().out
+    finally:
+        hidden.rename(source)
+
+
+def test_the_export_holds_its_sources_for_the_case(cli_env: Exported) -> None:
+    from citywatch.governance.audit_log import AuditLog
+    from citywatch.tasks.retention import held_segments
+
+    storage = Storage(cli_env.settings)
+    sources = {s["segment_id"] for s in cli_env.manifest["sources"]}
+    assert sources <= held_segments(storage)
+    holds = [
+        r
+        for r in AuditLog(storage).rows()
+        if r.action == "case_hold" and cli_env.result.export_id in r.params
+    ]
+    assert [(r.user, r.case_id, r.outcome) for r in holds] == [("demo-investigator", CASE, "ok")]
+    assert all(s["sha256"] and len(s["sha256"]) == 64 for s in cli_env.manifest["sources"])
