@@ -300,3 +300,21 @@ def test_s3_store_without_object_lock_is_refused(s3_server, tmp_path: Path) -> N
     )
     with pytest.raises(BadInputError, match="has no Object Lock"):
         write_checkpoint(Storage(settings), 1, "0" * 64)
+
+
+def test_cli_checkpoint_covers_the_head_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citywatch.governance.auth import write_demo_users
+
+    settings = settings_at(tmp_path).model_copy(update={"audit_checkpoint_every": 1000})
+    write_demo_users(Storage(settings))
+    write_records(AuditLog(Storage(settings)), 3)  # checkpoint 1 covers record 1 only
+    assert log_at(tmp_path).verify().covered_seq == 1
+    monkeypatch.setenv("CITYWATCH_STATE_DIR", settings.state_dir)
+    args = ["--root", settings.storage_root, "audit", "checkpoint"]
+    assert main(["--user", "demo-investigator", *args]) == 3
+    assert main(["--user", "demo-admin", *args]) == 0
+    assert "checkpoint 2 covers record 4" in capsys.readouterr().out  # 4: the refusal just audited
+    verdict = AuditLog(Storage(settings)).verify()
+    assert (verdict.ok, verdict.checkpoints, verdict.covered_seq) == (True, 2, 4)

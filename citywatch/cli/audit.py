@@ -115,8 +115,8 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     with governed(
         settings, storage, Action.AUDIT_CHECKPOINT, None, None, {"command": "audit checkpoint"}
     ) as run:
-        log = AuditLog(storage)
-        head = log.rows()[-1] if log.rows() else None
+        rows = AuditLog(storage).rows()
+        head = rows[-1] if rows else None
         written = write_checkpoint(storage, head.seq, head.hash) if head is not None else None
         run.result_count = 1 if written else 0
     if written is None:
