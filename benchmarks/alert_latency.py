@@ -26,6 +26,7 @@ set PREFECT_WORKER_QUERY_SECONDS / PREFECT_RUNNER_POLL_FREQUENCY to ~2 s (defaul
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as dt
 import json
 import os
@@ -50,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from citywatch.footage import format_stamp  # noqa: E402
 from citywatch.governance.auth import write_demo_users  # noqa: E402
+from citywatch.governance.webhooks import add_target  # noqa: E402
 from citywatch.sample.plate_render import paste_plate, render_plate  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
 from citywatch.stack.prefect_server import QUIET_ENV, free_port, start_prefect_server  # noqa: E402
@@ -129,6 +131,9 @@ def drop(clip: Clip, footage: Path) -> float:
 # --- receiver and watchers ---------------------------------------------------------------
 
 
+BENCH_SECRET = "whsec_" + base64.b64encode(b"alert-latency-benchmark-secret-32").decode()
+
+
 class Receiver:
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
@@ -189,7 +194,8 @@ def start_watchers(settings: Settings, api: str, log_dir: Path) -> list[subproce
         **os.environ,
         **QUIET_ENV,
         "PREFECT_API_URL": api,
-        "CITYWATCH_ALERT_WEBHOOK_URLS": json.dumps(settings.alert_webhook_urls),
+        "CITYWATCH_WEBHOOK_ALLOWED_HOSTS": json.dumps(settings.webhook_allowed_hosts),
+        "CITYWATCH_WEBHOOK_SECRETS": json.dumps({"bench": BENCH_SECRET}),
         "CITYWATCH_STATE_DIR": settings.state_dir,
         "CITYWATCH_DASK_WORKERS": "1",
         "CITYWATCH_INGEST_INTERVAL_S": str(settings.ingest_interval_s),
@@ -276,12 +282,13 @@ def latency(args: argparse.Namespace, work: Path) -> None:
         storage_root=str(root),
         state_dir=str(work / "state"),
         user="demo-admin",
-        alert_webhook_urls=[receiver.url],
+        webhook_allowed_hosts=["127.0.0.1"],
         dask_workers=1,
         ingest_interval_s=args.ingest_interval,
         sweep_interval_s=args.sweep_interval,
     )
     write_demo_users(Storage(settings))
+    add_target(Storage(settings), "bench", receiver.url, "demo-admin")
     clips_dir = work / "clips"
     clips_dir.mkdir()
     print(f"cutting {args.segments} segments of {args.clip_seconds:g} s ...", flush=True)

@@ -297,6 +297,30 @@ class SweepStateRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentHoldRow:
+    """A case keeps one footage segment (an export's source) past footage retention."""
+
+    id: str  # "<case_id>|<segment_id>"
+    case_id: str
+    segment_id: str
+    export_id: str
+    created_by: str
+    created_at: dt.datetime
+
+    TABLE: ClassVar[str] = "segment_holds"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("case_id", pa.string()),
+            pa.field("segment_id", pa.string()),
+            pa.field("export_id", pa.string()),
+            pa.field("created_by", pa.string()),
+            pa.field("created_at", TS),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class HoldRow:
     """A case keeps one track's rows past retention."""
 

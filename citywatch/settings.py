@@ -7,6 +7,7 @@ Every field can be set from the environment with the ``CITYWATCH_`` prefix, e.g.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -159,6 +160,12 @@ class Settings(BaseSettings):
         description="Face rows and thumbnails are deleted after this many days unless a case holds them.",
     )
     retention_plates_days: int = Field(90, ge=1, description="The same for plate rows.")
+    retention_footage_days: int | None = Field(
+        None,
+        ge=1,
+        description="Footage files are deleted this many days after they end, unless a "
+        "case holds them (every export holds its sources); unset: footage is kept.",
+    )
     index_lease_s: float = Field(
         45,
         gt=0,
@@ -263,11 +270,41 @@ class Settings(BaseSettings):
     export_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = Field(
         "veryfast", description="x264 preset."
     )
-    export_signing_key: SecretStr | None = Field(
+    signing_key_file: str | None = Field(
         None,
-        description="HMAC key that signs export manifests. Unset: a random key "
-        "is made once and kept in <state_dir>/export_signing.key (0600); set it on "
-        "every machine that exports or verifies in a multi-machine deployment.",
+        description="Ed25519 private key (PEM, mode 0600) that signs export manifests; "
+        "default <state_dir>/keys/export_ed25519.pem, made on first export. "
+        "`citywatch keys public` prints its public keys for verifiers.",
+    )
+    trusted_keys_file: str | None = Field(
+        None,
+        description="Public keys (`citywatch keys public` output) that `export verify` "
+        "and `audit verify` trust, besides this installation's own keys.",
+    )
+
+    # --- audit checkpoints (citywatch/governance/checkpoints.py, docs/governance.md)
+    audit_key_file: str | None = Field(
+        None,
+        description="Ed25519 private key (PEM, 0600) that signs audit checkpoints; "
+        "default <state_dir>/keys/audit_ed25519.pem.",
+    )
+    audit_checkpoint_url: str | None = Field(
+        None,
+        description="Write-once store for signed audit checkpoints: s3://bucket/prefix "
+        "(a bucket with Object Lock) or a local folder outside the storage root; default "
+        "<state_dir>/audit-checkpoints/<root digest>.",
+    )
+    audit_checkpoint_every: int = Field(
+        100, ge=1, le=1_000_000, description="A checkpoint is written after this many audit records..."
+    )
+    audit_checkpoint_minutes: float = Field(
+        10.0, gt=0, le=1440, description="...or at the first record this many minutes after the last one."
+    )
+    audit_checkpoint_lock: Literal["compliance", "governance"] = Field(
+        "compliance", description="S3 Object Lock mode of checkpoints (compliance: no one can delete them)."
+    )
+    audit_checkpoint_retain_days: int = Field(
+        3650, ge=1, le=36500, description="How long S3 Object Lock keeps each checkpoint."
     )
 
     # --- watchlist, sweep and alerts (citywatch/watchlist.py, flows/watchlist_sweep.py)
@@ -312,15 +349,22 @@ class Settings(BaseSettings):
         "raises an alert for a plate entry without its own threshold (0.3 per "
         "confusable swap such as O/0, 1.0 per other edit).",
     )
-    alert_webhook_urls: list[str] = Field(
+    webhook_allowed_hosts: list[str] = Field(
         default_factory=list,
-        description="http(s) URLs that receive each new alert as a JSON POST (env: a JSON list).",
+        description="Hosts alert webhooks may go to (exact names, or *.example.org); "
+        "targets are added by an admin with `citywatch webhooks add` (env: a JSON list).",
+    )
+    webhook_secrets_file: str | None = Field(
+        None,
+        description="YAML/JSON mapping of webhook target name -> whsec_... signing secret "
+        "(mode 0600). CITYWATCH_WEBHOOK_SECRETS (JSON) may hold them instead; neither is "
+        "ever stored, logged, printed or passed to Prefect.",
     )
     alert_webhook_timeout_s: float = Field(
         3.0,
         gt=0,
         le=60,
-        description="Timeout of one webhook POST; a slow receiver "
+        description="Timeout of one signed webhook POST; a slow receiver "
         "never holds the alert write, only this sweep's delivery step.",
     )
     alert_delivery_max_attempts: int = Field(
@@ -357,13 +401,13 @@ class Settings(BaseSettings):
         "turn off for S3 servers without it (localbucket, some gateways).",
     )
 
-    @field_validator("alert_webhook_urls")
+    @field_validator("webhook_allowed_hosts")
     @classmethod
-    def _webhooks_are_http(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"alert_webhook_urls: {url!r} must start with http:// or https://")
-        return value
+    def _hosts_are_names(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not re.fullmatch(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", host):
+                raise ValueError(f"webhook_allowed_hosts: {host!r} is not a host name (or *.domain)")
+        return [h.lower() for h in value]
 
     @field_validator("storage_root")
     @classmethod

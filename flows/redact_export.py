@@ -2,8 +2,10 @@
 
 resolve the request (sighting / alert / camera + range, optional probe) -> plan the
 clip (segments, gaps) -> scan every frame for faces (and plates) -> redact + encode
--> manifest, signed here in the flow's process (the signing key never travels to a
-worker) -> ``<root>/exports/<case>/<export_id>.{mp4,redactions.json,manifest.json}``.
+-> manifest, signed (Ed25519) here in the flow's process (the private key never
+travels to a worker) -> ``<root>/exports/<case>/<export_id>.{mp4,redactions.json,manifest.json}``.
+The source segments are held for the case as soon as the clip is planned, so
+retention cannot delete them (the hold is audited).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from prefect.states import State
 from citywatch.errors import BadInputError, TransientError
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, GovernedRun, governed
-from citywatch.governance.manifest import MANIFEST_SUFFIX, render_manifest, sign, signing_key
+from citywatch.governance.manifest import MANIFEST_SUFFIX, export_signer, render_manifest, sign, signer_entry
 from citywatch.governance.refusals import refusals_on_record
 from citywatch.models.loaders import redaction_face_model
 from citywatch.schemas import utcnow
@@ -32,6 +34,7 @@ from citywatch.tasks.export.redact_plan import SubjectChoice
 from citywatch.tasks.export.render import RenderedExport, render_redacted
 from citywatch.tasks.export.request import ExportRequest, ResolvedRequest, resolve_request
 from citywatch.tasks.export.scan import ClipScan, plate_finder_for, scan_clip
+from citywatch.tasks.retention import hold_segments
 
 
 @dataclass(frozen=True)
@@ -122,17 +125,18 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
     settings = settings or Settings()
     logger = get_run_logger()
     storage = Storage(settings)
-    key = signing_key(settings)  # fail early if the key is unusable
+    signer = export_signer(settings)  # fail early if the key is unusable
     with governed_export(settings, storage, request) as run:
         case_id, justification = run.case_id, run.justification
         resolved, plan = prepare_task(request, settings)
+        export_id = f"{plan.camera.id}-{format_stamp(plan.start)}-{secrets.token_hex(4)}"
+        hold_segments(storage, run, [s.segment_id for s in plan.sources], export_id)
         for gap in plan.gaps:
             logger.warning(
                 "gap in footage %s .. %s: %s", gap.start.isoformat(), gap.end.isoformat(), gap.reason
             )
         scan = scan_task(resolved, plan, settings)
         created = utcnow()
-        export_id = f"{plan.camera.id}-{format_stamp(plan.start)}-{secrets.token_hex(4)}"
         key_base = safe_key(f"exports/{case_id}/{export_id}")
         rendered = render_task(resolved, plan, scan, settings, key_base, export_id)
         manifest = build_manifest(
@@ -146,9 +150,9 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
             scan=scan,
             rendered=rendered,
             settings=settings,
-            key_id=key.key_id,
+            signer=signer_entry(signer),
         )
-        signed = sign(manifest.to_document(), key)
+        signed = sign(manifest.to_document(), signer)
         manifest_uri = storage.write_bytes(f"{key_base}{MANIFEST_SUFFIX}", render_manifest(signed))
         run.result_count = 1
         run.detail = manifest_uri
@@ -170,5 +174,5 @@ def redact_export(request: ExportRequest, settings: Settings | None = None) -> E
         rendered.clip.frames,
         list(plan.gaps),
         rendered.subject,
-        key.key_id,
+        signer.key_id,
     )

@@ -1,5 +1,6 @@
 """Deployment ``retention`` (daily): biometric rows past retention are deleted unless held,
-then the search indexes are built or refreshed (tasks/search/indexes.py)."""
+footage too when ``retention_footage_days`` is set (never a segment a case holds), then
+the search indexes are built or refreshed (tasks/search/indexes.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from citywatch.governance.auth import Action, governed
 from citywatch.schemas import FaceRow, PlateRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tasks.retention import RetentionCounts, held_tracks, purge_table
+from citywatch.tasks.retention import (
+    FootageCounts,
+    RetentionCounts,
+    held_segments,
+    held_tracks,
+    purge_footage,
+    purge_table,
+)
 from citywatch.tasks.search.indexes import IndexReport, ensure_search_indexes
 
 
@@ -21,6 +29,7 @@ class RetentionSummary:
     faces: RetentionCounts
     plates: RetentionCounts
     indexes: IndexReport
+    footage: FootageCounts | None = None
 
 
 def run_retention(settings: Settings, now: dt.datetime | None = None) -> RetentionSummary:
@@ -30,6 +39,7 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
     params = {
         "faces_days": settings.retention_faces_days,
         "plates_days": settings.retention_plates_days,
+        "footage_days": settings.retention_footage_days,
         "now": now.isoformat(),
     }
     with governed(settings, storage, Action.RETENTION_RUN, None, None, params) as run:
@@ -42,10 +52,14 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
             f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
             f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails"
         )
+        footage = None
+        if settings.retention_footage_days is not None:
+            footage = purge_footage(storage, settings.retention_footage_days, now, held_segments(storage))
+            run.detail += f"; footage: {footage.deleted_files} files deleted, {footage.held_files} held"
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)
         run.detail += f"; search indexes: {indexes}"
-    return RetentionSummary(faces, plates, indexes)
+    return RetentionSummary(faces, plates, indexes, footage)
 
 
 @flow(name="retention")

@@ -3,6 +3,8 @@
 A hold (``holds`` table) keeps every row of one track (``track_id``) for a case, e.g.
 a sighting that became evidence. Rows are deleted from LanceDB, old table versions
 are cleaned up (so the bytes are really gone), and thumbnails are removed from storage.
+Footage files are deleted after ``retention_footage_days`` (when set) unless a case
+holds the segment: every export holds its source segments (``segment_holds``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,18 @@ from dataclasses import dataclass
 
 from citywatch.errors import NotFoundError
 from citywatch.filters import all_of, compare, eq, not_in
-from citywatch.schemas import FaceRow, HoldRow, PlateRow, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.governance.audit_log import AuditLog
+from citywatch.governance.auth import Action, GovernedRun
+from citywatch.schemas import (
+    FaceRow,
+    HoldRow,
+    PlateRow,
+    SegmentHoldRow,
+    SegmentRow,
+    arrow_to_rows,
+    rows_to_arrow,
+    utcnow,
+)
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -71,3 +84,64 @@ def purge_table(
             storage.delete(row["thumb_uri"])
             removed += 1
     return RetentionCounts(table_name, cutoff, len(doomed), len(rows) - len(doomed), removed)
+
+
+# --- footage: source segments held as evidence --------------------------------------------
+def hold_segments(storage: Storage, run: GovernedRun, segment_ids: list[str], export_id: str) -> None:
+    """Hold an export's source segments for its case, and audit the hold."""
+    now = utcnow()
+    rows = [
+        SegmentHoldRow(f"{run.case_id}|{seg}", run.case_id, seg, export_id, run.actor.user, now)
+        for seg in sorted(set(segment_ids))
+    ]
+    if rows:
+        table = open_table(storage.db, SegmentHoldRow.TABLE, SegmentHoldRow.SCHEMA)
+        upsert(table, rows_to_arrow(rows, SegmentHoldRow.SCHEMA))
+    AuditLog(storage).record(
+        user=run.actor.user,
+        role=run.actor.role_text,
+        action=Action.CASE_HOLD.value,
+        outcome="ok",
+        case_id=run.case_id,
+        justification=run.justification,
+        params={"segments": [r.segment_id for r in rows], "export_id": export_id},
+        result_count=len(rows),
+        detail=f"source segments of export {export_id} held for the case",
+    )
+
+
+def held_segments(storage: Storage) -> set[str]:
+    if not has_table(storage.db, SegmentHoldRow.TABLE):
+        return set()
+    table = open_table(storage.db, SegmentHoldRow.TABLE, SegmentHoldRow.SCHEMA)
+    return {r.segment_id for r in arrow_to_rows(table.to_arrow(), SegmentHoldRow)}
+
+
+@dataclass(frozen=True, slots=True)
+class FootageCounts:
+    cutoff: dt.datetime
+    deleted_files: int
+    held_files: int
+
+
+def purge_footage(storage: Storage, days: int, now: dt.datetime, held: set[str]) -> FootageCounts:
+    """Delete footage files of segments that ended before ``now - days``, unless held.
+
+    The segments rows stay (an export planned over that time reports the footage as
+    missing, never silently bridged).
+    """
+    cutoff = now - dt.timedelta(days=days)
+    if not has_table(storage.db, SegmentRow.TABLE):
+        return FootageCounts(cutoff, 0, 0)
+    table = storage.db.open_table(SegmentRow.TABLE)
+    rows = table.search().where(compare("start", "<", cutoff)).select(["id", "uri", "end"]).limit(None)
+    deleted = held_count = 0
+    for row in rows.to_list():
+        if row["end"] is not None and row["end"] >= cutoff:
+            continue
+        if row["id"] in held:
+            held_count += 1
+        elif storage.exists(row["uri"]):
+            storage.delete(row["uri"])
+            deleted += 1
+    return FootageCounts(cutoff, deleted, held_count)

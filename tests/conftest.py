@@ -33,7 +33,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect")
-    api_url, pid = start_prefect_server(home)
+    api_url, pid = start_prefect_server(home, wait_s=300)  # a loaded machine needs more than 90 s
     os.environ["PREFECT_API_URL"] = api_url
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         yield api_url

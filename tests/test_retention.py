@@ -11,12 +11,12 @@ import pytest
 from citywatch.errors import ForbiddenError, NotFoundError
 from citywatch.flows.retention import run_retention
 from citywatch.governance.audit_log import AuditLog
-from citywatch.governance.auth import write_demo_users
-from citywatch.schemas import FaceRow, PlateRow, rows_to_arrow
+from citywatch.governance.auth import Action, write_demo_users
+from citywatch.schemas import FaceRow, PlateRow, SegmentRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import faces_table, plates_table, upsert
-from citywatch.tasks.retention import add_hold
+from citywatch.tables import faces_table, plates_table, segments_table, upsert
+from citywatch.tasks.retention import add_hold, hold_segments
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
@@ -106,3 +106,52 @@ def test_retention_needs_admin_and_hold_needs_a_track(root: Storage) -> None:
     with pytest.raises(NotFoundError):
         add_hold(root, "CASE-9", "no-such-track", "demo-supervisor", "evidence")
     assert AuditLog(root).rows()[-1].outcome == "refused"
+
+
+def _segment(storage: Storage, camera: str, days_old: float) -> SegmentRow:
+    start = NOW - dt.timedelta(days=days_old)
+    key = f"footage/{camera}/{start:%Y%m%dT%H%M%SZ}.mp4"
+    uri = storage.write_bytes(key, b"video " + key.encode())
+    return SegmentRow(
+        id=f"{camera}/{start:%Y%m%dT%H%M%SZ}",
+        camera_id=camera,
+        uri=uri,
+        start=start,
+        end=start + dt.timedelta(seconds=60),
+        size_bytes=10,
+        sha256="0" * 64,
+        state="done",
+        error="",
+        model="m",
+        frames_decoded=1,
+        frames_analysed=1,
+        faces=0,
+        updated_at=start,
+    )
+
+
+def test_footage_past_retention_goes_unless_an_export_holds_it(root: Storage) -> None:
+    from citywatch.governance.auth import Actor, GovernedRun, Role
+
+    old, held, recent = (_segment(root, "cam-a", d) for d in (100, 120, 2))
+    upsert(segments_table(root.db), rows_to_arrow([old, held, recent], SegmentRow.SCHEMA))
+    actor = Actor("demo-investigator", (Role.INVESTIGATOR,))
+    run = GovernedRun(actor, Action.EXPORT, "CASE-9", "evidence of the robbery on cam-a")
+    hold_segments(root, run, [held.id], "cam-a-export-1")
+    settings = root.settings.model_copy(update={"retention_footage_days": 90})
+    summary = run_retention(settings, now=NOW)
+    assert summary.footage is not None
+    assert (summary.footage.deleted_files, summary.footage.held_files) == (1, 1)
+    assert not Path(old.uri).exists() and Path(held.uri).exists() and Path(recent.uri).exists()
+    hold = next(r for r in AuditLog(root).rows() if r.action == "case_hold")
+    assert (hold.user, hold.case_id, hold.outcome) == ("demo-investigator", "CASE-9", "ok")
+    assert held.id in hold.params and "cam-a-export-1" in hold.params
+    assert "footage: 1 files deleted, 1 held" in AuditLog(root).rows()[-1].detail
+    assert AuditLog(root).verify().ok
+
+
+def test_footage_is_kept_when_no_footage_retention_is_set(root: Storage) -> None:
+    segment = _segment(root, "cam-a", 400)
+    upsert(segments_table(root.db), rows_to_arrow([segment], SegmentRow.SCHEMA))
+    assert run_retention(root.settings, now=NOW).footage is None
+    assert Path(segment.uri).exists()

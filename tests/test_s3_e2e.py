@@ -123,6 +123,7 @@ def test_plate_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # 
         return sorted((r["id"], r["text"]) for r in rows if r["segment_id"] in ids)
 
     on_disk = plates(indexed.settings)
+    assert on_disk, "the local run read no plate in these segments: nothing would be compared"
     assert plates(on_s3.settings) == on_disk
     for text in sorted({text for _, text in on_disk}) or ["AB1234"]:
         results = [
@@ -133,6 +134,7 @@ def test_plate_search_on_s3_equals_local_disk(on_s3: OnS3, indexed) -> None:  # 
             [(p.plate.camera_id, p.plate.ts, p.plate.text) for p in r.sightings if p.plate.segment_id in ids]
             for r in results
         )
+        assert local, f"the local search for {text} found none of the plates it was read from"
         assert found == local
         assert results[0].report_uri.startswith(f"{Storage(on_s3.settings).root}/reports/")
 

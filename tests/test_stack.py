@@ -46,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
         },
         {"storage_root": "relative/root", "state_dir": "relative/state", "sample_fps": 1.0},
         {
-            "alert_webhook_urls": ["http://127.0.0.1:8080/hook"],
+            "webhook_allowed_hosts": ["127.0.0.1", "*.example.org"],
             "plate_grammar": ("^[A-Z]{2}[0-9]{4}$",),
             "plates_enabled": False,
             "user": "demo-admin",

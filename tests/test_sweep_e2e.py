@@ -3,13 +3,17 @@
 The footage composites one photo of obama; the entry is enrolled (through the CLI,
 requested by one user and approved by another) from ``sample/probes/obama.jpg``, a
 different photo. The sweep runs as a real Prefect flow against the test server, with
-a real HTTP receiver as its webhook. Works on a copy of the shared indexed root.
+a real HTTP receiver as its webhook (a target an admin added, signed with a secret from
+the environment). Works on a copy of the shared indexed root. After the run, no table,
+file, log line, CLI output or Prefect flow-run parameter/log/artifact holds the secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from citywatch.settings import Settings
 from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
 from citywatch.tables import upsert
-from tests.watchlist_support import Receiver
+from tests.watchlist_support import HOOK, HOOK_SECRET, Receiver
 
 pytestmark = pytest.mark.slow
 SLACK = dt.timedelta(seconds=1.5)
@@ -41,6 +45,7 @@ class Swept:
     truth: object  # citywatch.sample.truth.GroundTruth
     entry_id: str
     summary: object  # flows.watchlist_sweep.SweepSummary
+    logs: list[str]  # every log record emitted while the fixture ran
 
 
 def cli(root: Path, user: str, *args: str) -> int:
@@ -59,9 +64,17 @@ def swept(indexed, tmp_path_factory: pytest.TempPathFactory) -> Swept:  # noqa: 
 
     root = tmp_path_factory.mktemp("sweep") / "data"
     shutil.copytree(indexed.root, root)
-    receiver = Receiver(free_port())
+    logs: list[str] = []
+    catcher = _Catcher(logs)
+    logging.getLogger().addHandler(catcher)
+    os.environ["CITYWATCH_WEBHOOK_SECRETS"] = json.dumps({HOOK: HOOK_SECRET})
+    os.environ["CITYWATCH_WEBHOOK_ALLOWED_HOSTS"] = '["127.0.0.1"]'
+    receiver = Receiver(free_port())  # verifies every signature with HOOK_SECRET
     url = f"http://127.0.0.1:{receiver.server.server_address[1]}/alerts"
-    settings = indexed.settings.model_copy(update={"storage_root": str(root), "alert_webhook_urls": [url]})
+    settings = indexed.settings.model_copy(
+        update={"storage_root": str(root), "webhook_allowed_hosts": ["127.0.0.1"]}
+    )
+    assert cli(root, "demo-admin", "webhooks", "add", HOOK, url) == 0
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
     for person in ("obama", "biden"):  # biden: enrolled but never in the footage
         assert (
@@ -100,8 +113,20 @@ def swept(indexed, tmp_path_factory: pytest.TempPathFactory) -> Swept:  # noqa: 
             == 0
         )
     summary = watchlist_sweep(settings=settings)
-    yield Swept(root, settings, receiver, truth, entries["obama"].id, summary)
+    yield Swept(root, settings, receiver, truth, entries["obama"].id, summary, logs)
     receiver.close()
+    logging.getLogger().removeHandler(catcher)
+    for name in ("CITYWATCH_WEBHOOK_SECRETS", "CITYWATCH_WEBHOOK_ALLOWED_HOSTS"):
+        os.environ.pop(name, None)
+
+
+class _Catcher(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(f"{record.name} {record.getMessage()} {record.exc_text or ''}")
 
 
 def obama_passes(truth) -> list:  # noqa: ANN001
@@ -132,6 +157,7 @@ def test_every_sink_gets_each_alert_once(swept: Swept) -> None:
     raised = swept.summary.sweep.alert_ids
     keys = [key for key, _ in swept.receiver.received]
     assert [keys.count(alert_id) for alert_id in raised] == [1] * len(raised)
+    assert swept.receiver.rejected == []  # every POST carried a valid signature
     assert swept.summary.delivery.failed == 0
     assert swept.summary.delivery.delivered == 3 * len(raised)  # log, prefect, webhook
     with get_client(sync_client=True) as client:
@@ -144,7 +170,6 @@ def test_every_sink_gets_each_alert_once(swept: Swept) -> None:
 def test_dismissed_track_stays_quiet_when_its_segment_is_indexed_again(
     swept: Swept, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CITYWATCH_ALERT_WEBHOOK_URLS", json.dumps(swept.settings.alert_webhook_urls))
     listed = cli_json(capsys, swept.root, "demo-supervisor", "alerts", "list", "--state", "new")
     target = listed[-1]
     assert {d["sink"].split(":")[0] for d in target["deliveries"]} == {"log", "prefect", "webhook"}
@@ -210,3 +235,41 @@ def test_a_new_segment_is_ingested_and_alerts_within_seconds(swept: Swept) -> No
     assert alert.camera_id == first.camera_id and alert.watchlist_id == swept.entry_id
     assert seconds < 120, f"segment to alert took {seconds:.1f} s"
     assert watchlist_sweep(settings=swept.settings).sweep.alerts_new == 0  # already raised
+
+
+def test_the_webhook_secret_appears_nowhere(swept: Swept, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tables, files under the root and state dir, logs, CLI output, Prefect runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter
+
+    needles = (HOOK_SECRET, HOOK_SECRET.removeprefix("whsec_"))
+    seen: dict[str, str] = {}
+    db = Storage(swept.settings).db
+    for name in db.list_tables().tables:
+        seen[f"table {name}"] = json.dumps(db.open_table(name).to_arrow().to_pylist(), default=str)
+    for folder in (swept.root, Path(swept.settings.state_dir)):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                seen[f"file {path}"] = path.read_bytes().decode("latin-1")
+    seen["logs"] = "\n".join(swept.logs)
+    capsys.readouterr()
+    for user, args in [
+        ("demo-supervisor", ["alerts", "list", "--json"]),
+        ("demo-admin", ["webhooks", "list", "--json"]),
+        ("demo-admin", ["sweep", "--json"]),
+        ("demo-admin", ["audit", "list", "--json", "--limit", "1000"]),
+    ]:
+        assert cli(swept.root, user, *args) == 0
+        out = capsys.readouterr()
+        seen[f"cli {' '.join(args)}"] = out.out + out.err
+    assert "ops-room" in seen["cli webhooks list --json"]
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200)
+        assert any("settings" in r.parameters for r in runs)  # the sweep's run, with its Settings
+        seen["prefect flow-run parameters"] = json.dumps([r.parameters for r in runs], default=str)
+        logs = client.read_logs(log_filter=LogFilter(), limit=200)
+        seen["prefect logs"] = "\n".join(entry.message for entry in logs)
+        seen["prefect artifacts"] = json.dumps([a.data for a in client.read_artifacts()], default=str)
+    assert "webhook_allowed_hosts" in seen["prefect flow-run parameters"]  # the settings are there...
+    leaks = [where for where, text in seen.items() if any(n in text for n in needles)]
+    assert leaks == []  # ...but never the secret

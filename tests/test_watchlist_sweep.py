@@ -33,15 +33,18 @@ from citywatch.tables import plates_table, upsert
 from citywatch.tasks.sweep import advance_watermarks, commit_alerts, plan_sweep, sweep_once
 from citywatch.tasks.sweep.notify import deliver_pending
 from tests.watchlist_support import (
+    HOOK,
     NOW,
     THRESHOLD,
     Faces,
     Receiver,
     a_pass,
+    add_hook,
     enrol_active,
     faces,  # noqa: F401 - the module's fixture
     make_settings,
     request,
+    webhook_settings,
     write_faces,
 )
 
@@ -132,8 +135,9 @@ def receiver_port() -> Iterator[int]:
 def test_two_sweeps_at_once_alert_and_post_once(tmp_path: Path, faces: Faces, receiver_port: int) -> None:
     receiver = Receiver(receiver_port)
     try:
-        settings = make_settings(tmp_path, alert_webhook_urls=[f"http://127.0.0.1:{receiver_port}/a"])
+        settings = webhook_settings(tmp_path)
         storage = Storage(settings)
+        add_hook(storage, f"http://127.0.0.1:{receiver_port}/a")
         enrol_active(storage, faces)
         write_faces(
             storage,
@@ -261,15 +265,16 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     tmp_path: Path, faces: Faces, receiver_port: int
 ) -> None:
     url = f"http://127.0.0.1:{receiver_port}/alerts"  # nothing listens yet
-    settings = make_settings(tmp_path, alert_webhook_urls=[url], alert_retry_base_s=5)
+    settings = webhook_settings(tmp_path, alert_retry_base_s=5)
     storage = Storage(settings)
+    add_hook(storage, url)
     enrol_active(storage, faces)
     write_faces(storage, faces, a_pass(faces, faces.obama))
     assert sweep_once(storage, settings, now=NOW).alerts_new == 1  # written regardless
     report = deliver_pending(storage, settings, now=NOW)
     assert report.failed == 1 and "Connection refused" in report.errors[0][1]
     alert = list_alerts(storage)[0]
-    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{url}")
+    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{HOOK}")
     assert (hook.state, hook.attempts) == (DeliveryState.FAILED, 1)
     assert hook.next_attempt_at is not None and hook.next_attempt_at > utcnow()
     assert deliver_pending(storage, settings).claimed == 0  # backing off: not due yet
@@ -283,7 +288,7 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     payload = receiver.received[0][1]
     assert payload["label"] == "Person A" and payload["camera_id"] == "cam-a"
     assert "embedding" not in json.dumps(payload)
-    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{url}")
+    hook = next(d for d in deliveries_by_alert(storage, [alert.id])[alert.id] if d.sink == f"webhook:{HOOK}")
     assert (hook.state, hook.attempts, hook.last_error) == (DeliveryState.DELIVERED, 2, "")
 
 

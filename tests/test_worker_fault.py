@@ -19,6 +19,23 @@ from tests.test_concurrent_index import _subset
 pytestmark = pytest.mark.slow
 
 
+def _executing(dask_worker) -> int:  # noqa: ANN001 - distributed.Worker
+    return len(dask_worker.state.executing)
+
+
+def _leased(root: Path) -> set[str]:
+    """Segments whose lease is held (leases/<camera>/<stamp>/<generation>.json)."""
+    return {str(p.parent.relative_to(root / "leases")) for p in (root / "leases").rglob("*.json")}
+
+
+def _done(settings) -> set[str]:  # noqa: ANN001
+    storage = Storage(settings)
+    if "segments" not in storage.db.list_tables().tables:
+        return set()
+    rows = storage.db.open_table("segments").to_arrow().to_pylist()
+    return {r["id"] for r in rows if r["state"] == "done"}
+
+
 def test_run_survives_a_killed_worker(
     prefect_api: str,
     sample_dir: Path,
@@ -43,14 +60,18 @@ def test_run_survives_a_killed_worker(
         )
         runner.start()
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not any(client.processing().values()):
-            time.sleep(0.2)
-        time.sleep(3)  # let the first tasks get into decoding/detection
-        busy = next(addr for addr, tasks in client.processing().items() if tasks)
+        busy, interrupted = None, set()
+        while time.monotonic() < deadline and not (busy and interrupted):
+            time.sleep(0.2)  # until a worker is executing a segment it holds the lease of
+            executing = client.run(_executing)
+            busy = next((addr for addr, n in executing.items() if n), None)
+            interrupted = _leased(root) - _done(settings)
+        assert busy and interrupted, "no segment was being indexed within 300 s"
         pid = client.run(os.getpid, workers=[busy])[busy]
         os.kill(pid, signal.SIGKILL)
         runner.join(timeout=900)
     assert results, "the index run did not finish"
+    assert interrupted <= _done(settings)  # what was being indexed when the worker died got done
     summary = results[0]
     segments = sorted(p.relative_to(root / "footage") for p in (root / "footage").rglob("*.mp4"))
     assert summary.indexed == len(segments) and not summary.failed

@@ -5,7 +5,9 @@ Real face embeddings, face rows as indexing writes them, a webhook receiver.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import importlib.util
 import json
 import threading
 from dataclasses import dataclass, replace
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from standardwebhooks import WebhookVerificationError
 
 from citywatch.governance.watchlist import (
     EntryRequest,
@@ -29,6 +32,18 @@ from citywatch.storage import Storage
 from citywatch.tables import faces_table, upsert
 
 NOW = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+
+
+def _receiver_example():  # noqa: ANN202 - the module docs/webhook_receiver.py
+    path = Path(__file__).resolve().parents[1] / "docs" / "webhook_receiver.py"
+    spec = importlib.util.spec_from_file_location("webhook_receiver", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+verify = _receiver_example().verify
 THRESHOLD = 0.55
 
 
@@ -119,15 +134,45 @@ def a_pass(faces: Faces, vector: np.ndarray, n: int = 3, **where: object) -> lis
     return [face_row(faces, vector, index=i, **where) for i in range(n)]
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records the alert POSTs it gets."""
+HOOK = "ops-room"  # the webhook target the tests configure
+HOOK_SECRET = "whsec_" + base64.b64encode(b"citywatch-test-webhook-secret-32b").decode()
 
-    def __init__(self, port: int) -> None:
+
+def webhook_settings(tmp_path: Path, **extra: object) -> Settings:
+    """Settings allowing 127.0.0.1 webhooks, the HOOK secret in a 0600 secrets file."""
+    secrets = tmp_path / "webhook-secrets.json"
+    secrets.write_text(json.dumps({HOOK: HOOK_SECRET}))
+    secrets.chmod(0o600)
+    return make_settings(
+        tmp_path, webhook_allowed_hosts=["127.0.0.1"], webhook_secrets_file=str(secrets), **extra
+    )
+
+
+def add_hook(storage: Storage, url: str) -> None:
+    from citywatch.governance.webhooks import add_target
+
+    add_target(storage, HOOK, url, "demo-admin")
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records the alert POSTs it gets; with a
+    ``secret`` it verifies each signature (docs/webhook_receiver.py) and refuses bad ones."""
+
+    def __init__(self, port: int, secret: str | None = HOOK_SECRET) -> None:
         received = self.received = []
+        rejected = self.rejected = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if secret is not None:
+                    try:
+                        verify(secret, dict(self.headers.items()), body)
+                    except WebhookVerificationError as exc:
+                        rejected.append(str(exc))
+                        self.send_response(401)
+                        self.end_headers()
+                        return
                 received.append((self.headers["Idempotency-Key"], json.loads(body)))
                 self.send_response(204)
                 self.end_headers()

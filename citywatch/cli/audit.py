@@ -11,6 +11,7 @@ from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argume
 from citywatch.errors import BadInputError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.checkpoints import audit_trusted_keys, write_checkpoint
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -45,8 +46,23 @@ def register(sub: Subcommands[Parser]) -> None:
         "--anchor",
         help="SEQ:HASH written down earlier (from a previous verify): that record must still carry that hash",
     )
+    v.add_argument(
+        "--trusted-keys",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="audit public keys to trust (`citywatch keys public --audit`), besides this installation's",
+    )
     add_json_argument(v)
     v.set_defaults(handler=cmd_audit_verify)
+
+    cp = add_command(
+        audit_sub,
+        "checkpoint",
+        help="sign the current head into the write-once checkpoint store now (admin; for cron)",
+        examples=["citywatch --user demo-admin audit checkpoint"],
+    )
+    cp.set_defaults(handler=cmd_audit_checkpoint)
 
     ls = add_command(
         audit_sub,
@@ -112,21 +128,47 @@ def parse_anchor(text: str) -> tuple[int, str]:
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     anchor = parse_anchor(args.anchor) if args.anchor else None
     storage = Storage(settings)
-    params = {"command": "audit verify", "anchor": args.anchor or ""}
+    params = {"command": "audit verify", "anchor": args.anchor or "", "trusted_keys": args.trusted_keys}
+    trusted = audit_trusted_keys(settings, args.trusted_keys)
     with governed(settings, storage, Action.AUDIT_READ, None, None, params) as run:
-        verdict = AuditLog(storage).verify(anchor=anchor)
+        verdict = AuditLog(storage).verify(anchor=anchor, trusted=trusted)
         run.result_count = verdict.checked
         run.detail = "" if verdict.ok else f"verify found: {verdict.reason}"
     if args.json:
         output.as_json(dataclasses.asdict(verdict))
     elif verdict.ok:
-        output.line(f"audit log intact: {verdict.checked} records")
+        output.line(f"audit log intact: {verdict.checked} records, every one signed")
+        output.line(
+            f"{verdict.checkpoints} signed checkpoints in {verdict.checkpoint_store} vouch for records "
+            f"1..{verdict.covered_seq}; later records are protected by their signatures only"
+        )
         if verdict.checked:
             output.line(f"head (write it down to --anchor later): {verdict.head_seq}:{verdict.head_hash}")
     else:
-        output.line(f"audit log BROKEN at record {verdict.first_bad_seq}: {verdict.reason}")
+        where = (
+            f"record {verdict.first_bad_seq}"
+            if verdict.first_bad_seq is not None
+            else f"checkpoint {verdict.first_bad_checkpoint}"
+        )
+        output.line(f"audit log BROKEN at {where}: {verdict.reason}")
         output.line(f"{verdict.checked} records before it are intact")
     return 0 if verdict.ok else 1
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    with governed(
+        settings, storage, Action.AUDIT_CHECKPOINT, None, None, {"command": "audit checkpoint"}
+    ) as run:
+        rows = AuditLog(storage).rows()
+        head = rows[-1] if rows else None
+        written = write_checkpoint(storage, head.seq, head.hash) if head is not None else None
+        run.result_count = 1 if written else 0
+    if written is None:
+        output.line("no checkpoint needed: the latest one already covers the head")
+    else:
+        output.line(f"checkpoint {written.number} covers record {written.seq}: {written.location}")
+    return 0
 
 
 def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:

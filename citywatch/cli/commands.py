@@ -86,15 +86,19 @@ def register(sub: Subcommands[Parser]) -> None:
     from citywatch.cli import alerts as commands_alerts
     from citywatch.cli import audit as commands_audit
     from citywatch.cli import export as commands_export
+    from citywatch.cli import keys as commands_keys
     from citywatch.cli import login as commands_login
     from citywatch.cli import serve as commands_serve
     from citywatch.cli import stack as commands_stack
     from citywatch.cli import sweep as commands_sweep
     from citywatch.cli import watchlist as commands_watchlist
+    from citywatch.cli import webhooks as commands_webhooks
 
     for group in (
         commands_audit,
         commands_export,
+        commands_keys,
+        commands_webhooks,
         commands_watchlist,
         commands_sweep,
         commands_alerts,

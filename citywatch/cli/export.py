@@ -11,7 +11,7 @@ from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argume
 from citywatch.errors import BadInputError
 from citywatch.filters import parse_time
 from citywatch.governance.auth import Action
-from citywatch.governance.manifest import verify_export
+from citywatch.governance.export_verify import export_trusted_keys, verify_export
 from citywatch.governance.refusals import refusals_on_record
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
@@ -68,6 +68,19 @@ def register(sub: Subcommands[Parser]) -> None:
         examples=["citywatch export verify data/exports/C-1/EXPORT_ID.manifest.json --json"],
     )
     v.add_argument("path", help="the export's .manifest.json or .mp4 (path or URL)")
+    v.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a trusted public key file (`citywatch keys public` output or PEM); repeatable",
+    )
+    v.add_argument("--trusted-keys", action="append", default=[], metavar="FILE", help="same as --public-key")
+    v.add_argument(
+        "--allow-missing-source",
+        action="store_true",
+        help="accept source segments that no longer exist (otherwise the verify fails)",
+    )
     add_json_argument(v)
     v.set_defaults(handler=cmd_export_verify)
 
@@ -119,7 +132,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_verify(args: argparse.Namespace, settings: Settings) -> int:
-    report = verify_export(Storage(settings), settings, args.path)
+    trusted = export_trusted_keys(settings, [*args.public_key, *args.trusted_keys])
+    report = verify_export(
+        Storage(settings), trusted, args.path, allow_missing_source=args.allow_missing_source
+    )
     if args.json:
         output.as_json(
             {

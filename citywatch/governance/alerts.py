@@ -5,7 +5,7 @@ re-run or a concurrent sweep can only find it already there. An alert starts ``n
 a person confirms or dismisses it (who, when, note). A dismissed alert keeps its id,
 so the same track never alerts that entry again.
 
-A delivery is one alert to one sink (``log``, ``prefect``, ``webhook:<url>``):
+A delivery is one alert to one sink (``log``, ``prefect``, ``webhook:<target name>``):
 pending -> sending (claimed by one sweep) -> delivered | failed (retried with backoff
 until ``alert_delivery_max_attempts``; ``next_attempt_at`` empty = given up).
 """

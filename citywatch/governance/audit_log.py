@@ -19,10 +19,17 @@ the whole record, so the claim and the chain link are one atomic step:
 A writer that loses the race reads the winner's record (for its hash) and tries
 N + 1. Only then is the row appended to the LanceDB table ``audit``, which is what
 ``list`` queries and ``verify`` checks, record by record, against the journal.
+
+Each journal entry also carries the writer's Ed25519 signature of the record's hash
+(the audit key, :func:`citywatch.governance.checkpoints.audit_key_store`), so a record
+forged by someone without the key fails ``verify`` even with every hash recomputed; and
+signed checkpoints in write-once storage (:mod:`citywatch.governance.checkpoints`) catch
+records cut from the end.
 """
 
 from __future__ import annotations
 
+import base64
 import builtins
 import dataclasses
 import logging
@@ -44,9 +51,19 @@ from citywatch.governance.audit_records import (
     AuditRow,
     AuditVerdict,
     Outcome,
+    journal_signature,
     params_json,
+    signed_bytes,
     verify_chain,
 )
+from citywatch.governance.checkpoint_stores import checkpoint_store
+from citywatch.governance.checkpoints import (
+    audit_key_store,
+    audit_trusted_keys,
+    maybe_checkpoint,
+    verify_checkpoints,
+)
+from citywatch.governance.keys import Signer, TrustedKeys
 from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 from citywatch.tables import has_table, open_table
@@ -72,6 +89,7 @@ class AuditLog:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.host = socket.gethostname()
+        self._signer: Signer | None = None
         journal_url = storage.url(JOURNAL_DIR)
         self._fs, self._journal_path = storage.fs(journal_url)
         protocol = self._fs.protocol
@@ -128,14 +146,21 @@ class AuditLog:
         row = self._claim_next(draft)
         self._write_hint(row.seq)
         self._append_row(row)
+        maybe_checkpoint(self.storage, row)
         return row
+
+    def _signature(self, row: AuditRow) -> dict[str, str]:
+        if self._signer is None:
+            self._signer = audit_key_store(self.storage.settings).ensure()
+        value = base64.b64encode(self._signer.sign(signed_bytes(row.hash))).decode()
+        return {"key_id": self._signer.key_id, "value": value}
 
     def _claim_next(self, draft: AuditRow) -> AuditRow:
         seq, prev_hash = self._head()
         for _ in range(_CLAIM_ATTEMPTS):
             linked = dataclasses.replace(draft, seq=seq + 1, prev_hash=prev_hash)
             row = dataclasses.replace(linked, hash=linked.compute_hash())
-            if self._create_exclusive(row.seq, row.to_journal()):
+            if self._create_exclusive(row.seq, row.to_journal(self._signature(row))):
                 return row
             winner = self._read_journal(seq + 1)  # someone else took it: link after theirs
             seq, prev_hash = winner.seq, winner.hash
@@ -266,6 +291,10 @@ class AuditLog:
 
     def journal(self) -> dict[int, AuditRow | str]:
         """Every journal entry by seq (an error text for an unreadable one)."""
+        return self._journal()[0]
+
+    def _journal(self) -> tuple[dict[int, AuditRow | str], dict[int, dict[str, object]]]:
+        """Journal entries and their signatures, by seq."""
         seqs = self._journal_seqs()
         paths = [self._journal_file(s) for s in seqs]
         try:
@@ -273,6 +302,7 @@ class AuditLog:
         except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not read the audit journal: {exc}") from exc
         out: dict[int, AuditRow | str] = {}
+        signatures: dict[int, dict[str, object]] = {}
         for seq, path in zip(seqs, paths):
             blob = blobs.get(path) if isinstance(blobs, dict) else None
             if not isinstance(blob, bytes):
@@ -282,15 +312,60 @@ class AuditLog:
                 out[seq] = AuditRow.from_journal(blob, path)
             except BadInputError as exc:
                 out[seq] = str(exc)
-        return out
+            signature = journal_signature(blob)
+            if signature is not None:
+                signatures[seq] = signature
+        return out, signatures
 
-    def verify(self, *, anchor: tuple[int, str] | None = None) -> AuditVerdict:
-        """Check the chain record by record and against the journal; name the first bad one.
+    def verify(
+        self, *, anchor: tuple[int, str] | None = None, trusted: TrustedKeys | None = None
+    ) -> AuditVerdict:
+        """Check the chain record by record, against the journal, the writers' signatures
+        and the signed checkpoints; name the first bad record (or checkpoint).
 
         ``anchor`` (seq, hash): a head written down elsewhere earlier; the record at that
-        seq must still carry that hash (catches a rewrite of the whole chain).
+        seq must still carry that hash. ``trusted``: the audit public keys to accept
+        (default: ``trusted_keys_file`` and this installation's own audit keys).
         """
-        return verify_chain(self.rows(), self.journal(), anchor=anchor, claimed_head=self._read_hint())
+        keys = trusted if trusted is not None else audit_trusted_keys(self.storage.settings, [])
+        rows = self.rows()
+        journal, signatures = self._journal()
+
+        def signature_problem(seq: int, row: AuditRow) -> str:
+            found = signatures.get(seq)
+            if found is None:
+                return "its journal entry is not signed (not written by citywatch: forged?)"
+            if not keys:
+                return "no trusted audit public key to check its signature: pass --trusted-keys FILE"
+            problem = keys.verify(found.get("key_id"), None, signed_bytes(row.hash), found.get("value"))
+            return f"its signature does not hold: {problem}" if problem else ""
+
+        chain = verify_chain(
+            rows, journal, anchor=anchor, claimed_head=self._read_hint(), signature_problem=signature_problem
+        )
+        by_seq = {r.seq: r for r in rows}
+        marks = verify_checkpoints(by_seq, max(by_seq, default=0), checkpoint_store(self.storage), keys)
+        extra = {
+            "checkpoints": marks.checked,
+            "first_bad_checkpoint": marks.first_bad_checkpoint,
+            "covered_seq": marks.last_good_seq,
+            "checkpoint_store": marks.location,
+        }
+        if chain.ok and marks.ok:
+            return dataclasses.replace(chain, **extra)  # type: ignore[arg-type]
+        # a broken chain pins the record; a checkpoint alone names the first one it cannot vouch for
+        first = chain.first_bad_seq if not chain.ok else marks.first_bad_seq
+        reasons = [v.reason for v in (chain, marks) if not v.ok]
+        checked = first - 1 if first is not None else chain.checked
+        return AuditVerdict(
+            False,
+            checked,
+            first,
+            "; ".join(reasons),
+            checked,
+            by_seq[checked].hash if checked in by_seq else "",
+            **extra,  # type: ignore[arg-type]
+        )
 
     def restore_missing(self) -> builtins.list[int]:  # ``list`` in this class is the method above
         """Add journal records missing from the table (a writer died between the two)."""

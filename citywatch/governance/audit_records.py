@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import ClassVar, Literal
@@ -25,6 +25,7 @@ from citywatch.errors import BadInputError
 from citywatch.schemas import TS
 
 GENESIS_HASH = "0" * 64
+SIGNATURE_FIELD = "signature"  # in journal entries only: {"key_id", "value"} over signed_bytes(hash)
 OUTCOMES = ("ok", "refused", "failed")
 Outcome = Literal["ok", "refused", "failed"]
 
@@ -91,15 +92,18 @@ class AuditRow:
     def compute_hash(self) -> str:
         return hashlib.sha256((self.prev_hash + self.canonical()).encode("utf-8")).hexdigest()
 
-    def to_journal(self) -> bytes:
-        return json.dumps(
-            self.fields_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+    def to_journal(self, signature: Mapping[str, str] | None = None) -> bytes:
+        """The journal entry: every field, plus the writer's signature of the hash."""
+        body = self.fields_json()
+        if signature is not None:
+            body[SIGNATURE_FIELD] = dict(signature)
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     @classmethod
     def from_journal(cls, data: bytes, source: str) -> AuditRow:
         try:
             body = json.loads(data.decode("utf-8"))
+            body.pop(SIGNATURE_FIELD, None)
             body["ts"] = dt.datetime.fromisoformat(body["ts"])
             return cls(**body)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
@@ -116,6 +120,24 @@ class AuditVerdict:
     reason: str  # why first_bad_seq is bad; "" when ok
     head_seq: int = 0  # the last intact record (to write down as an external anchor)
     head_hash: str = ""
+    checkpoints: int = 0  # signed checkpoints found good
+    first_bad_checkpoint: int | None = None
+    covered_seq: int = 0  # records up to here are vouched for by a good checkpoint
+    checkpoint_store: str = ""
+
+
+def signed_bytes(record_hash: str) -> bytes:
+    """What a writer signs for one record: its hash, with a domain prefix."""
+    return f"citywatch-audit-record/1 {record_hash}".encode()
+
+
+def journal_signature(data: bytes) -> dict[str, object] | None:
+    """The signature object of a journal entry, or None."""
+    try:
+        found = json.loads(data.decode("utf-8")).get(SIGNATURE_FIELD)
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def iso_utc(value: dt.datetime) -> str:
@@ -170,11 +192,13 @@ def verify_chain(
     *,
     anchor: tuple[int, str] | None = None,
     claimed_head: int = 0,
+    signature_problem: Callable[[int, AuditRow], str] | None = None,
 ) -> AuditVerdict:
     """The verdict on ``rows`` (the table) given ``journal`` (see :meth:`AuditLog.verify`).
 
     ``claimed_head``: the head hint; writers only ever set it to a seq they claimed, so a
-    log that ends before it lost records at its end.
+    log that ends before it lost records at its end. ``signature_problem(seq, row)``: why
+    the journal entry's signature does not hold ('' when it does).
     """
     by_seq: dict[int, list[AuditRow]] = {}
     for row in rows:
@@ -216,6 +240,9 @@ def verify_chain(
             return bad(seq, f"its journal entry is damaged: {entry}")
         if entry != row:
             return bad(seq, "differs from its journal entry (changed and re-hashed?)")
+        problem = signature_problem(seq, row) if signature_problem is not None else ""
+        if problem:
+            return bad(seq, problem)
         if anchor is not None and anchor[0] == seq and anchor[1] != row.hash:
             return bad(seq, f"its hash {row.hash[:16]}... is not the anchored {anchor[1][:16]}...")
         prev_hash, checked = row.hash, checked + 1

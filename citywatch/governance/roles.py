@@ -34,6 +34,9 @@ class Action(StrEnum):
     USERS_MANAGE = "users_manage"
     AUDIT_READ = "audit_read"
     AUDIT_RESTORE = "audit_restore"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
+    KEYS_MANAGE = "keys_manage"
+    WEBHOOKS_MANAGE = "webhooks_manage"
 
 
 _A, _I, _S, _D = Role.ANALYST, Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN
@@ -57,6 +60,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.USERS_MANAGE: frozenset({_D}),
     Action.AUDIT_READ: frozenset({_S, _D}),
     Action.AUDIT_RESTORE: frozenset({_D}),
+    Action.AUDIT_CHECKPOINT: frozenset({_D}),
+    Action.KEYS_MANAGE: frozenset({_D}),
+    Action.WEBHOOKS_MANAGE: frozenset({_D}),
 }
 """Which roles may perform each action (docs/governance.md shows it as a table)."""
 

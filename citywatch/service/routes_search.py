@@ -11,7 +11,7 @@ from prefect import tags
 
 from citywatch.filters import parse_time
 from citywatch.governance.auth import Action, governed
-from citywatch.governance.manifest import verify_export
+from citywatch.governance.export_verify import export_trusted_keys, verify_export
 from citywatch.service.deps import acting, service_of
 from citywatch.service.models import CaseId, Export, ExportVerify, Id, PlateSearch, Short, Time, Why
 from citywatch.service.uploads import read_image_upload
@@ -127,7 +127,7 @@ def export_verify(body: ExportVerify, request: Request) -> dict[str, object]:
     with acting(request) as (settings, storage):
         params = {"command": "export verify", "manifest": body.manifest}
         with governed(settings, storage, Action.EXPORT, body.case_id, body.justification, params) as run:
-            report = verify_export(storage, settings, storage.url(body.manifest))
+            report = verify_export(storage, export_trusted_keys(settings, []), storage.url(body.manifest))
             run.result_count = 1
             run.detail = "" if report.ok else "verification failed"
     return {

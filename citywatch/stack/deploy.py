@@ -27,7 +27,18 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
 # local paths among the settings: made absolute, since flow runs start in the project dir
-_PATH_FIELDS = ("storage_root", "state_dir", "cameras_file", "users_file", "insightface_dir")
+_PATH_FIELDS = (
+    "storage_root",
+    "state_dir",
+    "cameras_file",
+    "users_file",
+    "insightface_dir",
+    "signing_key_file",
+    "trusted_keys_file",
+    "audit_key_file",
+    "audit_checkpoint_url",
+    "webhook_secrets_file",
+)
 
 
 def _encode(value: object) -> str:

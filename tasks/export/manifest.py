@@ -16,6 +16,7 @@ from citywatch.governance.manifest import (
     GapEntry,
     RedactionEntry,
     RequestEntry,
+    SignerEntry,
     SourceEntry,
     SubjectEntry,
     iso,
@@ -75,7 +76,7 @@ def build_manifest(
     scan: ClipScan,
     rendered: RenderedExport,
     settings: Settings,
-    key_id: str,
+    signer: SignerEntry,
 ) -> ExportManifest:
     subject = resolved.subject
     pad_s = (
@@ -146,5 +147,5 @@ def build_manifest(
                 posixpath.basename(rendered.log.uri), rendered.log.sha256, rendered.log.size_bytes
             ),
         },
-        key_id=key_id,
+        signer=signer,
     )

@@ -6,16 +6,15 @@ attempt), sends them, and records the outcome; failures are retried by later swe
 with exponential backoff. Webhook POSTs run on a thread pool with a short timeout,
 after the alerts and the watermark are committed, so a slow or dead receiver never
 holds up an alert. Delivery is at least once: receivers deduplicate on the alert id
-(the ``Idempotency-Key`` header and the ``id`` field).
+(the ``Idempotency-Key`` header and the ``id`` field) or the ``webhook-id`` header.
+Webhooks go to targets an admin configured (``webhook:<name>``), signed with each
+target's secret (:mod:`citywatch.tasks.webhooks`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +32,12 @@ from citywatch.governance.alerts import (
     alerts_by_id,
     deliveries_table,
 )
+from citywatch.governance.webhooks import WebhookTargetRow, list_targets
 from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, upsert
+from citywatch.tasks.webhooks import post_signed
 
 log = logging.getLogger("citywatch.governance.alerts")
 
@@ -48,8 +49,9 @@ MAX_PER_SWEEP = 500
 MAX_ERROR_CHARS = 300
 
 
-def configured_sinks(settings: Settings) -> list[str]:
-    return [LOG_SINK, PREFECT_SINK, *(WEBHOOK_PREFIX + url for url in settings.alert_webhook_urls)]
+def configured_sinks(storage: Storage) -> list[str]:
+    """The log, Prefect, and every webhook target by name (never its URL or secret)."""
+    return [LOG_SINK, PREFECT_SINK, *(WEBHOOK_PREFIX + t.id for t in list_targets(storage))]
 
 
 def retry_delay(attempts: int, settings: Settings) -> dt.timedelta:
@@ -147,27 +149,13 @@ def claim(storage: Storage, due: Sequence[DeliveryRow], token: str, now: dt.date
 # --- sinks ------------------------------------------------------------------------------
 
 
-def post_webhook(url: str, alert: AlertRow, timeout_s: float) -> str:
-    """POST the alert as JSON; '' on a 2xx answer, else the reason."""
-    body = json.dumps(alert_json(alert)).encode()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Idempotency-Key": alert.id,
-            "User-Agent": "citywatch-alerts",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - http(s) checked in Settings
-            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code} {exc.reason}"
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return f"{type(reason).__name__}: {reason}"
+def post_webhook(
+    target: WebhookTargetRow | None, delivery: DeliveryRow, alert: AlertRow, settings: Settings
+) -> str:
+    """POST the alert, signed, to its target; '' on a 2xx answer, else the reason."""
+    if target is None:
+        return "webhook target was removed: not sent"
+    return post_signed(target, settings, delivery.id, alert_json(alert), alert.id)
 
 
 def log_alert(alert: AlertRow) -> str:
@@ -266,7 +254,7 @@ def _outcome(delivery: DeliveryRow, error: str, settings: Settings, now: dt.date
 def deliver_pending(storage: Storage, settings: Settings, now: dt.datetime | None = None) -> DeliveryReport:
     """Claim due deliveries, send them, record each outcome."""
     now = now or utcnow()
-    sinks = configured_sinks(settings)
+    sinks = configured_sinks(storage)
     if not in_prefect_run():  # the next sweep run in Prefect publishes these
         sinks = [s for s in sinks if s != PREFECT_SINK]
     owned = claim(storage, due_deliveries(storage, settings, sinks, now), uuid.uuid4().hex, now)
@@ -279,11 +267,12 @@ def deliver_pending(storage: Storage, settings: Settings, now: dt.datetime | Non
     skipped = {d.id for d in owned} - {d.id for d in live}
     errors.update({d_id: "alert dismissed or missing: not sent" for d_id in skipped})
     hooks = [d for d in live if d.sink.startswith(WEBHOOK_PREFIX)]
+    targets = {t.id: t for t in list_targets(storage)} if hooks else {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(hooks)))) as pool:
         # webhooks first, in parallel: the Prefect API calls below do not delay them
         posted = pool.map(
             lambda d: post_webhook(
-                d.sink[len(WEBHOOK_PREFIX) :], alerts[d.alert_id], settings.alert_webhook_timeout_s
+                targets.get(d.sink[len(WEBHOOK_PREFIX) :]), d, alerts[d.alert_id], settings
             ),
             hooks,
         )

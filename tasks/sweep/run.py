@@ -60,7 +60,7 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     gap = dt.timedelta(seconds=settings.alert_pass_gap_s)
     found = group_passes(match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now), gap)
     alerts = drop_known_passes(storage, found, gap)
-    sinks = configured_sinks(settings)
+    sinks = configured_sinks(storage)
     deliveries = [new_delivery(a.id, sink, now) for a in alerts for sink in sinks]
     return SweepPlan(
         alerts,
