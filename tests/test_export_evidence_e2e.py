@@ -43,27 +43,41 @@ class BoxCheck:
     psnr: float
 
 
+def _box_at(boxes: list[tuple[dt.datetime, tuple[int, int, int, int]]], ts: dt.datetime):  # noqa: ANN202
+    """The truth box at ``ts``, interpolated between two truth boxes at most 0.6 s apart."""
+    for (ta, a), (tb, b) in zip(boxes, boxes[1:]):
+        if ta <= ts <= tb and (tb - ta).total_seconds() <= 0.6:
+            w = (ts - ta) / (tb - ta)
+            return tuple(round(p + (q - p) * w) for p, q in zip(a, b))
+    return None
+
+
 @pytest.fixture(scope="module")
 def bystander_boxes(exported: Exported) -> list[BoxCheck]:
-    """Every ground-truth face box of anyone but the subject, in every exported frame it
-    falls on, compared with the same pixels of the source frame."""
+    """Every ground-truth face of anyone but the subject, in every exported frame it is
+    on (boxes between the truth's 0.5 s samples interpolated), against the source pixels."""
     truth = load_ground_truth(exported.root / "sample" / "ground_truth.json")
     m = exported.manifest
     keys = {f"footage/{s['segment_id']}.mp4" for s in m["sources"]}
     starts = {s.key: s.start for s in truth.segments}
-    boxes = [
-        (starts[a.key] + dt.timedelta(seconds=b.t), (b.x1, b.y1, b.x2, b.y2), a.person_id)
+    tracks = [
+        (
+            a.person_id,
+            [(starts[a.key] + dt.timedelta(seconds=b.t), (b.x1, b.y1, b.x2, b.y2)) for b in a.boxes],
+        )
         for a in truth.appearances
         if a.camera_id == m["camera_id"] and a.key in keys and a.person_id != exported.person_id
-        for b in a.boxes
     ]
-    half_frame = dt.timedelta(seconds=0.5 / truth.fps)
     checks = []
     for n, ((ts, src), out) in enumerate(
         zip(_source_frames(m), _export_frames(exported.result.clip_uri), strict=True)
     ):
-        for at, (x1, y1, x2, y2), person in boxes:
-            if abs(ts - at) <= half_frame and x2 - x1 >= 4 and y2 - y1 >= 4:
+        for person, boxes in tracks:
+            box = _box_at(boxes, ts)
+            if box is None:
+                continue
+            x1, y1, x2, y2 = (max(0, v) for v in box)
+            if x2 - x1 >= 4 and y2 - y1 >= 4:
                 where = f"frame {n} ({ts:%H:%M:%S.%f}): {person} at {(x1, y1, x2, y2)}"
                 checks.append(BoxCheck(where, _psnr(src[y1:y2, x1:x2], out[y1:y2, x1:x2])))
     return checks
