@@ -7,6 +7,7 @@ import importlib.util
 
 from citywatch.cli import output
 from citywatch.settings import Settings
+from citywatch.stack.down import stop_stack
 from citywatch.stack.up import (
     ENV_FILE,
     LOCAL_S3_ROOT,
@@ -15,7 +16,6 @@ from citywatch.stack.up import (
     find_project,
     start_stack,
     state_path,
-    stop_stack,
 )
 
 
