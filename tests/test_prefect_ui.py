@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from citywatch.settings import Settings
-from citywatch.stack.up import StackOptions, _Starter, stop_stack
+from citywatch.stack.down import stop_stack
+from citywatch.stack.up import StackOptions, _Starter
 
 REPO = Path(__file__).resolve().parents[1]
 

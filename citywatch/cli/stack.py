@@ -8,6 +8,7 @@ import importlib.util
 from citywatch.cli import output
 from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument
 from citywatch.settings import Settings
+from citywatch.stack.down import stop_stack
 from citywatch.stack.up import (
     ENV_FILE,
     LOCAL_S3_ROOT,
@@ -16,7 +17,6 @@ from citywatch.stack.up import (
     find_project,
     start_stack,
     state_path,
-    stop_stack,
 )
 
 

@@ -11,11 +11,13 @@
   the worker's environment: this command's settings, plus ``CITYWATCH_DASK_ADDRESS`` of
   the stack's scheduler (and the stack's S3 server as storage root with ``local_s3``).
 
-Pids, ports and URLs go to ``<state_dir>/stack.json``; shell exports to use the stack
-from another terminal to ``<state_dir>/stack.env``. Logs go to ``<root>/logs/stack``
-when the storage root is a local directory, else (s3) to ``<state_dir>/logs``: a log
-file cannot be appended to on S3. ``down`` stops every process of every session it
-started (Dask nannies' workers and Prefect's flow-run processes included).
+Pids (with each one's command line and start time), ports and URLs go to
+``<state_dir>/stack.json``; shell exports to use the stack from another terminal to
+``<state_dir>/stack.env``. Logs go to ``<root>/logs/stack`` when the storage root is a
+local directory, else (s3) to ``<state_dir>/logs``: a log file cannot be appended to
+on S3. ``down`` (citywatch/stack/down.py) stops every process of every session it
+started (Dask nannies' workers and Prefect's flow-run processes included), and only
+those.
 """
 
 from __future__ import annotations
@@ -348,6 +350,8 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     if existing is not None:
         if not dead_services(existing):
             return existing, True
+        from citywatch.stack.down import stop_stack  # down imports this module
+
         stop_stack(settings)  # a half-dead stack: start clean
     pools = pool_names(options.project / "prefect.yaml")
     state_path(settings).mkdir(parents=True, exist_ok=True)
@@ -388,44 +392,3 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     (state_path(settings) / STACK_FILE).write_text(stack.to_json())
     _write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
     return stack, False
-
-
-@dataclass
-class Stopped:
-    """What ``down`` stopped, and what it left alone (with why)."""
-
-    stopped: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
-
-    def stop(self, name: str, pid: int, launch: Launch | None) -> None:
-        """Stop one recorded process, only if its launch record proves it is still ours."""
-        if launch is None:
-            self.left.append(
-                f"{name}: pid {pid} was recorded without its command line and start time "
-                "(an older citywatch): not stopped; stop it yourself if it is still running"
-            )
-        elif launch.pid_taken():
-            self.left.append(f"{name}: pid {pid} is now another process: left alone")
-        elif launch.stop() and name not in self.stopped:
-            self.stopped.append(name)
-
-
-def stop_stack(settings: Settings) -> Stopped:
-    """Stop everything ``up`` started and the recorded Prefect server.
-
-    Only processes citywatch started: each recorded pid must still run the command
-    line it was launched with, since the same start time (see ``Launch``).
-    """
-    done = Stopped()
-    stack = read_stack(settings)
-    if stack is not None:
-        for service in reversed(stack.services):
-            done.stop(service.name, service.pid, service.launch)
-        (state_path(settings) / STACK_FILE).unlink(missing_ok=True)
-        (state_path(settings) / ENV_FILE).unlink(missing_ok=True)
-    record = state_path(settings) / "prefect" / "server.json"
-    if record.is_file():  # started by up, or by any command through ensure_prefect_server
-        saved = json.loads(record.read_text())
-        record.unlink()
-        done.stop("prefect-server", int(saved["pid"]), Launch.from_dict(saved))
-    return done
