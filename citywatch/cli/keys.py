@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_subcommands
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.checkpoints import audit_key_store
 from citywatch.governance.keys import FileKeyStore
@@ -14,26 +15,36 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
         "keys",
         help="publish or rotate the Ed25519 keys that sign exports and audit checkpoints",
         description="Exports and audit checkpoints are signed with Ed25519 keys kept by this "
         "installation (0600 files). `keys public` prints their public keys as a trusted keys "
         "file for verifiers (`export verify --trusted-keys`, `audit verify --trusted-keys`).",
+        examples=["citywatch keys public > citywatch-keys.txt", "citywatch --user demo-admin keys rotate"],
     )
-    keys_sub = p.add_subparsers(dest="keys_command", required=True)
-    pub = keys_sub.add_parser("public", help="print every public key (current and retired), one a line")
-    pub.add_argument(
-        "--audit", action="store_true", help="the audit checkpoint key instead of the export key"
+    keys_sub = add_subcommands(p, "keys_command", "what to do with the keys")
+    audit_help = "the audit checkpoint key instead of the export key"
+    pub = add_command(
+        keys_sub,
+        "public",
+        help="print every public key (current and retired), one a line",
+        examples=["citywatch keys public", "citywatch keys public --audit"],
     )
+    pub.add_argument("--audit", action="store_true", help=audit_help)
     pub.set_defaults(handler=cmd_keys_public)
-    rot = keys_sub.add_parser(
-        "rotate", help="replace the signing key; what the old key signed still verifies (admin)"
+    rot = add_command(
+        keys_sub,
+        "rotate",
+        help="replace the signing key; what the old key signed still verifies (admin)",
+        examples=[
+            "citywatch --user demo-admin keys rotate",
+            "citywatch --user demo-admin keys rotate --audit",
+        ],
     )
-    rot.add_argument(
-        "--audit", action="store_true", help="the audit checkpoint key instead of the export key"
-    )
+    rot.add_argument("--audit", action="store_true", help=audit_help)
     rot.set_defaults(handler=cmd_keys_rotate)
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from citywatch.cli import output
+from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument, add_subcommands
 from citywatch.errors import BadInputError
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.webhooks import (
@@ -27,27 +28,50 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+def register(sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        sub,
         "webhooks",
         help="alert webhook targets: signed POSTs to allowed hosts (admin)",
         description="Targets get every new alert as a Standard Webhooks-signed JSON POST. Their "
         "host must be in webhook_allowed_hosts; their secret lives in the webhook secrets file "
         "or CITYWATCH_WEBHOOK_SECRETS, never in a table, a log or this command's output.",
+        examples=["citywatch --user demo-admin webhooks add ops-room https://alerts.example.org/citywatch"],
     )
-    hooks = p.add_subparsers(dest="webhooks_command", required=True)
-    add = hooks.add_parser("add", help="add or change a target")
-    add.add_argument("name", help="target name (lowercase letters, digits, '-')")
+    hooks = add_subcommands(p, "webhooks_command", "what to do with webhook targets")
+    name_help = "target name (lowercase letters, digits, '-')"
+    add = add_command(
+        hooks,
+        "add",
+        help="add or change a target",
+        examples=["citywatch --user demo-admin webhooks add ops-room https://alerts.example.org/citywatch"],
+    )
+    add.add_argument("name", help=name_help)
     add.add_argument("url", help="https://host/path (no credentials, no query)")
     add.set_defaults(handler=cmd_webhooks_add)
-    rm = hooks.add_parser("remove", help="remove a target")
-    rm.add_argument("name")
+    rm = add_command(
+        hooks,
+        "remove",
+        help="remove a target",
+        examples=["citywatch --user demo-admin webhooks remove ops-room"],
+    )
+    rm.add_argument("name", help=name_help)
     rm.set_defaults(handler=cmd_webhooks_remove)
-    ls = hooks.add_parser("list", help="targets, and whether each has a secret (never the secret)")
-    ls.add_argument("--json", action="store_true")
+    ls = add_command(
+        hooks,
+        "list",
+        help="targets, and whether each has a secret (never the secret)",
+        examples=["citywatch --user demo-admin webhooks list --json"],
+    )
+    add_json_argument(ls)
     ls.set_defaults(handler=cmd_webhooks_list)
-    sec = hooks.add_parser("new-secret", help="write a new signing secret for a target into the secrets file")
-    sec.add_argument("name")
+    sec = add_command(
+        hooks,
+        "new-secret",
+        help="write a new signing secret for a target into the secrets file",
+        examples=["citywatch --user demo-admin webhooks new-secret ops-room"],
+    )
+    sec.add_argument("name", help=name_help)
     sec.set_defaults(handler=cmd_webhooks_new_secret)
 
 
