@@ -10,6 +10,7 @@ import io
 import shutil
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -194,10 +195,18 @@ def _tables_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def hostile_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
+def hostile_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:  # noqa: ANN001
+    """A copy of the indexed sample, with a copy of the machine state that signed its audit
+    records (the audit key), used by every command of this module (CITYWATCH_STATE_DIR)."""
     root = tmp_path_factory.mktemp("hostile") / "data"
     shutil.copytree(indexed.root, root)
-    return root
+    state = root.parent / "state"
+    keys = Path(indexed.settings.state_dir) / "keys"
+    if keys.is_dir():
+        shutil.copytree(keys, state / "keys")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CITYWATCH_STATE_DIR", str(state))
+        yield root
 
 
 @pytest.mark.parametrize(("name", "argv", "code", "words"), HOSTILE, ids=[h[0] for h in HOSTILE])
