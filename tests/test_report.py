@@ -163,3 +163,30 @@ def test_script_json_escapes_only_what_could_end_the_element(value: str) -> None
     text = script_json({"name": value})
     assert not re.search(r"[<>&]", text)
     assert json.loads(text) == {"name": value}
+
+
+def test_report_in_a_real_browser_shows_the_table_and_runs_no_injected_script(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Open the report as an investigator would: headless chromium, screenshot kept."""
+    from tests.browser import page
+
+    sightings = [_sighting(1, _thumb(storage, "thumbs/a.jpg"), HOSTILE), _sighting(2, "", "Queen's Rd")]
+    report = tmp_path / "report.html"
+    report.write_text(render_search_report(storage, HEADER, sightings), encoding="utf-8")
+    dialogs: list[str] = []
+    with page() as browser_page:
+        browser_page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        browser_page.goto(report.as_uri())
+        assert HOSTILE in browser_page.inner_text("h1")  # shown as text
+        rows = browser_page.locator("#sightings-table tbody tr")
+        assert rows.count() == 2
+        assert "Queen's Rd" in rows.nth(1).inner_text()
+        assert browser_page.locator("img").first.evaluate("img => img.naturalWidth") == 24
+        embedded = browser_page.evaluate(
+            "JSON.parse(document.querySelector('script[type=\"application/json\"]').textContent)"
+        )
+        assert [s["rank"] for s in embedded] == [1, 2]
+        browser_page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert dialogs == []  # no injected script ran
+    assert (tmp_path / "report.png").stat().st_size > 5000
