@@ -93,3 +93,24 @@ def end_session(storage: Storage, session_id: str) -> None:
     if not session_id or len(session_id) > 200:
         raise BadInputError("session id is malformed")
     storage.delete(storage.url(_key(session_id)))
+
+
+def end_user_sessions(storage: Storage, user: str) -> int:
+    """End every session of ``user`` (a new password, a deactivation); returns how many ended.
+
+    Sessions are stored by the hash of their id, so this reads each one to find its user.
+    """
+    try:
+        found = storage.list_files(storage.url(SESSIONS_DIR))
+    except NotFoundError:
+        return 0
+    ended = 0
+    for info in found:
+        try:
+            owner = json.loads(storage.read_bytes(info.url)).get("user")
+        except (NotFoundError, ValueError, AttributeError):
+            continue  # ended meanwhile, or not a session record
+        if owner == user:
+            storage.delete(info.url)
+            ended += 1
+    return ended
