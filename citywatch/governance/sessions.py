@@ -31,6 +31,8 @@ class Session:
     last_seen: str
     csrf: str  # sent back in X-CSRF-Token by cookie-authenticated writes
     client: str
+    subject: str = ""  # OIDC sign-in: the provider's subject ("" = password sign-in)
+    roles: list[str] | None = None  # OIDC roles claim: the account's roles are narrowed to these
 
     def created(self) -> dt.datetime:
         return dt.datetime.fromisoformat(self.created_at)
@@ -53,14 +55,26 @@ def cookie_key(settings: Settings, storage: Storage) -> bytes:
 
 
 def create_session(
-    storage: Storage, user: str, client: str, now: dt.datetime | None = None
+    storage: Storage,
+    user: str,
+    client: str,
+    now: dt.datetime | None = None,
+    *,
+    subject: str = "",
+    roles: list[str] | None = None,
 ) -> tuple[str, Session]:
     """A new session for ``user``: (its id, for the cookie only; the stored record)."""
     now = now or utcnow()
     session_id = secrets.token_urlsafe(32)
     stamp = now.isoformat()
     session = Session(
-        user=user, created_at=stamp, last_seen=stamp, csrf=secrets.token_urlsafe(24), client=client
+        user=user,
+        created_at=stamp,
+        last_seen=stamp,
+        csrf=secrets.token_urlsafe(24),
+        client=client,
+        subject=subject,
+        roles=roles,
     )
     storage.write_bytes(_key(session_id), json.dumps(asdict(session)).encode())
     return session_id, session
