@@ -289,3 +289,18 @@ def test_cli_links_and_unlinks_an_identity(
     assert main([*base, "bad subject"]) == 2
     assert main([*base, "idp-ivy-77", "--unlink"]) == 0
     assert linked_account(Storage(settings), provider.issuer, "idp-ivy-77") is None
+
+
+def test_abandoned_sign_ins_are_swept(provider: Provider, tmp_path: Path) -> None:
+    from citywatch.service.oidc import OidcClient
+
+    settings = oidc_settings(tmp_path / "root", provider)
+    client = OidcClient(settings, Storage(settings))
+    pending = tmp_path / "root" / "auth" / "oidc_pending"
+    client.start("http://127.0.0.1:1/api/auth/oidc/callback")
+    old = pending / f"{int(time.time()) - 3600}_{'0' * 64}.json"
+    old.write_text("{}")
+    assert len(list(pending.iterdir())) == 2
+    client._swept_at = 0.0  # the once-a-minute limit
+    client.start("http://127.0.0.1:1/api/auth/oidc/callback")
+    assert not old.exists() and len(list(pending.iterdir())) == 2

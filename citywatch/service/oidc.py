@@ -96,7 +96,12 @@ def client_secret(settings: Settings) -> str | None:
 
 
 def _pending_key(state: str) -> str:
-    return f"{PENDING_DIR}/{hashlib.sha256(state.encode()).hexdigest()}.json"
+    """``<started, unix s>_<sha256(state)>.json``: the start time (the state's prefix) lets
+    abandoned sign-ins be swept by name."""
+    started = state.split(".", 1)[0]
+    if not started.isdigit() or len(started) > 12:
+        raise OidcRefused("the state is malformed")
+    return f"{PENDING_DIR}/{started}_{hashlib.sha256(state.encode()).hexdigest()}.json"
 
 
 class OidcClient:
@@ -114,6 +119,7 @@ class OidcClient:
         self._metadata: tuple[float, OpenIDProviderMetadata] | None = None
         self._keys: KeySet | None = None
         self._keys_at = 0.0
+        self._swept_at = 0.0
 
     # --- the provider ----------------------------------------------------------------
     def _get_json(self, url: str, what: str) -> dict[str, Any]:
@@ -164,8 +170,11 @@ class OidcClient:
     def start(self, redirect_uri: str) -> tuple[str, str]:
         """(the provider's authorization URL, the state to bind to the browser)."""
         metadata = self.metadata()
-        state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
-        pending = Pending(nonce, verifier, redirect_uri, time.time())
+        now = time.time()
+        self._sweep(now)
+        state = f"{int(now)}.{generate_token(43)}"
+        nonce, verifier = generate_token(43), generate_token(64)
+        pending = Pending(nonce, verifier, redirect_uri, now)
         self.storage.write_bytes(_pending_key(state), json.dumps(asdict(pending)).encode())
         url = prepare_grant_uri(
             str(metadata["authorization_endpoint"]),
@@ -179,6 +188,21 @@ class OidcClient:
             code_challenge_method="S256",
         )
         return url, state
+
+    def _sweep(self, now: float) -> None:
+        """Delete abandoned sign-ins (older than 10 minutes), at most once a minute per instance."""
+        with self._lock:
+            if now - self._swept_at < 60:
+                return
+            self._swept_at = now
+        try:
+            found = self.storage.list_files(self.storage.url(PENDING_DIR))
+        except NotFoundError:
+            return
+        for info in found:
+            started = info.key.split("_", 1)[0]
+            if started.isdigit() and now - int(started) > PENDING_MAX_S:
+                self.storage.delete(info.url)
 
     def claim_pending(self, state: str) -> Pending:
         """The pending sign-in of ``state``, removed (a state works once); refused when unknown or old."""
