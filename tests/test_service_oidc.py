@@ -107,6 +107,11 @@ def test_code_flow_signs_in_the_linked_account(provider: Provider, service: tupl
         assert browser.get("/api/watchlist").status_code == 200
         # roles are citywatch's: an investigator may not manage users, whatever the provider says
         assert browser.get("/api/users").status_code == 403
+        # an OIDC session is a cookie session: its writes need the CSRF token the callback returned
+        token = {"label": "laptop", "days": 1}
+        assert browser.post("/api/tokens", json=token).status_code == 403
+        made = browser.post("/api/tokens", json=token, headers={"X-CSRF-Token": body["csrf_token"]})
+        assert made.status_code == 200 and made.json()["roles"] == ["investigator"]
     # PKCE: the service sent a verifier, and the provider checked it against the challenge
     assert provider.token_requests[-1]["code_verifier"]
     rows = AuditLog(Storage(settings)).rows()
