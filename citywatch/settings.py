@@ -401,6 +401,54 @@ class Settings(BaseSettings):
         "turn off for S3 servers without it (localbucket, some gateways).",
     )
 
+    # --- oidc --- OIDC sign-in to the service (citywatch/service/oidc.py, docs/service.md)
+    oidc_issuer: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s?#]+$",
+        max_length=500,
+        description="Issuer URL of an OpenID Connect provider; set (with oidc_client_id): the "
+        "service offers GET /api/auth/oidc/login. https, except on a loopback address.",
+    )
+    oidc_client_id: str | None = Field(
+        None, min_length=1, max_length=200, description="citywatch's client id at the OIDC provider."
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None,
+        description="The client secret (CITYWATCH_OIDC_CLIENT_SECRET); prefer oidc_client_secret_file. "
+        "Never stored, logged or shown. Neither set: a public client (PKCE only).",
+    )
+    oidc_client_secret_file: str | None = Field(
+        None, description="File holding the client secret (mode 0600: group or others may not read it)."
+    )
+    oidc_redirect_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s?#]+$",
+        max_length=500,
+        description="The callback URL registered at the provider; default "
+        "<the URL the browser used>/api/auth/oidc/callback.",
+    )
+    oidc_scope: str = Field(
+        "openid", pattern=r"^openid( [A-Za-z0-9_:./-]+)*$", description="Scopes asked for (openid first)."
+    )
+    oidc_roles_claim: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_:./-]{1,100}$",
+        description="ID-token claim listing role names. Set: a sign-in keeps only the account's "
+        "citywatch roles that the claim also lists (the provider can narrow roles, never grant them).",
+    )
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if bool(self.oidc_issuer) != bool(self.oidc_client_id):
+            raise ValueError("oidc_issuer and oidc_client_id go together: set both or neither")
+        if self.oidc_client_secret is not None and self.oidc_client_secret_file:
+            raise ValueError("set oidc_client_secret or oidc_client_secret_file, not both")
+        for name in ("oidc_issuer", "oidc_redirect_url"):
+            url = getattr(self, name)
+            if url and url.startswith("http://") and not _loopback_url(url):
+                raise ValueError(f"{name} must use https (plain http only on a loopback address)")
+        return self
+
     @field_validator("webhook_allowed_hosts")
     @classmethod
     def _hosts_are_names(cls, value: list[str]) -> list[str]:
@@ -440,3 +488,10 @@ class Settings(BaseSettings):
                 "pointing at a local SCRFD + ArcFace pack"
             )
         return self
+
+
+def _loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (127.0.0.0/8, ::1, localhost): plain http is allowed there."""
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host[1 : host.index("]")] if host.startswith("[") else host.split(":", 1)[0]
+    return host == "localhost" or host == "::1" or re.fullmatch(r"127(\.\d{1,3}){3}", host) is not None

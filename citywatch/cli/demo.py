@@ -1,10 +1,13 @@
 """``citywatch demo``: the whole job on the embedded default, end to end.
 
-sample footage -> index (demo-admin) -> face and plate searches with a different
-photo of each person (demo-investigator, case DEMO-1) -> watchlist entries requested
-by the investigator and approved by a supervisor (four eyes) -> sweep -> alerts for a
-human to review -> reports. Every step goes through the same CLI commands a user
-runs, so it is governed and audited the same way.
+sample footage -> demo accounts with random passwords (printed once) -> index
+(demo-admin, a worker job run directly) -> the citywatch service started on a loopback
+port; the investigator and supervisor sign in with their passwords -> face and plate
+searches with a different photo of each person (demo-investigator, case DEMO-1) ->
+watchlist entries requested by the investigator and approved by a supervisor (four
+eyes) -> sweep (a worker job) -> alerts for a human to review -> reports. The people's
+steps are the CLI commands a user runs in client mode, through the service as the
+signed-in person, governed and audited the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from citywatch.cli import output
 from citywatch.cli.args import Parser, Subcommands, add_command
+from citywatch.cli.demo_people import SignedIn, acting_as, demo_accounts, sign_in, sign_out
 from citywatch.cli.sample_files import make_sample
 from citywatch.errors import BadInputError
 from citywatch.governance.alerts import list_alerts
@@ -34,18 +38,33 @@ DEMO_CASE = "DEMO-1"
 DEMO_WHY = "citywatch demo on synthetic sample footage"
 
 
-def _cli(run_cli: RunCli, settings: Settings, user: str, *args: str) -> int:
-    code = run_cli(["--root", settings.storage_root, "--user", user, *args])
-    if code != 0:
-        raise BadInputError(f"demo step `citywatch {' '.join(args[:3])}` failed (exit {code})")
-    return code
+class _Steps:
+    """Runs demo steps with the real CLI: a signed-in person's through the service (client
+    mode, their API token); the worker jobs (index, sweep) directly as ``--user``."""
+
+    def __init__(self, run_cli: RunCli, settings: Settings) -> None:
+        self.run_cli = run_cli
+        self.settings = settings
+        self.base_url = ""
+        self.people: dict[str, SignedIn] = {}
+
+    def __call__(self, user: str, *args: str) -> int:
+        person = self.people.get(user)
+        if person is None:
+            code = self.run_cli(["--root", self.settings.storage_root, "--user", user, *args])
+        else:
+            with acting_as(self.base_url, person):
+                code = self.run_cli(["--root", self.settings.storage_root, *args])
+        if code != 0:
+            raise BadInputError(f"demo step `citywatch {' '.join(args[:3])}` as {user} failed (exit {code})")
+        return code
 
 
 def _case(*extra: str) -> list[str]:
     return ["--case", DEMO_CASE, "--why", DEMO_WHY, *extra]
 
 
-def _searches(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTruth) -> list[str]:
+def _searches(_cli: _Steps, root: Path, truth: GroundTruth) -> list[str]:
     with_probe = [(p, p.probe) for p in truth.people if p.probe]
     present = sorted(
         ((p, probe) for p, probe in with_probe if p.in_footage),
@@ -56,8 +75,6 @@ def _searches(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTrut
         where = "in the footage" if person.in_footage else "NOT in the footage"
         output.line(f"\n== face search: {person.person_id} ({where}), probe {probe}")
         _cli(
-            run_cli,
-            settings,
             DEMO_INVESTIGATOR,
             "search",
             "face",
@@ -69,17 +86,15 @@ def _searches(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTrut
     plates = [v.plate for v in getattr(truth, "vehicles", ()) if v.max_plate_px >= 80][:1]
     for plate in plates:
         output.line(f"\n== plate search: {plate}")
-        _cli(run_cli, settings, DEMO_INVESTIGATOR, "search", "plate", plate, *_case())
+        _cli(DEMO_INVESTIGATOR, "search", "plate", plate, *_case())
     return [p.person_id for p, _ in present] + plates
 
 
-def _watchlist(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTruth) -> None:
-    storage = Storage(settings)
+def _watchlist(_cli: _Steps, root: Path, truth: GroundTruth) -> None:
+    storage = Storage(_cli.settings)
     labels = {e.label for e in list_entries(storage) if e.case_id == DEMO_CASE}
     if "obama (demo)" not in labels:
         _cli(
-            run_cli,
-            settings,
             DEMO_INVESTIGATOR,
             "watchlist",
             "add",
@@ -98,8 +113,6 @@ def _watchlist(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTru
     for plate in plates:
         if f"{plate} (demo)" not in labels:
             _cli(
-                run_cli,
-                settings,
                 DEMO_INVESTIGATOR,
                 "watchlist",
                 "add",
@@ -116,8 +129,6 @@ def _watchlist(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTru
     for entry in list_entries(storage):
         if entry.case_id == DEMO_CASE and entry.status == "pending":
             _cli(
-                run_cli,
-                settings,
                 DEMO_SUPERVISOR,
                 "watchlist",
                 "approve",
@@ -129,7 +140,8 @@ def _watchlist(run_cli: RunCli, settings: Settings, root: Path, truth: GroundTru
 
 def run_demo(settings: Settings, seed: int, run_cli: RunCli) -> int:
     """Run every step; returns the CLI exit code."""
-    from citywatch.governance.auth import write_demo_users
+    from citywatch.service.server import serving_in_thread
+    from citywatch.stack.prefect_server import ensure_prefect_server
 
     storage = Storage(settings)
     if is_remote(storage.root):
@@ -140,22 +152,34 @@ def run_demo(settings: Settings, seed: int, run_cli: RunCli) -> int:
         make_sample(settings, seed)
     else:
         output.line(f"1/5 sample footage already under {root}")
-    write_demo_users(storage)  # only if the root has no users.yaml yet
+    passwords = demo_accounts(storage)
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
-    output.line(f"2/5 indexing as {DEMO_ADMIN} ...")
-    _cli(run_cli, settings, DEMO_ADMIN, "index")
-    output.line(
-        f"\n3/5 searching as {DEMO_INVESTIGATOR}, case {DEMO_CASE}, with a different photo of each person ..."
-    )
-    searched = _searches(run_cli, settings, root, truth)
-    output.line(
-        f"\n4/5 watchlist: requested by {DEMO_INVESTIGATOR}, approved by {DEMO_SUPERVISOR}; "
-        f"sweep as {DEMO_ADMIN} ..."
-    )
-    _watchlist(run_cli, settings, root, truth)
-    _cli(run_cli, settings, DEMO_ADMIN, "sweep")
-    output.line(f"\n5/5 alerts waiting for a human ({DEMO_SUPERVISOR}) to confirm or dismiss:")
-    _cli(run_cli, settings, DEMO_SUPERVISOR, "alerts", "list")
+    steps = _Steps(run_cli, settings)
+    output.line(f"\n2/5 indexing as {DEMO_ADMIN} (a worker job, run directly) ...")
+    steps(DEMO_ADMIN, "index")
+    ensure_prefect_server(settings.state_dir)
+    with serving_in_thread(settings) as base_url:
+        steps.base_url = base_url
+        for name in (DEMO_INVESTIGATOR, DEMO_SUPERVISOR):
+            steps.people[name] = sign_in(base_url, name, passwords[name])
+        output.line(f"\ncitywatch service on {base_url}: {DEMO_INVESTIGATOR} and {DEMO_SUPERVISOR} signed in")
+        try:
+            output.line(
+                f"\n3/5 searching as {DEMO_INVESTIGATOR}, case {DEMO_CASE}, "
+                "with a different photo of each person ..."
+            )
+            searched = _searches(steps, root, truth)
+            output.line(
+                f"\n4/5 watchlist: requested by {DEMO_INVESTIGATOR}, approved by {DEMO_SUPERVISOR}; "
+                f"sweep as {DEMO_ADMIN} ..."
+            )
+            _watchlist(steps, root, truth)
+            steps(DEMO_ADMIN, "sweep")
+            output.line(f"\n5/5 alerts waiting for a human ({DEMO_SUPERVISOR}) to confirm or dismiss:")
+            steps(DEMO_SUPERVISOR, "alerts", "list")
+        finally:
+            for person in steps.people.values():
+                sign_out(base_url, person)
     alerts = list_alerts(storage, limit=1000)
     reports = sorted(str(p) for p in (root / "reports").glob("*.html"))
     summary = {
@@ -168,7 +192,9 @@ def run_demo(settings: Settings, seed: int, run_cli: RunCli) -> int:
     summary_path.write_text(json.dumps(summary, indent=2))
     output.line(
         f"\nreports under {root / 'reports'} (summary: {summary_path}); "
-        f"{len(alerts)} alerts to review; audit: `citywatch --user demo-admin audit verify`"
+        f"{len(alerts)} alerts to review; audit: `citywatch --user demo-admin audit verify`; "
+        "to sign in as a demo person, `citywatch serve` and `citywatch login --name NAME` "
+        "with the password printed above"
     )
     return 0
 
@@ -179,9 +205,11 @@ def register(sub: Subcommands[Parser], run_cli: RunCli) -> None:
         "demo",
         help="sample -> index -> search -> watchlist sweep -> alerts, end to end",
         description="Write sample footage under the storage root (unless it is there already), "
-        "index it, search for people of the sample with a different photo of each, request and "
-        "approve watchlist entries, sweep, and list the alerts for review. Every step is the "
-        "CLI command a user runs, governed and audited the same way.",
+        "make demo accounts with random passwords (printed once), index it, start the service "
+        "and sign the investigator and supervisor in, search for people of the sample with a "
+        "different photo of each, request and approve watchlist entries, sweep, and list the "
+        "alerts for review. Every step is the CLI command a user runs (the people's through "
+        "the service), governed and audited the same way.",
         examples=[
             "citywatch demo",
             "citywatch --root /tmp/demo demo --seed 3",

@@ -14,7 +14,7 @@ from typing import Any
 
 from citywatch.cli import alerts, audit, commands, export, output, search, watchlist
 from citywatch.cli.client import ApiClient, api_client, client_mode
-from citywatch.errors import BadInputError
+from citywatch.errors import BadInputError, ForbiddenError
 from citywatch.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -205,6 +205,12 @@ def handler_for(handler: Handler, settings: Settings) -> Handler:
         return handler
 
     def through_service(args: argparse.Namespace, settings: Settings) -> int:
+        if getattr(args, "user", None):
+            raise ForbiddenError(
+                f"--user {args.user!r} is refused in client mode (CITYWATCH_API_URL={settings.api_url}): "
+                "the service acts as the person the API token belongs to; drop --user, or "
+                "`citywatch login --name NAME` as that person"
+            )
         with api_client(settings) as api:
             return remote(args, api)
 

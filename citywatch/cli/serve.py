@@ -1,4 +1,4 @@
-"""CLI: ``serve`` (the citywatch service) and ``users add|list|import|passwd|deactivate|totp``."""
+"""CLI: ``serve`` (the citywatch service) and ``users add|list|import|passwd|deactivate|totp|link-oidc``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,22 @@ def register(sub: Subcommands[Parser]) -> None:
     )
     to.add_argument("name", help=name_help)
     to.set_defaults(handler=cmd_users_totp)
+    li = add_command(
+        us,
+        "link-oidc",
+        help="let an OIDC identity (a subject of oidc_issuer) sign in as this account",
+        description="OIDC sign-in accepts only identities an admin linked to an account; the "
+        "provider's name or e-mail claims never pick one, and roles stay citywatch's. The "
+        "subject is the provider's stable id of the person (its 'sub' claim).",
+        examples=[
+            "citywatch users link-oidc alice 248289761001",
+            "citywatch users link-oidc alice 248289761001 --unlink",
+        ],
+    )
+    li.add_argument("name", help=name_help)
+    li.add_argument("subject", help="the person's subject ('sub') at the oidc_issuer provider")
+    li.add_argument("--unlink", action="store_true", help="remove the link instead")
+    li.set_defaults(handler=cmd_users_link_oidc)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -211,7 +227,7 @@ def cmd_users_passwd(args: argparse.Namespace, settings: Settings) -> int:
     ) as run:
         row = set_password(storage, args.name, password)
         run.result_count = 1
-    output.line(f"password of {row.id} set")
+    output.line(f"password of {row.id} set; their sessions have ended")
     return 0
 
 
@@ -235,4 +251,30 @@ def cmd_users_totp(args: argparse.Namespace, settings: Settings) -> int:
         run.result_count = 1
     output.line(f"TOTP for {user.id} (shown once; add it to their authenticator app):")
     output.line(uri)
+    return 0
+
+
+def cmd_users_link_oidc(args: argparse.Namespace, settings: Settings) -> int:
+    from citywatch.governance.oidc_links import check_subject, link_identity, linked_account, unlink_identity
+
+    if not settings.oidc_issuer:
+        raise BadInputError(
+            "OIDC is not configured: set CITYWATCH_OIDC_ISSUER (and CITYWATCH_OIDC_CLIENT_ID)"
+        )
+    check_subject(args.subject)
+    storage = Storage(settings)
+    command = "users link-oidc --unlink" if args.unlink else "users link-oidc"
+    params = {"command": command, "name": args.name, "subject": args.subject}
+    with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
+        user = get_user(storage, args.name)
+        if args.unlink:
+            existing = linked_account(storage, settings.oidc_issuer, args.subject)
+            if existing is None or existing.user != user.id:
+                raise BadInputError(f"OIDC subject {args.subject!r} is not linked to {user.id!r}")
+            unlink_identity(storage, settings.oidc_issuer, args.subject)
+        else:
+            link_identity(storage, settings.oidc_issuer, args.subject, user.id, run.actor.user)
+        run.result_count = 1
+    what = "unlinked from" if args.unlink else "linked to"
+    output.line(f"OIDC subject {args.subject} of {settings.oidc_issuer} {what} {user.id}")
     return 0

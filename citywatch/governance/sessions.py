@@ -31,6 +31,8 @@ class Session:
     last_seen: str
     csrf: str  # sent back in X-CSRF-Token by cookie-authenticated writes
     client: str
+    subject: str = ""  # OIDC sign-in: the provider's subject ("" = password sign-in)
+    roles: list[str] | None = None  # OIDC roles claim: the account's roles are narrowed to these
 
     def created(self) -> dt.datetime:
         return dt.datetime.fromisoformat(self.created_at)
@@ -53,14 +55,26 @@ def cookie_key(settings: Settings, storage: Storage) -> bytes:
 
 
 def create_session(
-    storage: Storage, user: str, client: str, now: dt.datetime | None = None
+    storage: Storage,
+    user: str,
+    client: str,
+    now: dt.datetime | None = None,
+    *,
+    subject: str = "",
+    roles: list[str] | None = None,
 ) -> tuple[str, Session]:
     """A new session for ``user``: (its id, for the cookie only; the stored record)."""
     now = now or utcnow()
     session_id = secrets.token_urlsafe(32)
     stamp = now.isoformat()
     session = Session(
-        user=user, created_at=stamp, last_seen=stamp, csrf=secrets.token_urlsafe(24), client=client
+        user=user,
+        created_at=stamp,
+        last_seen=stamp,
+        csrf=secrets.token_urlsafe(24),
+        client=client,
+        subject=subject,
+        roles=roles,
     )
     storage.write_bytes(_key(session_id), json.dumps(asdict(session)).encode())
     return session_id, session
@@ -93,3 +107,24 @@ def end_session(storage: Storage, session_id: str) -> None:
     if not session_id or len(session_id) > 200:
         raise BadInputError("session id is malformed")
     storage.delete(storage.url(_key(session_id)))
+
+
+def end_user_sessions(storage: Storage, user: str) -> int:
+    """End every session of ``user`` (a new password, a deactivation); returns how many ended.
+
+    Sessions are stored by the hash of their id, so this reads each one to find its user.
+    """
+    try:
+        found = storage.list_files(storage.url(SESSIONS_DIR))
+    except NotFoundError:
+        return 0
+    ended = 0
+    for info in found:
+        try:
+            owner = json.loads(storage.read_bytes(info.url)).get("user")
+        except (NotFoundError, ValueError, AttributeError):
+            continue  # ended meanwhile, or not a session record
+        if owner == user:
+            storage.delete(info.url)
+            ended += 1
+    return ended

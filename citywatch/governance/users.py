@@ -22,6 +22,7 @@ from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import sql_string
 from citywatch.governance.passwords import hash_password
 from citywatch.governance.roles import Role
+from citywatch.governance.sessions import end_user_sessions
 from citywatch.governance.users_file import USER_NAME, UsersFile
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
@@ -214,9 +215,14 @@ def add_user(
 
 
 def set_password(storage: Storage, name: str, password: str, now: dt.datetime | None = None) -> UserRow:
+    """A new password for ``name``; every session they have ends (sign in again with it).
+
+    Their API tokens stay: each is a separate, revocable credential (`DELETE /api/tokens/{id}`).
+    """
     row = get_user(storage, name)
     updated = replace(row, password_hash=hash_password(password), updated_at=now or utcnow())
     upsert(users_table(storage.db), rows_to_arrow([updated], UserRow.SCHEMA))
+    end_user_sessions(storage, updated.id)
     return updated
 
 
@@ -224,6 +230,8 @@ def set_active(storage: Storage, name: str, active: bool, now: dt.datetime | Non
     row = get_user(storage, name)
     updated = replace(row, active=active, updated_at=now or utcnow())
     upsert(users_table(storage.db), rows_to_arrow([updated], UserRow.SCHEMA))
+    if not active:
+        end_user_sessions(storage, updated.id)
     return updated
 
 

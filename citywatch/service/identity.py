@@ -13,6 +13,7 @@ from citywatch.governance.roles import Role
 from citywatch.governance.sessions import cookie_key, load_session
 from citywatch.governance.tokens import check_token
 from citywatch.governance.users import find_user
+from citywatch.service.oidc import OidcClient
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -31,14 +32,19 @@ class Identity:
     token_id: str = ""
     session_id: str = ""  # only in memory, for sign-out
     csrf: str = ""
+    subject: str = ""  # a session opened by OIDC sign-in: the provider's subject
+    scoped: bool = False  # roles narrowed below the account's (an OIDC roles claim)
 
     @property
     def role_text(self) -> str:
         return ",".join(sorted(r.value for r in self.roles))
 
     def context(self) -> RequestContext:
-        scope = self.roles if self.method == "token" else None
-        return RequestContext(self.user, self.method, self.client, token_id=self.token_id, roles=scope)
+        scope = self.roles if self.method == "token" or self.scoped else None
+        method: AuthMethod = "oidc" if self.subject else self.method
+        return RequestContext(
+            self.user, method, self.client, token_id=self.token_id, subject=self.subject, roles=scope
+        )
 
 
 class Unauthenticated(Exception):
@@ -51,8 +57,11 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.storage = Storage(settings)
-        self.signer = Signer(cookie_key(settings, self.storage), salt="citywatch-session")
+        key = cookie_key(settings, self.storage)
+        self.signer = Signer(key, salt="citywatch-session")
+        self.state_signer = Signer(key, salt="citywatch-oidc-state")  # binds an OIDC sign-in to a browser
         self.tls = bool(settings.service_tls_cert)
+        self.oidc = OidcClient(settings, self.storage) if settings.oidc_issuer else None
 
     def sign(self, session_id: str) -> str:
         return self.signer.sign(session_id).decode()
@@ -101,7 +110,19 @@ def authenticate(service: Service, headers: dict[str, str], client: str) -> Iden
     if session is None:
         raise Unauthenticated("the session has ended; sign in again")
     user = _active_user(service, session.user)
-    return Identity(user.id, user.role_tuple(), "session", client, session_id=session_id, csrf=session.csrf)
+    roles = user.role_tuple()
+    if session.roles is not None:  # an OIDC roles claim narrowed this sign-in
+        roles = tuple(r for r in roles if r.value in session.roles)
+    return Identity(
+        user.id,
+        roles,
+        "session",
+        client,
+        session_id=session_id,
+        csrf=session.csrf,
+        subject=session.subject,
+        scoped=session.roles is not None,
+    )
 
 
 def _active_user(service: Service, name: str):  # noqa: ANN202 - UserRow

@@ -25,6 +25,10 @@ class Login(Strict):
     totp: Annotated[str, StringConstraints(max_length=10)] | None = None
 
 
+class OidcSubject(Strict):
+    subject: Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,255}$")]
+
+
 class NewToken(Strict):
     label: Short
     days: float = Field(30, gt=0, le=730)

@@ -100,12 +100,15 @@ def logout(request: Request, response: Response) -> dict[str, object]:
 @router.get("/me")
 def me(request: Request) -> dict[str, object]:
     identity = identity_of(request)
-    return {
+    out: dict[str, object] = {
         "user": identity.user,
         "roles": [r.value for r in identity.roles],
-        "auth": identity.method,
+        "auth": identity.context().method,
         "token_id": identity.token_id or None,
     }
+    if identity.subject:
+        out["oidc_subject"] = identity.subject
+    return out
 
 
 @router.post("/me/totp")

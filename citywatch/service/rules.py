@@ -39,6 +39,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/api/docs"): PUBLIC,
     ("POST", "/api/auth/login"): Rule("public", body="json"),
     ("POST", "/api/auth/logout"): SIGNED_IN,
+    ("GET", "/api/auth/oidc/login"): PUBLIC,
+    ("GET", "/api/auth/oidc/callback"): PUBLIC,
     ("GET", "/api/me"): SIGNED_IN,
     ("POST", "/api/me/totp"): Rule("signed_in", session_only=True),
     ("GET", "/api/tokens"): SIGNED_IN,
@@ -66,6 +68,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/users/{name}/password"): _act(Action.USERS_MANAGE, "json"),
     ("POST", "/api/users/{name}/deactivate"): _act(Action.USERS_MANAGE),
     ("POST", "/api/users/{name}/totp"): _act(Action.USERS_MANAGE),
+    ("POST", "/api/users/{name}/oidc"): _act(Action.USERS_MANAGE, "json"),
+    ("POST", "/api/users/{name}/oidc/unlink"): _act(Action.USERS_MANAGE, "json"),
 }
 
 
