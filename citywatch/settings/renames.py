@@ -1,0 +1,120 @@
+"""Old flat setting names -> their place in the sectioned settings (``section.field``).
+
+Read by the settings (an old ``CITYWATCH_*`` variable is refused with its new name) and
+by ``tools/settings_rewrite.py`` (which rewrites code, tests and docs). Plain data: no
+imports, so the tool can load this file without importing citywatch.
+"""
+
+from __future__ import annotations
+
+RENAMED: dict[str, str] = {
+    # storage
+    "storage_root": "storage.root",
+    "cameras_file": "storage.cameras_file",
+    "users_file": "storage.users_file",
+    "state_dir": "storage.state_dir",
+    # s3
+    "s3_endpoint_url": "s3.endpoint_url",
+    "s3_access_key_id": "s3.access_key_id",
+    "s3_secret_access_key": "s3.secret_access_key",
+    "s3_region": "s3.region",
+    "s3_allow_http": "s3.allow_http",
+    "s3_session_token": "s3.session_token",
+    "s3_bulk_delete": "s3.bulk_delete",
+    # decode
+    "sample_fps": "decode.sample_fps",
+    "motion_pixel_delta": "decode.motion_pixel_delta",
+    "motion_min_fraction": "decode.motion_min_fraction",
+    # faces
+    "face_backend": "faces.backend",
+    "insightface_dir": "faces.insightface_dir",
+    "face_det_threshold": "faces.det_threshold",
+    "face_min_px": "faces.min_px",
+    "face_max_side": "faces.max_side",
+    "face_match_threshold": "faces.match_threshold",
+    "embeds_per_track": "faces.embeds_per_track",
+    "face_ann_min_rows": "faces.ann_min_rows",
+    "face_ann_nprobes": "faces.ann_nprobes",
+    "face_ann_refine": "faces.ann_refine",
+    # tracking
+    "track_iou": "tracking.iou",
+    "track_max_gap_s": "tracking.max_gap_s",
+    # plates
+    "plates_enabled": "plates.enabled",
+    "plate_grammar": "plates.grammar",
+    "plate_grammar_fix_targets": "plates.grammar_fix_targets",
+    "plate_min_confidence": "plates.min_confidence",
+    "plate_detect_side_px": "plates.detect_side_px",
+    "plate_region_min_px": "plates.region_min_px",
+    "plate_region_max_aspect": "plates.region_max_aspect",
+    "plate_settled_confidence": "plates.settled_confidence",
+    "plate_settled_reread_s": "plates.settled_reread_s",
+    "plate_full_frame_share": "plates.full_frame_share",
+    "plate_low_confidence": "plates.low_confidence",
+    # dask
+    "dask_address": "dask.address",
+    "dask_workers": "dask.workers",
+    "dask_threads_per_worker": "dask.threads_per_worker",
+    # index
+    "index_lease_s": "index.lease_s",
+    "index_lease_heartbeat_s": "index.lease_heartbeat_s",
+    "ingest_interval_s": "index.ingest_interval_s",
+    "ingest_sweeps": "index.ingest_sweeps",
+    # retention
+    "retention_faces_days": "retention.faces_days",
+    "retention_plates_days": "retention.plates_days",
+    "retention_footage_days": "retention.footage_days",
+    # search
+    "search_top_k": "search.top_k",
+    "probe_max_pixels": "search.probe_max_pixels",
+    # service
+    "service_host": "service.host",
+    "service_port": "service.port",
+    "service_tls_cert": "service.tls_cert",
+    "service_tls_key": "service.tls_key",
+    "service_max_upload_bytes": "service.max_upload_bytes",
+    # auth
+    "session_secret": "auth.session_secret",
+    "session_idle_s": "auth.session_idle_s",
+    "session_max_s": "auth.session_max_s",
+    "login_max_failures": "auth.login_max_failures",
+    "login_window_s": "auth.login_window_s",
+    "login_lockout_s": "auth.login_lockout_s",
+    "totp_required": "auth.totp_required",
+    "api_token_max_days": "auth.api_token_max_days",
+    # redact
+    "redact_mode": "redact.mode",
+    "redact_plates": "redact.plates",
+    "redact_face_margin": "redact.face_margin",
+    "redact_det_threshold": "redact.det_threshold",
+    "redact_min_face_px": "redact.min_face_px",
+    "redact_hold_frames": "redact.hold_frames",
+    # export
+    "export_pad_s": "export.pad_s",
+    "export_max_s": "export.max_s",
+    "export_crf": "export.crf",
+    "export_preset": "export.preset",
+    "signing_key_file": "export.signing_key_file",
+    "trusted_keys_file": "export.trusted_keys_file",
+    # audit
+    "audit_key_file": "audit.key_file",
+    "audit_checkpoint_url": "audit.checkpoint_url",
+    "audit_checkpoint_every": "audit.checkpoint_every",
+    "audit_checkpoint_minutes": "audit.checkpoint_minutes",
+    "audit_checkpoint_lock": "audit.checkpoint_lock",
+    "audit_checkpoint_retain_days": "audit.checkpoint_retain_days",
+    # watchlist
+    "watchlist_max_days": "watchlist.max_days",
+    "watchlist_plate_min_literals": "watchlist.plate_min_literals",
+    # sweep
+    "sweep_interval_s": "sweep.interval_s",
+    "plate_alert_max_distance": "sweep.plate_max_distance",
+    "alert_pass_gap_s": "sweep.pass_gap_s",
+    # alerts
+    "webhook_allowed_hosts": "alerts.webhook_allowed_hosts",
+    "webhook_secrets_file": "alerts.webhook_secrets_file",
+    "alert_webhook_timeout_s": "alerts.webhook_timeout_s",
+    "alert_delivery_max_attempts": "alerts.delivery_max_attempts",
+    "alert_retry_base_s": "alerts.retry_base_s",
+    "alert_retry_max_s": "alerts.retry_max_s",
+}
