@@ -134,7 +134,7 @@ def _keyed(row_type):  # noqa: ANN001, ANN202
     ],
 )
 def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN001
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     table = opener(storage.db)
     upsert(table, rows_to_arrow([row], schema))
     upsert(table, rows_to_arrow([row], schema))  # idempotent
@@ -154,7 +154,7 @@ def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN00
 
 
 def test_faces_table_refuses_other_model_dimension(tmp_path: Path) -> None:
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     faces_table(storage.db, 128)
     with pytest.raises(BadInputError, match="embedding"):
         faces_table(storage.db, 512)

@@ -35,7 +35,7 @@ DEMO_WHY = "citywatch demo on synthetic sample footage"
 
 
 def _cli(run_cli: RunCli, settings: Settings, user: str, *args: str) -> int:
-    code = run_cli(["--root", settings.storage_root, "--user", user, *args])
+    code = run_cli(["--root", settings.storage.root, "--user", user, *args])
     if code != 0:
         raise BadInputError(f"demo step `citywatch {' '.join(args[:3])}` failed (exit {code})")
     return code

@@ -37,8 +37,8 @@ def register(sub: Subcommands[Parser]) -> None:
             "citywatch serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem",
         ],
     )
-    p.add_argument("--host", help="listen address (default service_host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default service_port, 8470)")
+    p.add_argument("--host", help="listen address (default service.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default service.port, 8470)")
     p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.set_defaults(handler=cmd_serve)
@@ -118,16 +118,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {
         key: value
         for key, value in (
-            ("service_host", args.host),
-            ("service_port", args.port),
-            ("service_tls_cert", args.tls_cert),
-            ("service_tls_key", args.tls_key),
+            ("service__host", args.host),
+            ("service__port", args.port),
+            ("service__tls_cert", args.tls_cert),
+            ("service__tls_key", args.tls_key),
         )
         if value is not None
     }
-    settings = Settings(**{**settings.model_dump(exclude_unset=True), **overrides})
-    scheme = "https" if settings.service_tls_cert else "http"
-    output.line(f"citywatch service on {scheme}://{settings.service_host}:{settings.service_port}/api")
+    settings = settings.updated(**overrides)
+    scheme = "https" if settings.service.tls_cert else "http"
+    output.line(f"citywatch service on {scheme}://{settings.service.host}:{settings.service.port}/api")
     serve(settings)
     return 0
 

@@ -52,7 +52,7 @@ class Service:
         self.settings = settings
         self.storage = Storage(settings)
         self.signer = Signer(cookie_key(settings, self.storage), salt="citywatch-session")
-        self.tls = bool(settings.service_tls_cert)
+        self.tls = bool(settings.service.tls_cert)
 
     def sign(self, session_id: str) -> str:
         return self.signer.sign(session_id).decode()

@@ -9,7 +9,14 @@ from citywatch.settings.governance_sections import (
     SweepSettings,
     WatchlistSettings,
 )
-from citywatch.settings.model import Settings, unknown_variable_problem, variable_names
+from citywatch.settings.model import (
+    Settings,
+    setting_fields,
+    unknown_variable_problem,
+    value_at,
+    variable,
+    variable_names,
+)
 from citywatch.settings.sections import (
     DaskSettings,
     DecodeSettings,
@@ -44,6 +51,9 @@ __all__ = [
     "SweepSettings",
     "TrackingSettings",
     "WatchlistSettings",
+    "setting_fields",
     "unknown_variable_problem",
+    "value_at",
+    "variable",
     "variable_names",
 ]

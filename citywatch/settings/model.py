@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -109,7 +110,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, _KnownVariables(settings_cls), env_settings, dotenv_settings, file_secret_settings
+        return (
+            init_settings,
+            _KnownVariables(settings_cls),
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -140,7 +147,9 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     for key, value in flat.items():
         if key in RENAMED:
             section, field = RENAMED[key].split(".")
-            raise ValueError(f"setting {key!r} is now {section}.{field} (keyword {section}{DELIMITER}{field}=)")
+            raise ValueError(
+                f"setting {key!r} is now {section}.{field} (keyword {section}{DELIMITER}{field}=)"
+            )
         if DELIMITER not in key:
             current = nested.get(key)
             if isinstance(current, dict) and isinstance(value, BaseModel):
@@ -159,17 +168,36 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def variable_names() -> dict[str, str]:
-    """Every settings variable -> its dotted field (``CITYWATCH_FACES__MIN_PX`` -> ``faces.min_px``)."""
-    names: dict[str, str] = {}
+def setting_fields() -> dict[str, FieldInfo]:
+    """Every setting by dotted name (``user``, ``faces.min_px``, ...), in model order."""
+    fields: dict[str, FieldInfo] = {}
     for name, info in Settings.model_fields.items():
         section = info.annotation
         if isinstance(section, type) and issubclass(section, BaseModel):
-            names[f"{ENV_PREFIX}{name}".upper()] = name
-            for field in section.model_fields:
-                names[f"{ENV_PREFIX}{name}{DELIMITER}{field}".upper()] = f"{name}.{field}"
+            fields.update({f"{name}.{field}": sub for field, sub in section.model_fields.items()})
         else:
-            names[f"{ENV_PREFIX}{name}".upper()] = name
+            fields[name] = info
+    return fields
+
+
+def variable(dotted: str) -> str:
+    """The environment variable of a dotted setting (``faces.min_px`` -> ``CITYWATCH_FACES__MIN_PX``)."""
+    return (ENV_PREFIX + dotted.replace(".", DELIMITER)).upper()
+
+
+def value_at(settings: Settings, dotted: str) -> object:
+    """The value of a dotted setting (``faces.min_px``)."""
+    value: object = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def variable_names() -> dict[str, str]:
+    """Every settings variable -> its dotted field (``CITYWATCH_FACES__MIN_PX`` -> ``faces.min_px``);
+    a whole section may be given as JSON (``CITYWATCH_FACES``)."""
+    names = {variable(name): name for name in setting_fields()}
+    names.update({variable(name): name for name in Settings.model_fields})
     return names
 
 

@@ -56,8 +56,8 @@ def configured_sinks(storage: Storage) -> list[str]:
 
 def retry_delay(attempts: int, settings: Settings) -> dt.timedelta:
     """Delay after the ``attempts``-th failed attempt: base, 2*base, 4*base ... capped."""
-    seconds = settings.alert_retry_base_s * (2 ** max(0, attempts - 1))
-    return dt.timedelta(seconds=min(seconds, settings.alert_retry_max_s))
+    seconds = settings.alerts.retry_base_s * (2 ** max(0, attempts - 1))
+    return dt.timedelta(seconds=min(seconds, settings.alerts.retry_max_s))
 
 
 def alert_json(alert: AlertRow) -> dict[str, object]:
@@ -99,7 +99,7 @@ def due_deliveries(
         ne("state", DeliveryState.DELIVERED.value),
         is_not_null("next_attempt_at"),
         compare("next_attempt_at", "<=", now),
-        compare("attempts", "<", int(settings.alert_delivery_max_attempts)),
+        compare("attempts", "<", int(settings.alerts.delivery_max_attempts)),
         is_in("sink", sinks),
     )
     query = deliveries_table(storage.db).search().where(where).limit(limit)
@@ -241,7 +241,7 @@ def _outcome(delivery: DeliveryRow, error: str, settings: Settings, now: dt.date
             delivered_at=now,
             updated_at=now,
         )
-    exhausted = delivery.attempts >= settings.alert_delivery_max_attempts
+    exhausted = delivery.attempts >= settings.alerts.delivery_max_attempts
     return replace(
         delivery,
         state=DeliveryState.FAILED.value,

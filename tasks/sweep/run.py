@@ -57,7 +57,7 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     plates, plate_mark = read_new_rows(storage, PlateRow.TABLE, marks.get(PlateRow.TABLE), now)
     good_faces, skipped = screen_rows(faces, FaceRow.TABLE)
     good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
-    gap = dt.timedelta(seconds=settings.alert_pass_gap_s)
+    gap = dt.timedelta(seconds=settings.sweep.pass_gap_s)
     found = group_passes(match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now), gap)
     alerts = drop_known_passes(storage, found, gap)
     sinks = configured_sinks(storage)
