@@ -102,5 +102,5 @@ def test_invalid_settings_name_the_variable_not_the_value(
     monkeypatch.setenv("CITYWATCH_DASK__WORKERS", "lots-of-secret-workers")
     assert main(["down"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: invalid settings: dask_workers (CITYWATCH_DASK__WORKERS)"), err
+    assert err.startswith("error: invalid settings: dask.workers (CITYWATCH_DASK__WORKERS)"), err
     assert "lots-of-secret-workers" not in err

@@ -214,8 +214,9 @@ def unknown_variable_problem(name: str) -> str:
     new = old_variable_hint(name)
     if new:
         return f"environment variable {name} is an old setting name: it is now {new}"
-    close = difflib.get_close_matches(name.upper(), list(variable_names()), n=1, cutoff=0.75)
-    hint = f" (did you mean {close[0]}?)" if close else " (see the settings table in README.md)"
+    known = [known.removeprefix(ENV_PREFIX) for known in variable_names()]
+    close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), known, n=1, cutoff=0.75)
+    hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else " (see the settings table in README.md)"
     return f"environment variable {name} is not a citywatch setting{hint}"
 
 
