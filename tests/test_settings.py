@@ -43,7 +43,7 @@ def test_a_keyword_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("name", "words"),
     [
-        ("CITYWATCH_FACE_MIN_PX", "CITYWATCH_FACE_MIN_PX is an old setting name: it is now CITYWATCH_FACES__MIN_PX"),
+        ("CITYWATCH_FACE_MIN_PX", "FACE_MIN_PX is an old setting name: it is now CITYWATCH_FACES__MIN_PX"),
         ("CITYWATCH_STORAGE_ROOT", "it is now CITYWATCH_STORAGE__ROOT"),
         ("CITYWATCH_PLATE_ALERT_MAX_DISTANCE", "it is now CITYWATCH_SWEEP__PLATE_MAX_DISTANCE"),
         ("CITYWATCH_FACES__MIN_PIX", "CITYWATCH_FACES__MIN_PIX is not a citywatch setting (did you mean "),
@@ -74,7 +74,8 @@ def test_variables_that_are_not_settings_are_allowed(monkeypatch: pytest.MonkeyP
 
 
 def test_an_old_flat_keyword_is_refused_with_its_new_name() -> None:
-    with pytest.raises(ValidationError, match=r"'storage_root' is now storage.root \(keyword storage__root=\)"):
+    words = r"'storage_root' is now storage.root \(keyword storage__root=\)"
+    with pytest.raises(ValidationError, match=words):
         Settings(storage_root="/data")
 
 
@@ -82,7 +83,8 @@ def test_updated_changes_only_what_it_is_given(monkeypatch: pytest.MonkeyPatch) 
     base = Settings(storage__root="/data", faces__min_px=40, user="ann")
     monkeypatch.setenv("CITYWATCH_FACES__MIN_PX", "99")  # not read again
     copy = base.updated(plates__enabled=False, user="bob")
-    assert (copy.plates.enabled, copy.user, copy.faces.min_px, copy.storage.root) == (False, "bob", 40, "/data")
+    assert (copy.plates.enabled, copy.user) == (False, "bob")
+    assert (copy.faces.min_px, copy.storage.root) == (40, "/data")
     assert base.plates.enabled is True and base.user == "ann"
     with pytest.raises(ValidationError, match="index_lease_s"):
         base.updated(index__lease_s=5)  # validators run on the copy
