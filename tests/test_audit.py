@@ -14,9 +14,9 @@ import pytest
 
 from citywatch.cli.main import main
 from citywatch.errors import BadInputError
-from citywatch.governance.audit_log import GENESIS_HASH, AuditLog, AuditRow, params_json
+from citywatch.governance.audit_log import GENESIS_HASH, AuditLog, params_json
 from citywatch.governance.auth import write_demo_users
-from citywatch.schemas import arrow_to_rows, rows_to_arrow
+from citywatch.schemas import AuditRow, arrow_to_rows, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 

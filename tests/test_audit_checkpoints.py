@@ -22,12 +22,12 @@ import pytest
 
 from citywatch.cli.main import main
 from citywatch.errors import BadInputError
-from citywatch.governance.audit_log import HEAD_HINT, AuditLog, AuditRow
+from citywatch.governance.audit_log import HEAD_HINT, AuditLog
 from citywatch.governance.audit_records import signed_bytes
 from citywatch.governance.checkpoint_stores import checkpoint_location
 from citywatch.governance.checkpoints import HINT, audit_key_store, write_checkpoint
 from citywatch.governance.keys import FileKeyStore, sign_document
-from citywatch.schemas import rows_to_arrow
+from citywatch.schemas import AuditRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.s3 import KEY, REGION

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citywatch.errors import BadInputError, CitywatchError, NotFoundError
-from citywatch.governance.audit_records import AuditRow, iso_utc
 from citywatch.governance.checkpoint_stores import CheckpointStore, Stored, checkpoint_store
 from citywatch.governance.keys import (
     ALGORITHM,
@@ -36,6 +35,7 @@ from citywatch.governance.keys import (
     sign_document,
     trusted_keys,
 )
+from citywatch.schemas import AuditRow, iso_utc
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 

@@ -33,7 +33,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -115,7 +115,7 @@ def remove_target(storage: Storage, name: str) -> None:
     check_name(name)
     if name not in {t.id for t in list_targets(storage)}:
         raise NotFoundError(f"webhook {name!r} does not exist (see `citywatch webhooks list`)")
-    _table(storage).delete(f"id = {sql_string(name)}")
+    _table(storage).delete(eq("id", name))
 
 
 def list_targets(storage: Storage) -> list[WebhookTargetRow]:

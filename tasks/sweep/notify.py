@@ -24,16 +24,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from citywatch.filters import all_of, compare, eq, is_in, is_not_null, ne
-from citywatch.governance.alerts import (
-    AlertRow,
-    AlertState,
-    DeliveryRow,
-    DeliveryState,
-    alerts_by_id,
-    deliveries_table,
-)
+from citywatch.governance.alerts import AlertState, DeliveryState, alerts_by_id, deliveries_table
 from citywatch.governance.webhooks import WebhookTargetRow, list_targets
-from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import AlertRow, DeliveryRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, upsert

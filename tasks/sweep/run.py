@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.governance.alerts import AlertRow, DeliveryRow, alerts_table, deliveries_table, new_delivery
+from citywatch.governance.alerts import alerts_table, deliveries_table, new_delivery
 from citywatch.governance.watchlist import active_entries
-from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
+from citywatch.schemas import AlertRow, DeliveryRow, FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import insert_missing
