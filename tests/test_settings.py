@@ -1,4 +1,7 @@
-"""The sectioned settings: variables, refused names, copies, the README table, one grammar."""
+"""The sectioned settings: variables, refused names, copies, the README table, one grammar.
+
+Holds old flat names on purpose (settings-rewrite: skip).
+"""
 
 from __future__ import annotations
 

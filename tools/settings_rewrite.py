@@ -11,8 +11,10 @@ What it rewrites:
 - keywords of ``Settings(...)``, of lower-case ``*settings*(...)`` helpers and of
   ``.updated(...)``: ``face_min_px=`` -> ``faces__min_px=``;
 - ``x.model_copy(update={"face_min_px": v})`` -> ``x.updated(faces__min_px=v)``;
-- dict literals whose keys are all setting names: ``"face_min_px"`` -> ``"faces__min_px"``.
+- dict literals whose keys are all setting names: ``"face_min_px"`` -> ``"faces__min_px"``;
+- ``Settings(face_min_px=...)`` in prose and notebooks, and `face_min_px` alone in Markdown.
 
+A file that mentions ``settings-rewrite: skip`` is left alone (tests of the old names).
 What it cannot see (check by hand, then run the tests): settings reached under other
 names, names built at run time (getattr, f-strings), fields added to a flat Settings.
 """
@@ -42,6 +44,7 @@ def load_renames() -> dict[str, str]:
 
 RENAMED = load_renames()
 OWN_FILES = {RENAMES_FILE, Path(__file__).resolve()}
+SKIP_MARK = "settings-rewrite: " + "skip"  # a file holding this keeps its old names (tests of them)
 PACKAGE = RENAMES_FILE.parent  # the settings package names old names on purpose (error hints)
 
 
@@ -150,9 +153,29 @@ ENV = re.compile(
 PROSE = re.compile(r"\b(\w*[sS]ettings)\.(" + "|".join(sorted(RENAMED, key=len, reverse=True)) + r")\b")
 
 
+CALL = re.compile(r"\bSettings\(([^()]*)\)")  # in prose and notebooks: Settings(storage_root=..., user=...)
+CALL_KEYWORD = re.compile(r"\b(" + "|".join(sorted(RENAMED, key=len, reverse=True)) + r")=(?!=)")
+
+
+def _new_keyword(match: re.Match[str]) -> str:
+    return keyword(match.group(1)) + "="
+
+
 def rewrite_text(text: str) -> str:
     text = ENV.sub(lambda m: "CITYWATCH_" + keyword(m.group(1).lower()).upper(), text)
+    text = CALL.sub(lambda m: "Settings(" + CALL_KEYWORD.sub(_new_keyword, m.group(1)) + ")", text)
     return PROSE.sub(lambda m: f"{m.group(1)}.{RENAMED[m.group(2)]}", text)
+
+
+# not `storage_root`: that is also the notebooks' parameter of the same name
+MARKDOWN_NAME = re.compile(
+    r"`(" + "|".join(sorted(set(RENAMED) - {"storage_root"}, key=len, reverse=True)) + r")`"
+)
+
+
+def rewrite_markdown(text: str) -> str:
+    """A setting named alone in Markdown: `face_min_px` -> `faces.min_px`."""
+    return MARKDOWN_NAME.sub(lambda m: f"`{RENAMED[m.group(1)]}`", text)
 
 
 def rewrite_file(path: Path) -> bool:
@@ -160,8 +183,12 @@ def rewrite_file(path: Path) -> bool:
         original = path.read_text()
     except (UnicodeDecodeError, OSError):
         return False
+    if SKIP_MARK in original:
+        return False
     text = rewrite_python(original) if path.suffix == ".py" else original
     text = rewrite_text(text)
+    if path.suffix == ".md":
+        text = rewrite_markdown(text)
     if text != original:
         path.write_text(text)
         return True
