@@ -183,7 +183,7 @@ def enrol(settings: Settings, sample: Path, clips: list[Clip]) -> None:
             storage,
             plate,
             EntryRequest(label=plate, reason="stolen_vehicle", **base),
-            default_max_distance=settings.plate_alert_max_distance,
+            default_max_distance=settings.sweep.plate_max_distance,
             max_days=30,
         )
         approve(storage, row.id, "demo-supervisor")
@@ -194,12 +194,12 @@ def start_watchers(settings: Settings, api: str, log_dir: Path) -> list[subproce
         **os.environ,
         **QUIET_ENV,
         "PREFECT_API_URL": api,
-        "CITYWATCH_WEBHOOK_ALLOWED_HOSTS": json.dumps(settings.webhook_allowed_hosts),
+        "CITYWATCH_ALERTS__WEBHOOK_ALLOWED_HOSTS": json.dumps(settings.alerts.webhook_allowed_hosts),
         "CITYWATCH_WEBHOOK_SECRETS": json.dumps({"bench": BENCH_SECRET}),
-        "CITYWATCH_STATE_DIR": settings.state_dir,
-        "CITYWATCH_DASK_WORKERS": "1",
-        "CITYWATCH_INGEST_INTERVAL_S": str(settings.ingest_interval_s),
-        "CITYWATCH_SWEEP_INTERVAL_S": str(settings.sweep_interval_s),
+        "CITYWATCH_STORAGE__STATE_DIR": settings.storage.state_dir,
+        "CITYWATCH_DASK__WORKERS": "1",
+        "CITYWATCH_INDEX__INGEST_INTERVAL_S": str(settings.index.ingest_interval_s),
+        "CITYWATCH_SWEEP__INTERVAL_S": str(settings.sweep.interval_s),
     }
     procs = []
     for command in ("ingest-new", "sweep"):
@@ -211,7 +211,7 @@ def start_watchers(settings: Settings, api: str, log_dir: Path) -> list[subproce
                     "-m",
                     "citywatch.cli.main",
                     "--root",
-                    settings.storage_root,
+                    settings.storage.root,
                     "--user",
                     "demo-admin",
                     command,
@@ -279,13 +279,13 @@ def latency(args: argparse.Namespace, work: Path) -> None:
     shutil.copy(sample / "cameras.yaml", root / "cameras.yaml")
     receiver = Receiver()
     settings = Settings(
-        storage_root=str(root),
-        state_dir=str(work / "state"),
+        storage__root=str(root),
+        storage__state_dir=str(work / "state"),
         user="demo-admin",
-        webhook_allowed_hosts=["127.0.0.1"],
-        dask_workers=1,
-        ingest_interval_s=args.ingest_interval,
-        sweep_interval_s=args.sweep_interval,
+        alerts__webhook_allowed_hosts=["127.0.0.1"],
+        dask__workers=1,
+        index__ingest_interval_s=args.ingest_interval,
+        sweep__interval_s=args.sweep_interval,
     )
     write_demo_users(Storage(settings))
     add_target(Storage(settings), "bench", receiver.url, "demo-admin")
@@ -372,7 +372,7 @@ def sweep_cost(work: Path, rows: int = 10_000, entries: int = 1_000, repeats: in
     rng = np.random.default_rng(1)
     dim = 128
     now = dt.datetime.now(dt.UTC)
-    settings = Settings(storage_root=str(work / "cost"), state_dir=str(work / "state"))
+    settings = Settings(storage__root=str(work / "cost"), storage__state_dir=str(work / "state"))
     storage = Storage(settings)
 
     def entry(i: int, kind: str, **extra: object) -> WatchlistRow:

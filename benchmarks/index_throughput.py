@@ -32,9 +32,9 @@ def decode_only(args: tuple[str, str, float]) -> float:
     from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 
     root, uri, fps = args
-    settings = Settings(storage_root=root)
+    settings = Settings(storage__root=root)
     stats = DecodeStats()
-    gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction)
+    gate = MotionGate(settings.decode.motion_pixel_delta, settings.decode.motion_min_fraction)
     for _ in sample_frames(Storage(settings), uri, sample_fps=fps, gate=gate, stats=stats):
         pass
     return stats.duration_s
@@ -66,11 +66,11 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
         generate_sample(root)
     settings = Settings(
-        storage_root=str(root),
-        state_dir=str(tmp / "state"),
+        storage__root=str(root),
+        storage__state_dir=str(tmp / "state"),
         user="demo-admin",
-        dask_workers=args.workers,
-        sample_fps=args.sample_fps,
+        dask__workers=args.workers,
+        decode__sample_fps=args.sample_fps,
     )
     storage = Storage(settings)
     from citywatch.governance.auth import write_demo_users
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         footage_s = sum(pool.map(decode_only, [(str(root), u, args.sample_fps) for u in segments]))
     decode_wall = time.perf_counter() - t0
 
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.index_footage import run_index
 
     t0 = time.perf_counter()

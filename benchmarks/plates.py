@@ -259,7 +259,7 @@ def gating(backgrounds: list[np.ndarray], rng: np.random.Generator) -> None:
         ("vtest.avi pedestrians", [(f, False) for f in busy]),
         ("quiet street + plates", quiet),
     ):
-        gate = MotionGate(settings.motion_pixel_delta, settings.motion_min_fraction)
+        gate = MotionGate(settings.decode.motion_pixel_delta, settings.decode.motion_min_fraction)
         moving = [gate.moving(f) for f, _ in frames]
         skipped = 1 - sum(moving) / len(moving)
         missed = sum(1 for (_, plate), m in zip(frames, moving, strict=True) if plate and not m)
@@ -290,8 +290,8 @@ def main() -> None:
     parser.add_argument(
         "--detect-side",
         type=int,
-        default=Settings().plate_detect_side_px,
-        help="CITYWATCH_PLATE_DETECT_SIDE_PX: small regions are upscaled to this before detection",
+        default=Settings().plates.detect_side_px,
+        help="CITYWATCH_PLATES__DETECT_SIDE_PX: small regions are upscaled to this before detection",
     )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)

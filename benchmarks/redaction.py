@@ -38,7 +38,7 @@ from citywatch.tasks.export.scan import scan_clip
 
 
 def clip_plan(root: Path, camera_id: str, start_s: float, seconds: float) -> ClipPlan:
-    storage = Storage(Settings(storage_root=str(root)))
+    storage = Storage(Settings(storage__root=str(root)))
     cameras = {c.id: c.to_row() for c in parse_cameras((root / "cameras.yaml").read_text(), "cameras.yaml")}
     segments = [
         s
@@ -88,7 +88,7 @@ def main() -> None:
 
             root = Path(tmp, "sample")
             generate_sample(root, seed=7, segments_per_camera=2, segment_seconds=20.0)
-        settings = Settings(storage_root=str(Path(tmp, "out")), redact_mode=args.mode)
+        settings = Settings(storage__root=str(Path(tmp, "out")), redact__mode=args.mode)
         storage = Storage(settings)
         plan = clip_plan(root.resolve(), args.camera, args.start, args.seconds)
         scan_clip(
@@ -107,8 +107,8 @@ def main() -> None:
                         plan,
                         "bench/plain.mp4",
                         lambda f: f.image,
-                        crf=settings.export_crf,
-                        preset=settings.export_preset,
+                        crf=settings.export.crf,
+                        preset=settings.export.preset,
                         fps=15.0,
                     ).frames
                 ),
@@ -122,8 +122,8 @@ def main() -> None:
             n_frames=scan.frames,
             width=scan.width,
             height=scan.height,
-            hold=settings.redact_hold_frames,
-            margin=settings.redact_face_margin,
+            hold=settings.redact.hold_frames,
+            margin=settings.redact.face_margin,
         )
         redactor = FrameRedactor.build(
             RedactionStyle.from_settings(settings), plan.camera.privacy_masks, scan.width, scan.height
@@ -139,8 +139,8 @@ def main() -> None:
                 plan,
                 "bench/redacted.mp4",
                 redact,
-                crf=settings.export_crf,
-                preset=settings.export_preset,
+                crf=settings.export.crf,
+                preset=settings.export.preset,
                 fps=scan.fps,
             ),
         )
@@ -150,7 +150,7 @@ def main() -> None:
     encode_fps = rows[1][1] / rows[1][2]
     print(
         f"{args.camera}, {args.seconds:.0f} s from +{args.start:.0f} s, mode {args.mode}, "
-        f"crf {settings.export_crf} {settings.export_preset}; "
+        f"crf {settings.export.crf} {settings.export.preset}; "
         f"{sum(len(t.frames) for t in scan.tracks)} face detections in {len(scan.tracks)} tracks"
     )
     print(f"{'stage':32} {'frames':>6} {'seconds':>8} {'fps':>7} {'vs decode':>10} {'vs dec+enc':>10}")

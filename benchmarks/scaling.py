@@ -65,13 +65,13 @@ def index_throughput(sample: Path, tmp: Path, workers: list[int], segments: int)
             (root / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(sample / key, root / key)
         settings = Settings(
-            storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=n, user="demo-admin"
+            storage__root=str(root), storage__state_dir=str(tmp / "state"), dask__workers=n, user="demo-admin"
         )
         write_demo_users(Storage(settings))
         started = time.perf_counter()
         summary = run_index(settings)
         wall = time.perf_counter() - started
-        frames = summary.footage_s * settings.sample_fps
+        frames = summary.footage_s * settings.decode.sample_fps
         print(
             f"{n:>7} {summary.footage_s:>9.0f} {wall:>7.1f} {summary.footage_s / wall:>11.2f} "
             f"{frames / wall:>8.2f} {frames / wall / n:>15.2f}"
@@ -153,12 +153,12 @@ def search_latency(tmp: Path, sizes: list[int], n_queries: int) -> None:
         wait_until(lambda: http_ok(endpoint), "localbucket", proc, tmp / "s3.log", 30)
         s3 = Storage(
             Settings(
-                storage_root="s3://bench/city",
-                s3_endpoint_url=endpoint,
-                s3_access_key_id="k",
-                s3_secret_access_key="k",
-                s3_allow_http=True,
-                s3_bulk_delete=False,
+                storage__root="s3://bench/city",
+                s3__endpoint_url=endpoint,
+                s3__access_key_id="k",
+                s3__secret_access_key="k",
+                s3__allow_http=True,
+                s3__bulk_delete=False,
             )
         )
         print(

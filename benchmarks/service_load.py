@@ -142,7 +142,7 @@ def main() -> None:
         shutil.copytree(source, root, symlinks=True)
     state = work / "state"
     own_prefect = "PREFECT_API_URL" not in os.environ
-    settings = Settings(storage_root=str(root), state_dir=str(state))
+    settings = Settings(storage__root=str(root), storage__state_dir=str(state))
     storage = Storage(settings)
     passwords = {}
     for i in range(args.clients):
@@ -161,7 +161,7 @@ def main() -> None:
         env = {
             **os.environ,
             "PREFECT_API_URL": api,
-            "CITYWATCH_STATE_DIR": str(state),
+            "CITYWATCH_STORAGE__STATE_DIR": str(state),
             "PYTHONPATH": str(ROOT),
         }
         env.pop("CITYWATCH_API_URL", None)

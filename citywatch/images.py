@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from citywatch.errors import BadInputError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-MAX_IMAGE_PIXELS = 25_000_000  # Settings.probe_max_pixels' default
+MAX_IMAGE_PIXELS = 25_000_000  # Settings.search.probe_max_pixels' default
 
 
 def decode_image(

@@ -9,8 +9,8 @@ Default grammar (Hong Kong), in order of preference:
    ``^[A-HJ-NPR-Z]{1,2}[1-9][0-9]{0,3}$``. Ordinary HK marks never use I, O or Q
    and never start the number with 0, which is what lets :func:`fix_confusables`
    tell ``0B1234`` (a misread) from a real mark.
-2. ``personalised``: 1-8 letters/digits with at least one letter,
-   ``^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{1,8}$``. All-digit strings are rejected (no HK mark
+2. ``personalised``: 2-8 letters/digits with at least one letter,
+   ``^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,8}$``. All-digit strings are rejected (no HK mark
    is all digits; a bare number on a car is more likely a taxi or fleet number).
    I, O and Q are allowed here so that a grammar check never rejects a real mark.
 
@@ -112,7 +112,7 @@ class PlateGrammar:
 
 
 HK_STANDARD = r"^[A-HJ-NPR-Z]{1,2}[1-9][0-9]{0,3}$"
-HK_PERSONALISED = r"^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{1,8}$"
+HK_PERSONALISED = r"^(?=[A-Z0-9]*[A-Z])[A-Z0-9]{2,8}$"
 DEFAULT_PLATE_GRAMMAR = PlateGrammar((HK_STANDARD, HK_PERSONALISED), fix_targets=1)
 
 

@@ -69,7 +69,7 @@ class Storage:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        root = settings.storage_root
+        root = settings.storage.root
         if not is_remote(root):
             root = str(Path(root.removeprefix("file://")).expanduser().resolve())
         self.root = root
@@ -80,18 +80,18 @@ class Storage:
         if not url.startswith("s3://"):
             return {}
         s = self.settings
-        client: dict[str, object] = {"region_name": s.s3_region}
-        if s.s3_endpoint_url:
-            client["endpoint_url"] = s.s3_endpoint_url
+        client: dict[str, object] = {"region_name": s.s3.region}
+        if s.s3.endpoint_url:
+            client["endpoint_url"] = s.s3.endpoint_url
         # no listings cache: a long-running worker must see segments, leases and
         # audit records that other machines wrote after its first listing
         opts: dict[str, object] = {"client_kwargs": client, "use_listings_cache": False}
-        if s.s3_access_key_id:
-            opts["key"] = s.s3_access_key_id
-        if s.s3_secret_access_key:
-            opts["secret"] = s.s3_secret_access_key.get_secret_value()
-        if s.s3_session_token:
-            opts["token"] = s.s3_session_token.get_secret_value()
+        if s.s3.access_key_id:
+            opts["key"] = s.s3.access_key_id
+        if s.s3.secret_access_key:
+            opts["secret"] = s.s3.secret_access_key.get_secret_value()
+        if s.s3.session_token:
+            opts["token"] = s.s3.session_token.get_secret_value()
         return opts
 
     def fs(self, url: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -222,16 +222,16 @@ class Storage:
         if not self.root.startswith("s3://"):
             return {}
         s = self.settings
-        opts = {"region": s.s3_region, "allow_http": str(s.s3_allow_http).lower()}
-        if s.s3_endpoint_url:
-            opts["endpoint"] = s.s3_endpoint_url
-        if s.s3_access_key_id:
-            opts["aws_access_key_id"] = s.s3_access_key_id
-        if s.s3_secret_access_key:
-            opts["aws_secret_access_key"] = s.s3_secret_access_key.get_secret_value()
-        if s.s3_session_token:
-            opts["aws_session_token"] = s.s3_session_token.get_secret_value()
-        if not s.s3_bulk_delete:
+        opts = {"region": s.s3.region, "allow_http": str(s.s3.allow_http).lower()}
+        if s.s3.endpoint_url:
+            opts["endpoint"] = s.s3.endpoint_url
+        if s.s3.access_key_id:
+            opts["aws_access_key_id"] = s.s3.access_key_id
+        if s.s3.secret_access_key:
+            opts["aws_secret_access_key"] = s.s3.secret_access_key.get_secret_value()
+        if s.s3.session_token:
+            opts["aws_session_token"] = s.s3.session_token.get_secret_value()
+        if not s.s3.bulk_delete:
             opts["aws_disable_bulk_delete"] = "true"
         return opts
 

@@ -44,13 +44,13 @@ class IndexSummary:
 
 def dask_task_runner(settings: Settings) -> DaskTaskRunner:
     """An existing scheduler when ``dask_address`` is set, else a local process cluster."""
-    if settings.dask_address:
-        return DaskTaskRunner(address=settings.dask_address)
+    if settings.dask.address:
+        return DaskTaskRunner(address=settings.dask.address)
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
-            "n_workers": settings.dask_workers,
-            "threads_per_worker": settings.dask_threads_per_worker,
+            "n_workers": settings.dask.workers,
+            "threads_per_worker": settings.dask.threads_per_worker,
             "processes": True,
             "dashboard_address": ":0",
             "plugins": (QuietClose(),),  # no CommClosedError traceback when it closes
@@ -78,7 +78,7 @@ def index_footage(
     # TaskRunner is invariant in its future type, and with_options asks for the base future:
     # Any lets either runner in (both are TaskRunners whose futures are PrefectFutures).
     runner: TaskRunner[Any] = (
-        ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process else dask_task_runner(settings)
+        ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
     summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
     if summary.indexed or summary.failed:  # runs that found nothing new are not audited

@@ -37,7 +37,7 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
         )
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
     summary = index_footage(footage=footage_url, settings=settings, in_process=True)
-    if summary.indexed and settings.ingest_sweeps:
+    if summary.indexed and settings.index.ingest_sweeps:
         # safe alongside the scheduled sweep (exactly once); if it fails, that one catches up
         watchlist_sweep(settings=settings, return_state=True)
     return summary
@@ -45,4 +45,4 @@ def ingest_new(footage: str | None = None, settings: Settings | None = None) -> 
 
 def run_ingest_loop(settings: Settings, *, interval_s: float | None = None, ticks: int | None = None) -> int:
     """Run ``ingest_new`` every ``interval_s`` (default ``ingest_interval_s``)."""
-    return run_periodically(ingest_new, settings, interval_s or settings.ingest_interval_s, ticks)
+    return run_periodically(ingest_new, settings, interval_s or settings.index.ingest_interval_s, ticks)

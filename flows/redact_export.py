@@ -54,7 +54,7 @@ class ExportResult:
 def prepare_export(request: ExportRequest, settings: Settings) -> tuple[ResolvedRequest, ClipPlan]:
     storage = Storage(settings)
     resolved = resolve_request(storage, settings, request, redaction_face_model(settings))
-    plan = plan_clip(storage, resolved.camera_id, resolved.start, resolved.end, max_s=settings.export_max_s)
+    plan = plan_clip(storage, resolved.camera_id, resolved.start, resolved.end, max_s=settings.export.max_s)
     return resolved, plan
 
 

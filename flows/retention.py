@@ -37,15 +37,15 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
     storage = Storage(settings)
     now = now or utcnow()
     params = {
-        "faces_days": settings.retention_faces_days,
-        "plates_days": settings.retention_plates_days,
-        "footage_days": settings.retention_footage_days,
+        "faces_days": settings.retention.faces_days,
+        "plates_days": settings.retention.plates_days,
+        "footage_days": settings.retention.footage_days,
         "now": now.isoformat(),
     }
     with governed(settings, storage, Action.RETENTION_RUN, None, None, params) as run:
         held = held_tracks(storage)
-        faces = purge_table(storage, FaceRow.TABLE, settings.retention_faces_days, now, held)
-        plates = purge_table(storage, PlateRow.TABLE, settings.retention_plates_days, now, held)
+        faces = purge_table(storage, FaceRow.TABLE, settings.retention.faces_days, now, held)
+        plates = purge_table(storage, PlateRow.TABLE, settings.retention.plates_days, now, held)
         run.result_count = faces.deleted_rows + plates.deleted_rows
         run.detail = (
             f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
@@ -53,8 +53,8 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
             f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails"
         )
         footage = None
-        if settings.retention_footage_days is not None:
-            footage = purge_footage(storage, settings.retention_footage_days, now, held_segments(storage))
+        if settings.retention.footage_days is not None:
+            footage = purge_footage(storage, settings.retention.footage_days, now, held_segments(storage))
             run.detail += f"; footage: {footage.deleted_files} files deleted, {footage.held_files} held"
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)

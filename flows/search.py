@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.refusals import refusals_on_record
-from citywatch.models.loaders import face_model_for, plate_grammar_for
+from citywatch.models.loaders import face_model_for
 from citywatch.plates import parse_plate_query
 from citywatch.schemas import utcnow
 from citywatch.settings import Settings
@@ -74,10 +74,10 @@ def face_search(
         probe_sha256=hashlib.sha256(data).hexdigest(),
     ) as run:
         model = face_model_for(settings)
-        found = embed_probe(data, probe, model, face_index, max_pixels=settings.probe_max_pixels)
-        threshold = settings.face_match_threshold or model.embedder.default_threshold
+        found = embed_probe(data, probe, model, face_index, max_pixels=settings.search.probe_max_pixels)
+        threshold = settings.faces.match_threshold or model.embedder.default_threshold
         sightings = search_faces(
-            storage, settings, found, filters, top_k=top_k or settings.search_top_k, threshold=threshold
+            storage, settings, found, filters, top_k=top_k or settings.search.top_k, threshold=threshold
         )
         run.result_count = len(sightings)
     created = utcnow()
@@ -149,7 +149,7 @@ def plate_search(
     storage = Storage(settings)
     raw = {"query": query, "max_edits": max_edits, "filters": describe(filters)}
     with refusals_on_record(settings, storage, Action.SEARCH_PLATE, case_id, justification, raw):
-        parsed = parse_plate_query(query, plate_grammar_for(settings), max_edits=max_edits)
+        parsed = parse_plate_query(query, settings.plates.plate_grammar(), max_edits=max_edits)
     params = {
         "query": parsed.text,
         "max_edits": max_edits,
@@ -157,7 +157,7 @@ def plate_search(
         "near": [near.lat, near.lon, near.radius_m] if near else None,
     }
     with governed(settings, storage, Action.SEARCH_PLATE, case_id, justification, params) as run:
-        sightings = search_plates(storage, parsed, filters, near=near, top_k=top_k or settings.search_top_k)
+        sightings = search_plates(storage, parsed, filters, near=near, top_k=top_k or settings.search.top_k)
         run.result_count = len(sightings)
     created = utcnow()
     header = ReportHeader(

@@ -92,4 +92,4 @@ def run_periodically(
 
 def run_sweep_loop(settings: Settings, *, interval_s: float | None = None, ticks: int | None = None) -> int:
     """Sweep every ``interval_s`` (default ``sweep_interval_s``), ``ticks`` times or forever."""
-    return run_periodically(watchlist_sweep, settings, interval_s or settings.sweep_interval_s, ticks)
+    return run_periodically(watchlist_sweep, settings, interval_s or settings.sweep.interval_s, ticks)

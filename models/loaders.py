@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 from citywatch.models.base import FaceModel
 from citywatch.models.faces import load_face_model
-from citywatch.plates import PlateGrammar
-from citywatch.settings import Settings
+from citywatch.settings import PlatesSettings, Settings
 
 if TYPE_CHECKING:
     from citywatch.models.plate_reader import PlateReader
@@ -19,33 +18,29 @@ if TYPE_CHECKING:
 
 def face_model_for(settings: Settings) -> FaceModel:
     """The indexing face model: detector and embedder at the indexing thresholds."""
+    faces = settings.faces
     return load_face_model(
-        settings.face_backend,
-        det_threshold=settings.face_det_threshold,
-        max_side=settings.face_max_side,
-        min_face_px=settings.face_min_px,
-        insightface_dir=settings.insightface_dir,
+        faces.backend,
+        det_threshold=faces.det_threshold,
+        max_side=faces.max_side,
+        min_face_px=faces.min_px,
+        insightface_dir=faces.insightface_dir,
     )
 
 
 def redaction_face_model(settings: Settings) -> FaceModel:
     """The indexing detector, run with redaction's (more sensitive) thresholds."""
     return load_face_model(
-        settings.face_backend,
-        det_threshold=settings.redact_det_threshold,
-        max_side=settings.face_max_side,
-        min_face_px=settings.redact_min_face_px,
-        insightface_dir=settings.insightface_dir,
+        settings.faces.backend,
+        det_threshold=settings.redact.det_threshold,
+        max_side=settings.faces.max_side,
+        min_face_px=settings.redact.min_face_px,
+        insightface_dir=settings.faces.insightface_dir,
     )
 
 
-def plate_reader_for(settings: Settings) -> PlateReader:
+def plate_reader_for(plates: PlatesSettings) -> PlateReader:
     """The plate reader (text detection + recognition) at the configured confidence."""
     from citywatch.models.plate_reader import load_plate_reader  # RapidOCR: only when plates are read
 
-    return load_plate_reader(settings.plate_min_confidence, settings.plate_detect_side_px)
-
-
-def plate_grammar_for(settings: Settings) -> PlateGrammar:
-    """The plate grammar reads are checked and fixed against."""
-    return PlateGrammar(settings.plate_grammar, settings.plate_grammar_fix_targets)
+    return load_plate_reader(plates.min_confidence, plates.detect_side_px)

@@ -74,7 +74,7 @@ def post_signed(
     }
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
-        with _OPENER.open(request, timeout=settings.alert_webhook_timeout_s) as response:
+        with _OPENER.open(request, timeout=settings.alerts.webhook_timeout_s) as response:
             return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code} {exc.reason}"

@@ -73,7 +73,7 @@ class Indexed:
 def settings_for(root: Path, tmp: Path, **extra: object) -> Settings:
     """Settings for a test root, acting as the demo admin (see citywatch/auth.py)."""
     extra.setdefault("user", "demo-admin")
-    return Settings(storage_root=str(root), state_dir=str(tmp / "state"), dask_workers=2, **extra)
+    return Settings(storage__root=str(root), storage__state_dir=str(tmp / "state"), dask__workers=2, **extra)
 
 
 def as_user(settings: Settings, user: str) -> Settings:

@@ -139,8 +139,8 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture()
 def cli_env(exported: Exported, monkeypatch: pytest.MonkeyPatch) -> Exported:
-    monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(exported.root))
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(exported.root.parent / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__ROOT", str(exported.root))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(exported.root.parent / "state"))
     monkeypatch.setenv("CITYWATCH_USER", "demo-investigator")
     return exported
 

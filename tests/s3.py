@@ -34,19 +34,19 @@ class S3Server:
     def env(self) -> dict[str, str]:
         """The CITYWATCH_* variables that point a CLI run at this server."""
         return {
-            "CITYWATCH_S3_ENDPOINT_URL": self.endpoint,
-            "CITYWATCH_S3_ACCESS_KEY_ID": KEY,
-            "CITYWATCH_S3_SECRET_ACCESS_KEY": KEY,
-            "CITYWATCH_S3_ALLOW_HTTP": "true",
+            "CITYWATCH_S3__ENDPOINT_URL": self.endpoint,
+            "CITYWATCH_S3__ACCESS_KEY_ID": KEY,
+            "CITYWATCH_S3__SECRET_ACCESS_KEY": KEY,
+            "CITYWATCH_S3__ALLOW_HTTP": "true",
         }
 
     def settings(self, root: str, **extra: object) -> Settings:
         return Settings(
-            storage_root=root,
-            s3_endpoint_url=self.endpoint,
-            s3_access_key_id=KEY,
-            s3_secret_access_key=KEY,
-            s3_allow_http=True,
+            storage__root=root,
+            s3__endpoint_url=self.endpoint,
+            s3__access_key_id=KEY,
+            s3__secret_access_key=KEY,
+            s3__allow_http=True,
             **extra,
         )
 

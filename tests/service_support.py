@@ -26,10 +26,12 @@ WHY = "suspect in the 2026-11-20 robbery on Main St"
 
 
 def service_settings(root: Path, **extra: object) -> Settings:
-    extra.setdefault("login_max_failures", 3)
+    extra.setdefault("auth__login_max_failures", 3)
     # this machine's state (Prefect home, audit checkpoints) lives beside the root, not in it:
     # checkpoints inside the storage root are refused
-    return Settings(storage_root=str(root), state_dir=str(root.parent / f"{root.name}-state"), **extra)
+    return Settings(
+        storage__root=str(root), storage__state_dir=str(root.parent / f"{root.name}-state"), **extra
+    )
 
 
 def add_users(settings: Settings, users: dict[str, list[str]] | None = None) -> None:

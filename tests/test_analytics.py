@@ -150,7 +150,7 @@ def write_tables(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def made_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("analytics") / "data"
-    write_tables(Settings(storage_root=str(root)))
+    write_tables(Settings(storage__root=str(root)))
     return root
 
 
@@ -158,7 +158,7 @@ def made_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tables(made_root: Path, tmp_path: Path) -> cw.AnalyticsTables:
     root = tmp_path / "data"
     shutil.copytree(made_root, root)
-    return cw.open_tables(Settings(storage_root=str(root), user="demo-analyst"))
+    return cw.open_tables(Settings(storage__root=str(root), user="demo-analyst"))
 
 
 # --- opening: roles, audit, no embeddings ---------------------------------------------
@@ -178,7 +178,7 @@ def test_open_tables_needs_a_role_that_reads_analytics(
 ) -> None:
     root = tmp_path / "data"
     shutil.copytree(made_root, root)
-    settings = Settings(storage_root=str(root), user=user)
+    settings = Settings(storage__root=str(root), user=user)
     if error:
         with pytest.raises(error):
             cw.open_tables(settings)
@@ -223,7 +223,7 @@ def test_slices(tables: cw.AnalyticsTables, where: cw.Slice, faces: int, error: 
 
 
 def test_missing_tables_read_as_empty(tmp_path: Path) -> None:
-    settings = Settings(storage_root=str(tmp_path / "empty"), user="demo-analyst")
+    settings = Settings(storage__root=str(tmp_path / "empty"), user="demo-analyst")
     write_demo_users(Storage(settings))
     empty = cw.open_tables(settings)
     assert empty.plates().is_empty() and "text" in empty.plates().columns
@@ -246,7 +246,7 @@ def test_s3_root(s3_settings: Settings) -> None:
 def write_patrol_root(root: Path) -> Settings:
     """A patrol car (mobile camera) with two segments, GPS sidecars and plates read on the way;
     plus the fixed cameras' tables. Used here and by tests/test_notebooks.py."""
-    settings = Settings(storage_root=str(root))
+    settings = Settings(storage__root=str(root))
     write_tables(settings)
     storage = Storage(settings)
     car = CameraRow("car-1", "Patrol car 1", "", None, None, "mobile", None, 1280, 720, [], [], True)

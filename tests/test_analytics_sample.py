@@ -30,7 +30,7 @@ def sample_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Path:  # n
 
 @pytest.fixture(scope="module")
 def sample(sample_root: Path, indexed) -> cw.AnalyticsTables:  # noqa: ANN001
-    settings = indexed.settings.model_copy(update={"storage_root": str(sample_root)})
+    settings = indexed.settings.updated(storage__root=str(sample_root))
     return cw.open_tables(as_user(settings, "demo-analyst"))
 
 
@@ -75,9 +75,7 @@ def test_subject_timeline_follows_obama_across_cameras(
     tmp_path: Path,
 ) -> None:
     truth = truth_of(sample_root)
-    investigator = as_user(
-        indexed.settings.model_copy(update={"storage_root": str(sample_root)}), "demo-investigator"
-    )
+    investigator = as_user(indexed.settings.updated(storage__root=str(sample_root)), "demo-investigator")
     result = face_search(
         str(sample_root / "sample" / "probes" / "obama.jpg"), SearchFilters(), investigator, **CASE
     )

@@ -14,9 +14,9 @@ import pytest
 
 from citywatch.cli.main import main
 from citywatch.errors import BadInputError
-from citywatch.governance.audit_log import GENESIS_HASH, AuditLog, AuditRow, params_json
+from citywatch.governance.audit_log import GENESIS_HASH, AuditLog, params_json
 from citywatch.governance.auth import write_demo_users
-from citywatch.schemas import arrow_to_rows, rows_to_arrow
+from citywatch.schemas import AuditRow, arrow_to_rows, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -32,7 +32,7 @@ RECORDS = [  # (user, role, action, outcome, case_id, result_count)
 
 
 def log_at(root: Path) -> AuditLog:
-    return AuditLog(Storage(Settings(storage_root=str(root))))
+    return AuditLog(Storage(Settings(storage__root=str(root))))
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +281,7 @@ def check_linear(log: AuditLog, processes: int, each: int) -> None:
 
 
 def test_concurrent_appends_local(tmp_path: Path) -> None:
-    settings = {"storage_root": str(tmp_path / "data")}
+    settings = {"storage__root": str(tmp_path / "data")}
     run_concurrently(settings, processes=4, each=25)
     check_linear(AuditLog(Storage(Settings(**settings))), 4, 25)  # type: ignore[arg-type]
 
@@ -290,11 +290,11 @@ def test_concurrent_appends_local(tmp_path: Path) -> None:
 def s3_settings(s3_server) -> dict[str, object]:  # noqa: ANN001 - tests.s3.S3Server
     """A real S3 API (moto server) with a fresh bucket."""
     return {
-        "storage_root": f"{s3_server.bucket('city')}/prod",
-        "s3_endpoint_url": s3_server.endpoint,
-        "s3_access_key_id": "testing",
-        "s3_secret_access_key": "testing",
-        "s3_allow_http": True,
+        "storage__root": f"{s3_server.bucket('city')}/prod",
+        "s3__endpoint_url": s3_server.endpoint,
+        "s3__access_key_id": "testing",
+        "s3__secret_access_key": "testing",
+        "s3__allow_http": True,
     }
 
 
@@ -318,14 +318,14 @@ def test_s3_tampering_detected(s3_settings: dict[str, object]) -> None:
 
 def test_refuses_other_storage_schemes() -> None:
     with pytest.raises(BadInputError, match="local or s3"):
-        AuditLog(Storage(Settings(storage_root="memory://city")))
+        AuditLog(Storage(Settings(storage__root="memory://city")))
 
 
 # --- CLI -----------------------------------------------------------------------------
 @pytest.fixture()
 def cli_root(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    write_demo_users(Storage(Settings(storage_root=str(scratch))))
-    monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(scratch))
+    write_demo_users(Storage(Settings(storage__root=str(scratch))))
+    monkeypatch.setenv("CITYWATCH_STORAGE__ROOT", str(scratch))
     monkeypatch.delenv("CITYWATCH_USER", raising=False)
     return scratch
 

@@ -22,12 +22,12 @@ import pytest
 
 from citywatch.cli.main import main
 from citywatch.errors import BadInputError
-from citywatch.governance.audit_log import HEAD_HINT, AuditLog, AuditRow
+from citywatch.governance.audit_log import HEAD_HINT, AuditLog
 from citywatch.governance.audit_records import signed_bytes
 from citywatch.governance.checkpoint_stores import checkpoint_location
 from citywatch.governance.checkpoints import HINT, audit_key_store, write_checkpoint
 from citywatch.governance.keys import FileKeyStore, sign_document
-from citywatch.schemas import rows_to_arrow
+from citywatch.schemas import AuditRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.s3 import KEY, REGION
@@ -38,9 +38,9 @@ EVERY = 3  # checkpoints after records 1, 4, 7, 10
 
 def settings_at(root: Path, **extra: object) -> Settings:
     return Settings(
-        storage_root=str(root / "data"),
-        state_dir=str(root / "state"),
-        audit_checkpoint_every=EVERY,
+        storage__root=str(root / "data"),
+        storage__state_dir=str(root / "state"),
+        audit__checkpoint_every=EVERY,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -243,16 +243,16 @@ def test_cli_names_the_truncation_and_exits_1(
     settings = settings_at(scratch)
     write_demo_users(Storage(settings))
     _truncate(9)(log_at(scratch), scratch)
-    args = ["--root", settings.storage_root, "--user", "demo-admin", "audit", "verify"]
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", settings.state_dir)
-    monkeypatch.setenv("CITYWATCH_AUDIT_CHECKPOINT_EVERY", str(EVERY))
+    args = ["--root", settings.storage.root, "--user", "demo-admin", "audit", "verify"]
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", settings.storage.state_dir)
+    monkeypatch.setenv("CITYWATCH_AUDIT__CHECKPOINT_EVERY", str(EVERY))
     assert main(args) == 1
     out = capsys.readouterr().out
     assert "BROKEN at record 9" in out and "checkpoint 4" in out
 
 
 def test_a_checkpoint_store_inside_the_storage_root_is_refused(tmp_path: Path) -> None:
-    settings = settings_at(tmp_path, audit_checkpoint_url=str(tmp_path / "data" / "audit" / "cp"))
+    settings = settings_at(tmp_path, audit__checkpoint_url=str(tmp_path / "data" / "audit" / "cp"))
     with pytest.raises(BadInputError, match="inside the storage root"):
         checkpoint_location(Storage(settings))
 
@@ -270,9 +270,9 @@ def test_s3_object_lock_checkpoints_cannot_be_removed_unseen(s3_server, tmp_path
     root = s3_server.bucket()
     settings = s3_server.settings(
         f"{root}/city",
-        state_dir=str(tmp_path / "state"),
-        audit_checkpoint_every=EVERY,
-        audit_checkpoint_url="s3://audit-worm/checkpoints",
+        storage__state_dir=str(tmp_path / "state"),
+        audit__checkpoint_every=EVERY,
+        audit__checkpoint_url="s3://audit-worm/checkpoints",
     )
     log = AuditLog(Storage(settings))
     write_records(log, 4)
@@ -296,7 +296,7 @@ def test_s3_store_without_object_lock_is_refused(s3_server, tmp_path: Path) -> N
     root = s3_server.bucket()
     plain = s3_server.bucket("plain")
     settings = s3_server.settings(
-        f"{root}/city", state_dir=str(tmp_path / "state"), audit_checkpoint_url=f"{plain}/cp"
+        f"{root}/city", storage__state_dir=str(tmp_path / "state"), audit__checkpoint_url=f"{plain}/cp"
     )
     with pytest.raises(BadInputError, match="has no Object Lock"):
         write_checkpoint(Storage(settings), 1, "0" * 64)
@@ -307,12 +307,12 @@ def test_cli_checkpoint_covers_the_head_now(
 ) -> None:
     from citywatch.governance.auth import write_demo_users
 
-    settings = settings_at(tmp_path).model_copy(update={"audit_checkpoint_every": 1000})
+    settings = settings_at(tmp_path).updated(audit__checkpoint_every=1000)
     write_demo_users(Storage(settings))
     write_records(AuditLog(Storage(settings)), 3)  # checkpoint 1 covers record 1 only
     assert log_at(tmp_path).verify().covered_seq == 1
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", settings.state_dir)
-    args = ["--root", settings.storage_root, "audit", "checkpoint"]
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", settings.storage.state_dir)
+    args = ["--root", settings.storage.root, "audit", "checkpoint"]
     assert main(["--user", "demo-investigator", *args]) == 3
     assert main(["--user", "demo-admin", *args]) == 0
     assert "checkpoint 2 covers record 4" in capsys.readouterr().out  # 4: the refusal just audited

@@ -30,7 +30,7 @@ WHY = "suspect in the 2026-11-20 robbery on Main St"
 
 
 def storage_for(root: Path, user: str | None = None, users_file: str | None = None) -> Storage:
-    return Storage(Settings(storage_root=str(root), user=user, users_file=users_file))
+    return Storage(Settings(storage__root=str(root), user=user, storage__users_file=users_file))
 
 
 @pytest.fixture()

@@ -145,7 +145,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory, model: FaceModel) -> Path:
 
 @pytest.fixture(scope="module")
 def report(folder: Path, model: FaceModel) -> CalibrationReport:
-    return calibrate(Storage(Settings(storage_root=str(folder.parent))), model, str(folder), 0.001)
+    return calibrate(Storage(Settings(storage__root=str(folder.parent))), model, str(folder), 0.001)
 
 
 def test_calibration_counts_people_photos_and_pairs(report: CalibrationReport) -> None:
@@ -185,7 +185,7 @@ def test_recommendation_is_honest_about_too_few_impostor_pairs(report: Calibrati
 
 
 def test_looser_target_has_enough_pairs(folder: Path, model: FaceModel) -> None:
-    loose = calibrate(Storage(Settings(storage_root=str(folder.parent))), model, str(folder), 0.05)
+    loose = calibrate(Storage(Settings(storage__root=str(folder.parent))), model, str(folder), 0.05)
     assert loose.enough_impostors and loose.recommended is not None
     assert loose.recommended.fmr <= 0.05 and "too few" not in loose.note
 
@@ -205,15 +205,15 @@ def test_calibration_needs_two_people_and_a_pair(
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / key).write_bytes((media / name).read_bytes())
     with pytest.raises(BadInputError, match=error):
-        calibrate(Storage(Settings(storage_root=str(tmp_path))), model, str(tmp_path), 0.001)
+        calibrate(Storage(Settings(storage__root=str(tmp_path))), model, str(tmp_path), 0.001)
 
 
 def test_cli_calibrate_is_for_admins_and_audited(
     folder: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = folder.parent / "root"
-    write_demo_users(Storage(Settings(storage_root=str(root))))
-    monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(root))
+    write_demo_users(Storage(Settings(storage__root=str(root))))
+    monkeypatch.setenv("CITYWATCH_STORAGE__ROOT", str(root))
     monkeypatch.setenv("CITYWATCH_USER", "demo-investigator")
     assert main(["calibrate", str(folder)]) == 3
     assert "needs the role admin" in capsys.readouterr().err
@@ -225,11 +225,11 @@ def test_cli_calibrate_is_for_admins_and_audited(
     assert main(["calibrate", str(folder)]) == 0
     text = capsys.readouterr().out
     assert "tentative threshold for FMR <= 0.001" in text and "do not deploy it yet" in text
-    assert "too few impostor pairs" in text and "CITYWATCH_FACE_MATCH_THRESHOLD" not in text
+    assert "too few impostor pairs" in text and "CITYWATCH_FACES__MATCH_THRESHOLD" not in text
     assert "skipped group/t1.jpg: 6 faces found" in text
     from citywatch.governance.audit_log import AuditLog
 
-    rows = AuditLog(Storage(Settings(storage_root=str(root)))).rows()
+    rows = AuditLog(Storage(Settings(storage__root=str(root)))).rows()
     assert [(r.user, r.action, r.outcome, r.result_count) for r in rows] == [
         ("demo-investigator", "calibrate", "refused", 0),
         ("demo-admin", "calibrate", "ok", 30),

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture()
 def cli_env(indexed, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(indexed.root))
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(indexed.root.parent / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__ROOT", str(indexed.root))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(indexed.root.parent / "state"))
     monkeypatch.setenv("CITYWATCH_USER", "demo-investigator")
     return indexed
 
@@ -72,8 +72,8 @@ def own_copy(indexed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa:
     """A private copy of the indexed root, for tests that add footage."""
     root = tmp_path / "data"
     shutil.copytree(indexed.root, root)
-    monkeypatch.setenv("CITYWATCH_STORAGE_ROOT", str(root))
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__ROOT", str(root))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("CITYWATCH_USER", "demo-admin")
     return root
 

@@ -99,8 +99,8 @@ def test_usage_errors_are_bad_input(argv: list[str], words: str, capsys: pytest.
 def test_invalid_settings_name_the_variable_not_the_value(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("CITYWATCH_DASK_WORKERS", "lots-of-secret-workers")
+    monkeypatch.setenv("CITYWATCH_DASK__WORKERS", "lots-of-secret-workers")
     assert main(["down"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: invalid settings: dask_workers (CITYWATCH_DASK_WORKERS)"), err
+    assert err.startswith("error: invalid settings: dask.workers (CITYWATCH_DASK__WORKERS)"), err
     assert "lots-of-secret-workers" not in err

@@ -29,7 +29,7 @@ def test_users_add_list_and_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "first account must have --role admin" in capsys.readouterr().err
     assert run(tmp_path, monkeypatch, "users", "add", "chief", "--role", "admin", "--password-stdin",
                stdin=PASSWORD + "\n") == 0  # fmt: skip
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     chief = find_user(storage, "chief")
     assert chief is not None and verify_password(chief.password_hash, PASSWORD)
     add = ["users", "add", "ivy", "--role", "investigator", "--password-stdin"]
@@ -75,6 +75,6 @@ def test_users_import_copies_the_yaml_without_passwords(
     source = tmp_path / "old.yaml"
     source.write_text("users: [{name: ann, roles: [analyst]}, {name: CHIEF, roles: [admin]}]\n")
     assert run(tmp_path, monkeypatch, "--user", "chief", "users", "import", str(source)) == 0
-    ann = find_user(Storage(Settings(storage_root=str(tmp_path))), "ann")
+    ann = find_user(Storage(Settings(storage__root=str(tmp_path))), "ann")
     assert ann is not None and ann.password_hash == "" and ann.roles == ["analyst"]
-    assert find_user(Storage(Settings(storage_root=str(tmp_path))), "CHIEF") is None
+    assert find_user(Storage(Settings(storage__root=str(tmp_path))), "CHIEF") is None

@@ -45,8 +45,8 @@ def test_demo_signs_its_people_in(
     state = tmp_path / "state"
     for key in ("CITYWATCH_USER", "CITYWATCH_API_URL", "CITYWATCH_API_TOKEN"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(state))
-    monkeypatch.setenv("CITYWATCH_DASK_WORKERS", "2")
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(state))
+    monkeypatch.setenv("CITYWATCH_DASK__WORKERS", "2")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
     assert main(["--root", str(root), "demo"]) == 0
@@ -59,7 +59,7 @@ def test_demo_signs_its_people_in(
         assert not _files_containing(state, password.encode())
     assert not (tmp_path / "config").exists()  # no token file written for the demo's people
 
-    settings = Settings(storage_root=str(root), state_dir=str(state))
+    settings = Settings(storage__root=str(root), storage__state_dir=str(state))
     storage = Storage(settings)
     accounts = {u.id: u for u in list_users(storage)}
     assert set(PEOPLE) <= set(accounts)

@@ -99,7 +99,7 @@ def test_a_genuine_export_verifies_on_another_machine(
     elsewhere = tmp_path / "elsewhere"  # a fresh machine: no state dir, no keys, no storage root
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    for name in ("CITYWATCH_STORAGE_ROOT", "CITYWATCH_STATE_DIR", "CITYWATCH_USER"):
+    for name in ("CITYWATCH_STORAGE__ROOT", "CITYWATCH_STORAGE__STATE_DIR", "CITYWATCH_USER"):
         monkeypatch.delenv(name)
     manifest = cli_env.result.manifest_uri
     assert main(["export", "verify", manifest, "--public-key", str(public)]) == 0

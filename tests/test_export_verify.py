@@ -49,7 +49,7 @@ def test_canonical_json_refuses_what_it_cannot_represent() -> None:
 
 # --- keys -------------------------------------------------------------------------------------
 def test_key_is_made_once_private_stable_and_refused_when_open(tmp_path: Path) -> None:
-    settings = Settings(storage_root=str(tmp_path), state_dir=str(tmp_path / "state"))
+    settings = Settings(storage__root=str(tmp_path), storage__state_dir=str(tmp_path / "state"))
     first, second = export_signer(settings), export_signer(settings)
     path = tmp_path / "state" / "keys" / "export_ed25519.pem"
     assert first.fingerprint == second.fingerprint and first.key_id == first.fingerprint[:16]
@@ -79,7 +79,7 @@ def test_bad_public_key_files_are_refused(text: str, message: str) -> None:
 @pytest.fixture()
 def signed_export(tmp_path: Path) -> tuple[Settings, Path, Path]:
     """A hand-made export (clip bytes + source file) with a signed manifest."""
-    settings = Settings(storage_root=str(tmp_path / "root"), state_dir=str(tmp_path / "state"))
+    settings = Settings(storage__root=str(tmp_path / "root"), storage__state_dir=str(tmp_path / "state"))
     folder = tmp_path / "root" / "exports" / "C1"
     folder.mkdir(parents=True)
     clip, source = folder / "e1.mp4", tmp_path / "root" / "segment.mp4"
@@ -208,7 +208,11 @@ def test_verify_on_another_machine_needs_only_the_public_key(signed_export, tmp_
     public = tmp_path / "published.keys"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYWATCH_")}
     env["PYTHONPATH"] = str(REPO)
-    here = {**env, "CITYWATCH_STORAGE_ROOT": settings.storage_root, "CITYWATCH_STATE_DIR": settings.state_dir}
+    here = {
+        **env,
+        "CITYWATCH_STORAGE__ROOT": settings.storage.root,
+        "CITYWATCH_STORAGE__STATE_DIR": settings.storage.state_dir,
+    }
     published = _cli("keys", "public", cwd=tmp_path, env=here)
     assert published.returncode == 0, published.stderr
     public.write_text(published.stdout)
@@ -226,16 +230,16 @@ def test_keys_rotate_is_admin_only_and_audited(tmp_path: Path, capsys: pytest.Ca
     from citywatch.governance.audit_log import AuditLog
     from citywatch.governance.auth import write_demo_users
 
-    settings = Settings(storage_root=str(tmp_path / "root"), state_dir=str(tmp_path / "state"))
+    settings = Settings(storage__root=str(tmp_path / "root"), storage__state_dir=str(tmp_path / "state"))
     storage = Storage(settings)
     write_demo_users(storage)
-    base = ["--root", settings.storage_root]
-    os.environ["CITYWATCH_STATE_DIR"] = settings.state_dir
+    base = ["--root", settings.storage.root]
+    os.environ["CITYWATCH_STORAGE__STATE_DIR"] = settings.storage.state_dir
     try:
         assert main([*base, "--user", "demo-investigator", "keys", "rotate"]) == 3
         assert main([*base, "--user", "demo-admin", "keys", "rotate"]) == 0
     finally:
-        del os.environ["CITYWATCH_STATE_DIR"]
+        del os.environ["CITYWATCH_STORAGE__STATE_DIR"]
     assert "signing key rotated" in capsys.readouterr().out
     rows = AuditLog(storage).rows()
     assert [(r.user, r.action, r.outcome) for r in rows] == [

@@ -119,7 +119,7 @@ def test_user_locations_are_local_paths_or_the_storage_roots_scheme(
     from citywatch.settings import Settings
     from citywatch.storage import Storage
 
-    storage = Storage(Settings(storage_root=root))
+    storage = Storage(Settings(storage__root=root))
     if accepted:
         assert storage.resolve(location, "probe")
     else:
@@ -140,7 +140,7 @@ def test_symbolic_links_in_the_footage_are_reported_not_followed(tmp_path) -> No
     (cam / "20261120T080100Z.mp4").write_bytes(b"video")
     (cam / "20261120T080000Z.mp4").symlink_to(outside)
     (tmp_path / "data" / "footage" / "cam-2").symlink_to(outside.parent, target_is_directory=True)
-    storage = Storage(Settings(storage_root=str(tmp_path / "data")))
+    storage = Storage(Settings(storage__root=str(tmp_path / "data")))
     plan = plan_index(storage, storage.url("footage"))
     assert [s.id for s in plan.pending] == ["cam-1/20261120T080100Z"]
     links = [m for m in plan.discovery.misnamed if "symbolic link" in m]

@@ -197,15 +197,15 @@ def _tables_digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def hostile_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:  # noqa: ANN001
     """A copy of the indexed sample, with a copy of the machine state that signed its audit
-    records (the audit key), used by every command of this module (CITYWATCH_STATE_DIR)."""
+    records (the audit key), used by every command of this module (CITYWATCH_STORAGE__STATE_DIR)."""
     root = tmp_path_factory.mktemp("hostile") / "data"
     shutil.copytree(indexed.root, root)
     state = root.parent / "state"
-    keys = Path(indexed.settings.state_dir) / "keys"
+    keys = Path(indexed.settings.storage.state_dir) / "keys"
     if keys.is_dir():
         shutil.copytree(keys, state / "keys")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CITYWATCH_STATE_DIR", str(state))
+        patch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(state))
         yield root
 
 
@@ -220,7 +220,7 @@ def test_hostile_input_is_refused_cleanly(
     code: int,
     words: str,
 ) -> None:
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(hostile_root.parent / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(hostile_root.parent / "state"))
     files = {
         **_files(tmp_path / "files"),
         "obama": str(hostile_root / "sample/probes/obama.jpg"),
@@ -247,6 +247,6 @@ def test_unknown_user_is_refused_and_audited(hostile_root: Path, capsys) -> None
 
     assert main(["--root", str(hostile_root), "--user", INJECT, "search", "plate", "AB1234", *CASE]) in (2, 3)
     assert "error:" in capsys.readouterr().err
-    last = AuditLog(Storage(Settings(storage_root=str(hostile_root)))).rows()[-1]
+    last = AuditLog(Storage(Settings(storage__root=str(hostile_root)))).rows()[-1]
     assert last.outcome == "refused"
-    assert AuditLog(Storage(Settings(storage_root=str(hostile_root)))).verify().ok
+    assert AuditLog(Storage(Settings(storage__root=str(hostile_root)))).verify().ok

@@ -57,7 +57,7 @@ def _audit(storage: Storage) -> Callable[[], object]:
 def test_an_identifier_with_a_trailing_newline_is_refused(
     tmp_path: Path, what: str, check: Callable[[Storage], object]
 ) -> None:
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     with pytest.raises(BadInputError):
         check(storage)
 

@@ -13,7 +13,7 @@ SEG = "cam-a/20261120T080000Z"
 
 
 def storage_at(root: Path) -> Storage:
-    return Storage(Settings(storage_root=str(root)))
+    return Storage(Settings(storage__root=str(root)))
 
 
 def test_one_holder_then_release(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_a_lease_that_cannot_be_released_does_not_fail_the_segment(tmp_path: Pat
         raise TransientError("could not delete the lease: connection refused")
 
     monkeypatch.setattr(index_segment, "release", broken_release)
-    settings = Settings(storage_root=str(tmp_path), plates_enabled=False)
+    settings = Settings(storage__root=str(tmp_path), plates__enabled=False)
     outcome = index_segment.index_segment(ref, camera, settings, "run-a")
     assert outcome.state == "failed" and "empty" in outcome.error  # recorded, not raised
     # the same run's retry re-claims its own lease; another run waits for the expiry
@@ -106,7 +106,7 @@ import sys, time
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.index.leases import Heartbeat, claim
-storage = Storage(Settings(storage_root=sys.argv[1]))
+storage = Storage(Settings(storage__root=sys.argv[1]))
 lease = claim(storage, sys.argv[2], "run-killed", 2.0)
 with Heartbeat(storage, lease, 2.0, 0.4):
     print("held", flush=True)

@@ -89,14 +89,14 @@ def analyst_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Path:  # 
     """A copy of the indexed sample (the notebooks audit and export into it)."""
     root = tmp_path_factory.mktemp("notebooks") / "data"
     shutil.copytree(indexed.root, root)
-    write_demo_users(Storage(Settings(storage_root=str(root))))  # keeps an existing file
+    write_demo_users(Storage(Settings(storage__root=str(root))))  # keeps an existing file
     return root
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_path: Path) -> None:
-    book = run_notebook(name, {"storage_root": str(analyst_root)}, tmp_path)
+    book = run_notebook(name, {"storage__root": str(analyst_root)}, tmp_path)
     outputs = text_output(book)
     assert "embedding" not in outputs
     assert (
@@ -113,7 +113,7 @@ def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_
 def test_plates_notebook_with_a_patrol_car(tmp_path: Path) -> None:
     """The sample has no patrol car yet: made-up plates and GPS sidecars (tests/test_analytics)."""
     write_patrol_root(tmp_path / "data")
-    book = run_notebook("02_plates", {"storage_root": str(tmp_path / "data")}, tmp_path)
+    book = run_notebook("02_plates", {"storage__root": str(tmp_path / "data")}, tmp_path)
     outputs = text_output(book)
     assert "PC1234" in outputs and "no plates indexed" not in outputs
     assert "no mobile camera" not in outputs
@@ -122,6 +122,6 @@ def test_plates_notebook_with_a_patrol_car(tmp_path: Path) -> None:
 
 def test_plates_notebook_without_plates(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    write_demo_users(Storage(Settings(storage_root=str(root))))
-    book = run_notebook("02_plates", {"storage_root": str(root)}, tmp_path)
+    write_demo_users(Storage(Settings(storage__root=str(root))))
+    book = run_notebook("02_plates", {"storage__root": str(root)}, tmp_path)
     assert "no plates indexed" in text_output(book)

@@ -204,8 +204,8 @@ def test_reindexing_adds_no_plate_rows(
 
     root = tmp_path / "data"
     shutil.copytree(indexed.root, root)
-    settings = indexed.settings.model_copy(
-        update={"storage_root": str(root), "state_dir": str(tmp_path / "state"), "user": "demo-admin"}
+    settings = indexed.settings.updated(
+        storage__root=str(root), storage__state_dir=str(tmp_path / "state"), user="demo-admin"
     )
     again = {
         next(v.key for v in truth.vehicles if v.camera_id in mobile_ids(truth)),

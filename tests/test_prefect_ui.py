@@ -37,7 +37,7 @@ def test_the_auto_started_server_tells_the_ui_its_real_api_address(prefect_api: 
 
 @pytest.mark.slow
 def test_up_starts_a_server_whose_ui_knows_its_api_and_down_stops_it(tmp_path: Path) -> None:
-    settings = Settings(storage_root=str(tmp_path / "data"), state_dir=str(tmp_path / "state"))
+    settings = Settings(storage__root=str(tmp_path / "data"), storage__state_dir=str(tmp_path / "state"))
     starter = _Starter(settings, StackOptions(project=REPO, prefect_port=0))
     api = starter.prefect()  # what `citywatch up` starts first
     try:

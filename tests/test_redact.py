@@ -130,7 +130,7 @@ def two_faces(request, detector):  # noqa: ANN001, ANN201
 @pytest.mark.parametrize("mode", MODES)
 def test_bystander_is_unrecognisable_and_subject_untouched(two_faces, sensitive_detector, mode: str) -> None:  # noqa: ANN001
     frame, subject, bystander = two_faces
-    blur = grow(bystander, Settings().redact_face_margin, W, H)
+    blur = grow(bystander, Settings().redact.face_margin, W, H)
     redaction = FrameRedaction(blur=(tuple(map(float, blur)),), keep=(subject,))
     out = FrameRedactor.build(RedactionStyle(mode), [], W, H)(frame, redaction)
     found = sensitive_detector.detect(out)
@@ -228,7 +228,7 @@ T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 @pytest.fixture()
 def footage(tmp_path: Path) -> Storage:
     """Camera cam-a with segments at 0, 20 (file deleted) and 40 s, 20 s each."""
-    storage = Storage(Settings(storage_root=str(tmp_path / "root"), state_dir=str(tmp_path / "st")))
+    storage = Storage(Settings(storage__root=str(tmp_path / "root"), storage__state_dir=str(tmp_path / "st")))
     camera = CameraConfig(id="cam-a", name="A", frame_size=(W, H)).to_row()
     upsert(cameras_table(storage.db), rows_to_arrow([camera], type(camera).SCHEMA))
     rows = []

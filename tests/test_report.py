@@ -64,7 +64,7 @@ def _parse(html: str) -> _Page:
 
 @pytest.fixture
 def storage(tmp_path: Path) -> Storage:
-    return Storage(Settings(storage_root=str(tmp_path)))
+    return Storage(Settings(storage__root=str(tmp_path)))
 
 
 def _thumb(storage: Storage, key: str) -> str:

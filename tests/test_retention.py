@@ -69,7 +69,7 @@ def _plate(storage: Storage, pid: str, days_old: float) -> PlateRow:
 
 @pytest.fixture()
 def root(tmp_path: Path) -> Storage:
-    storage = Storage(Settings(storage_root=str(tmp_path / "data"), user="demo-admin"))
+    storage = Storage(Settings(storage__root=str(tmp_path / "data"), user="demo-admin"))
     write_demo_users(storage)
     faces = [
         _face(storage, "old-1", 40, "t-old"),
@@ -138,7 +138,7 @@ def test_footage_past_retention_goes_unless_an_export_holds_it(root: Storage) ->
     actor = Actor("demo-investigator", (Role.INVESTIGATOR,))
     run = GovernedRun(actor, Action.EXPORT, "CASE-9", "evidence of the robbery on cam-a")
     hold_segments(root, run, [held.id], "cam-a-export-1")
-    settings = root.settings.model_copy(update={"retention_footage_days": 90})
+    settings = root.settings.updated(retention__footage_days=90)
     summary = run_retention(settings, now=NOW)
     assert summary.footage is not None
     assert (summary.footage.deleted_files, summary.footage.held_files) == (1, 1)

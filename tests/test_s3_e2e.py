@@ -54,7 +54,10 @@ def on_s3(
     keys = obama_keys(truth)
     tmp = tmp_path_factory.mktemp("s3-e2e")
     settings = s3_server.settings(
-        f"{s3_server.bucket()}/city", state_dir=str(tmp / "state"), dask_workers=2, user="demo-admin"
+        f"{s3_server.bucket()}/city",
+        storage__state_dir=str(tmp / "state"),
+        dask__workers=2,
+        user="demo-admin",
     )
     upload(settings, sample_dir, ["cameras.yaml", "sample", *keys])
     write_demo_users(Storage(settings))
@@ -146,7 +149,7 @@ def test_sweep_on_s3_alerts_once_per_pass(on_s3: OnS3, monkeypatch: pytest.Monke
 
     for name, value in s3_server.env().items():  # the CLI builds its settings from env
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", on_s3.settings.state_dir)
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", on_s3.settings.storage.state_dir)
     storage = Storage(on_s3.settings)
     root = storage.root
     assert (

@@ -106,7 +106,10 @@ def test_index_run_rides_out_an_s3_outage(
     s3 = moto.start()
     try:
         settings = s3.settings(
-            f"{s3.bucket()}/city", state_dir=str(tmp_path / "state"), dask_workers=2, user="demo-admin"
+            f"{s3.bucket()}/city",
+            storage__state_dir=str(tmp_path / "state"),
+            dask__workers=2,
+            user="demo-admin",
         )
         storage = Storage(settings)
         upload(settings, sample_dir, ["cameras.yaml", *KEYS])

@@ -8,7 +8,10 @@ import pytest
 
 from citywatch.errors import BadInputError
 from citywatch.schemas import (
+    AlertRow,
+    AuditRow,
     CameraRow,
+    DeliveryRow,
     FaceRow,
     HoldRow,
     PlateRow,
@@ -115,6 +118,64 @@ WATCH = WatchlistRow(
 )
 SWEEP_MARK = SweepStateRow(id="faces", after_fragment=3, table_version=9, rows_seen=120, updated_at=T0)
 HOLD = HoldRow(id="case-7|t1", case_id="case-7", track_id="t1", created_by="alice", created_at=T0, note="n")
+ALERT = AlertRow(
+    id="al-1",
+    watchlist_id="wl-1",
+    kind="plate",
+    label="stolen van",
+    reason="stolen vehicle",
+    case_id="C-1",
+    sighting_id="pl-1",
+    segment_id="seg-1",
+    camera_id="cam-01",
+    track_id="t1",
+    ts=T0,
+    track_start=T0,
+    track_end=T0 + dt.timedelta(seconds=4),
+    score=0.3,
+    threshold=0.6,
+    thumb_uri="thumbs/pl-1.jpg",
+    lat=22.28,
+    lon=None,
+    plate_text="AB1234",
+    model="plate-rec",
+    state="new",
+    reviewed_by="",
+    reviewed_at=None,
+    note="",
+    created_at=T0,
+)
+DELIVERY = DeliveryRow(
+    id="dl-1",
+    alert_id="al-1",
+    sink="ops-room",
+    state="pending",
+    attempts=0,
+    last_error="",
+    next_attempt_at=T0,
+    claim="",
+    delivered_at=None,
+    created_at=T0,
+    updated_at=T0,
+)
+AUDIT = AuditRow(
+    seq=1,
+    id="au-1",
+    ts=T0,
+    user="alice",
+    role="investigator",
+    action="search_face",
+    outcome="ok",
+    case_id="C-1",
+    justification="robbery",
+    params="{}",
+    probe_sha256="",
+    result_count=3,
+    detail="",
+    host="h",
+    prev_hash="0" * 64,
+    hash="f" * 64,
+)
 
 
 def _keyed(row_type):  # noqa: ANN001, ANN202
@@ -131,10 +192,13 @@ def _keyed(row_type):  # noqa: ANN001, ANN202
         (WATCH, _keyed(WatchlistRow), WatchlistRow.SCHEMA),
         (SWEEP_MARK, _keyed(SweepStateRow), SweepStateRow.SCHEMA),
         (HOLD, _keyed(HoldRow), HoldRow.SCHEMA),
+        (ALERT, _keyed(AlertRow), AlertRow.SCHEMA),
+        (DELIVERY, _keyed(DeliveryRow), DeliveryRow.SCHEMA),
+        (AUDIT, _keyed(AuditRow), AuditRow.SCHEMA),
     ],
 )
 def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN001
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     table = opener(storage.db)
     upsert(table, rows_to_arrow([row], schema))
     upsert(table, rows_to_arrow([row], schema))  # idempotent
@@ -154,7 +218,7 @@ def test_round_trip(tmp_path: Path, row, opener, schema) -> None:  # noqa: ANN00
 
 
 def test_faces_table_refuses_other_model_dimension(tmp_path: Path) -> None:
-    storage = Storage(Settings(storage_root=str(tmp_path)))
+    storage = Storage(Settings(storage__root=str(tmp_path)))
     faces_table(storage.db, 128)
     with pytest.raises(BadInputError, match="embedding"):
         faces_table(storage.db, 512)

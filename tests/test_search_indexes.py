@@ -55,7 +55,7 @@ def _search(storage: Storage, settings: Settings, vector: np.ndarray) -> list[st
 
 
 def test_vector_index_at_size_same_results_and_new_rows_folded_in(tmp_path: Path) -> None:
-    settings = Settings(storage_root=str(tmp_path), user="demo-admin", face_ann_min_rows=1000)
+    settings = Settings(storage__root=str(tmp_path), user="demo-admin", faces__ann_min_rows=1000)
     storage = Storage(settings)
     rng = np.random.default_rng(3)
     centres = rng.normal(0, 1, (PEOPLE, 128)) * 0.25
@@ -83,7 +83,7 @@ def test_vector_index_at_size_same_results_and_new_rows_folded_in(tmp_path: Path
 
 
 def test_small_tables_stay_exact_and_retention_reports_the_indexes(tmp_path: Path) -> None:
-    settings = Settings(storage_root=str(tmp_path), user="demo-admin")  # default: 100k rows
+    settings = Settings(storage__root=str(tmp_path), user="demo-admin")  # default: 100k rows
     storage = Storage(settings)
     write_demo_users(storage)
     rng = np.random.default_rng(4)

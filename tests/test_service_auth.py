@@ -108,7 +108,7 @@ def test_cookie_is_httponly_strict_and_secure_only_with_tls(root: Path) -> None:
     plain = TestClient(create_app(service_settings(root)))
     cookie = plain.post("/api/auth/login", json={"name": "ivy", "password": PASSWORD}).headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
-    tls = TestClient(create_app(service_settings(root, service_tls_cert="c.pem", service_tls_key="k.pem")))
+    tls = TestClient(create_app(service_settings(root, service__tls_cert="c.pem", service__tls_key="k.pem")))
     cookie = tls.post("/api/auth/login", json={"name": "ivy", "password": PASSWORD}).headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
 
@@ -142,7 +142,7 @@ def test_cookie_writes_need_the_csrf_token_and_form_posts_are_refused(client: Te
 
 
 def test_sessions_expire_when_idle(root: Path) -> None:
-    client = TestClient(create_app(service_settings(root, session_idle_s=1)))
+    client = TestClient(create_app(service_settings(root, auth__session_idle_s=1)))
     sign_in(client, "ivy")
     assert client.get("/api/me").status_code == 200
     time.sleep(1.3)
@@ -152,7 +152,7 @@ def test_sessions_expire_when_idle(root: Path) -> None:
 
 # --- failed sign-ins ----------------------------------------------------------------------
 def test_lockout_after_repeated_failures(tmp_path: Path) -> None:
-    settings = service_settings(tmp_path, login_max_failures=3, login_lockout_s=60)
+    settings = service_settings(tmp_path, auth__login_max_failures=3, auth__login_lockout_s=60)
     add_users(settings, {"ivy": ["investigator"]})
     client = TestClient(create_app(settings))
     for _ in range(3):
@@ -169,7 +169,7 @@ def test_lockout_after_repeated_failures(tmp_path: Path) -> None:
 
 
 def test_totp_required_for_supervisors_when_set(tmp_path: Path) -> None:
-    settings = service_settings(tmp_path, totp_required=True)
+    settings = service_settings(tmp_path, auth__totp_required=True)
     add_users(settings, {"sam": ["supervisor"], "ada": ["admin"], "ivy": ["investigator"]})
     client = TestClient(create_app(settings))
     sign_in(client, "ivy")  # investigators need no second factor

@@ -54,7 +54,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def signed_in(root: Path) -> tuple[TestClient, dict[str, str]]:
-    client = TestClient(create_app(service_settings(root, service_max_upload_bytes=200_000)))
+    client = TestClient(create_app(service_settings(root, service__max_upload_bytes=200_000)))
     return client, sign_in(client, "ivy")
 
 

@@ -41,9 +41,9 @@ def oidc_settings(root: Path, provider: Provider, **extra: object) -> Settings:
     secret_file.chmod(0o600)
     return service_settings(
         root,
-        oidc_issuer=provider.issuer,
-        oidc_client_id=CLIENT_ID,
-        oidc_client_secret_file=str(secret_file),
+        oidc__issuer=provider.issuer,
+        oidc__client_id=CLIENT_ID,
+        oidc__client_secret_file=str(secret_file),
         **extra,
     )
 
@@ -235,7 +235,7 @@ def test_one_identity_links_to_one_account(provider: Provider, service: tuple[st
 
 def test_roles_claim_narrows_and_totp_required_needs_mfa(provider: Provider, tmp_path: Path) -> None:
     settings = oidc_settings(
-        tmp_path / "root", provider, oidc_roles_claim="citywatch_roles", totp_required=True
+        tmp_path / "root", provider, oidc__roles_claim="citywatch_roles", auth__totp_required=True
     )
     (tmp_path / "root").mkdir()
     add_users(settings, {"ivy": ["investigator", "analyst"], "sam": ["supervisor"]})
@@ -259,8 +259,8 @@ def test_roles_claim_narrows_and_totp_required_needs_mfa(provider: Provider, tmp
 
 def test_secret_file_open_to_others_is_refused(provider: Provider, tmp_path: Path) -> None:
     settings = oidc_settings(tmp_path / "root", provider)
-    assert settings.oidc_client_secret_file
-    Path(settings.oidc_client_secret_file).chmod(0o644)
+    assert settings.oidc.client_secret_file
+    Path(settings.oidc.client_secret_file).chmod(0o644)
     with pytest.raises(BadInputError, match="group or others may access it"):
         create_app(settings)
 
@@ -282,9 +282,9 @@ def test_cli_links_and_unlinks_an_identity(
     root = tmp_path / "root"
     settings = oidc_settings(root, provider)
     add_users(settings, {"ada": ["admin"], "ivy": ["investigator"]})
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", settings.state_dir)
-    monkeypatch.setenv("CITYWATCH_OIDC_ISSUER", provider.issuer)
-    monkeypatch.setenv("CITYWATCH_OIDC_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", settings.storage.state_dir)
+    monkeypatch.setenv("CITYWATCH_OIDC__ISSUER", provider.issuer)
+    monkeypatch.setenv("CITYWATCH_OIDC__CLIENT_ID", CLIENT_ID)
     base = ["--root", str(root), "--user", "ada", "users", "link-oidc", "ivy"]
     assert main([*base, "idp-ivy-77"]) == 0
     assert "linked to ivy" in capsys.readouterr().out

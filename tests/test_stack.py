@@ -36,19 +36,19 @@ REPO = Path(__file__).resolve().parents[1]
     "given",
     [
         {
-            "storage_root": "s3://bucket/city",
-            "s3_endpoint_url": "http://127.0.0.1:9000",
-            "s3_access_key_id": "key",
-            "s3_secret_access_key": "secret",
-            "s3_allow_http": True,
-            "s3_bulk_delete": False,
-            "dask_address": "tcp://10.0.0.5:8786",
+            "storage__root": "s3://bucket/city",
+            "s3__endpoint_url": "http://127.0.0.1:9000",
+            "s3__access_key_id": "key",
+            "s3__secret_access_key": "secret",
+            "s3__allow_http": True,
+            "s3__bulk_delete": False,
+            "dask__address": "tcp://10.0.0.5:8786",
         },
-        {"storage_root": "relative/root", "state_dir": "relative/state", "sample_fps": 1.0},
+        {"storage__root": "relative/root", "storage__state_dir": "relative/state", "decode__sample_fps": 1.0},
         {
-            "webhook_allowed_hosts": ["127.0.0.1", "*.example.org"],
-            "plate_grammar": ("^[A-Z]{2}[0-9]{4}$",),
-            "plates_enabled": False,
+            "alerts__webhook_allowed_hosts": ["127.0.0.1", "*.example.org"],
+            "plates__grammar": ("^[A-Z]{2}[0-9]{4}$",),
+            "plates__enabled": False,
             "user": "demo-admin",
         },
     ],
@@ -67,9 +67,9 @@ def test_settings_env_rebuilds_the_settings_in_another_process(
         monkeypatch.setenv(name, value)
     rebuilt = Settings()
     expected = original.model_dump()
-    for name in ("storage_root", "state_dir"):
-        if not expected[name].startswith("s3://"):
-            expected[name] = str((tmp_path / expected[name]).resolve())
+    for name in ("root", "state_dir"):
+        if not expected["storage"][name].startswith("s3://"):
+            expected["storage"][name] = str((tmp_path / expected["storage"][name]).resolve())
     assert rebuilt.model_dump() == expected
 
 
@@ -110,7 +110,7 @@ def test_the_projects_prefect_yaml_names_its_pools() -> None:
     ],
 )
 def test_logs_dir(root: str, expected: str, tmp_path: Path) -> None:
-    settings = Settings(storage_root=root.format(tmp=tmp_path), state_dir=str(tmp_path / "state"))
+    settings = Settings(storage__root=root.format(tmp=tmp_path), storage__state_dir=str(tmp_path / "state"))
     assert logs_dir(settings) == Path(expected.format(tmp=tmp_path))
 
 
@@ -162,7 +162,7 @@ def test_down_leaves_alone_processes_whose_pid_it_recorded_but_did_not_start(
 ) -> None:
     """State files naming someone else's processes (a reused pid, an edited file):
     ``down`` must not signal them."""
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(tmp_path / "state"))
     strangers = [_sleeper(tmp_path, "a"), _sleeper(tmp_path, "b")]
     try:
         other = {"cmdline": ["prefect", "server", "start"], "create_time": 1_000_000.0}  # not them
@@ -188,7 +188,7 @@ def test_down_stops_the_processes_it_launched(
 
     from citywatch.stack.procs import Launch
 
-    monkeypatch.setenv("CITYWATCH_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(tmp_path / "state"))
     ours = [_sleeper(tmp_path, "a"), _sleeper(tmp_path, "b")]
     try:
         launch = Launch.of(ours[0].pid)
@@ -244,7 +244,7 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
     from citywatch.stack.deploy import prefect_client
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CITYWATCH_", "PREFECT_API_URL"))}
-    env.update(CITYWATCH_STATE_DIR=str(tmp_path / "state"), CITYWATCH_USER="demo-admin")
+    env.update(CITYWATCH_STORAGE__STATE_DIR=str(tmp_path / "state"), CITYWATCH_USER="demo-admin")
     ports = ["--prefect-port", "0", "--dask-port", "0", "--dashboard-port", "0", "--s3-port", "0"]
     stack: dict = {"services": []}
     up = run_cli(env, "--root", str(tmp_path / "data"), "up", *ports, "--paused", "--local-s3", "--json")
@@ -269,15 +269,15 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
         assert Path(stack["logs"], "dask-scheduler.log").is_file()
         # a tiny index on the stack's Dask workers and S3 server
         settings = Settings(
-            storage_root=stack["storage_root"],
-            s3_endpoint_url=stack["s3_endpoint"],
-            s3_access_key_id=LOCAL_S3_KEY,
-            s3_secret_access_key=LOCAL_S3_KEY,
-            s3_allow_http=True,
-            s3_bulk_delete=False,
+            storage__root=stack["storage_root"],
+            s3__endpoint_url=stack["s3_endpoint"],
+            s3__access_key_id=LOCAL_S3_KEY,
+            s3__secret_access_key=LOCAL_S3_KEY,
+            s3__allow_http=True,
+            s3__bulk_delete=False,
             user="demo-admin",
-            dask_address=stack["dask_address"],
-            state_dir=str(tmp_path / "state"),
+            dask__address=stack["dask_address"],
+            storage__state_dir=str(tmp_path / "state"),
         )
         local = tmp_path / "upload"
         copy_segments(sample_dir, local, two_segments(sample_dir))
@@ -362,7 +362,7 @@ def test_index_runs_on_an_existing_dask_scheduler(prefect_api: str, sample_dir: 
         root = tmp_path / "data"
         keys = two_segments(sample_dir)
         copy_segments(sample_dir, root, keys)
-        settings = settings_for(root, tmp_path, dask_address=address)
+        settings = settings_for(root, tmp_path, dask__address=address)
         write_demo_users(Storage(settings))
         summary = run_index(settings)
         assert (summary.indexed, summary.failed) == (2, [])

@@ -68,12 +68,10 @@ def swept(indexed, tmp_path_factory: pytest.TempPathFactory) -> Swept:  # noqa: 
     catcher = _Catcher(logs)
     logging.getLogger().addHandler(catcher)
     os.environ["CITYWATCH_WEBHOOK_SECRETS"] = json.dumps({HOOK: HOOK_SECRET})
-    os.environ["CITYWATCH_WEBHOOK_ALLOWED_HOSTS"] = '["127.0.0.1"]'
+    os.environ["CITYWATCH_ALERTS__WEBHOOK_ALLOWED_HOSTS"] = '["127.0.0.1"]'
     receiver = Receiver(free_port())  # verifies every signature with HOOK_SECRET
     url = f"http://127.0.0.1:{receiver.server.server_address[1]}/alerts"
-    settings = indexed.settings.model_copy(
-        update={"storage_root": str(root), "webhook_allowed_hosts": ["127.0.0.1"]}
-    )
+    settings = indexed.settings.updated(storage__root=str(root), alerts__webhook_allowed_hosts=["127.0.0.1"])
     assert cli(root, "demo-admin", "webhooks", "add", HOOK, url) == 0
     truth = load_ground_truth(root / "sample" / "ground_truth.json")
     for person in ("obama", "biden"):  # biden: enrolled but never in the footage
@@ -116,7 +114,7 @@ def swept(indexed, tmp_path_factory: pytest.TempPathFactory) -> Swept:  # noqa: 
     yield Swept(root, settings, receiver, truth, entries["obama"].id, summary, logs)
     receiver.close()
     logging.getLogger().removeHandler(catcher)
-    for name in ("CITYWATCH_WEBHOOK_SECRETS", "CITYWATCH_WEBHOOK_ALLOWED_HOSTS"):
+    for name in ("CITYWATCH_WEBHOOK_SECRETS", "CITYWATCH_ALERTS__WEBHOOK_ALLOWED_HOSTS"):
         os.environ.pop(name, None)
 
 
@@ -247,7 +245,7 @@ def test_the_webhook_secret_appears_nowhere(swept: Swept, capsys: pytest.Capture
     db = Storage(swept.settings).db
     for name in db.list_tables().tables:
         seen[f"table {name}"] = json.dumps(db.open_table(name).to_arrow().to_pylist(), default=str)
-    for folder in (swept.root, Path(swept.settings.state_dir)):
+    for folder in (swept.root, Path(swept.settings.storage.state_dir)):
         for path in folder.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:
                 seen[f"file {path}"] = path.read_bytes().decode("latin-1")

@@ -129,7 +129,7 @@ class _Reader:
 def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
     import numpy as np
 
-    from citywatch.plates import DEFAULT_PLATE_GRAMMAR
+    from citywatch.settings import PlatesSettings, TrackingSettings
     from citywatch.tasks.index.plates import SegmentPlates
 
     image = np.zeros((720, 1280, 3), np.uint8)
@@ -138,12 +138,15 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
         reader = _Reader()
         plates = SegmentPlates(
             reader,
-            DEFAULT_PLATE_GRAMMAR,
-            min_affinity=0.3,
-            max_gap_s=2.0,
-            low_confidence=0.8,
-            settled_confidence=0.9,
-            settled_reread_s=reread_s,
+            PlatesSettings(
+                low_confidence=0.8,
+                settled_confidence=0.9,
+                settled_reread_s=reread_s,
+                region_min_px=0,
+                region_max_aspect=0.0,
+                full_frame_share=1.0,
+            ),
+            TrackingSettings(iou=0.3, max_gap_s=2.0),
         )
         for n in range(12):  # a car crossing at 40 px per sample
             t, x = n * 0.5, 100 + 40 * n

@@ -35,7 +35,7 @@ def test_plate_patterns_need_a_few_literal_characters(
     storage = Storage(make_settings(tmp_path))
     add = lambda: add_plate(  # noqa: E731
         storage, pattern, request(reason="stolen_vehicle"), default_max_distance=0.6, max_days=30, now=NOW,
-        min_literals=Settings().watchlist_plate_min_literals,
+        min_literals=Settings().watchlist.plate_min_literals,
     )  # fmt: skip
     if error is None:
         assert add().plate_query == pattern  # exact plates may be short (A1 is a plate)
@@ -61,7 +61,7 @@ def _jpeg(width: int, height: int) -> bytes:
 
 
 def test_a_probe_over_the_pixel_budget_is_refused_from_its_header() -> None:
-    budget = Settings().probe_max_pixels
+    budget = Settings().search.probe_max_pixels
     assert budget == 25_000_000
     with pytest.raises(
         BadInputError, match=r"6000x4400 px .* the limit is 25,000,000 pixels \(probe_max_pixels\)"

@@ -265,7 +265,7 @@ def test_webhook_down_then_up_alerts_written_failures_recorded_then_delivered(
     tmp_path: Path, faces: Faces, receiver_port: int
 ) -> None:
     url = f"http://127.0.0.1:{receiver_port}/alerts"  # nothing listens yet
-    settings = webhook_settings(tmp_path, alert_retry_base_s=5)
+    settings = webhook_settings(tmp_path, alerts__retry_base_s=5)
     storage = Storage(settings)
     add_hook(storage, url)
     enrol_active(storage, faces)

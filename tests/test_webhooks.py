@@ -21,6 +21,7 @@ from citywatch.errors import BadInputError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import write_demo_users
 from citywatch.governance.webhooks import WebhookTargetRow, add_target, check_url, webhook_secret
+from citywatch.settings import value_at, variable
 from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
 from citywatch.tasks.webhooks import post_signed, signature_headers
@@ -122,7 +123,7 @@ def test_redirects_are_refused_not_followed(tmp_path: Path, receiver: Receiver) 
 def test_a_target_without_a_secret_is_not_sent_and_no_secret_is_named(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    settings = make_settings(tmp_path, webhook_allowed_hosts=["127.0.0.1"])
+    settings = make_settings(tmp_path, alerts__webhook_allowed_hosts=["127.0.0.1"])
     error = post_signed(_target(receiver), settings, "dl-1", {"id": "al-1"}, "al-1")
     assert error.startswith("not sent: webhook 'ops-room' has no secret") and receiver.received == []
 
@@ -140,7 +141,7 @@ def test_a_target_without_a_secret_is_not_sent_and_no_secret_is_named(
     ],
 )
 def test_target_urls_must_be_plain_and_allowed(tmp_path: Path, url: str, message: str) -> None:
-    settings = make_settings(tmp_path, webhook_allowed_hosts=["127.0.0.1", "*.example.org"])
+    settings = make_settings(tmp_path, alerts__webhook_allowed_hosts=["127.0.0.1", "*.example.org"])
     with pytest.raises(BadInputError, match=message):
         check_url(url, settings)
     assert check_url("https://alerts.example.org/citywatch", settings)
@@ -152,7 +153,7 @@ def test_secrets_come_from_a_private_file_or_the_environment(
     settings = webhook_settings(tmp_path)
     assert webhook_secret(settings, HOOK).get_secret_value() == HOOK_SECRET
     assert HOOK_SECRET not in repr(webhook_secret(settings, HOOK))
-    Path(settings.webhook_secrets_file).chmod(0o644)
+    Path(settings.alerts.webhook_secrets_file).chmod(0o644)
     with pytest.raises(BadInputError, match="chmod 600"):
         webhook_secret(settings, HOOK)
     monkeypatch.setenv("CITYWATCH_WEBHOOK_SECRETS", json.dumps({"other": HOOK_SECRET, "bad": "plain"}))
@@ -168,10 +169,10 @@ def test_only_an_admin_configures_targets_and_it_is_audited(
     settings = webhook_settings(tmp_path)
     storage = Storage(settings)
     write_demo_users(storage)
-    for name in ("state_dir", "webhook_secrets_file"):
-        monkeypatch.setenv(f"CITYWATCH_{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.setenv("CITYWATCH_WEBHOOK_ALLOWED_HOSTS", '["127.0.0.1"]')
-    base = ["--root", settings.storage_root]
+    for name in ("storage.state_dir", "alerts.webhook_secrets_file"):
+        monkeypatch.setenv(variable(name), str(value_at(settings, name)))
+    monkeypatch.setenv("CITYWATCH_ALERTS__WEBHOOK_ALLOWED_HOSTS", '["127.0.0.1"]')
+    base = ["--root", settings.storage.root]
     add = ["webhooks", "add", "ops-room", "http://127.0.0.1:9/alerts"]
     assert main([*base, "--user", "demo-supervisor", *add]) == 3
     assert main([*base, "--user", "demo-admin", *add]) == 0

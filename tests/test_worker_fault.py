@@ -52,7 +52,7 @@ def test_run_survives_a_killed_worker(
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
-        settings = settings_for(root, tmp_path, dask_address=cluster.scheduler_address)
+        settings = settings_for(root, tmp_path, dask__address=cluster.scheduler_address)
         write_demo_users(Storage(settings))
         results = []
         runner = threading.Thread(

@@ -65,7 +65,7 @@ def faces() -> Faces:
 
 
 def make_settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(storage_root=str(tmp_path / "data"), state_dir=str(tmp_path / "state"), **extra)
+    return Settings(storage__root=str(tmp_path / "data"), storage__state_dir=str(tmp_path / "state"), **extra)
 
 
 def request(**changes: object) -> EntryRequest:
@@ -144,7 +144,10 @@ def webhook_settings(tmp_path: Path, **extra: object) -> Settings:
     secrets.write_text(json.dumps({HOOK: HOOK_SECRET}))
     secrets.chmod(0o600)
     return make_settings(
-        tmp_path, webhook_allowed_hosts=["127.0.0.1"], webhook_secrets_file=str(secrets), **extra
+        tmp_path,
+        alerts__webhook_allowed_hosts=["127.0.0.1"],
+        alerts__webhook_secrets_file=str(secrets),
+        **extra,
     )
 
 

@@ -3,7 +3,7 @@
 ::
 
     from citywatch import analytics as cw
-    at = cw.open_tables(Settings(storage_root="s3://city/prod", user="ana"))
+    at = cw.open_tables(Settings(storage__root="s3://city/prod", user="ana"))
     faces = at.faces(cw.Slice(district="Central", since=..., until=...))
     cw.activity(faces, at.cameras(), by=("camera", "hour"))
 
@@ -259,7 +259,7 @@ class AnalyticsTables:
 
 
 def open_tables(settings: Settings) -> AnalyticsTables:
-    """Open the tables of ``settings.storage_root`` (local or s3) for analysis.
+    """Open the tables of ``settings.storage.root`` (local or s3) for analysis.
 
     Needs ``settings.user`` with a role allowed ``analytics_read``; the opening is
     audited (refusals too). Tables not created yet read as empty.

@@ -7,16 +7,9 @@ import dataclasses
 
 from citywatch.cli import output
 from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument, add_subcommands
-from citywatch.governance.alerts import (
-    AlertRow,
-    AlertState,
-    DeliveryRow,
-    deliveries_by_alert,
-    get_alert,
-    list_alerts,
-    review,
-)
+from citywatch.governance.alerts import AlertState, deliveries_by_alert, get_alert, list_alerts, review
 from citywatch.governance.auth import Action, governed
+from citywatch.schemas import AlertRow, DeliveryRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 

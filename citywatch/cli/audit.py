@@ -235,7 +235,7 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
         "command": "calibrate",
         "folder": folder,
         "target_fmr": args.target_fmr,
-        "face_backend": settings.face_backend,
+        "face_backend": settings.faces.backend,
     }
     with governed(settings, storage, Action.CALIBRATE, None, None, params) as run:
         report = calibrate(storage, face_model_for(settings), folder, args.target_fmr)
@@ -264,7 +264,7 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
         output.line(
             f"recommended threshold for FMR <= {report.target_fmr:g}: {best.threshold:.2f} "
             f"(FMR {best.fmr:.4f}, FNMR {best.fnmr:.4f}); set "
-            f"CITYWATCH_FACE_MATCH_THRESHOLD={best.threshold:.2f}"
+            f"CITYWATCH_FACES__MATCH_THRESHOLD={best.threshold:.2f}"
         )
     elif best is not None:
         output.line(

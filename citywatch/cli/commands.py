@@ -143,7 +143,7 @@ def _summary_lines(summary: IndexSummary) -> None:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    api = ensure_prefect_server(settings.state_dir)
+    api = ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.index_footage import run_index
 
     summary = run_index(settings, args.footage, retry_failed=args.retry_failed)
@@ -158,7 +158,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.retention import retention
 
     summary = retention(settings=settings)

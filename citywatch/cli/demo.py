@@ -51,10 +51,10 @@ class _Steps:
     def __call__(self, user: str, *args: str) -> int:
         person = self.people.get(user)
         if person is None:
-            code = self.run_cli(["--root", self.settings.storage_root, "--user", user, *args])
+            code = self.run_cli(["--root", self.settings.storage.root, "--user", user, *args])
         else:
             with acting_as(self.base_url, person):
-                code = self.run_cli(["--root", self.settings.storage_root, *args])
+                code = self.run_cli(["--root", self.settings.storage.root, *args])
         if code != 0:
             raise BadInputError(f"demo step `citywatch {' '.join(args[:3])}` as {user} failed (exit {code})")
         return code
@@ -157,7 +157,7 @@ def run_demo(settings: Settings, seed: int, run_cli: RunCli) -> int:
     steps = _Steps(run_cli, settings)
     output.line(f"\n2/5 indexing as {DEMO_ADMIN} (a worker job, run directly) ...")
     steps(DEMO_ADMIN, "index")
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     with serving_in_thread(settings) as base_url:
         steps.base_url = base_url
         for name in (DEMO_INVESTIGATOR, DEMO_SUPERVISOR):

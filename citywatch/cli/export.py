@@ -108,7 +108,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             probe_face=args.face,
             pad_s=parse_duration(args.pad, "--pad") if args.pad else None,
         )
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.redact_export import redact_export
 
     result = redact_export(request=request, settings=settings)

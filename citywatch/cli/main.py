@@ -11,7 +11,6 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypedDict
 
 from pydantic import ValidationError
 
@@ -49,22 +48,18 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-class _Overrides(TypedDict, total=False):
-    storage_root: str
-    user: str
-
-
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: _Overrides = {}
+    """The environment's settings, with --root and --user over them."""
+    overrides: dict[str, str] = {}
     if getattr(args, "root", None):
-        overrides["storage_root"] = args.root
+        overrides["storage__root"] = args.root
     if getattr(args, "user", None):
         overrides["user"] = args.user
-    return Settings(**overrides)
+    return Settings(**overrides)  # type: ignore[arg-type]  # section__field keywords (see Settings)
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable of a setting's error location (storage_root -> CITYWATCH_STORAGE_ROOT)."""
+    """The environment variable of a setting's error location (storage.root -> CITYWATCH_STORAGE__ROOT)."""
     prefix = Settings.model_config.get("env_prefix") or ""
     delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
     return (prefix + delimiter.join(str(part) for part in loc)).upper()
@@ -97,7 +92,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument(
-        "--root", help="storage root, a path or s3://bucket/prefix (overrides CITYWATCH_STORAGE_ROOT)"
+        "--root", help="storage root, a path or s3://bucket/prefix (overrides CITYWATCH_STORAGE__ROOT)"
     )
     parser.add_argument("--user", help="acting user (overrides CITYWATCH_USER); must be in users.yaml")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) to stderr")

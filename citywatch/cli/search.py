@@ -105,7 +105,7 @@ def run_face_search(
     with refusals_on_record(settings, Storage(settings), Action.SEARCH_FACE, case_id, justification, params):
         start = parse_time(since, "--since") if since else None
         end = parse_time(until, "--until") if until else None
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.search import search
 
     return search(
@@ -181,7 +181,7 @@ def run_plate_search(
         where = parse_near(near) if near else None
         start = parse_time(since, "--since") if since else None
         end = parse_time(until, "--until") if until else None
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.search import search_plate
 
     return search_plate(

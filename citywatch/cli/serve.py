@@ -37,8 +37,8 @@ def register(sub: Subcommands[Parser]) -> None:
             "citywatch serve --host 0.0.0.0 --port 443 --tls-cert cert.pem --tls-key key.pem",
         ],
     )
-    p.add_argument("--host", help="listen address (default service_host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default service_port, 8470)")
+    p.add_argument("--host", help="listen address (default service.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default service.port, 8470)")
     p.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.set_defaults(handler=cmd_serve)
@@ -113,7 +113,7 @@ def register(sub: Subcommands[Parser]) -> None:
     li = add_command(
         us,
         "link-oidc",
-        help="let an OIDC identity (a subject of oidc_issuer) sign in as this account",
+        help="let an OIDC identity (a subject of oidc.issuer) sign in as this account",
         description="OIDC sign-in accepts only identities an admin linked to an account; the "
         "provider's name or e-mail claims never pick one, and roles stay citywatch's. The "
         "subject is the provider's stable id of the person (its 'sub' claim).",
@@ -123,7 +123,7 @@ def register(sub: Subcommands[Parser]) -> None:
         ],
     )
     li.add_argument("name", help=name_help)
-    li.add_argument("subject", help="the person's subject ('sub') at the oidc_issuer provider")
+    li.add_argument("subject", help="the person's subject ('sub') at the oidc.issuer provider")
     li.add_argument("--unlink", action="store_true", help="remove the link instead")
     li.set_defaults(handler=cmd_users_link_oidc)
 
@@ -134,16 +134,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {
         key: value
         for key, value in (
-            ("service_host", args.host),
-            ("service_port", args.port),
-            ("service_tls_cert", args.tls_cert),
-            ("service_tls_key", args.tls_key),
+            ("service__host", args.host),
+            ("service__port", args.port),
+            ("service__tls_cert", args.tls_cert),
+            ("service__tls_key", args.tls_key),
         )
         if value is not None
     }
-    settings = Settings(**{**settings.model_dump(exclude_unset=True), **overrides})
-    scheme = "https" if settings.service_tls_cert else "http"
-    output.line(f"citywatch service on {scheme}://{settings.service_host}:{settings.service_port}/api")
+    settings = settings.updated(**overrides)
+    scheme = "https" if settings.service.tls_cert else "http"
+    output.line(f"citywatch service on {scheme}://{settings.service.host}:{settings.service.port}/api")
     serve(settings)
     return 0
 
@@ -257,9 +257,9 @@ def cmd_users_totp(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_users_link_oidc(args: argparse.Namespace, settings: Settings) -> int:
     from citywatch.governance.oidc_links import check_subject, link_identity, linked_account, unlink_identity
 
-    if not settings.oidc_issuer:
+    if not settings.oidc.issuer:
         raise BadInputError(
-            "OIDC is not configured: set CITYWATCH_OIDC_ISSUER (and CITYWATCH_OIDC_CLIENT_ID)"
+            "OIDC is not configured: set CITYWATCH_OIDC__ISSUER (and CITYWATCH_OIDC__CLIENT_ID)"
         )
     check_subject(args.subject)
     storage = Storage(settings)
@@ -268,13 +268,13 @@ def cmd_users_link_oidc(args: argparse.Namespace, settings: Settings) -> int:
     with governed(settings, storage, Action.USERS_MANAGE, None, None, params) as run:
         user = get_user(storage, args.name)
         if args.unlink:
-            existing = linked_account(storage, settings.oidc_issuer, args.subject)
+            existing = linked_account(storage, settings.oidc.issuer, args.subject)
             if existing is None or existing.user != user.id:
                 raise BadInputError(f"OIDC subject {args.subject!r} is not linked to {user.id!r}")
-            unlink_identity(storage, settings.oidc_issuer, args.subject)
+            unlink_identity(storage, settings.oidc.issuer, args.subject)
         else:
-            link_identity(storage, settings.oidc_issuer, args.subject, user.id, run.actor.user)
+            link_identity(storage, settings.oidc.issuer, args.subject, user.id, run.actor.user)
         run.result_count = 1
     what = "unlinked from" if args.unlink else "linked to"
-    output.line(f"OIDC subject {args.subject} of {settings.oidc_issuer} {what} {user.id}")
+    output.line(f"OIDC subject {args.subject} of {settings.oidc.issuer} {what} {user.id}")
     return 0

@@ -38,11 +38,11 @@ def register(sub: Subcommands[Parser]) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.watchlist_sweep import run_sweep_loop, watchlist_sweep
 
     if args.watch:
-        output.line(f"sweeping every {args.interval or settings.sweep_interval_s:g} s (Ctrl-C stops)")
+        output.line(f"sweeping every {args.interval or settings.sweep.interval_s:g} s (Ctrl-C stops)")
         run_sweep_loop(settings, interval_s=args.interval)
         return 0
     summary = watchlist_sweep(settings=settings)
@@ -65,11 +65,11 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest_new(args: argparse.Namespace, settings: Settings) -> int:
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.ingest_new import ingest_new, run_ingest_loop
 
     if args.watch:
-        output.line(f"ingesting every {args.interval or settings.ingest_interval_s:g} s (Ctrl-C stops)")
+        output.line(f"ingesting every {args.interval or settings.index.ingest_interval_s:g} s (Ctrl-C stops)")
         run_ingest_loop(settings, interval_s=args.interval)
         return 0
     summary = ingest_new(settings=settings)

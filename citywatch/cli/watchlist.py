@@ -162,7 +162,7 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
     with refusals_on_record(
         settings, storage, Action.WATCHLIST_REQUEST, args.case_id, args.justification, raw
     ):
-        expires_at = parse_expiry(args.expires, now, settings.watchlist_max_days)
+        expires_at = parse_expiry(args.expires, now, settings.watchlist.max_days)
     request = EntryRequest(
         label=args.label,
         reason=args.reason,
@@ -195,20 +195,20 @@ def cmd_watchlist_add(args: argparse.Namespace, settings: Settings) -> int:
                 model,
                 photos,
                 request,
-                max_days=settings.watchlist_max_days,
-                default_threshold=settings.face_match_threshold or model.embedder.default_threshold,
+                max_days=settings.watchlist.max_days,
+                default_threshold=settings.faces.match_threshold or model.embedder.default_threshold,
                 now=now,
-                max_pixels=settings.probe_max_pixels,
+                max_pixels=settings.search.probe_max_pixels,
             )
         else:
             row = add_plate(
                 storage,
                 args.plate,
                 request,
-                max_days=settings.watchlist_max_days,
-                default_max_distance=settings.plate_alert_max_distance,
+                max_days=settings.watchlist.max_days,
+                default_max_distance=settings.sweep.plate_max_distance,
                 now=now,
-                min_literals=settings.watchlist_plate_min_literals,
+                min_literals=settings.watchlist.plate_min_literals,
             )
             breadth = plate_rows_matched(storage, row)
         run.result_count = 1

@@ -125,12 +125,12 @@ def cmd_webhooks_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_webhooks_new_secret(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.webhook_secrets_file:
+    if not settings.alerts.webhook_secrets_file:
         raise BadInputError(
-            "set webhook_secrets_file (CITYWATCH_WEBHOOK_SECRETS_FILE) to where secrets are kept"
+            "set webhook_secrets_file (CITYWATCH_ALERTS__WEBHOOK_SECRETS_FILE) to where secrets are kept"
         )
     name = check_name(args.name)
-    path = Path(settings.webhook_secrets_file).expanduser()
+    path = Path(settings.alerts.webhook_secrets_file).expanduser()
     storage = Storage(settings)
     params = {"command": "webhooks new-secret", "name": name, "file": str(path)}
     with governed(settings, storage, Action.WEBHOOKS_MANAGE, None, None, params) as run:

@@ -16,15 +16,13 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import compare, eq, is_in
-from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import AlertRow, DeliveryRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
 from citywatch.tables import has_table
 from citywatch.tables import open_table as keyed_table
@@ -45,102 +43,6 @@ class DeliveryState(StrEnum):
     SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    """A watchlist entry seen by a camera in one track (best sighting of the track)."""
-
-    id: str
-    watchlist_id: str
-    kind: str  # face | plate
-    label: str
-    reason: str
-    case_id: str
-    sighting_id: str  # the faces/plates row with the best score
-    segment_id: str
-    camera_id: str
-    track_id: str
-    ts: dt.datetime  # capture time of the best sighting
-    track_start: dt.datetime
-    track_end: dt.datetime
-    score: float  # distance to the entry (lower is closer)
-    threshold: float
-    thumb_uri: str
-    lat: float | None
-    lon: float | None
-    plate_text: str  # plates: the read text; faces: ""
-    model: str
-    state: str  # AlertState
-    reviewed_by: str
-    reviewed_at: dt.datetime | None
-    note: str
-    created_at: dt.datetime
-
-    TABLE: ClassVar[str] = "alerts"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("watchlist_id", pa.string()),
-            pa.field("kind", pa.string()),
-            pa.field("label", pa.string()),
-            pa.field("reason", pa.string()),
-            pa.field("case_id", pa.string()),
-            pa.field("sighting_id", pa.string()),
-            pa.field("segment_id", pa.string()),
-            pa.field("camera_id", pa.string()),
-            pa.field("track_id", pa.string()),
-            pa.field("ts", TS),
-            pa.field("track_start", TS),
-            pa.field("track_end", TS),
-            pa.field("score", pa.float64()),
-            pa.field("threshold", pa.float64()),
-            pa.field("thumb_uri", pa.string()),
-            pa.field("lat", pa.float64()),
-            pa.field("lon", pa.float64()),
-            pa.field("plate_text", pa.string()),
-            pa.field("model", pa.string()),
-            pa.field("state", pa.string()),
-            pa.field("reviewed_by", pa.string()),
-            pa.field("reviewed_at", TS),
-            pa.field("note", pa.string()),
-            pa.field("created_at", TS),
-        ]
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    """One alert to one sink."""
-
-    id: str
-    alert_id: str
-    sink: str
-    state: str  # DeliveryState
-    attempts: int
-    last_error: str
-    next_attempt_at: dt.datetime | None  # None: delivered or given up
-    claim: str  # token of the sweep run that holds the current attempt
-    delivered_at: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-    TABLE: ClassVar[str] = "deliveries"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("alert_id", pa.string()),
-            pa.field("sink", pa.string()),
-            pa.field("state", pa.string()),
-            pa.field("attempts", pa.int32()),
-            pa.field("last_error", pa.string()),
-            pa.field("next_attempt_at", TS),
-            pa.field("claim", pa.string()),
-            pa.field("delivered_at", TS),
-            pa.field("created_at", TS),
-            pa.field("updated_at", TS),
-        ]
-    )
 
 
 def alert_id(entry_id: str, camera_id: str, track_id: str) -> str:

@@ -44,11 +44,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from citywatch.errors import BadInputError, NotFoundError, TransientError
-from citywatch.filters import sql_string
+from citywatch.filters import all_of, eq
 from citywatch.governance.audit_records import (
     GENESIS_HASH,
     OUTCOMES,
-    AuditRow,
     AuditVerdict,
     Outcome,
     journal_signature,
@@ -64,7 +63,7 @@ from citywatch.governance.checkpoints import (
     verify_checkpoints,
 )
 from citywatch.governance.keys import Signer, TrustedKeys
-from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import AuditRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 from citywatch.tables import has_table, open_table
 
@@ -248,7 +247,7 @@ class AuditLog:
         for attempt in range(1, 9):
             try:
                 table = self._table()
-                if attempt > 1 and table.count_rows(f"id = {sql_string(row.id)}"):
+                if attempt > 1 and table.count_rows(eq("id", row.id)):
                     return  # an earlier attempt did land
                 table.add(data)
                 return
@@ -277,14 +276,12 @@ class AuditLog:
             raise BadInputError(f"--limit {limit} must be at least 1")
         if not has_table(self.storage.db, AuditRow.TABLE):
             return []
-        parts = []
-        for column, value in (("case_id", case_id), ("user", user), ("action", action)):
-            if value is not None:
-                parts.append(f"`{column}` = {sql_string(value)}")
+        given = (("case_id", case_id), ("user", user), ("action", action))
+        parts = [eq(name, value) for name, value in given if value is not None]
         table = self._table()
         query = table.search()
         if parts:
-            query = query.where(" AND ".join(parts))
+            query = query.where(all_of(*parts))
         found = query.limit(max(1, table.count_rows())).to_arrow()
         rows = sorted(arrow_to_rows(found, AuditRow), key=lambda r: r.seq)
         return rows[-limit:]

@@ -9,105 +9,20 @@ at that record, and :func:`verify_chain` names it. Storage and concurrent append
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import ClassVar, Literal
-
-import pyarrow as pa
+from typing import Literal
 
 from citywatch.errors import BadInputError
-from citywatch.schemas import TS
+from citywatch.schemas import SIGNATURE_FIELD, AuditRow, iso_utc
 
 GENESIS_HASH = "0" * 64
-SIGNATURE_FIELD = "signature"  # in journal entries only: {"key_id", "value"} over signed_bytes(hash)
 OUTCOMES = ("ok", "refused", "failed")
 Outcome = Literal["ok", "refused", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One audited action. ``hash`` covers every other field (see module doc)."""
-
-    seq: int
-    id: str
-    ts: dt.datetime
-    user: str
-    role: str  # the actor's roles, comma-separated ("" when the user is unknown)
-    action: str  # an auth.Action value
-    outcome: str  # ok | refused | failed
-    case_id: str
-    justification: str
-    params: str  # canonical JSON of the action's parameters (never images or vectors)
-    probe_sha256: str  # sha256 of a probe image, "" when none; never the image itself
-    result_count: int
-    detail: str  # why it was refused or failed; "" when ok
-    host: str
-    prev_hash: str
-    hash: str
-
-    TABLE: ClassVar[str] = "audit"
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            pa.field("seq", pa.int64(), nullable=False),
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("ts", TS),
-            pa.field("user", pa.string()),
-            pa.field("role", pa.string()),
-            pa.field("action", pa.string()),
-            pa.field("outcome", pa.string()),
-            pa.field("case_id", pa.string()),
-            pa.field("justification", pa.string()),
-            pa.field("params", pa.string()),
-            pa.field("probe_sha256", pa.string()),
-            pa.field("result_count", pa.int64()),
-            pa.field("detail", pa.string()),
-            pa.field("host", pa.string()),
-            pa.field("prev_hash", pa.string()),
-            pa.field("hash", pa.string()),
-        ]
-    )
-
-    def fields_json(self) -> dict[str, object]:
-        """Every field as JSON values (timestamps as ISO 8601 UTC, microseconds)."""
-        out: dict[str, object] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, dt.datetime):
-                value = iso_utc(value)
-            out[f.name] = value
-        return out
-
-    def canonical(self) -> str:
-        """Canonical JSON of every field but ``hash`` (sorted keys, no spaces)."""
-        body = self.fields_json()
-        body.pop("hash")
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    def compute_hash(self) -> str:
-        return hashlib.sha256((self.prev_hash + self.canonical()).encode("utf-8")).hexdigest()
-
-    def to_journal(self, signature: Mapping[str, str] | None = None) -> bytes:
-        """The journal entry: every field, plus the writer's signature of the hash."""
-        body = self.fields_json()
-        if signature is not None:
-            body[SIGNATURE_FIELD] = dict(signature)
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-    @classmethod
-    def from_journal(cls, data: bytes, source: str) -> AuditRow:
-        try:
-            body = json.loads(data.decode("utf-8"))
-            body.pop(SIGNATURE_FIELD, None)
-            body["ts"] = dt.datetime.fromisoformat(body["ts"])
-            return cls(**body)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"audit journal entry {source} is not a valid record: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +53,6 @@ def journal_signature(data: bytes) -> dict[str, object] | None:
     except (UnicodeDecodeError, ValueError, AttributeError):
         return None
     return found if isinstance(found, dict) else None
-
-
-def iso_utc(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        raise BadInputError(f"audit time {value!r} must be timezone-aware")
-    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def _json_value(value: object) -> object:

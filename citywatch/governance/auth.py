@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from citywatch.errors import BadInputError, CitywatchError, ForbiddenError, mark_audited
-from citywatch.governance.audit_log import AuditLog, AuditRow, Outcome
+from citywatch.governance.audit_log import AuditLog, Outcome
 from citywatch.governance.request_context import current_request, with_request
 from citywatch.governance.roles import CASE_BOUND, PERMISSIONS, Action, Role
 from citywatch.governance.users import UserRow, find_user, list_users, users_in_table
@@ -40,6 +40,7 @@ from citywatch.governance.users_file import (
     users_file_url,
     write_demo_users,
 )
+from citywatch.schemas import AuditRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 

@@ -195,13 +195,13 @@ class S3LockedStore:
 def checkpoint_location(storage: Storage) -> str:
     """``audit_checkpoint_url``, or a folder of this root's own under ``state_dir``."""
     settings: Settings = storage.settings
-    if settings.audit_checkpoint_url:
-        url = settings.audit_checkpoint_url.rstrip("/")
+    if settings.audit.checkpoint_url:
+        url = settings.audit.checkpoint_url.rstrip("/")
         if not is_remote(url):
             url = str(Path(url.removeprefix("file://")).expanduser().resolve())
     else:
         digest = hashlib.sha256(storage.root.encode()).hexdigest()[:16]
-        url = str(Path(settings.state_dir).expanduser().resolve() / DEFAULT_DIR / digest)
+        url = str(Path(settings.storage.state_dir).expanduser().resolve() / DEFAULT_DIR / digest)
     if url == storage.root or url.startswith(storage.root.rstrip("/") + "/"):
         raise BadInputError(
             f"audit_checkpoint_url {url} is inside the storage root {storage.root}: checkpoints "
@@ -215,7 +215,7 @@ def checkpoint_store(storage: Storage) -> CheckpointStore:
     settings = storage.settings
     if url.startswith("s3://"):
         return S3LockedStore(
-            storage, url, settings.audit_checkpoint_lock, settings.audit_checkpoint_retain_days
+            storage, url, settings.audit.checkpoint_lock, settings.audit.checkpoint_retain_days
         )
     if is_remote(url):
         raise BadInputError(f"audit_checkpoint_url {url}: use s3:// (with Object Lock) or a local folder")

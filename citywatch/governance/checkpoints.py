@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citywatch.errors import BadInputError, CitywatchError, NotFoundError
-from citywatch.governance.audit_records import AuditRow, iso_utc
 from citywatch.governance.checkpoint_stores import CheckpointStore, Stored, checkpoint_store
 from citywatch.governance.keys import (
     ALGORITHM,
@@ -36,6 +35,7 @@ from citywatch.governance.keys import (
     sign_document,
     trusted_keys,
 )
+from citywatch.schemas import AuditRow, iso_utc
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -49,13 +49,13 @@ _WRITE_ATTEMPTS = 20
 
 
 def audit_key_store(settings: Settings) -> FileKeyStore:
-    path = settings.audit_key_file or str(Path(settings.state_dir).expanduser() / AUDIT_KEY_FILE)
+    path = settings.audit.key_file or str(Path(settings.storage.state_dir).expanduser() / AUDIT_KEY_FILE)
     return FileKeyStore(path, "audit")
 
 
 def audit_trusted_keys(settings: Settings, key_files: list[str]) -> TrustedKeys:
-    """``key_files`` + ``settings.trusted_keys_file`` + this installation's audit keys (read only)."""
-    files = [*key_files, *([settings.trusted_keys_file] if settings.trusted_keys_file else [])]
+    """``key_files`` + ``settings.export.trusted_keys_file`` + this installation's audit keys (read only)."""
+    files = [*key_files, *([settings.export.trusted_keys_file] if settings.export.trusted_keys_file else [])]
     return trusted_keys(files, audit_key_store(settings))
 
 
@@ -129,7 +129,7 @@ def checkpoint_due(storage: Storage, row: AuditRow) -> bool:
     if seq > row.seq or at > now + 60:  # a hint from the future: someone wants no checkpoints
         return True
     return (
-        row.seq - seq >= settings.audit_checkpoint_every or now - at >= 60 * settings.audit_checkpoint_minutes
+        row.seq - seq >= settings.audit.checkpoint_every or now - at >= 60 * settings.audit.checkpoint_minutes
     )
 
 

@@ -54,8 +54,8 @@ class VerifyReport:
 
 
 def export_trusted_keys(settings: Settings, key_files: list[str]) -> TrustedKeys:
-    """``key_files`` + ``settings.trusted_keys_file`` + this installation's export keys (read only)."""
-    files = [*key_files, *([settings.trusted_keys_file] if settings.trusted_keys_file else [])]
+    """``key_files`` + ``settings.export.trusted_keys_file`` + this installation's export keys (read only)."""
+    files = [*key_files, *([settings.export.trusted_keys_file] if settings.export.trusted_keys_file else [])]
     return trusted_keys(files, export_key_store(settings))
 
 

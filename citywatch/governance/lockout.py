@@ -57,9 +57,11 @@ def locked_until(
     if len(stamps) < limit:
         return None
     newest, nth = stamps[-1], stamps[-limit]
-    if (newest - nth) / 1e9 > settings.login_window_s:
+    if (newest - nth) / 1e9 > settings.auth.login_window_s:
         return None
-    until = dt.datetime.fromtimestamp(newest / 1e9, dt.UTC) + dt.timedelta(seconds=settings.login_lockout_s)
+    until = dt.datetime.fromtimestamp(newest / 1e9, dt.UTC) + dt.timedelta(
+        seconds=settings.auth.login_lockout_s
+    )
     return until if until > now else None
 
 
@@ -77,8 +79,10 @@ def clear_failures(storage: Storage, subject: str) -> None:
 def check_not_locked(storage: Storage, settings: Settings, name: str, client: str) -> dt.datetime | None:
     """The end of the lock on this account or this client address, whichever is later; None if free."""
     locks = [
-        locked_until(storage, settings, user_subject(name), settings.login_max_failures),
-        locked_until(storage, settings, client_subject(client), settings.login_max_failures * CLIENT_FACTOR),
+        locked_until(storage, settings, user_subject(name), settings.auth.login_max_failures),
+        locked_until(
+            storage, settings, client_subject(client), settings.auth.login_max_failures * CLIENT_FACTOR
+        ),
     ]
     found = [t for t in locks if t is not None]
     return max(found) if found else None

@@ -168,7 +168,9 @@ def render_manifest(document: dict[str, object]) -> bytes:
 # --- the key -----------------------------------------------------------------------------
 def export_key_store(settings: Settings) -> FileKeyStore:
     """The export signing key's store (``signing_key_file``, default under ``state_dir``)."""
-    path = settings.signing_key_file or str(Path(settings.state_dir).expanduser() / EXPORT_KEY_FILE)
+    path = settings.export.signing_key_file or str(
+        Path(settings.storage.state_dir).expanduser() / EXPORT_KEY_FILE
+    )
     return FileKeyStore(path, "export")
 
 

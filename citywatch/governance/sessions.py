@@ -47,8 +47,8 @@ def _key(session_id: str) -> str:
 
 def cookie_key(settings: Settings, storage: Storage) -> bytes:
     """The key that signs session cookies: the setting, else one random key per storage root."""
-    if settings.session_secret is not None:
-        return settings.session_secret.get_secret_value().encode()
+    if settings.auth.session_secret is not None:
+        return settings.auth.session_secret.get_secret_value().encode()
     url = storage.url(COOKIE_KEY)
     storage.create_exclusive(url, secrets.token_hex(32).encode())  # no-op when it exists
     return storage.read_bytes(url).strip()
@@ -91,12 +91,12 @@ def load_session(
         created, seen = session.created(), session.seen()
     except (NotFoundError, ValueError, TypeError):
         return None
-    if now - created > dt.timedelta(seconds=settings.session_max_s) or now - seen > dt.timedelta(
-        seconds=settings.session_idle_s
+    if now - created > dt.timedelta(seconds=settings.auth.session_max_s) or now - seen > dt.timedelta(
+        seconds=settings.auth.session_idle_s
     ):
         end_session(storage, session_id)
         return None
-    if (now - seen).total_seconds() >= min(_TOUCH_EVERY_S, settings.session_idle_s / 10):
+    if (now - seen).total_seconds() >= min(_TOUCH_EVERY_S, settings.auth.session_idle_s / 10):
         touched = Session(**{**asdict(session), "last_seen": now.isoformat()})
         storage.write_bytes(_key(session_id), json.dumps(asdict(touched)).encode())
         return touched

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import pyarrow as pa
 
 from citywatch.errors import BadInputError, ForbiddenError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq
 from citywatch.governance.roles import Role
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.storage import Storage
@@ -119,7 +119,7 @@ def create_token(
 
 def get_token(storage: Storage, token_id: str) -> TokenRow:
     if TOKEN_ID.fullmatch(token_id or "") and has_table(storage.db, TokenRow.TABLE):
-        found = tokens_table(storage.db).search().where(f"id = {sql_string(token_id)}").limit(1)
+        found = tokens_table(storage.db).search().where(eq("id", token_id)).limit(1)
         rows = arrow_to_rows(found.to_arrow(), TokenRow)
         if rows:
             return rows[0]
@@ -149,7 +149,7 @@ def check_token(storage: Storage, text: str, now: dt.datetime | None = None) -> 
 def list_tokens(storage: Storage, user: str) -> list[TokenRow]:
     if not has_table(storage.db, TokenRow.TABLE):
         return []
-    found = tokens_table(storage.db).search().where(f"`user` = {sql_string(user)}").limit(None)
+    found = tokens_table(storage.db).search().where(eq("user", user)).limit(None)
     return sorted(arrow_to_rows(found.to_arrow(), TokenRow), key=lambda r: r.created_at)
 
 

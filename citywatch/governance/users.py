@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 import pyarrow as pa
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq
 from citywatch.governance.passwords import hash_password
 from citywatch.governance.roles import Role
 from citywatch.governance.sessions import end_user_sessions
@@ -142,7 +142,7 @@ def find_user(storage: Storage, name: str) -> UserRow | None:
         return None
     if not has_table(storage.db, UserRow.TABLE):
         return None
-    found = users_table(storage.db).search().where(f"id = {sql_string(wanted)}").limit(1).to_arrow()
+    found = users_table(storage.db).search().where(eq("id", wanted)).limit(1).to_arrow()
     rows = arrow_to_rows(found, UserRow)
     return rows[0] if rows else None
 

@@ -61,7 +61,7 @@ class UsersFile(BaseModel):
 
 
 def users_file_url(storage: Storage) -> str:
-    configured = storage.settings.users_file
+    configured = storage.settings.storage.users_file
     return storage.resolve(configured) if configured else storage.url(USERS_KEY)
 
 

@@ -27,7 +27,7 @@ from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
-from citywatch.plates import DEFAULT_PLATE_GRAMMAR, match_score, parse_plate_query
+from citywatch.plates import match_score, parse_plate_query
 from citywatch.schemas import (
     EntryKind,
     EntryStatus,
@@ -238,13 +238,13 @@ def add_plate(
 ) -> WatchlistRow:
     """Put an exact plate (``AB1234``) or a pattern (``AB12*``, ``?B1234``) on the watchlist.
 
-    A pattern needs ``min_literals`` letters or digits (``watchlist_plate_min_literals``).
+    A pattern needs ``min_literals`` letters or digits (``settings.watchlist.plate_min_literals``).
     """
     now = now or utcnow()
     threshold = default_max_distance if request.threshold is None else float(request.threshold)
     if not 0 <= threshold <= 3:
         raise BadInputError(f"--threshold {threshold}: a plate distance must be in [0, 3]")
-    query = parse_plate_query(plate, DEFAULT_PLATE_GRAMMAR, max_edits=threshold)
+    query = parse_plate_query(plate, storage.settings.plates.plate_grammar(), max_edits=threshold)
     literals = sum(ch not in "*?" for ch in query.text)
     if query.is_pattern and literals < min_literals:
         raise BadInputError(
@@ -263,7 +263,9 @@ def plate_rows_matched(storage: Storage, entry: WatchlistRow) -> tuple[int, int]
         return 0, 0
     texts = storage.db.open_table(PlateRow.TABLE).search().select(["text"]).limit(None).to_arrow()
     counts = Counter(texts.column("text").to_pylist())
-    query = parse_plate_query(entry.plate_query, DEFAULT_PLATE_GRAMMAR, max_edits=entry.threshold)
+    query = parse_plate_query(
+        entry.plate_query, storage.settings.plates.plate_grammar(), max_edits=entry.threshold
+    )
     matched = sum(n for text, n in counts.items() if text and match_score(query, text) is not None)
     return matched, texts.num_rows
 

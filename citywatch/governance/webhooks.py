@@ -2,12 +2,12 @@
 
 A target is a name and an http(s) URL in the table ``webhook_targets``; the URL must
 carry no credentials (no user:password, no query string) and its host must match
-``Settings.webhook_allowed_hosts`` (exact, or ``*.example.org``), checked when the
+``Settings.alerts.webhook_allowed_hosts`` (exact, or ``*.example.org``), checked when the
 target is added and again before every delivery. Deliveries name the target
 (``webhook:<name>``), never its URL or secret.
 
 Each target's Standard Webhooks secret (``whsec_`` + base64 of 24-64 random bytes) lives
-only in the secrets file (``Settings.webhook_secrets_file``: YAML/JSON mapping of name
+only in the secrets file (``Settings.alerts.webhook_secrets_file``: YAML/JSON mapping of name
 to secret, mode 0600) or in ``CITYWATCH_WEBHOOK_SECRETS`` (JSON). It is read by
 :func:`webhook_secret` at the moment a delivery is signed, inside the task: it is never
 a Settings field (Settings travel as Prefect parameters), a table column, a log line or
@@ -33,7 +33,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citywatch.errors import BadInputError, NotFoundError
-from citywatch.filters import sql_string
+from citywatch.filters import eq
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -92,11 +92,11 @@ def check_url(url: str, settings: Settings) -> str:
             "a webhook URL must not carry credentials, a query or a fragment: receivers "
             "authenticate citywatch by the webhook signature (its secret goes in the secrets file)"
         )
-    if not host_allowed(host, settings.webhook_allowed_hosts):
-        allowed = ", ".join(settings.webhook_allowed_hosts) or "none"
+    if not host_allowed(host, settings.alerts.webhook_allowed_hosts):
+        allowed = ", ".join(settings.alerts.webhook_allowed_hosts) or "none"
         raise BadInputError(
             f"webhook host {host!r} is not in webhook_allowed_hosts ({allowed}); "
-            "an admin allows hosts in the settings (CITYWATCH_WEBHOOK_ALLOWED_HOSTS)"
+            "an admin allows hosts in the settings (CITYWATCH_ALERTS__WEBHOOK_ALLOWED_HOSTS)"
         )
     return url
 
@@ -115,7 +115,7 @@ def remove_target(storage: Storage, name: str) -> None:
     check_name(name)
     if name not in {t.id for t in list_targets(storage)}:
         raise NotFoundError(f"webhook {name!r} does not exist (see `citywatch webhooks list`)")
-    _table(storage).delete(f"id = {sql_string(name)}")
+    _table(storage).delete(eq("id", name))
 
 
 def list_targets(storage: Storage) -> list[WebhookTargetRow]:
@@ -168,8 +168,8 @@ def file_secrets(path: str) -> dict[str, object]:
 
 def webhook_secret(settings: Settings, name: str) -> SecretStr:
     """The signing secret of target ``name``: the secrets file first, then the environment."""
-    if settings.webhook_secrets_file:
-        found = file_secrets(settings.webhook_secrets_file)
+    if settings.alerts.webhook_secrets_file:
+        found = file_secrets(settings.alerts.webhook_secrets_file)
         if name in found:
             return _check_secret(name, found[name], "the secrets file")
     try:

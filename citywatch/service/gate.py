@@ -84,7 +84,7 @@ class Gate:
             raise Refusal(415, f"content type {given or 'none'!r} is not accepted here: send {wanted}")
 
     async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
-        limit = self.service.settings.service_max_upload_bytes
+        limit = self.service.settings.service.max_upload_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise Refusal(413, f"request body is {int(declared)} bytes; the limit is {limit}")

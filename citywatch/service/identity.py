@@ -60,8 +60,8 @@ class Service:
         key = cookie_key(settings, self.storage)
         self.signer = Signer(key, salt="citywatch-session")
         self.state_signer = Signer(key, salt="citywatch-oidc-state")  # binds an OIDC sign-in to a browser
-        self.tls = bool(settings.service_tls_cert)
-        self.oidc = OidcClient(settings, self.storage) if settings.oidc_issuer else None
+        self.tls = bool(settings.service.tls_cert)
+        self.oidc = OidcClient(settings, self.storage) if settings.oidc.issuer else None
 
     def sign(self, session_id: str) -> str:
         return self.signer.sign(session_id).decode()

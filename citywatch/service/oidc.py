@@ -12,8 +12,8 @@ configured issuer, ``aud`` holds the client id (``azp`` too when there are sever
 (issuer, subject) looked up among the admin-made links
 (:mod:`citywatch.governance.oidc_links`). Every refusal names its reason.
 
-The client secret comes from ``oidc_client_secret_file`` (mode 0600) or
-``CITYWATCH_OIDC_CLIENT_SECRET``; it is sent only to the token endpoint and never
+The client secret comes from ``oidc.client_secret_file`` (mode 0600) or
+``CITYWATCH_OIDC__CLIENT_SECRET``; it is sent only to the token endpoint and never
 stored, logged or shown.
 """
 
@@ -75,23 +75,23 @@ class Verified:
 
 def client_secret(settings: Settings) -> str | None:
     """The client secret: the 0600 file, else the setting; None = a public client (PKCE only)."""
-    if settings.oidc_client_secret_file:
-        path = Path(settings.oidc_client_secret_file)
+    if settings.oidc.client_secret_file:
+        path = Path(settings.oidc.client_secret_file)
         try:
             info = path.stat()
         except OSError as exc:
-            raise BadInputError(f"oidc_client_secret_file {path} cannot be read: {exc.strerror}") from exc
+            raise BadInputError(f"oidc.client_secret_file {path} cannot be read: {exc.strerror}") from exc
         if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise BadInputError(
-                f"oidc_client_secret_file {path}: group or others may access it "
+                f"oidc.client_secret_file {path}: group or others may access it "
                 f"(mode {stat.S_IMODE(info.st_mode):o}); run `chmod 600 {path}`"
             )
         secret = path.read_text(encoding="utf-8").strip()
         if not secret:
-            raise BadInputError(f"oidc_client_secret_file {path} is empty")
+            raise BadInputError(f"oidc.client_secret_file {path} is empty")
         return secret
-    if settings.oidc_client_secret is not None:
-        return settings.oidc_client_secret.get_secret_value() or None
+    if settings.oidc.client_secret is not None:
+        return settings.oidc.client_secret.get_secret_value() or None
     return None
 
 
@@ -108,10 +108,10 @@ class OidcClient:
     """citywatch as a relying party of one provider (metadata and keys cached a few minutes)."""
 
     def __init__(self, settings: Settings, storage: Storage) -> None:
-        if not settings.oidc_issuer or not settings.oidc_client_id:
-            raise BadInputError("OIDC sign-in is not configured (oidc_issuer, oidc_client_id)")
-        self.issuer = settings.oidc_issuer
-        self.client_id = settings.oidc_client_id
+        if not settings.oidc.issuer or not settings.oidc.client_id:
+            raise BadInputError("OIDC sign-in is not configured (oidc.issuer, oidc.client_id)")
+        self.issuer = settings.oidc.issuer
+        self.client_id = settings.oidc.client_id
         self.settings = settings
         self.storage = storage
         self.secret = client_secret(settings)  # read (and checked) once, at start
@@ -181,7 +181,7 @@ class OidcClient:
             client_id=self.client_id,
             response_type="code",
             redirect_uri=redirect_uri,
-            scope=self.settings.oidc_scope,
+            scope=self.settings.oidc.scope,
             state=state,
             nonce=nonce,
             code_challenge=create_s256_code_challenge(verifier),
@@ -251,7 +251,7 @@ class OidcClient:
             raise OidcRefused(f"the identity provider refused the code ({str(reason)[:100]})")
         token = body.get("id_token")
         if not isinstance(token, str) or not token:
-            raise OidcRefused("the identity provider returned no ID token (is 'openid' in oidc_scope?)")
+            raise OidcRefused("the identity provider returned no ID token (is 'openid' in oidc.scope?)")
         return token
 
     def verify(self, id_token: str, nonce: str) -> Verified:

@@ -49,7 +49,7 @@ def login(body: Login, request: Request, response: Response) -> dict[str, object
     problem = "name or password is wrong"
     if ok and user is not None:
         needs_totp = has_totp(storage, user.id) or (
-            settings.totp_required and bool(set(user.role_tuple()) & _TOTP_ROLES)
+            settings.auth.totp_required and bool(set(user.role_tuple()) & _TOTP_ROLES)
         )
         if needs_totp and not has_totp(storage, user.id):
             ok, problem = (
@@ -72,7 +72,7 @@ def login(body: Login, request: Request, response: Response) -> dict[str, object
     response.set_cookie(
         COOKIE,
         service.sign(session_id),
-        max_age=int(settings.session_max_s),
+        max_age=int(settings.auth.session_max_s),
         path="/",
         httponly=True,
         samesite="strict",
@@ -131,7 +131,7 @@ def new_token(body: NewToken, request: Request) -> dict[str, object]:
         identity.roles,
         label=body.label,
         days=body.days,
-        max_days=service.settings.api_token_max_days,
+        max_days=service.settings.auth.api_token_max_days,
         roles=body.roles,
     )
     audit_event(

@@ -44,7 +44,7 @@ def oidc_login(request: Request) -> RedirectResponse:
     """Start an OIDC sign-in: redirect to the provider (state, nonce and PKCE kept in storage)."""
     service = service_of(request)
     oidc = _client(service)
-    redirect_uri = service.settings.oidc_redirect_url or str(request.base_url).rstrip("/") + CALLBACK_PATH
+    redirect_uri = service.settings.oidc.redirect_url or str(request.base_url).rstrip("/") + CALLBACK_PATH
     try:
         url, state = oidc.start(redirect_uri)
     except OidcRefused as exc:
@@ -104,7 +104,7 @@ def oidc_callback(
     old_id = service.unsign(old) if old else None
     if old_id:
         end_session(service.storage, old_id)  # a new id at every sign-in: no session fixation
-    narrowed = roles if service.settings.oidc_roles_claim else None
+    narrowed = roles if service.settings.oidc.roles_claim else None
     session_id, session = create_session(service.storage, user, client, subject=subject, roles=narrowed)
     role = ",".join(sorted(roles))
     audit_event(
@@ -123,7 +123,7 @@ def oidc_callback(
     response.set_cookie(
         COOKIE,
         service.sign(session_id),
-        max_age=int(service.settings.session_max_s),
+        max_age=int(service.settings.auth.session_max_s),
         path="/",
         httponly=True,
         samesite="strict",
@@ -155,7 +155,7 @@ def _account(service: Service, subject: str, claims: dict[str, object]) -> tuple
     if user is None or not user.active:
         raise OidcRefused(f"the linked account {link.user!r} may no longer sign in")
     roles = list(user.roles)
-    claim = service.settings.oidc_roles_claim
+    claim = service.settings.oidc.roles_claim
     if claim:
         listed = claims.get(claim)
         if not isinstance(listed, list) or not all(isinstance(r, str) for r in listed):
@@ -165,7 +165,7 @@ def _account(service: Service, subject: str, claims: dict[str, object]) -> tuple
             raise OidcRefused(
                 f"the claim {claim!r} lists none of the account's roles ({', '.join(user.roles)})"
             )
-    if service.settings.totp_required and {Role(r) for r in roles} & _TOTP_ROLES:
+    if service.settings.auth.totp_required and {Role(r) for r in roles} & _TOTP_ROLES:
         amr = claims.get("amr")
         if not isinstance(amr, list) or not _MFA & {str(a) for a in amr}:
             raise OidcRefused(

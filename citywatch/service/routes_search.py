@@ -40,7 +40,7 @@ def search_face(
     from citywatch.flows.search import search
     from citywatch.tasks.search.report import sighting_json
 
-    limit = service_of(request).settings.service_max_upload_bytes
+    limit = service_of(request).settings.service.max_upload_bytes
     data, ext = read_image_upload(probe, "probe", limit)
     start = parse_time(since, "since") if since else None
     end = parse_time(until, "until") if until else None

@@ -87,7 +87,7 @@ def request_plate(body: PlateEntry, request: Request) -> dict[str, object]:
             body.justification,
             str(settings.user),
             body.expires,
-            settings.watchlist_max_days,
+            settings.watchlist.max_days,
             body.threshold,
         )
         params = {"kind": "plate", "label": body.label, "reason": body.reason, "plate": body.plate}
@@ -98,8 +98,8 @@ def request_plate(body: PlateEntry, request: Request) -> dict[str, object]:
                 storage,
                 body.plate,
                 entry,
-                max_days=settings.watchlist_max_days,
-                default_max_distance=settings.plate_alert_max_distance,
+                max_days=settings.watchlist.max_days,
+                default_max_distance=settings.sweep.plate_max_distance,
             )
             run.result_count = 1
             run.detail = f"entry {row.id}"
@@ -123,7 +123,7 @@ def request_face(
 
     if len(photo) > MAX_ENROL_PHOTOS:
         raise BadInputError(f"{len(photo)} enrolment photos given, at most {MAX_ENROL_PHOTOS}")
-    limit = service_of(request).settings.service_max_upload_bytes
+    limit = service_of(request).settings.service.max_upload_bytes
     photos = [
         (read_image_upload(p, "photo", limit)[0], p.filename or f"photo {i}") for i, p in enumerate(photo)
     ]
@@ -135,7 +135,7 @@ def request_face(
             justification,
             str(settings.user),
             expires,
-            settings.watchlist_max_days,
+            settings.watchlist.max_days,
             threshold,
         )
         params = {"kind": "face", "label": label, "reason": reason, "photos": len(photos)}
@@ -146,8 +146,8 @@ def request_face(
                 model,
                 photos,
                 entry,
-                max_days=settings.watchlist_max_days,
-                default_threshold=settings.face_match_threshold or model.embedder.default_threshold,
+                max_days=settings.watchlist.max_days,
+                default_threshold=settings.faces.match_threshold or model.embedder.default_threshold,
             )
             run.result_count = 1
             run.detail = f"entry {row.id}"

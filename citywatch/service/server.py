@@ -26,14 +26,14 @@ def serve(settings: Settings) -> None:
 
     from citywatch.service.app import create_app
 
-    ensure_prefect_server(settings.state_dir)
+    ensure_prefect_server(settings.storage.state_dir)
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=settings.service_host,
-        port=settings.service_port,
-        ssl_certfile=settings.service_tls_cert,
-        ssl_keyfile=settings.service_tls_key,
+        host=settings.service.host,
+        port=settings.service.port,
+        ssl_certfile=settings.service.tls_cert,
+        ssl_keyfile=settings.service.tls_key,
         proxy_headers=False,  # the client address is the peer's; no X-Forwarded-For trust by default
         log_level="info",
     )

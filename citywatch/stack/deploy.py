@@ -17,7 +17,7 @@ import yaml
 from pydantic import SecretStr
 
 from citywatch.errors import BadInputError, TransientError
-from citywatch.settings import Settings
+from citywatch.settings import Settings, setting_fields, value_at, variable
 from citywatch.stack.procs import executable
 from citywatch.storage import is_remote
 
@@ -28,16 +28,16 @@ if TYPE_CHECKING:
 
 # local paths among the settings: made absolute, since flow runs start in the project dir
 _PATH_FIELDS = (
-    "storage_root",
-    "state_dir",
-    "cameras_file",
-    "users_file",
-    "insightface_dir",
-    "signing_key_file",
-    "trusted_keys_file",
-    "audit_key_file",
-    "audit_checkpoint_url",
-    "webhook_secrets_file",
+    "storage.root",
+    "storage.state_dir",
+    "storage.cameras_file",
+    "storage.users_file",
+    "faces.insightface_dir",
+    "export.signing_key_file",
+    "export.trusted_keys_file",
+    "audit.key_file",
+    "audit.checkpoint_url",
+    "alerts.webhook_secrets_file",
 )
 
 
@@ -52,16 +52,17 @@ def _encode(value: object) -> str:
 
 
 def settings_env(settings: Settings, only: Iterable[str] | None = None) -> dict[str, str]:
-    """``CITYWATCH_*`` variables that rebuild ``settings`` in another process.
+    """``CITYWATCH_*`` variables that rebuild ``settings`` in another process (``only``: dotted names).
 
     Fields left at their default are omitted (the other process gets the same
     default), and so are fields set to None.
     """
-    names = list(only) if only is not None else list(Settings.model_fields)
+    fields = setting_fields()
+    names = list(only) if only is not None else list(fields)
     env: dict[str, str] = {}
     for name in names:
-        field = Settings.model_fields[name]
-        value = getattr(settings, name)
+        field = fields[name]
+        value = value_at(settings, name)
         if value is None or (
             only is None
             and name not in _PATH_FIELDS
@@ -70,7 +71,7 @@ def settings_env(settings: Settings, only: Iterable[str] | None = None) -> dict[
             continue
         if name in _PATH_FIELDS and isinstance(value, str) and not is_remote(value):
             value = str(Path(value.removeprefix("file://")).expanduser().resolve())
-        env[f"CITYWATCH_{name.upper()}"] = _encode(value)
+        env[variable(name)] = _encode(value)
     return env
 
 

@@ -8,7 +8,7 @@
 * a disk-backed S3 server (localbucket, data in ``<state_dir>/s3``, bucket ``citywatch``),
 * the work pools named in ``prefect.yaml``, every deployment in it (``prefect deploy
   --all``) and one Prefect process worker per pool. Flow runs read their settings from
-  the worker's environment: this command's settings, plus ``CITYWATCH_DASK_ADDRESS`` of
+  the worker's environment: this command's settings, plus ``CITYWATCH_DASK__ADDRESS`` of
   the stack's scheduler (and the stack's S3 server as storage root with ``local_s3``).
 
 Pids (with each one's command line and start time), ports and URLs go to
@@ -115,7 +115,7 @@ class Stack:
 
 
 def state_path(settings: Settings) -> Path:
-    return Path(settings.state_dir).expanduser().resolve()
+    return Path(settings.storage.state_dir).expanduser().resolve()
 
 
 def logs_dir(settings: Settings, local_s3: bool = False) -> Path:
@@ -232,9 +232,9 @@ class _Starter:
                 "worker",
                 address,
                 "--nworkers",
-                str(s.dask_workers),
+                str(s.dask.workers),
                 "--nthreads",
-                str(s.dask_threads_per_worker),
+                str(s.dask.threads_per_worker),
                 "--local-directory",
                 str(local),
                 "--no-dashboard",
@@ -247,8 +247,8 @@ class _Starter:
         )
         self.add("dask-workers", proc.pid, address, log)
         wait_until(
-            lambda: _worker_count(dashboard) >= s.dask_workers,
-            f"{s.dask_workers} dask workers",
+            lambda: _worker_count(dashboard) >= s.dask.workers,
+            f"{s.dask.workers} dask workers",
             proc,
             log,
             opts.wait_s,
@@ -311,30 +311,33 @@ def _worker_count(dashboard: str) -> int:
 
 def flow_settings(settings: Settings, dask_address: str, s3_endpoint: str, local_s3: bool) -> Settings:
     """The settings the stack's flow runs get (absolute paths, the stack's Dask)."""
-    update: dict[str, object] = {"dask_address": dask_address, "state_dir": str(state_path(settings))}
+    update: dict[str, object] = {
+        "dask__address": dask_address,
+        "storage__state_dir": str(state_path(settings)),
+    }
     if local_s3:
         update.update(
-            storage_root=LOCAL_S3_ROOT,
-            s3_endpoint_url=s3_endpoint,
-            s3_access_key_id=LOCAL_S3_KEY,
-            s3_secret_access_key=LOCAL_S3_KEY,
-            s3_allow_http=True,
-            s3_bulk_delete=False,
+            storage__root=LOCAL_S3_ROOT,
+            s3__endpoint_url=s3_endpoint,
+            s3__access_key_id=LOCAL_S3_KEY,
+            s3__secret_access_key=LOCAL_S3_KEY,
+            s3__allow_http=True,
+            s3__bulk_delete=False,
         )
     else:
-        update["storage_root"] = Storage(settings).root
-    return Settings(**{**settings.model_dump(), **update})
+        update["storage__root"] = Storage(settings).root
+    return settings.updated(**update)
 
 
 def _write_env_file(path: Path, prefect_api: str, flow: Settings, local_s3: bool) -> None:
-    names = ["dask_address"] + (
+    names = ["dask.address"] + (
         [
-            "storage_root",
-            "s3_endpoint_url",
-            "s3_access_key_id",
-            "s3_secret_access_key",
-            "s3_allow_http",
-            "s3_bulk_delete",
+            "storage.root",
+            "s3.endpoint_url",
+            "s3.access_key_id",
+            "s3.secret_access_key",
+            "s3.allow_http",
+            "s3.bulk_delete",
         ]
         if local_s3
         else []
@@ -358,8 +361,8 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     starter = _Starter(settings, options)
     try:
         api = starter.prefect()
-        if settings.dask_address:
-            address, dashboard = settings.dask_address, ""
+        if settings.dask.address:
+            address, dashboard = settings.dask.address, ""
         else:
             address, dashboard = starter.dask(api)
         endpoint = starter.s3()
@@ -382,7 +385,7 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         dask_address=address,
         dask_dashboard=dashboard,
         s3_endpoint=endpoint,
-        storage_root=flow.storage_root,
+        storage_root=flow.storage.root,
         logs=str(starter.logs),
         project=str(options.project),
         work_pools=pools,

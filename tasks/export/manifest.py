@@ -82,7 +82,7 @@ def build_manifest(
     pad_s = (
         None
         if resolved.request.camera_id
-        else (settings.export_pad_s if resolved.request.pad_s is None else resolved.request.pad_s)
+        else (settings.export.pad_s if resolved.request.pad_s is None else resolved.request.pad_s)
     )
     clip = rendered.clip
     return ExportManifest(
@@ -113,12 +113,12 @@ def build_manifest(
             frames_detected=rendered.subject_frames_detected,
         ),
         redaction=RedactionEntry(
-            mode=settings.redact_mode,
-            face_margin=settings.redact_face_margin,
-            det_threshold=settings.redact_det_threshold,
-            min_face_px=settings.redact_min_face_px,
-            hold_frames=settings.redact_hold_frames,
-            plates=settings.redact_plates,
+            mode=settings.redact.mode,
+            face_margin=settings.redact.face_margin,
+            det_threshold=settings.redact.det_threshold,
+            min_face_px=settings.redact.min_face_px,
+            hold_frames=settings.redact.hold_frames,
+            plates=settings.redact.plates,
             privacy_masks=plan.camera.privacy_masks,
             tracks_obscured=rendered.tracks_obscured,
             tracks_kept=rendered.tracks_kept,
@@ -126,8 +126,8 @@ def build_manifest(
         models={"face_detector": scan.detector, "face_embedder": scan.embedder},
         encoding=EncodingEntry(
             codec=clip.codec,
-            crf=settings.export_crf,
-            preset=settings.export_preset,
+            crf=settings.export.crf,
+            preset=settings.export.preset,
             width=clip.width,
             height=clip.height,
             frames=clip.frames,

@@ -9,7 +9,7 @@ applies a ``FrameRedaction`` to a frame. Order of precedence:
    ``keep`` boxes (the subject's face, which the export is about);
 2. privacy masks are obscured last and always win, over the subject too.
 
-Modes (``Settings.redact_mode``), all irreversible: ``pixelate`` shrinks a region
+Modes (``Settings.redact.mode``), all irreversible: ``pixelate`` shrinks a region
 to a mosaic of at most ``cells`` cells across its long side and adds a noise field
 drawn once per clip from the OS entropy pool; ``blur`` does the same with smooth
 (bilinear + Gaussian) cells; ``fill`` paints a solid colour.
@@ -54,7 +54,7 @@ class RedactionStyle:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedactionStyle:
-        return cls(mode=settings.redact_mode)
+        return cls(mode=settings.redact.mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,8 +91,8 @@ def render_redacted(
         n_frames=scan.frames,
         width=scan.width,
         height=scan.height,
-        hold=settings.redact_hold_frames,
-        margin=settings.redact_face_margin,
+        hold=settings.redact.hold_frames,
+        margin=settings.redact.face_margin,
     )
     redactor = FrameRedactor.build(
         RedactionStyle.from_settings(settings), plan.camera.privacy_masks, scan.width, scan.height
@@ -111,8 +111,8 @@ def render_redacted(
         plan,
         f"{key_base}.mp4",
         redact,
-        crf=settings.export_crf,
-        preset=settings.export_preset,
+        crf=settings.export.crf,
+        preset=settings.export.preset,
         fps=scan.fps,
     )
     if clip.frames != scan.frames:

@@ -39,7 +39,7 @@ class ExportRequest:
     until: dt.datetime | None = None
     probe: str | None = None  # photo (path/URL) of the subject, camera+range mode only
     probe_face: int | None = None
-    pad_s: float | None = None  # default Settings.export_pad_s
+    pad_s: float | None = None  # default Settings.export.pad_s
 
     @property
     def kind(self) -> str:
@@ -171,8 +171,8 @@ def resolve_request(
 ) -> ResolvedRequest:
     """Camera, time range and subject of ``request``; raises on a malformed request."""
     _check_shape(request)
-    threshold = settings.face_match_threshold or model.embedder.default_threshold
-    pad = dt.timedelta(seconds=settings.export_pad_s if request.pad_s is None else request.pad_s)
+    threshold = settings.faces.match_threshold or model.embedder.default_threshold
+    pad = dt.timedelta(seconds=settings.export.pad_s if request.pad_s is None else request.pad_s)
     if request.camera_id is not None and request.since is not None and request.until is not None:
         subject = None
         if request.probe:
@@ -181,7 +181,7 @@ def resolve_request(
                 request.probe,
                 model,
                 request.probe_face,
-                max_pixels=settings.probe_max_pixels,
+                max_pixels=settings.search.probe_max_pixels,
             )
             subject = SubjectRef(probe.embedding[None, :], threshold, probe_sha256=probe.sha256)
         return ResolvedRequest(request, request.camera_id, request.since, request.until, subject, None)

@@ -89,8 +89,8 @@ def scan_clip(
 ) -> ClipScan:
     """Detect and track faces (and plates) on every frame of the clip."""
     model = redaction_face_model(settings)
-    faces: Tracker[int] = Tracker(settings.track_iou, settings.track_max_gap_s)
-    plates: Tracker[int] = Tracker(settings.track_iou, settings.track_max_gap_s)
+    faces: Tracker[int] = Tracker(settings.tracking.iou, settings.tracking.max_gap_s)
+    plates: Tracker[int] = Tracker(settings.tracking.iou, settings.tracking.max_gap_s)
     crops: dict[int, _Crops] = {}
     times: list[dt.datetime] = []
     spans: list[SourceSpan] = []
@@ -102,7 +102,7 @@ def scan_clip(
         ids = faces.update(t, [(f.bbox, frame.index) for f in found])
         if subject_embeddings is not None:
             for track_id, face in zip(ids, found):
-                crops.setdefault(track_id, _Crops(settings.embeds_per_track)).offer(
+                crops.setdefault(track_id, _Crops(settings.faces.embeds_per_track)).offer(
                     frame.index, frame.image, face
                 )
         if plate_finder is not None:
@@ -157,7 +157,7 @@ def _with_distance(
 
 def plate_finder_for(settings: Settings) -> PlateFinder | None:
     """The plate hook: the indexing plate reader's boxes, when ``redact_plates`` is on."""
-    if not settings.redact_plates:
+    if not settings.redact.plates:
         return None
-    reader = plate_reader_for(settings)
+    reader = plate_reader_for(settings.plates)
     return lambda image: [read.bbox for read in reader.read(image)]

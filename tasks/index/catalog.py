@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def cameras_file_url(storage: Storage, settings: Settings) -> str:
-    if settings.cameras_file:
-        return storage.resolve(settings.cameras_file)
+    if settings.storage.cameras_file:
+        return storage.resolve(settings.storage.cameras_file)
     return storage.url("cameras.yaml")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from citywatch.geometry import clip, expand, grow, to_pixels
 from citywatch.models.base import FaceDetection, FaceModel
-from citywatch.settings import Settings
+from citywatch.settings import FacesSettings, TrackingSettings
 from citywatch.tasks.index.tracking import Tracker
 
 
@@ -90,11 +90,18 @@ def inside_masks(point: tuple[float, float], masks: list[list[list[float]]]) -> 
 class SegmentFaces:
     """Collects face candidates frame by frame, then embeds the best per track."""
 
-    def __init__(self, model: FaceModel, settings: Settings, masks: list[list[list[float]]]) -> None:
+    def __init__(
+        self,
+        model: FaceModel,
+        faces: FacesSettings,
+        tracking: TrackingSettings,
+        masks: list[list[list[float]]],
+    ) -> None:
         self.model = model
-        self.settings = settings
+        self.embeds_per_track = faces.embeds_per_track
+        self.max_gap_s = tracking.max_gap_s
         self.masks = masks
-        self.tracker: Tracker[FaceCandidate] = Tracker(settings.track_iou, settings.track_max_gap_s)
+        self.tracker: Tracker[FaceCandidate] = Tracker(tracking.iou, tracking.max_gap_s)
 
     def add_frame(self, offset_s: float, image: np.ndarray) -> int:
         """Detect faces in a (masked) frame; returns how many were kept."""
@@ -119,16 +126,16 @@ class SegmentFaces:
         embedded = self._embed_tracks()
         return link_tracks(
             embedded,
-            max_gap_s=2 * self.settings.track_max_gap_s,
+            max_gap_s=2 * self.max_gap_s,
             max_distance=0.7 * self.model.embedder.default_threshold,
-            keep=self.settings.embeds_per_track,
+            keep=self.embeds_per_track,
         )
 
     def _embed_tracks(self) -> list[EmbeddedFace]:
         out: list[EmbeddedFace] = []
         for track in self.tracker.tracks:
             best = sorted(track.items, key=lambda c: c.quality, reverse=True)
-            for cand in best[: self.settings.embeds_per_track]:
+            for cand in best[: self.embeds_per_track]:
                 vectors = self.model.embedder.embed(cand.crop, [cand.crop_face])
                 out.append(
                     EmbeddedFace(

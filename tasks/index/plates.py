@@ -9,7 +9,8 @@ import numpy as np
 
 from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
 from citywatch.models.plate_reader import PlateReader
-from citywatch.plates import PlateGrammar, fix_confusables, normalise_plate, vote_plate_text
+from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
+from citywatch.settings import PlatesSettings, TrackingSettings
 from citywatch.tasks.index.tracking import Tracker
 
 
@@ -120,31 +121,23 @@ class SegmentPlates:
     def __init__(
         self,
         reader: PlateReader,
-        grammar: PlateGrammar,
-        *,
-        min_affinity: float,
-        max_gap_s: float,
-        low_confidence: float,
+        plates: PlatesSettings,
+        tracking: TrackingSettings,
         ignore: list[list[int]] | None = None,
-        region_min_px: int = 0,
-        region_max_aspect: float = 0.0,
-        settled_confidence: float = 1.1,
-        settled_reread_s: float = 0.0,
-        full_frame_share: float = 1.0,
     ) -> None:
-        self.full_frame_share = full_frame_share
+        self.full_frame_share = plates.full_frame_share
         self._previous_t = float("-inf")  # the previous frame's offset
-        self.settled_confidence = settled_confidence
+        self.settled_confidence = plates.settled_confidence
         # a settled track is re-read at least this often (plus frame-time jitter): well
         # inside the tracker's gap, so the track goes on
-        self.settled_reread_s = min(settled_reread_s, 0.85 * max_gap_s)
-        self.region_min_px = region_min_px
-        self.region_max_aspect = region_max_aspect
+        self.settled_reread_s = min(plates.settled_reread_s, 0.85 * tracking.max_gap_s)
+        self.region_min_px = plates.region_min_px
+        self.region_max_aspect = plates.region_max_aspect
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
-        self.grammar = grammar
-        self.low_confidence = low_confidence
-        self.tracker: Tracker[PlateCandidate] = Tracker(min_affinity, max_gap_s)
+        self.grammar = plates.plate_grammar()
+        self.low_confidence = plates.low_confidence
+        self.tracker: Tracker[PlateCandidate] = Tracker(tracking.iou, tracking.max_gap_s)
 
     def add_frame(self, offset_s: float, image: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
         """Read plates inside the moving ``regions`` of a (masked) frame."""

@@ -15,8 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from citywatch.errors import BadInputError, TransientError
 from citywatch.filters import eq
 from citywatch.footage import SegmentRef, format_stamp
-from citywatch.models.loaders import face_model_for, plate_grammar_for, plate_reader_for
-from citywatch.models.plate_reader import PlateReader
+from citywatch.models.loaders import face_model_for, plate_reader_for
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
@@ -48,24 +47,6 @@ class SegmentOutcome:
     frames_analysed: int
     footage_s: float
     wall_s: float
-
-
-def segment_plates_for(
-    settings: Settings, reader: PlateReader, overlay_regions: list[list[int]] | None
-) -> SegmentPlates:
-    return SegmentPlates(
-        reader,
-        plate_grammar_for(settings),
-        min_affinity=settings.track_iou,
-        max_gap_s=settings.track_max_gap_s,
-        low_confidence=settings.plate_low_confidence,
-        ignore=overlay_regions,
-        region_min_px=settings.plate_region_min_px,
-        region_max_aspect=settings.plate_region_max_aspect,
-        settled_confidence=settings.plate_settled_confidence,
-        settled_reread_s=settings.plate_settled_reread_s,
-        full_frame_share=settings.plate_full_frame_share,
-    )
 
 
 def file_sha256(storage: Storage, uri: str) -> str:
@@ -207,12 +188,12 @@ def _already_done(storage: Storage, ref: SegmentRef) -> bool:
 def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_token: str) -> SegmentOutcome:
     """Index one segment under a lease, so concurrent runs never index it twice."""
     storage = Storage(settings)
-    lease = claim(storage, ref.id, run_token, settings.index_lease_s)
+    lease = claim(storage, ref.id, run_token, settings.index.lease_s)
     if lease is None:
         return SegmentOutcome(
             ref.id, ref.uri, "skipped", "another index run holds this segment", 0, 0, 0, 0, 0.0, 0.0
         )
-    heartbeat = Heartbeat(storage, lease, settings.index_lease_s, settings.index_lease_heartbeat_s)
+    heartbeat = Heartbeat(storage, lease, settings.index.lease_s, settings.index.lease_heartbeat_s)
     try:
         with heartbeat:  # renewed while this runs: a long segment never loses its lease
             if _already_done(storage, ref):  # finished by another run since we planned
@@ -238,7 +219,7 @@ def _release_quietly(storage: Storage, lease: Lease, settings: Settings) -> None
             "segment %s: lease not released (%s); it expires within %.0f s",
             lease.segment_id,
             exc,
-            settings.index_lease_s,
+            settings.index.lease_s,
         )
 
 
@@ -249,7 +230,7 @@ def _index_claimed(
     started = time.perf_counter()
     stats = DecodeStats()
     model = face_model_for(settings)
-    reader = plate_reader_for(settings) if settings.plates_enabled else None
+    reader = plate_reader_for(settings.plates) if settings.plates.enabled else None
     model_name = model.name + (f"+{reader.name}" if reader else "")
     sha = ""
     try:
@@ -257,12 +238,20 @@ def _index_claimed(
             raise BadInputError(f"segment {ref.uri} is empty (0 bytes)")
         sha = file_sha256(storage, ref.uri)
         locator = segment_locator(storage, ref, camera)
-        faces = SegmentFaces(model, settings, camera.privacy_masks)
-        plates = segment_plates_for(settings, reader, camera.overlay_regions) if reader else None
-        gate = MotionGate(
-            settings.motion_pixel_delta, settings.motion_min_fraction, ignore=camera.overlay_regions
+        faces = SegmentFaces(model, settings.faces, settings.tracking, camera.privacy_masks)
+        plates = (
+            SegmentPlates(reader, settings.plates, settings.tracking, camera.overlay_regions)
+            if reader
+            else None
         )
-        for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps, gate=gate, stats=stats):
+        gate = MotionGate(
+            settings.decode.motion_pixel_delta,
+            settings.decode.motion_min_fraction,
+            ignore=camera.overlay_regions,
+        )
+        for frame in sample_frames(
+            storage, ref.uri, sample_fps=settings.decode.sample_fps, gate=gate, stats=stats
+        ):
             if not frame.moving:
                 continue
             masked = apply_privacy_masks(frame.image, camera.privacy_masks)

@@ -100,9 +100,9 @@ def search_faces(
     camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     query = _vector_query(storage.db.open_table("faces"), probe.embedding.astype(np.float32))
-    query = query.distance_type("l2").limit(top_k * settings.embeds_per_track * 4)
+    query = query.distance_type("l2").limit(top_k * settings.faces.embeds_per_track * 4)
     # used once tasks/search/indexes.py built the vector index; exact search ignores them
-    query = query.nprobes(settings.face_ann_nprobes).refine_factor(settings.face_ann_refine)
+    query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
     if where:
         query = query.where(where, prefilter=True)
     hits = query.to_arrow()

@@ -57,7 +57,7 @@ def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
             if column not in indexed:
                 table.create_index(column, config=config())
                 report.created.append(f"{name}.{column} ({config.__name__})")
-        if name == FaceRow.TABLE and "embedding" not in indexed and rows >= settings.face_ann_min_rows:
+        if name == FaceRow.TABLE and "embedding" not in indexed and rows >= settings.faces.ann_min_rows:
             partitions = max(1, min(4096, int(math.sqrt(rows))))
             table.create_index("embedding", config=IvfRq(distance_type="l2", num_partitions=partitions))
             report.created.append(f"{name}.embedding (IVF_RQ, {partitions} partitions)")

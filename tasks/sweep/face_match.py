@@ -9,8 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from citywatch.governance.alerts import AlertRow
-from citywatch.schemas import EntryKind, WatchlistRow
+from citywatch.schemas import AlertRow, EntryKind, WatchlistRow
 from citywatch.tasks.sweep.passes import alert_for, best_per_track
 
 log = logging.getLogger(__name__)

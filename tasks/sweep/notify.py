@@ -24,16 +24,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from citywatch.filters import all_of, compare, eq, is_in, is_not_null, ne
-from citywatch.governance.alerts import (
-    AlertRow,
-    AlertState,
-    DeliveryRow,
-    DeliveryState,
-    alerts_by_id,
-    deliveries_table,
-)
+from citywatch.governance.alerts import AlertState, DeliveryState, alerts_by_id, deliveries_table
 from citywatch.governance.webhooks import WebhookTargetRow, list_targets
-from citywatch.schemas import arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.schemas import AlertRow, DeliveryRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table, upsert
@@ -56,8 +49,8 @@ def configured_sinks(storage: Storage) -> list[str]:
 
 def retry_delay(attempts: int, settings: Settings) -> dt.timedelta:
     """Delay after the ``attempts``-th failed attempt: base, 2*base, 4*base ... capped."""
-    seconds = settings.alert_retry_base_s * (2 ** max(0, attempts - 1))
-    return dt.timedelta(seconds=min(seconds, settings.alert_retry_max_s))
+    seconds = settings.alerts.retry_base_s * (2 ** max(0, attempts - 1))
+    return dt.timedelta(seconds=min(seconds, settings.alerts.retry_max_s))
 
 
 def alert_json(alert: AlertRow) -> dict[str, object]:
@@ -99,7 +92,7 @@ def due_deliveries(
         ne("state", DeliveryState.DELIVERED.value),
         is_not_null("next_attempt_at"),
         compare("next_attempt_at", "<=", now),
-        compare("attempts", "<", int(settings.alert_delivery_max_attempts)),
+        compare("attempts", "<", int(settings.alerts.delivery_max_attempts)),
         is_in("sink", sinks),
     )
     query = deliveries_table(storage.db).search().where(where).limit(limit)
@@ -241,7 +234,7 @@ def _outcome(delivery: DeliveryRow, error: str, settings: Settings, now: dt.date
             delivered_at=now,
             updated_at=now,
         )
-    exhausted = delivery.attempts >= settings.alert_delivery_max_attempts
+    exhausted = delivery.attempts >= settings.alerts.delivery_max_attempts
     return replace(
         delivery,
         state=DeliveryState.FAILED.value,

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from citywatch.filters import all_of, compare, is_in
-from citywatch.governance.alerts import AlertRow, AlertState, alert_id, alerts_table
-from citywatch.schemas import WatchlistRow
+from citywatch.governance.alerts import AlertState, alert_id, alerts_table
+from citywatch.schemas import AlertRow, WatchlistRow
 from citywatch.storage import Storage
 from citywatch.tables import has_table
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from citywatch.governance.alerts import AlertRow
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate, parse_plate_query
-from citywatch.schemas import EntryKind, WatchlistRow
+from citywatch.schemas import AlertRow, EntryKind, WatchlistRow
 from citywatch.tasks.sweep.passes import alert_for, best_per_track
 
 

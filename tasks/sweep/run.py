@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from citywatch.governance.alerts import AlertRow, DeliveryRow, alerts_table, deliveries_table, new_delivery
+from citywatch.governance.alerts import alerts_table, deliveries_table, new_delivery
 from citywatch.governance.watchlist import active_entries
-from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
+from citywatch.schemas import AlertRow, DeliveryRow, FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import insert_missing
@@ -57,7 +57,7 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     plates, plate_mark = read_new_rows(storage, PlateRow.TABLE, marks.get(PlateRow.TABLE), now)
     good_faces, skipped = screen_rows(faces, FaceRow.TABLE)
     good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
-    gap = dt.timedelta(seconds=settings.alert_pass_gap_s)
+    gap = dt.timedelta(seconds=settings.sweep.pass_gap_s)
     found = group_passes(match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now), gap)
     alerts = drop_known_passes(storage, found, gap)
     sinks = configured_sinks(storage)

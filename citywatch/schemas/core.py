@@ -1,4 +1,4 @@
-"""One frozen row type per LanceDB table, with its Arrow schema beside it."""
+"""Row types of the index, watchlist and retention tables, with their Arrow schemas."""
 
 from __future__ import annotations
 

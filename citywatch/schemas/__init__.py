@@ -1,0 +1,57 @@
+"""One frozen row type per LanceDB table, with its Arrow schema beside it.
+
+The index, watchlist and retention tables are in :mod:`citywatch.schemas.core`; the
+governance tables (alerts, deliveries, the audit log) in :mod:`citywatch.schemas.governance`.
+"""
+
+from citywatch.schemas.core import (
+    BBOX,
+    POLYGON,
+    TS,
+    CameraKind,
+    CameraRow,
+    EntryKind,
+    EntryStatus,
+    FaceRow,
+    HoldRow,
+    PlateRow,
+    Reason,
+    Row,
+    SegmentHoldRow,
+    SegmentRow,
+    SegmentState,
+    SweepStateRow,
+    WatchlistRow,
+    arrow_to_rows,
+    rows_to_arrow,
+    utcnow,
+)
+from citywatch.schemas.governance import SIGNATURE_FIELD, AlertRow, AuditRow, DeliveryRow, iso_utc
+
+__all__ = [
+    "BBOX",
+    "POLYGON",
+    "SIGNATURE_FIELD",
+    "TS",
+    "AlertRow",
+    "AuditRow",
+    "CameraKind",
+    "CameraRow",
+    "DeliveryRow",
+    "EntryKind",
+    "EntryStatus",
+    "FaceRow",
+    "HoldRow",
+    "PlateRow",
+    "Reason",
+    "Row",
+    "SegmentHoldRow",
+    "SegmentRow",
+    "SegmentState",
+    "SweepStateRow",
+    "WatchlistRow",
+    "arrow_to_rows",
+    "iso_utc",
+    "rows_to_arrow",
+    "utcnow",
+]

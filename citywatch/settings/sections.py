@@ -1,0 +1,286 @@
+"""The sections of :class:`citywatch.settings.Settings`, one per component.
+
+Each section is set from the environment as ``CITYWATCH_<SECTION>__<FIELD>``, e.g.
+``CITYWATCH_FACES__MATCH_THRESHOLD=0.5``; a component receives its own section
+(``SegmentFaces`` gets ``settings.faces``, ``SegmentPlates`` ``settings.plates``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from citywatch.errors import BadInputError
+from citywatch.plates import DEFAULT_PLATE_GRAMMAR, PlateGrammar
+
+
+class Section(BaseModel):
+    """A frozen group of settings; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class StorageSettings(Section):
+    root: str = Field(
+        "./data",
+        description="Root URL for footage, thumbnails, reports, exports and the "
+        "LanceDB database: a local path or s3://bucket/prefix.",
+    )
+    cameras_file: str | None = Field(None, description="Camera registry YAML; default <root>/cameras.yaml.")
+    users_file: str | None = Field(None, description="Users and roles YAML; default <root>/users.yaml.")
+    state_dir: str = Field(
+        "./.citywatch",
+        description="Local directory for this machine's process state (the local "
+        "Prefect server's database and logs). Never shared between workers.",
+    )
+
+    @field_validator("root")
+    @classmethod
+    def _root_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("storage_root must not be empty")
+        return value.rstrip("/") or "/"
+
+
+class S3Settings(Section):
+    endpoint_url: str | None = Field(None, description="S3 endpoint (MinIO, moto, ...).")
+    access_key_id: str | None = Field(None, description="S3 access key id.")
+    secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
+    region: str = Field("us-east-1", description="S3 region.")
+    allow_http: bool = Field(False, description="Allow plain-http S3 endpoints.")
+    session_token: SecretStr | None = Field(
+        None,
+        description="Session token of temporary S3 credentials (AWS STS). Leave "
+        "the keys unset to use the default AWS chain (env, profile, IRSA, instance role).",
+    )
+    bulk_delete: bool = Field(
+        True,
+        description="Let LanceDB delete many objects per request (DeleteObjects); "
+        "turn off for S3 servers without it (localbucket, some gateways).",
+    )
+
+
+class DecodeSettings(Section):
+    sample_fps: float = Field(2.0, gt=0, le=30, description="Frames analysed per second.")
+    motion_pixel_delta: int = Field(
+        18, ge=1, le=255, description="Grey-level change that counts a pixel as moving."
+    )
+    motion_min_fraction: float = Field(
+        0.002, ge=0, le=1, description="Share of moving pixels that wakes the detectors."
+    )
+
+
+class FacesSettings(Section):
+    backend: Literal["dlib", "insightface"] = Field(
+        "dlib",
+        description="dlib: RetinaFace-MobileNet0.25 + dlib ResNet (shipped). "
+        "insightface: SCRFD + ArcFace packs the operator provides in insightface_dir "
+        "(their weights are non-commercial).",
+    )
+    insightface_dir: str | None = Field(
+        None, description="Directory holding an insightface pack (det_*.onnx, w600k_*.onnx)."
+    )
+    det_threshold: float = Field(0.6, gt=0, lt=1, description="Face detector score kept while indexing.")
+    min_px: int = Field(24, ge=8, description="Smallest face side (px) kept.")
+    max_side: int = Field(
+        960, ge=160, description="Frames are resized so their long side is at most this before detection."
+    )
+    match_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="Largest embedding distance that counts as the same "
+        "person; default is the backend's calibrated value (0.55 for dlib). Calibrate it on local data.",
+    )
+    embeds_per_track: int = Field(3, ge=1, le=50, description="Best faces embedded per track.")
+    ann_min_rows: int = Field(
+        100_000,
+        ge=1,
+        description="The daily maintenance (retention flow) builds an IVF_RQ "
+        "vector index on faces once the table holds this many rows; below, search is exact.",
+    )
+    ann_nprobes: int = Field(20, ge=1, description="IVF partitions a face search visits.")
+    ann_refine: int = Field(
+        5,
+        ge=1,
+        description="Face search re-ranks this x the candidates by exact distance "
+        "(recall@10 0.98 at 1M rows with 20 probes; ~0.64 without refining).",
+    )
+
+    @model_validator(mode="after")
+    def _insightface_needs_dir(self) -> FacesSettings:
+        if self.backend == "insightface" and not self.insightface_dir:
+            raise ValueError(
+                "face_backend=insightface needs insightface_dir (CITYWATCH_FACES__INSIGHTFACE_DIR) "
+                "pointing at a local SCRFD + ArcFace pack"
+            )
+        return self
+
+
+class TrackingSettings(Section):
+    iou: float = Field(0.3, gt=0, lt=1, description="Box overlap that continues a face or plate track.")
+    max_gap_s: float = Field(2.0, gt=0, description="Longest gap (s) a track survives without a detection.")
+
+
+class PlatesSettings(Section):
+    enabled: bool = Field(True, description="Read licence plates while indexing.")
+    grammar: tuple[str, ...] = Field(
+        DEFAULT_PLATE_GRAMMAR.patterns,
+        description="Regexes over normalised plate text, most preferred first (default: "
+        "Hong Kong standard marks, then personalised marks of 2-8 characters); used by "
+        "indexing, plate search and the watchlist.",
+    )
+    grammar_fix_targets: int | None = Field(
+        DEFAULT_PLATE_GRAMMAR.fix_targets,
+        ge=0,
+        description="How many leading grammar patterns confusable fixes may target.",
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Reads below are dropped.")
+    detect_side_px: int = Field(
+        480,
+        ge=160,
+        le=1280,
+        description="Small regions are upscaled (at most 8x) until their long "
+        "side reaches this before text detection. 640 finds more 40-60 px plates (see "
+        "docs/performance.md) at about twice the detection cost.",
+    )
+    region_min_px: int = Field(
+        96,
+        ge=0,
+        description="Moving regions narrower or lower than this (frame px) are "
+        "not read for plates: a car with a 40 px plate is ~140 px wide.",
+    )
+    region_max_aspect: float = Field(
+        1.6,
+        ge=0,
+        description="Moving regions taller than this x their width (walking "
+        "people) are not read for plates; 0 reads every moving region. Regions holding "
+        "the sample's plates reach 1.57.",
+    )
+    settled_confidence: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="A plate track whose last two reads agree with every "
+        "character at least this sure is settled: its region is re-read only every "
+        "settled_reread_s.",
+    )
+    settled_reread_s: float = Field(
+        1.6,
+        ge=0,
+        description="A moving region that holds a settled plate track (at its "
+        "predicted place) is skipped while the track's last read would be at most this "
+        "old at the next frame (every third frame at 2 fps); 0 reads every region of "
+        "every moving frame. Capped at 0.85 x tracking.max_gap_s, so the track goes on.",
+    )
+    full_frame_share: float = Field(
+        1.0,
+        gt=0,
+        description="The whole frame is read once instead of its moving regions "
+        "when reading those (upscaled to detect_side_px) would cost at least this "
+        "share of reading the frame.",
+    )
+    low_confidence: float = Field(
+        0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
+    )
+
+    @model_validator(mode="after")
+    def _grammar_compiles(self) -> PlatesSettings:
+        try:
+            self.plate_grammar()
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    def plate_grammar(self) -> PlateGrammar:
+        """The one plate grammar: reads, searches and watchlist entries are checked against it."""
+        return PlateGrammar(self.grammar, self.grammar_fix_targets)
+
+
+class DaskSettings(Section):
+    address: str | None = Field(
+        None,
+        description="An existing Dask scheduler (tcp://host:8786); default: a "
+        "local cluster started for the run.",
+    )
+    workers: int = Field(2, ge=1, description="Worker processes of the local cluster.")
+    threads_per_worker: int = Field(1, ge=1, description="Threads per worker of the local cluster.")
+
+
+class IndexSettings(Section):
+    lease_s: float = Field(
+        45,
+        gt=0,
+        description="How long a run's claim on a segment lasts unless renewed: a "
+        "killed run's segments are free again this long after its last heartbeat.",
+    )
+    lease_heartbeat_s: float = Field(
+        10,
+        gt=0,
+        description="A running segment renews its claim this often; keep lease_s "
+        "a few heartbeats longer, so a slow storage write never loses a live claim.",
+    )
+    ingest_interval_s: float = Field(
+        5.0,
+        ge=1,
+        le=3600,
+        description="Seconds between fast-ingest runs that index "
+        "new segments on their own (flows/ingest_new.py).",
+    )
+    ingest_sweeps: bool = Field(
+        True,
+        description="A fast-ingest run that indexed something sweeps the watchlist "
+        "right away, instead of waiting for the next scheduled sweep.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> IndexSettings:
+        if self.lease_s < 2 * self.lease_heartbeat_s:
+            raise ValueError(
+                f"index_lease_s ({self.lease_s:g}) must be at least twice "
+                f"index_lease_heartbeat_s ({self.lease_heartbeat_s:g}): a claim must "
+                "survive a missed heartbeat"
+            )
+        return self
+
+
+class RetentionSettings(Section):
+    faces_days: int = Field(
+        31,
+        ge=1,
+        description="Face rows and thumbnails are deleted after this many days unless a case holds them.",
+    )
+    plates_days: int = Field(90, ge=1, description="The same for plate rows.")
+    footage_days: int | None = Field(
+        None,
+        ge=1,
+        description="Footage files are deleted this many days after they end, unless a "
+        "case holds them (every export holds its sources); unset: footage is kept.",
+    )
+
+
+class SearchSettings(Section):
+    top_k: int = Field(20, ge=1, le=1000, description="Results a search returns by default.")
+    probe_max_pixels: int = Field(
+        25_000_000,
+        ge=1_000_000,
+        le=100_000_000,
+        description="Largest probe or enrolment photo (width x height, read from its "
+        "header before decoding); larger ones are refused (a 39 MP photo costs ~550 MB).",
+    )
+
+
+class ServiceSettings(Section):
+    host: str = Field("127.0.0.1", description="Address `citywatch serve` listens on.")
+    port: int = Field(8470, ge=0, le=65535, description="Port `citywatch serve` listens on.")
+    tls_cert: str | None = Field(None, description="PEM certificate file: serve HTTPS.")
+    tls_key: str | None = Field(None, description="PEM private key of tls_cert.")
+    max_upload_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest request body the service accepts (uploads)."
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServiceSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("service_tls_cert and service_tls_key go together: set both or neither")
+        return self
