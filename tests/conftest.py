@@ -29,6 +29,7 @@ session_cleanup.install()  # servers started in their own sessions die with pyte
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session_cleanup.stop_own_servers()
 
+
 # The sample the end-to-end tests index: small enough for CI, same generator as
 # `citywatch sample` (4 cameras, H.264 720p, real face photos).
 SAMPLE_SEGMENTS_PER_CAMERA = 2

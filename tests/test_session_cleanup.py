@@ -63,8 +63,9 @@ def _wait_gone(pid: int, timeout: float = 30.0) -> bool:
 def test_the_session_stops_its_own_servers_and_only_those(tmp_path: Path, how: str) -> None:
     other = subprocess.Popen(["sleep", "600"], start_new_session=True)  # not the stand-in's
     worker_file = tmp_path / "worker.pid"
+    lifetime = "600" if how == "sigterm" else "1"
     stand_in = subprocess.Popen(
-        [sys.executable, "-c", STAND_IN, SERVER.format(worker=worker_file), "600" if how == "sigterm" else "1"],
+        [sys.executable, "-c", STAND_IN, SERVER.format(worker=worker_file), lifetime],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
