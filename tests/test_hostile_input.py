@@ -187,7 +187,12 @@ HOSTILE: list[tuple[str, list[str], int, str]] = [
         "probe 'http://127.0.0.1:9/p.jpg'",
     ),
     # another storage's scheme (file:// is the local root's own: /etc/passwd is then no image)
-    ("probe on s3:// of a local root", ["search", "face", "s3://bucket/p.jpg", *CASE], 2, "'s3://bucket/p.jpg'"),
+    (
+        "probe on s3:// of a local root",
+        ["search", "face", "s3://bucket/p.jpg", *CASE],
+        2,
+        "'s3://bucket/p.jpg'",
+    ),
     (
         "footage over http",
         ["index", "--footage", "http://127.0.0.1:9/f"],
@@ -342,7 +347,14 @@ REFUSED_GOVERNED: list[tuple[str, str, list[str], int, str, str]] = [
     # (name, user, argv, exit code, audited action, outcome): refused before or at the
     # governance check -> "refused"; bad input the action's body finds -> "failed"
     # (citywatch.governance.auth.governed, docs/governance.md)
-    ("bad plate query", "demo-investigator", ["search", "plate", "AB;DROP", *CASE], 2, "search_plate", "refused"),
+    (
+        "bad plate query",
+        "demo-investigator",
+        ["search", "plate", "AB;DROP", *CASE],
+        2,
+        "search_plate",
+        "refused",
+    ),
     (
         "bad time",
         "demo-investigator",
