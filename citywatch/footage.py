@@ -27,6 +27,12 @@ class SegmentRef:
     size_bytes: int
 
 
+def shown(location: str) -> str:
+    """A footage location as messages show it: quoted when it holds control characters
+    (a file named with a newline must not start a line of its own in a summary)."""
+    return repr(location) if any(ord(ch) < 32 or ord(ch) == 127 for ch in location) else location
+
+
 def format_stamp(ts: dt.datetime) -> str:
     return ts.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -45,18 +51,18 @@ def parse_segment(obj: ObjectInfo) -> SegmentRef:
     parts = obj.key.split("/")
     if len(parts) != 2:
         raise BadInputError(
-            f"{obj.url}: footage must be at <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>, got {obj.key!r}"
+            f"{shown(obj.url)}: footage must be at <camera_id>/<YYYYMMDDTHHMMSSZ>.<ext>, got {obj.key!r}"
         )
     camera_id, name = parts
     if not CAMERA_ID.fullmatch(camera_id):
-        raise BadInputError(f"{obj.url}: folder {camera_id!r} is not a valid camera id")
+        raise BadInputError(f"{shown(obj.url)}: folder {camera_id!r} is not a valid camera id")
     stem, ext = posixpath.splitext(name)
     if not ext:
-        raise BadInputError(f"{obj.url}: segment file has no extension")
+        raise BadInputError(f"{shown(obj.url)}: segment file has no extension")
     try:
         start = parse_stamp(stem)
     except BadInputError as exc:
-        raise BadInputError(f"{obj.url}: {exc}") from exc
+        raise BadInputError(f"{shown(obj.url)}: {exc}") from exc
     return SegmentRef(
         id=f"{camera_id}/{stem}", camera_id=camera_id, start=start, uri=obj.url, size_bytes=obj.size
     )
@@ -89,13 +95,15 @@ def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -
             misnamed.append(str(exc))
             continue
         if ref.start > latest:
-            misnamed.append(f"{obj.url}: start time {ref.start.isoformat()} is more than a day in the future")
+            misnamed.append(
+                f"{shown(obj.url)}: start time {ref.start.isoformat()} is more than a day in the future"
+            )
             continue
         by_id.setdefault(ref.id, []).append(ref)
     segments = [refs[0] for refs in by_id.values() if len(refs) == 1]
     conflicts = [
         f"segment {seg_id} has {len(refs)} files, none indexed until one is left: "
-        + ", ".join(sorted(r.uri for r in refs))
+        + ", ".join(sorted(shown(r.uri) for r in refs))
         for seg_id, refs in sorted(by_id.items())
         if len(refs) > 1
     ]

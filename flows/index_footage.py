@@ -81,7 +81,9 @@ def index_footage(
         ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
     summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
-    if summary.indexed or summary.failed:  # runs that found nothing new are not audited
+    # runs that found nothing new are not audited; footage left out (failed, misnamed,
+    # conflicting files, e.g. a folder that is not a valid camera id) is on the record
+    if summary.indexed or summary.failed or summary.misnamed or summary.conflicts:
         AuditLog(storage).record(
             user=actor.user,
             role=actor.role_text,
@@ -89,10 +91,21 @@ def index_footage(
             outcome="ok",
             params=params,
             result_count=summary.indexed,
-            detail=f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} "
-            f"faces, {summary.plates} plates",
+            detail=_audit_detail(summary),
         )
     return summary
+
+
+def _audit_detail(summary: IndexSummary, named: int = 10) -> str:
+    """What the run did, and the first ``named`` files it left out, with why."""
+    parts = [
+        f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} faces, "
+        f"{summary.plates} plates"
+    ]
+    for what, problems in (("skipped", summary.misnamed), ("conflicts", summary.conflicts)):
+        if problems:
+            parts.append(f"{len(problems)} {what}: " + "; ".join(problems[:named]))
+    return "; ".join(parts)
 
 
 @flow(name="index-segments", log_prints=False)

@@ -14,12 +14,21 @@ import pytest
 
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import QUIET_ENV, start_prefect_server
+from tests import session_cleanup
 
 if TYPE_CHECKING:
     from tests.s3 import S3Server
 
 for _key, _value in QUIET_ENV.items():
     os.environ.setdefault(_key, _value)
+
+session_cleanup.install()  # servers started in their own sessions die with pytest
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' own teardown
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session_cleanup.stop_own_servers()
+
 
 # The sample the end-to-end tests index: small enough for CI, same generator as
 # `citywatch sample` (4 cameras, H.264 720p, real face photos).

@@ -146,3 +146,10 @@ def test_symbolic_links_in_the_footage_are_reported_not_followed(tmp_path) -> No
     links = [m for m in plan.discovery.misnamed if "symbolic link" in m]
     assert len(links) == 2 and any("cam-2" in m for m in links)
     assert any("cam-1/20261120T080000Z.mp4" in m for m in links)
+
+
+def test_a_name_with_a_control_character_is_reported_on_one_line() -> None:
+    found = discover_segments([obj("cam-nl\n/20261120T080000Z.mp4"), obj("cam-1/20261120T0800\r00Z.mp4")])
+    assert len(found.misnamed) == 2
+    assert all("\n" not in m and "\r" not in m for m in found.misnamed)
+    assert "'/f/cam-nl\\n/20261120T080000Z.mp4'" in found.misnamed[0]

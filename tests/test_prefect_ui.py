@@ -2,13 +2,14 @@
 
 The UI reads ``<server>/ui-settings`` to learn where the API is. A server on a port
 other than 4200 said ``http://127.0.0.1:4200/api`` there, so the UI showed no runs.
-The browser check (open the printed UI, see the index flow run) waits for the
-console's browser tests.
+The browser check opens the UI ``citywatch index`` prints, in chromium, and finds the
+run it just made in the runs list.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -16,9 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from citywatch.cli.main import main
 from citywatch.settings import Settings
 from citywatch.stack.down import stop_stack
 from citywatch.stack.up import StackOptions, _Starter
+from tests.browser import page
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,6 +47,45 @@ def test_up_starts_a_server_whose_ui_knows_its_api_and_down_stops_it(tmp_path: P
         assert ui_api_url(api) == api
     finally:
         assert stop_stack(settings).stopped == ["prefect-server"]
+
+
+@pytest.mark.slow
+def test_the_printed_prefect_ui_lists_the_index_flow_run(
+    prefect_api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from citywatch.governance.auth import write_demo_users
+    from citywatch.storage import Storage
+
+    root = tmp_path / "data"
+    (root / "footage").mkdir(parents=True)
+    write_demo_users(Storage(Settings(storage__root=str(root))))
+    monkeypatch.setenv("CITYWATCH_STORAGE__STATE_DIR", str(tmp_path / "state"))
+    capsys.readouterr()
+    assert main(["--root", str(root), "--user", "demo-admin", "index"]) == 0
+    printed = re.findall(r"^Prefect UI: (http://\S+)$", capsys.readouterr().out, re.M)
+    assert printed == [prefect_api.removesuffix("/api")]
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["index-footage"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+    shots = Path(os.environ.get("CITYWATCH_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with page() as ui:
+        ui.goto(printed[0], wait_until="networkidle", timeout=120_000)
+        ui.get_by_role("link", name="Runs").first.click()  # as a person would, from the dashboard
+        listed = ui.get_by_text(run.name, exact=True).first
+        listed.wait_for(state="visible", timeout=120_000)
+        listed.scroll_into_view_if_needed()
+        ui.get_by_text("index-footage").first.wait_for(state="visible", timeout=30_000)
+        ui.screenshot(path=str(shots / "prefect-ui-runs.png"))
+        assert ui.get_by_text("Can't connect to Server API").count() == 0
+        assert ui.url.startswith(printed[0])
 
 
 def _compose_default(value: str) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from citywatch.cameras import parse_cameras, unlocated_camera
 from citywatch.errors import NotFoundError
-from citywatch.footage import Discovery, SegmentRef, discover_segments
+from citywatch.footage import Discovery, SegmentRef, discover_segments, shown
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -72,7 +72,7 @@ def plan_index(storage: Storage, footage_url: str, *, retry_failed: bool = False
     """
     discovery = discover_segments(storage.list_files(footage_url))
     discovery.misnamed.extend(
-        f"{link}: a symbolic link, not followed (copy or move the footage in)"
+        f"{shown(link)}: a symbolic link, not followed (copy or move the footage in)"
         for link in storage.list_links(footage_url)
     )
     known = read_segments(storage)
