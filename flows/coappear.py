@@ -27,7 +27,13 @@ from citywatch.models.loaders import face_model_for
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.search.coappear import FaceGroup, case_tracks, check_window, find_companions, load_faces
-from citywatch.tasks.search.recurring import RecurringScope, check_scope, over_limits, recurring_groups, within
+from citywatch.tasks.search.recurring import (
+    RecurringScope,
+    check_scope,
+    over_limits,
+    recurring_groups,
+    within,
+)
 
 MAX_SIGHTINGS = 500
 
@@ -112,10 +118,14 @@ def recurring_search(
     }
     with refusals_on_record(settings, storage, Action.SEARCH_RECURRING, case_id, justification, params):
         scope = check_scope(scope)
-    limits = over_limits(scope, max_cameras=settings.recurring_max_cameras, max_days=settings.recurring_max_days)
+    limits = over_limits(
+        scope, max_cameras=settings.recurring_max_cameras, max_days=settings.recurring_max_days
+    )
     with governed(settings, storage, Action.SEARCH_RECURRING, case_id, justification, params) as run:
         if limits and approval:
-            row = approved_request(storage, approval, Action.SEARCH_RECURRING.value, run.case_id, run.actor.user)
+            row = approved_request(
+                storage, approval, Action.SEARCH_RECURRING.value, run.case_id, run.actor.user
+            )
             if not within(scope, _scope_of(row, scope.min_count)):
                 raise ForbiddenError(f"the request goes beyond what {approval} approved ({_describe(row)})")
         elif limits and request_approval:

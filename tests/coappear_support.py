@@ -141,7 +141,9 @@ def build_root(settings: Settings, embeddings: dict[str, list[np.ndarray]]) -> S
     ]
     cameras_table(storage.db).add(rows_to_arrow(cameras, CameraRow.SCHEMA))
     rows = face_rows(embeddings, APPEARANCES)
-    faces_table(storage.db, len(rows[0].embedding)).add(rows_to_arrow(rows, FaceRow.schema(len(rows[0].embedding))))
+    faces_table(storage.db, len(rows[0].embedding)).add(
+        rows_to_arrow(rows, FaceRow.schema(len(rows[0].embedding)))
+    )
     for index, app in enumerate(APPEARANCES[: len(SUBJECT_WALKS)]):
         add_hold(storage, CASE_ID, track_id(index, app), "demo-supervisor", "subject of the case")
     return storage

@@ -125,15 +125,20 @@ def approve_request(storage: Storage, request_id: str, case_id: str, approver: s
     return updated
 
 
-def approved_request(storage: Storage, request_id: str, action: str, case_id: str, user: str) -> ScopeRequestRow:
+def approved_request(
+    storage: Storage, request_id: str, action: str, case_id: str, user: str
+) -> ScopeRequestRow:
     """The approved request ``request_id`` for this action, case and requester, or a refusal."""
     row = get_request(storage, request_id)
     if row.action != action or row.case_id != case_id:
         raise ForbiddenError(
-            f"scope request {request_id} is for {row.action} in case {row.case_id!r}, not {action} in {case_id!r}"
+            f"scope request {request_id} is for {row.action} in case {row.case_id!r}, "
+            f"not {action} in {case_id!r}"
         )
     if row.status != APPROVED:
         raise ForbiddenError(f"scope request {request_id} still waits for a supervisor's approval")
     if row.requested_by != user:
-        raise ForbiddenError(f"scope request {request_id} was made by {row.requested_by!r}; only they may use it")
+        raise ForbiddenError(
+            f"scope request {request_id} was made by {row.requested_by!r}; only they may use it"
+        )
     return row

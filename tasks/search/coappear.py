@@ -24,6 +24,8 @@ from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, open_table
 from citywatch.tasks.search.faces import segment_uris, similarity
 from citywatch.tasks.search.grouping import TrackTemplate, group_tracks, representative, track_templates
+from citywatch.tasks.search.report import sighting_json
+from citywatch.times import format_utc
 
 MAX_SUBJECT_TRACKS = 500
 
@@ -145,7 +147,9 @@ def build_groups(
     for rank, members in enumerate(groups, start=1):
         best = representative(members)
         sightings = tuple(
-            _sighting(i, m.face, float(np.linalg.norm(m.embedding - best.embedding)), threshold, cameras, uris)
+            _sighting(
+                i, m.face, float(np.linalg.norm(m.embedding - best.embedding)), threshold, cameras, uris
+            )
             for i, m in enumerate(members, start=1)
         )
         out.append(
@@ -186,3 +190,16 @@ def _sighting(
         lon=face.lon,
     )
 
+
+def group_json(group: FaceGroup) -> dict[str, object]:
+    """The JSON form of a group (CLI --json and the service)."""
+    return {
+        "rank": group.rank,
+        "count": group.count,
+        "thumb_uri": group.thumb_uri,
+        "cameras": list(group.cameras),
+        "first_ts": format_utc(group.first_ts),
+        "last_ts": format_utc(group.last_ts),
+        "accompanies": list(group.accompanies),
+        "sightings": [sighting_json(s) for s in group.sightings],
+    }

@@ -1,0 +1,81 @@
+"""Co-appearance and recurring faces: Prefect flow runs tagged with the caller and case."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prefect import tags
+
+from citywatch.filters import parse_time
+from citywatch.service.deps import acting
+from citywatch.service.models import ApproveScope, Companions, Id, Recurring
+from citywatch.service.routes_search import run_tags
+
+router = APIRouter(prefix="/api")
+
+
+@router.post("/search/companions")
+def companions(body: Companions, request: Request) -> dict[str, object]:
+    from citywatch.flows.coappear import coappear
+    from citywatch.tasks.search.coappear import group_json
+
+    with acting(request) as (settings, _storage), tags(*run_tags(str(settings.user), body.case_id)):
+        result = coappear(
+            case_id=body.case_id,
+            justification=body.justification,
+            sightings=list(body.sightings),
+            window_s=body.window_s,
+            settings=settings,
+        )
+    return {
+        "case_id": result.case_id,
+        "subject_tracks": list(result.subject_tracks),
+        "window_s": result.window_s,
+        "threshold": result.threshold,
+        "groups": [group_json(g) for g in result.groups],
+    }
+
+
+@router.post("/search/recurring")
+def recurring(body: Recurring, request: Request) -> dict[str, object]:
+    from citywatch.flows.coappear import recurring as recurring_flow
+    from citywatch.tasks.search.coappear import group_json
+
+    since = parse_time(body.since, "since")
+    until = parse_time(body.until, "until")
+    with acting(request) as (settings, _storage), tags(*run_tags(str(settings.user), body.case_id)):
+        result = recurring_flow(
+            camera_ids=list(body.cameras),
+            since=since,
+            until=until,
+            min_count=settings.recurring_min_count if body.min_count is None else body.min_count,
+            case_id=body.case_id,
+            justification=body.justification,
+            approval=body.approval,
+            request_approval=body.request_approval,
+            settings=settings,
+        )
+    return {
+        "case_id": result.case_id,
+        "pending_request": result.pending_request,
+        "approval": result.approval,
+        "threshold": result.threshold,
+        "groups": [group_json(g) for g in result.groups],
+    }
+
+
+@router.post("/search/recurring/{request_id}/approve")
+def approve(request_id: Id, body: ApproveScope, request: Request) -> dict[str, object]:
+    """A supervisor (not the requester) approves a recurring-faces request over the limits."""
+    from citywatch.flows.coappear import approve_recurring
+    from citywatch.times import format_utc
+
+    with acting(request) as (settings, _storage):
+        row = approve_recurring(settings, request_id, case_id=body.case_id, justification=body.justification)
+    return {
+        "id": row.id,
+        "case_id": row.case_id,
+        "requested_by": row.requested_by,
+        "approved_by": row.approved_by,
+        "approved_at": format_utc(row.approved_at) if row.approved_at else None,
+        "over_limits": row.over_limits,
+    }
