@@ -9,6 +9,7 @@ recorded as a pending request with ``request_approval``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
@@ -86,7 +87,8 @@ def companions_search(
     """Plain function behind the ``coappear`` flow; governed and audited."""
     storage = Storage(settings)
     window = settings.coappear_window_s if window_s is None else window_s
-    params = {"sightings": list(sightings[:MAX_SIGHTINGS]), "window_s": window}
+    finite = isinstance(window, int | float) and math.isfinite(window)
+    params = {"sightings": list(sightings[:MAX_SIGHTINGS]), "window_s": window if finite else str(window)}
     with refusals_on_record(settings, storage, Action.SEARCH_COAPPEAR, case_id, justification, params):
         check_window(window)
     with governed(settings, storage, Action.SEARCH_COAPPEAR, case_id, justification, params) as run:
