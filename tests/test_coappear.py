@@ -7,6 +7,7 @@ approval, the audit trail and the refusals (tests/coappear_support.py has the tr
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
@@ -234,3 +235,42 @@ def test_grouping_blockwise_matches_identities(monkeypatch: pytest.MonkeyPatch) 
     assert len(set(labels.tolist())) == 300
     assert all(len(set(labels[i * 3 : i * 3 + 3].tolist())) == 1 for i in range(300))
     assert grouping.neighbour_components(np.zeros((0, 128), np.float32), 0.55).shape == (0,)
+
+
+def face_ids_of(person: str) -> tuple[str, ...]:
+    return tuple(sorted(f"{t}@1" for t in truth.tracks_of(person)))
+
+
+def test_promote_a_group_to_a_face_search_and_a_watchlist_request(root: Settings) -> None:
+    from citywatch.flows.promote import group_search, group_watchlist_request
+    from citywatch.tasks.search.faces import SearchFilters
+
+    group = face_ids_of(truth.COMPANION)
+    found = group_search(root, group, SearchFilters(), case_id=truth.CASE_ID, justification=WHY)
+    tracks_found = {s.face_id.rsplit("@", 1)[0] for s in found.sightings}
+    assert tracks_found == truth.tracks_of(truth.COMPANION)  # all of them, nobody else
+    record = last_record(root, "search_face")
+    assert record.probe_sha256 == found.probe_sha256
+    assert json.loads(record.params)["source"] == "group"
+
+    entry = group_watchlist_request(
+        root,
+        group,
+        label="companion 1",
+        reason="suspect",
+        expires="7d",
+        case_id=truth.CASE_ID,
+        justification=WHY,
+    )
+    assert entry.status == "pending" and entry.photo_sha256[0].startswith("group:")
+    assert entry.requested_by == "demo-investigator" and len(entry.embeddings) == 1
+    request = last_record(root, "watchlist_request")
+    assert request.outcome == "ok" and entry.id in request.detail
+
+    mixed = group[:1] + face_ids_of(truth.RECURRING)[:1]
+    with pytest.raises(BadInputError, match="do not look like one person"):
+        group_search(root, mixed, SearchFilters(), case_id=truth.CASE_ID, justification=WHY)
+    with pytest.raises(ForbiddenError, match="may not search_face"):
+        group_search(
+            as_user(root, "demo-analyst"), group, SearchFilters(), case_id=truth.CASE_ID, justification=WHY
+        )

@@ -1,4 +1,4 @@
-"""CLI: ``search companions``, ``search recurring`` and ``search recurring-approve`` (case-bound, audited)."""
+"""CLI: ``search companions|recurring|recurring-approve|promote`` (case-bound, audited)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,95 @@ def register(search_sub: Subcommands[Parser]) -> None:
     a.add_argument("request_id", help="the pending request (sr-...)")
     add_case_arguments(a)
     a.set_defaults(handler=cmd_recurring_approve)
+    _register_promote(search_sub)
+
+
+def _register_promote(search_sub: Subcommands[Parser]) -> None:
+    p = add_command(
+        search_sub,
+        "promote",
+        help="turn a group into a face search or a watchlist request (its template as the probe)",
+        description="Name a group by its face sightings (face_id from search companions or search "
+        "recurring). Its template (the mean of its tracks) is searched like a probe photo, or with "
+        "--watchlist enrolled as a pending watchlist entry that a second person must approve. "
+        "Audited with the group as the source.",
+        examples=[
+            f"citywatch search promote --sighting FACE_ID --sighting FACE_ID2 --case C-1 {_WHY}",
+            "citywatch search promote --sighting FACE_ID --watchlist --label companion-1 --reason suspect "
+            f"--expires 7d --case C-1 {_WHY}",
+        ],
+    )
+    p.add_argument(
+        "--sighting", action="append", default=[], help="a face sighting of the group (repeatable)"
+    )
+    p.add_argument("--watchlist", action="store_true", help="request a watchlist entry instead of a search")
+    p.add_argument("--label", help="--watchlist: the entry's label")
+    p.add_argument("--reason", help="--watchlist: suspect, missing, vulnerable or threat")
+    p.add_argument(
+        "--expires", default="7d", help="--watchlist: 7d, 12h or an ISO time (default %(default)s)"
+    )
+    p.add_argument("--threshold", type=float, help="--watchlist: a stricter match distance")
+    p.add_argument("--camera", action="append", default=[], help="search: camera id (repeatable)")
+    p.add_argument("--since", help="search: ISO 8601 time (UTC if no offset)")
+    p.add_argument("--until", help="search: ISO 8601 time (UTC if no offset)")
+    p.add_argument("--top-k", type=int, help="search: at most this many sightings")
+    add_case_arguments(p)
+    add_json_argument(p)
+    p.set_defaults(handler=cmd_promote)
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from citywatch.flows.promote import group_search, group_watchlist_request
+
+    sightings = tuple(args.sighting)
+    if args.watchlist:
+        with refusals_on_record(
+            settings, Storage(settings), Action.WATCHLIST_REQUEST, args.case_id, args.justification, {}
+        ):
+            if not args.label or not args.reason:
+                raise BadInputError("--watchlist needs --label and --reason")
+        row = group_watchlist_request(
+            settings,
+            sightings,
+            label=args.label,
+            reason=args.reason,
+            expires=args.expires,
+            case_id=args.case_id,
+            justification=args.justification,
+            threshold=args.threshold,
+        )
+        if args.json:
+            output.as_json({"id": row.id, "status": row.status, "label": row.label, "case_id": row.case_id})
+        else:
+            output.line(
+                f"{row.id}: face entry {row.label!r} from the group added, pending approval by a "
+                f"second person (citywatch watchlist approve {row.id})"
+            )
+        return 0
+    from citywatch.cli.search import print_sightings
+    from citywatch.tasks.search.faces import SearchFilters
+
+    params = {"source": "group", "since": args.since, "until": args.until}
+    with refusals_on_record(
+        settings, Storage(settings), Action.SEARCH_FACE, args.case_id, args.justification, params
+    ):
+        start = parse_time(args.since, "--since") if args.since else None
+        end = parse_time(args.until, "--until") if args.until else None
+    result = group_search(
+        settings,
+        sightings,
+        SearchFilters(tuple(args.camera), None, start, end),
+        case_id=args.case_id,
+        justification=args.justification,
+        top_k=args.top_k,
+    )
+    if args.json:
+        from citywatch.tasks.search.report import sighting_json
+
+        output.as_json([sighting_json(s) for s in result.sightings])
+    else:
+        print_sightings(result)
+    return 0
 
 
 def print_groups(groups: list[FaceGroup], summary: str) -> None:

@@ -21,7 +21,7 @@ from scipy.sparse.csgraph import connected_components
 
 from citywatch.schemas import FaceRow
 
-BLOCK_ROWS = 2048  # templates compared per block: 2048 x N float32 distances at a time
+BLOCK_ROWS = 512  # templates compared per block: N x 512 float32 distances at a time
 MAX_NEIGHBOURS = 32  # edges kept per template (the nearest), enough to join a component
 
 
@@ -51,28 +51,38 @@ def track_templates(faces: Iterable[FaceRow]) -> list[TrackTemplate]:
 
 
 def neighbour_components(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.int64]:
-    """Component label of each row of ``vectors`` in the graph of pairs within ``threshold``."""
+    """Component label of each row of ``vectors`` in the graph of pairs within ``threshold``.
+
+    Exact distances, one block of rows against the rows after it (each pair once); a row
+    keeps at most ``MAX_NEIGHBOURS`` of its nearest neighbours in a block, which is plenty
+    to join a component and bounds memory when one face recurs thousands of times.
+    """
     count = len(vectors)
     if count == 0:
         return np.zeros(0, np.int64)
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.einsum("ij,ij->i", data, data)
-    limit = float(threshold) ** 2
-    keep = min(MAX_NEIGHBOURS, count)
+    half_norms = 0.5 * np.einsum("ij,ij->i", data, data)
+    limit = 0.5 * float(threshold) ** 2  # compare half squared distances: one multiply less
     rows: list[npt.NDArray[np.int64]] = []
     cols: list[npt.NDArray[np.int64]] = []
     for start in range(0, count, BLOCK_ROWS):
-        block = data[start : start + BLOCK_ROWS]
-        squared = norms[start : start + BLOCK_ROWS, None] + norms[None, :] - 2.0 * (block @ data.T)
-        nearest = np.argpartition(squared, keep - 1, axis=1)[:, :keep] if keep < count else None
-        if nearest is None:
-            r, c = np.nonzero(squared <= limit)
-        else:
-            picked = np.take_along_axis(squared, nearest, axis=1)
-            r, k = np.nonzero(picked <= limit)
-            c = nearest[r, k]
-        rows.append(r.astype(np.int64) + start)
-        cols.append(c.astype(np.int64))
+        stop = min(count, start + BLOCK_ROWS)
+        others = data[start:]
+        half = others @ data[start:stop].T  # (count - start) x block: -0.5 d^2 + norms
+        np.subtract(half_norms[start:, None], half, out=half)
+        half += half_norms[None, start:stop]
+        near = half <= limit
+        per_row = near.sum(axis=0)
+        crowded = np.nonzero(per_row > MAX_NEIGHBOURS)[0]
+        if len(crowded):  # keep only the nearest of a very frequent face
+            for j in crowded.tolist():
+                column = half[:, j]
+                keep = np.argpartition(column, MAX_NEIGHBOURS)[:MAX_NEIGHBOURS]
+                near[:, j] = False
+                near[keep[column[keep] <= limit], j] = True
+        other, mine = np.nonzero(near)
+        rows.append(mine.astype(np.int64) + start)
+        cols.append(other.astype(np.int64) + start)
     row = np.concatenate(rows)
     col = np.concatenate(cols)
     graph = coo_matrix((np.ones(len(row), np.int8), (row, col)), shape=(count, count))
