@@ -274,3 +274,10 @@ def test_promote_a_group_to_a_face_search_and_a_watchlist_request(root: Settings
         group_search(
             as_user(root, "demo-analyst"), group, SearchFilters(), case_id=truth.CASE_ID, justification=WHY
         )
+
+
+def test_any_of_stays_grouped_inside_all_of() -> None:
+    from citywatch.filters import all_of, any_of, eq
+
+    assert any_of() == "FALSE"
+    assert all_of(eq("a", 1), any_of(eq("b", 2), eq("c", "x'y"))) == "a = 1 AND ((b = 2) OR (c = 'x''y'))"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from citywatch.errors import BadInputError
-from citywatch.filters import all_of, compare, eq, is_in, not_in
+from citywatch.filters import all_of, any_of, compare, eq, is_in, not_in
 from citywatch.schemas import CameraRow, FaceRow, HoldRow, arrow_to_rows
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
@@ -91,19 +91,22 @@ def find_companions(
     if missing:
         raise BadInputError(f"subject track(s) {', '.join(missing[:5])} not in the faces table")
     subject_vectors = np.stack([t.embedding for t in subject])
-    seen_with: dict[str, set[str]] = {}
-    candidates: list[FaceRow] = []
-    for track in subject:
-        face = track.face
-        where = all_of(
-            eq("camera_id", face.camera_id),
-            compare("ts", ">=", face.track_start - window),
-            compare("ts", "<=", face.track_end + window),
-            not_in("track_id", wanted),
+    windows = {
+        t.track_id: (t.face.camera_id, t.face.track_start - window, t.face.track_end + window)
+        for t in subject
+    }
+    near_subject = any_of(
+        *(
+            all_of(eq("camera_id", camera), compare("ts", ">=", since), compare("ts", "<=", until))
+            for camera, since, until in windows.values()
         )
-        for other in load_faces(storage, where):
-            seen_with.setdefault(other.track_id, set()).add(track.track_id)
-            candidates.append(other)
+    )
+    candidates = load_faces(storage, all_of(not_in("track_id", wanted), near_subject))
+    seen_with: dict[str, set[str]] = {}
+    for other in candidates:  # one query for every sighting; which sightings each face was near
+        for track, (camera, since, until) in windows.items():
+            if other.camera_id == camera and since <= other.ts <= until:
+                seen_with.setdefault(other.track_id, set()).add(track)
     companions = [
         t for t in track_templates(candidates) if _nearest(subject_vectors, t.embedding) > threshold
     ]  # the subject's own unkept tracks are not companions
