@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import resource
 import tempfile
 import time
@@ -57,13 +58,14 @@ def bcubed(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 
 def bench_grouping(vectors: np.ndarray, labels: np.ndarray, threshold: float) -> None:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     pred = neighbour_components(vectors, threshold)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     precision, recall = bcubed(pred, labels)
     print(
-        f"grouping {len(vectors):,} tracks ({labels.max() + 1:,} identities): {wall:.1f} s, "
+        f"grouping {len(vectors):,} tracks ({labels.max() + 1:,} identities): {wall:.1f} s "
+        f"({cpu:.1f} s CPU, {os.getloadavg()[0]:.0f} load), "
         f"peak RSS {peak_mb:,.0f} MB, BCubed precision {precision:.4f} recall {recall:.4f}"
     )
 

@@ -141,6 +141,15 @@ def test_service_endpoints(service_root: Settings, prefect_api: str) -> None:
         ran = ivy.post("/api/search/recurring", json={**month, "approval": request_id}, headers=headers)
         assert ran.status_code == 200 and ran.json()["groups"]
 
+        companion = sorted(s["face_id"] for s in found.json()["groups"][0]["sightings"])
+        searched = ivy.post("/api/search/group", json={**body, "sightings": companion}, headers=headers)
+        assert searched.status_code == 200, searched.text
+        searched_tracks = {s["face_id"].rsplit("@", 1)[0] for s in searched.json()["sightings"]}
+        assert searched_tracks == truth.tracks_of(truth.COMPANION)
+        entry = {**body, "sightings": companion, "label": "companion", "reason": "suspect", "expires": "3d"}
+        enrolled = ivy.post("/api/watchlist/group", json=entry, headers=headers)
+        assert enrolled.status_code == 200 and enrolled.json()["status"] == "pending"
+
         ann = TestClient(create_app(service_root))
         refused = ann.post("/api/search/companions", json=body, headers=sign_in(ann, "ann"))
         assert refused.status_code == 403
@@ -149,4 +158,20 @@ def test_service_endpoints(service_root: Settings, prefect_api: str) -> None:
         ("ivy", "search_coappear", "ok"),
         ("sam", "recurring_approve", "ok"),
         ("ivy", "search_recurring", "ok"),
+        ("ivy", "search_face", "ok"),
+        ("ivy", "watchlist_request", "ok"),
     }
+    refusals = AuditLog(Storage(service_root)).list(user="ann", limit=10)
+    assert ("search_coappear", "refused") in {(r.action, r.outcome) for r in refusals}  # at the gate
+
+
+def test_cli_promote(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    group = [arg for t in sorted(truth.tracks_of(truth.RECURRING)) for arg in ("--sighting", f"{t}@1")]
+    assert main(["search", "promote", *group, "--json", *CASE]) == 0
+    found = {s["face_id"].rsplit("@", 1)[0] for s in json.loads(capsys.readouterr().out)}
+    assert found == truth.tracks_of(truth.RECURRING)
+    assert main(["search", "promote", *group, "--watchlist", *CASE]) == 2
+    assert "--watchlist needs --label and --reason" in capsys.readouterr().err
+    entry = ["--watchlist", "--label", "unknown 1", "--reason", "suspect", "--expires", "2d"]
+    assert main(["search", "promote", *group, *entry, *CASE]) == 0
+    assert "from the group added, pending approval by a second person" in capsys.readouterr().out

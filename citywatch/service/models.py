@@ -130,3 +130,19 @@ class Recurring(Strict):
 class ApproveScope(Strict):
     case_id: CaseId
     justification: Why
+
+
+class GroupSearch(Filters):
+    sightings: list[Sighting] = Field(min_length=1, max_length=500)
+    case_id: CaseId
+    justification: Why
+
+
+class GroupEntry(Strict):
+    sightings: list[Sighting] = Field(min_length=1, max_length=500)
+    label: Short
+    reason: Short
+    expires: Time
+    threshold: float | None = Field(None, gt=0, le=2)
+    case_id: CaseId
+    justification: Why

@@ -1,4 +1,5 @@
-"""Co-appearance and recurring faces: Prefect flow runs tagged with the caller and case."""
+"""Co-appearance and recurring faces (Prefect flow runs tagged with the caller and case), and
+promoting a group to a face search or a watchlist request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from prefect import tags
 
 from citywatch.filters import parse_time
 from citywatch.service.deps import acting
-from citywatch.service.models import ApproveScope, Companions, Id, Recurring
+from citywatch.service.models import ApproveScope, Companions, GroupEntry, GroupSearch, Id, Recurring
 from citywatch.service.routes_search import run_tags
 
 router = APIRouter(prefix="/api")
@@ -79,3 +80,49 @@ def approve(request_id: Id, body: ApproveScope, request: Request) -> dict[str, o
         "approved_at": format_utc(row.approved_at) if row.approved_at else None,
         "over_limits": row.over_limits,
     }
+
+
+@router.post("/search/group")
+def group_search(body: GroupSearch, request: Request) -> dict[str, object]:
+    """A face search with a group's template as the probe."""
+    from citywatch.flows.promote import group_search as search_group
+    from citywatch.tasks.search.faces import SearchFilters
+    from citywatch.tasks.search.report import sighting_json
+
+    start = parse_time(body.since, "since") if body.since else None
+    end = parse_time(body.until, "until") if body.until else None
+    filters = SearchFilters(tuple(body.cameras), body.district, start, end)
+    with acting(request) as (settings, _storage):
+        result = search_group(
+            settings,
+            tuple(body.sightings),
+            filters,
+            case_id=body.case_id,
+            justification=body.justification,
+            top_k=body.top_k,
+        )
+    return {
+        "probe_sha256": result.probe_sha256,
+        "threshold": result.threshold,
+        "report": result.report_uri,
+        "sightings": [sighting_json(s) for s in result.sightings],
+    }
+
+
+@router.post("/watchlist/group")
+def group_entry(body: GroupEntry, request: Request) -> dict[str, object]:
+    """A pending face watchlist entry from a group's template (a second person approves it)."""
+    from citywatch.flows.promote import group_watchlist_request
+
+    with acting(request) as (settings, _storage):
+        row = group_watchlist_request(
+            settings,
+            tuple(body.sightings),
+            label=body.label,
+            reason=body.reason,
+            expires=body.expires,
+            case_id=body.case_id,
+            justification=body.justification,
+            threshold=body.threshold,
+        )
+    return {"id": row.id, "status": row.status, "label": row.label, "case_id": row.case_id}

@@ -49,6 +49,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/search/companions"): _act(Action.SEARCH_COAPPEAR, "json"),
     ("POST", "/api/search/recurring"): _act(Action.SEARCH_RECURRING, "json"),
     ("POST", "/api/search/recurring/{request_id}/approve"): _act(Action.RECURRING_APPROVE, "json"),
+    ("POST", "/api/search/group"): _act(Action.SEARCH_FACE, "json"),
+    ("POST", "/api/watchlist/group"): _act(Action.WATCHLIST_REQUEST, "json"),
     ("GET", "/api/watchlist"): _act(Action.WATCHLIST_READ),
     ("GET", "/api/watchlist/{entry_id}"): _act(Action.WATCHLIST_READ),
     ("POST", "/api/watchlist/plate"): _act(Action.WATCHLIST_REQUEST, "json"),
