@@ -30,7 +30,7 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import faces_table
 from citywatch.tasks.search.coappear import find_companions
-from citywatch.tasks.search.grouping import neighbour_components
+from citywatch.tasks.search.grouping import group_labels
 
 DIM = 128
 T0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -59,7 +59,7 @@ def bcubed(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 def bench_grouping(vectors: np.ndarray, labels: np.ndarray, threshold: float) -> None:
     start, cpu = time.perf_counter(), time.process_time()
-    pred = neighbour_components(vectors, threshold)
+    pred = group_labels(vectors, threshold)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     precision, recall = bcubed(pred, labels)

@@ -281,3 +281,17 @@ def test_any_of_stays_grouped_inside_all_of() -> None:
 
     assert any_of() == "FALSE"
     assert all_of(eq("a", 1), any_of(eq("b", 2), eq("c", "x'y"))) == "a = 1 AND ((b = 2) OR (c = 'x''y'))"
+
+
+def test_one_poor_view_does_not_chain_two_people() -> None:
+    a = np.zeros(128, np.float32)
+    b = a.copy()
+    b[0] = 1.0  # two people 1.0 apart
+    between = a.copy()
+    between[0] = 0.5  # a blurred view 0.5 from both, under the 0.55 threshold
+    near_a = a.copy()
+    near_a[1] = 0.1
+    vectors = np.stack([a, b, between, near_a])
+    assert len(set(grouping.neighbour_components(vectors, 0.55).tolist())) == 1  # the chain
+    labels = grouping.group_labels(vectors, 0.55).tolist()
+    assert labels[0] == labels[3] != labels[1]  # split: the two people stay apart

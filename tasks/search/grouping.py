@@ -2,8 +2,9 @@
 
 A track's template is its best-quality embedded face (the field-accuracy issue's track
 templates can replace it). Two templates are neighbours when their Euclidean distance is
-at most the face match threshold; a group is a connected component of that graph, found
-with exact neighbours computed block by block (numpy) and scipy's connected components.
+at most the face match threshold; the connected components of that graph (exact
+neighbours computed block by block, scipy's connected components) are split by average
+linkage at the same threshold, so one poor view cannot chain two people together.
 Groups are numbered by their earliest sighting, so the same inputs give the same groups.
 Groups are not identities: they carry no name and are never matched outside the request.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -23,6 +25,7 @@ from citywatch.schemas import FaceRow
 
 BLOCK_ROWS = 512  # templates compared per block: N x 512 float32 distances at a time
 MAX_NEIGHBOURS = 32  # edges kept per template (the nearest), enough to join a component
+MAX_REFINE = 4000  # components up to this size are split by average linkage (O(n^2) memory)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +93,36 @@ def neighbour_components(vectors: npt.NDArray[np.float32], threshold: float) -> 
     return labels.astype(np.int64)
 
 
+def group_labels(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.int64]:
+    """Group label of each row: neighbour components, each split by average linkage.
+
+    A component can chain two people through one poor view (a blurred face a little
+    under the threshold from both); average linkage at the same threshold joins two
+    clusters only when their tracks are, on average, within it. Components larger than
+    ``MAX_REFINE`` (one face seen thousands of times) are kept whole.
+    """
+    components = neighbour_components(vectors, threshold)
+    labels = np.empty(len(vectors), np.int64)
+    next_label = 0
+    order = np.argsort(components, kind="stable")
+    bounds = np.flatnonzero(np.diff(components[order])) + 1
+    for members in np.split(order, bounds) if len(order) else []:
+        if 2 < len(members) <= MAX_REFINE:
+            tree = linkage(vectors[members].astype(np.float64), method="average")
+            parts = fcluster(tree, t=threshold, criterion="distance").astype(np.int64) - 1
+        else:
+            parts = np.zeros(len(members), np.int64)
+        labels[members] = parts + next_label
+        next_label += int(parts.max()) + 1
+    return labels
+
+
 def group_tracks(templates: Sequence[TrackTemplate], threshold: float) -> list[list[TrackTemplate]]:
     """Templates grouped by likely identity; groups and their members ordered by first sighting."""
     if not templates:
         return []
     vectors = np.stack([t.embedding.astype(np.float32) for t in templates])
-    labels = neighbour_components(vectors, threshold)
+    labels = group_labels(vectors, threshold)
     groups: dict[int, list[TrackTemplate]] = {}
     for label, template in zip(labels.tolist(), templates):
         groups.setdefault(label, []).append(template)

@@ -20,7 +20,7 @@ from citywatch.models.base import FaceDetection
 from citywatch.storage import Storage
 from citywatch.tasks.search.coappear import load_faces
 from citywatch.tasks.search.faces import Probe
-from citywatch.tasks.search.grouping import neighbour_components, track_templates
+from citywatch.tasks.search.grouping import group_labels, track_templates
 
 MAX_GROUP_SIGHTINGS = 500
 
@@ -60,7 +60,7 @@ def group_template(storage: Storage, face_ids: Sequence[str], threshold: float) 
         raise BadInputError(f"the sightings come from different face models ({', '.join(models)})")
     templates = track_templates(faces)
     vectors = np.stack([t.embedding.astype(np.float32) for t in templates])
-    groups = len(set(neighbour_components(vectors, threshold).tolist()))
+    groups = len(set(group_labels(vectors, threshold).tolist()))
     if groups > 1:
         raise BadInputError(
             f"the {len(templates)} tracks given fall into {groups} groups at the match threshold "
