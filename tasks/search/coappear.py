@@ -63,7 +63,7 @@ def case_tracks(storage: Storage, case_id: str) -> list[str]:
     if not tracks:
         raise BadInputError(
             f"case {case_id!r} keeps no sightings: hold the subject's tracks first "
-            "(citywatch hold TRACK --case ...) or give them with --track"
+            "(citywatch hold TRACK --case ...) or name them with --sighting FACE_ID"
         )
     return tracks
 
