@@ -112,6 +112,12 @@ def all_of(*parts: str | None) -> str | None:
     return " AND ".join(present) or None
 
 
+def any_of(*parts: str) -> str:
+    """The OR of filters built here, parenthesised (safe inside :func:`all_of`); none: ``FALSE``."""
+    present = [p for p in parts if p]
+    return "(" + " OR ".join(f"({p})" for p in present) + ")" if present else "FALSE"
+
+
 def parse_time(text: str, what: str) -> dt.datetime:
     """ISO 8601 time from the user; naive times are taken as UTC."""
     try:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from citywatch.cli import alerts, audit, commands, export, output, search, watchlist
+from citywatch.cli import alerts, audit, coappear, commands, export, output, search, watchlist
 from citywatch.cli.client import ApiClient, api_client, client_mode
 from citywatch.errors import BadInputError, ForbiddenError
 from citywatch.settings import Settings
@@ -179,9 +179,40 @@ def hold(args: argparse.Namespace, api: ApiClient) -> int:
     return 0
 
 
+_GROUP = ("rank", "count", "cameras", "first_ts", "last_ts", "thumb_uri")
+
+
+def companions(args: argparse.Namespace, api: ApiClient) -> int:
+    body = {"case_id": args.case_id, "justification": args.justification, "sightings": args.sighting}
+    data = api.post("/api/search/companions", {**body, "window_s": args.window})
+    groups = data["groups"]
+    return _show(args, data if args.json else groups, _GROUP, f"{len(groups)} companion groups")
+
+
+def recurring(args: argparse.Namespace, api: ApiClient) -> int:
+    body = {"case_id": args.case_id, "justification": args.justification, "cameras": args.camera}
+    body.update(since=args.since, until=args.until, min_count=args.min_count, approval=args.approval)
+    data = api.post("/api/search/recurring", {**body, "request_approval": args.request_approval})
+    if data["pending_request"] and not args.json:
+        output.line(f"request {data['pending_request']} waits for a supervisor's approval")
+        return 0
+    groups = data["groups"]
+    return _show(args, data if args.json else groups, _GROUP, f"{len(groups)} recurring groups")
+
+
+def recurring_approve(args: argparse.Namespace, api: ApiClient) -> int:
+    body = {"case_id": args.case_id, "justification": args.justification}
+    row = api.post(f"/api/search/recurring/{args.request_id}/approve", body)
+    output.line(f"approved {row['id']} of {row['requested_by']} for case {row['case_id']}")
+    return 0
+
+
 REMOTE: dict[Handler, Remote] = {
     search.cmd_search_face: search_face,
     search.cmd_search_plate: search_plate,
+    coappear.cmd_companions: companions,
+    coappear.cmd_recurring: recurring,
+    coappear.cmd_recurring_approve: recurring_approve,
     watchlist.cmd_watchlist_add: watchlist_add,
     watchlist.cmd_watchlist_approve: watchlist_approve,
     watchlist.cmd_watchlist_list: watchlist_list,

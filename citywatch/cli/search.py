@@ -1,11 +1,12 @@
-"""CLI: ``search face`` and ``search plate`` (case-bound, audited, with an HTML report)."""
+"""CLI: ``search face`` and ``search plate`` (case-bound, audited, with an HTML report);
+``search companions|recurring|recurring-approve`` are in cli/coappear.py."""
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING
 
-from citywatch.cli import output
+from citywatch.cli import coappear, output
 from citywatch.cli.args import (
     Parser,
     Subcommands,
@@ -29,13 +30,14 @@ def register(sub: Subcommands[Parser]) -> None:
     p = add_command(
         sub,
         "search",
-        help="search sightings of a face or a plate",
+        help="search sightings of a face or a plate, companions, recurring faces",
         examples=[
             'citywatch search face probe.jpg --case C-1 --why "missing person report"',
             'citywatch search plate "AB12*" --case C-1 --why "stolen car report"',
+            'citywatch search companions --case C-1 --why "who was with the suspect on 20 Nov"',
         ],
     )
-    search_sub = add_subcommands(p, "what", "face or plate")
+    search_sub = add_subcommands(p, "what", "face, plate, companions or recurring")
     f = add_command(
         search_sub,
         "face",
@@ -79,6 +81,7 @@ def register(sub: Subcommands[Parser]) -> None:
     add_case_arguments(f)
     add_json_argument(f)
     f.set_defaults(handler=cmd_search_plate)
+    coappear.register(search_sub)
 
 
 def _add_filter_arguments(parser: Parser) -> None:

@@ -19,6 +19,9 @@ class Action(StrEnum):
     ANALYTICS_READ = "analytics_read"
     SEARCH_FACE = "search_face"
     SEARCH_PLATE = "search_plate"
+    SEARCH_COAPPEAR = "search_coappear"  # who was with the subject
+    SEARCH_RECURRING = "search_recurring"  # unknown faces that keep coming back
+    RECURRING_APPROVE = "recurring_approve"  # a recurring search over the default limits
     EXPORT = "export"
     WATCHLIST_READ = "watchlist_read"
     WATCHLIST_REQUEST = "watchlist_request"
@@ -45,6 +48,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.ANALYTICS_READ: frozenset({_A, _I, _S}),
     Action.SEARCH_FACE: frozenset({_I, _S}),
     Action.SEARCH_PLATE: frozenset({_I, _S}),
+    Action.SEARCH_COAPPEAR: frozenset({_I, _S}),
+    Action.SEARCH_RECURRING: frozenset({_I, _S}),
+    Action.RECURRING_APPROVE: frozenset({_S}),
     Action.EXPORT: frozenset({_I, _S}),
     Action.WATCHLIST_READ: frozenset({_I, _S}),
     Action.WATCHLIST_REQUEST: frozenset({_I, _S}),
@@ -70,6 +76,9 @@ CASE_BOUND: frozenset[Action] = frozenset(
     {
         Action.SEARCH_FACE,
         Action.SEARCH_PLATE,
+        Action.SEARCH_COAPPEAR,
+        Action.SEARCH_RECURRING,
+        Action.RECURRING_APPROVE,
         Action.EXPORT,
         Action.WATCHLIST_REQUEST,
         Action.WATCHLIST_APPROVE,

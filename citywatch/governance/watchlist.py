@@ -226,6 +226,38 @@ def enrol_face(
     return row
 
 
+def enrol_face_template(
+    storage: Storage,
+    template: Sequence[float],
+    source_sha256: str,
+    model_name: str,
+    request: EntryRequest,
+    *,
+    default_threshold: float,
+    max_days: int,
+    now: dt.datetime | None = None,
+) -> WatchlistRow:
+    """Enrol a person from a face group's template (no photo); the group's sha256 is the source."""
+    now = now or utcnow()
+    threshold = default_threshold if request.threshold is None else float(request.threshold)
+    if not 0 < threshold <= default_threshold:
+        raise BadInputError(
+            f"--threshold {threshold}: must be in (0, {default_threshold:.3f}], the model's "
+            "calibrated distance (an entry may be stricter, never looser)"
+        )
+    vector = np.asarray(template, dtype=np.float32)
+    if vector.ndim != 1 or not vector.size or not np.isfinite(vector).all():
+        raise BadInputError("a group template must be one finite embedding")
+    row = replace(
+        _base_row(request, EntryKind.FACE, now, max_days, threshold),
+        model=model_name,
+        embeddings=[vector.tolist()],
+        photo_sha256=[f"group:{source_sha256}"],
+    )
+    upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
+    return row
+
+
 def add_plate(
     storage: Storage,
     plate: str,

@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     from citywatch.service import (
         routes_admin,
         routes_auth,
+        routes_coappear,
         routes_governed,
         routes_oidc,
         routes_search,
@@ -75,7 +76,15 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.service = Service(settings)
-    for module in (routes_auth, routes_oidc, routes_search, routes_watchlist, routes_governed, routes_admin):
+    for module in (
+        routes_auth,
+        routes_oidc,
+        routes_search,
+        routes_coappear,
+        routes_watchlist,
+        routes_governed,
+        routes_admin,
+    ):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 
     @app.exception_handler(CitywatchError)

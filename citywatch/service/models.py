@@ -108,3 +108,45 @@ class NewUser(Strict):
 
 class NewPassword(Strict):
     password: Password
+
+
+Sighting = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Companions(Strict):
+    case_id: CaseId
+    justification: Why
+    sightings: list[Sighting] = Field(default_factory=list, max_length=500)
+    window_s: float | None = None  # checked (and a bad one audited) by the governed code
+
+
+class Recurring(Strict):
+    case_id: CaseId
+    justification: Why
+    cameras: list[Id] = Field(default_factory=list, max_length=1000)
+    since: Time
+    until: Time
+    min_count: int | None = None
+    approval: Id | None = None
+    request_approval: bool = False
+
+
+class ApproveScope(Strict):
+    case_id: CaseId
+    justification: Why
+
+
+class GroupSearch(Filters):
+    sightings: list[Sighting] = Field(min_length=1, max_length=500)
+    case_id: CaseId
+    justification: Why
+
+
+class GroupEntry(Strict):
+    sightings: list[Sighting] = Field(min_length=1, max_length=500)
+    label: Short
+    reason: Short
+    expires: Time
+    threshold: float | None = Field(None, gt=0, le=2)
+    case_id: CaseId
+    justification: Why

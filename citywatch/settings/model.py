@@ -35,6 +35,7 @@ from citywatch.settings.governance_sections import (
 )
 from citywatch.settings.renames import RENAMED
 from citywatch.settings.sections import (
+    CoappearSettings,
     DaskSettings,
     DecodeSettings,
     FacesSettings,
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     plates: PlatesSettings = Field(default_factory=PlatesSettings, description="Licence plate reading.")
     dask: DaskSettings = Field(default_factory=DaskSettings, description="Compute cluster.")
     index: IndexSettings = Field(default_factory=IndexSettings, description="Indexing runs.")
+    coappear: CoappearSettings = Field(
+        default_factory=CoappearSettings, description="Co-appearance and recurring faces."
+    )
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Deletion.")
     search: SearchSettings = Field(default_factory=SearchSettings, description="Searches.")
     service: ServiceSettings = Field(default_factory=ServiceSettings, description="`citywatch serve`.")

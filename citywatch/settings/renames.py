@@ -82,6 +82,11 @@ RENAMED: dict[str, str] = {
     "login_lockout_s": "auth.login_lockout_s",
     "totp_required": "auth.totp_required",
     "api_token_max_days": "auth.api_token_max_days",
+    # coappear
+    "coappear_window_s": "coappear.window_s",
+    "recurring_max_cameras": "coappear.recurring_max_cameras",
+    "recurring_max_days": "coappear.recurring_max_days",
+    "recurring_min_count": "coappear.recurring_min_count",
     # oidc
     "oidc_issuer": "oidc.issuer",
     "oidc_client_id": "oidc.client_id",

@@ -284,3 +284,28 @@ class ServiceSettings(Section):
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("service_tls_cert and service_tls_key go together: set both or neither")
         return self
+
+
+class CoappearSettings(Section):
+    """Co-appearance and recurring unknown faces (tasks/search/coappear.py, recurring.py)."""
+
+    window_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Co-appearance: a face track on the subject's camera within this many seconds "
+        "of a subject sighting counts as a companion.",
+    )
+    recurring_max_cameras: int = Field(
+        20,
+        ge=1,
+        description="Recurring faces: cameras one request may cover without a supervisor's approval.",
+    )
+    recurring_max_days: float = Field(
+        7.0,
+        gt=0,
+        description="Recurring faces: days one request's window may span without a supervisor's approval.",
+    )
+    recurring_min_count: int = Field(
+        3, ge=2, description="Recurring faces: default sightings a group needs to be listed."
+    )
