@@ -401,6 +401,41 @@ class Settings(BaseSettings):
         "turn off for S3 servers without it (localbucket, some gateways).",
     )
 
+    # --- ops ---------------------------------------------------------------------------
+    # (operations: schedules, retries, automations; citywatch/stack/automations.py)
+    index_interval_s: float = Field(
+        300.0,
+        ge=10,
+        le=86400,
+        description="Seconds between scheduled bulk index runs (the index-footage "
+        "deployment's interval, set by `citywatch up`).",
+    )
+    index_task_retries: int = Field(
+        2, ge=0, le=20, description="Retries of one segment's index task after a transient error."
+    )
+    index_task_retry_delay_s: float = Field(
+        5.0, ge=0, le=3600, description="Seconds before a segment's index task is retried."
+    )
+    ops_notify_url: SecretStr | None = Field(
+        None,
+        description="http(s) webhook (a secret: Slack-style URLs carry their token) the "
+        "Prefect automations `citywatch up` creates POST to "
+        '(JSON {"text": ...}, as Slack and Mattermost take it) when an index run fails, lag '
+        "exceeds lag_alert_s or the sweep stops. Unset: they fire in the Prefect UI only.",
+    )
+    lag_alert_s: float = Field(
+        900.0,
+        gt=0,
+        description="An index run whose largest camera lag (newest footage minus newest "
+        "indexed segment) exceeds this emits citywatch.index.lag-exceeded (an automation notifies).",
+    )
+    sweep_stall_s: float = Field(
+        300.0,
+        ge=30,
+        description="The sweep-stopped automation fires when no watchlist-sweep run has "
+        "completed for this long.",
+    )
+
     @field_validator("webhook_allowed_hosts")
     @classmethod
     def _hosts_are_names(cls, value: list[str]) -> list[str]:

@@ -90,6 +90,7 @@ def register(sub: Subcommands[Parser]) -> None:
     from citywatch.cli import login as commands_login
     from citywatch.cli import serve as commands_serve
     from citywatch.cli import stack as commands_stack
+    from citywatch.cli import status as commands_status
     from citywatch.cli import sweep as commands_sweep
     from citywatch.cli import watchlist as commands_watchlist
     from citywatch.cli import webhooks as commands_webhooks
@@ -105,6 +106,7 @@ def register(sub: Subcommands[Parser]) -> None:
         commands_stack,
         commands_serve,
         commands_login,
+        commands_status,
     ):
         group.register(sub)
 

@@ -76,6 +76,13 @@ def _print_stack(stack: Stack, settings: Settings) -> None:
     output.line(f"S3 endpoint:      {stack.s3_endpoint}  (bucket citywatch)")
     output.line(f"storage root:     {stack.storage_root}")
     output.line(f"deployments:      {', '.join(stack.deployments)}")
+    if stack.automations:
+        notify = (
+            "the ops webhook"
+            if settings.ops_notify_url
+            else "the Prefect UI (CITYWATCH_OPS_NOTIFY_URL unset)"
+        )
+        output.line(f"automations:      {', '.join(stack.automations)} -> {notify}")
     output.line(f"logs:             {stack.logs}")
     output.line(f"use it elsewhere: source {state_path(settings) / ENV_FILE}")
 

@@ -58,7 +58,14 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     """The service app for ``settings`` (storage root, sessions, limits)."""
-    from citywatch.service import routes_admin, routes_auth, routes_governed, routes_search, routes_watchlist
+    from citywatch.service import (
+        routes_admin,
+        routes_auth,
+        routes_governed,
+        routes_search,
+        routes_status,
+        routes_watchlist,
+    )
 
     app = FastAPI(
         title="citywatch",
@@ -68,7 +75,14 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.service = Service(settings)
-    for module in (routes_auth, routes_search, routes_watchlist, routes_governed, routes_admin):
+    for module in (
+        routes_auth,
+        routes_search,
+        routes_watchlist,
+        routes_governed,
+        routes_admin,
+        routes_status,
+    ):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 
     @app.exception_handler(CitywatchError)

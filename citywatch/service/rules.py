@@ -66,6 +66,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/users/{name}/password"): _act(Action.USERS_MANAGE, "json"),
     ("POST", "/api/users/{name}/deactivate"): _act(Action.USERS_MANAGE),
     ("POST", "/api/users/{name}/totp"): _act(Action.USERS_MANAGE),
+    ("GET", "/api/status"): _act(Action.STATUS_READ),
+    ("GET", "/metrics"): _act(Action.STATUS_READ),
 }
 
 

@@ -7,7 +7,8 @@
 * a Dask scheduler (with its HTTP/dashboard port) and ``dask_workers`` worker processes,
 * a disk-backed S3 server (localbucket, data in ``<state_dir>/s3``, bucket ``citywatch``),
 * the work pools named in ``prefect.yaml``, every deployment in it (``prefect deploy
-  --all``) and one Prefect process worker per pool. Flow runs read their settings from
+  --all``), the automations of ``citywatch/stack/automations.py`` (index run failed,
+  lag exceeded, sweep stopped) and one Prefect process worker per pool. Flow runs read their settings from
   the worker's environment: this command's settings, plus ``CITYWATCH_DASK_ADDRESS`` of
   the stack's scheduler (and the stack's S3 server as storage root with ``local_s3``).
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from citywatch.errors import BadInputError, TransientError
 from citywatch.settings import Settings
+from citywatch.stack.automations import ensure_automations
 from citywatch.stack.deploy import (
     deploy_all,
     pool_has_online_worker,
@@ -99,6 +101,7 @@ class Stack:
     work_pools: list[str] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
+    automations: list[str] = field(default_factory=list)
 
     @property
     def prefect_ui(self) -> str:
@@ -371,8 +374,15 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         }
         work_pools_ready(api, pools)
         deployments = deploy_all(
-            api, options.project, env, starter.logs / "deploy.log", pools, paused=options.paused
+            api,
+            options.project,
+            env,
+            starter.logs / "deploy.log",
+            pools,
+            paused=options.paused,
+            settings=flow,
         )
+        automations = ensure_automations(api, settings)
         starter.prefect_workers(api, env, pools)
     except BaseException:
         starter.abort()
@@ -388,6 +398,7 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         work_pools=pools,
         deployments=deployments,
         services=starter.services,
+        automations=automations,
     )
     (state_path(settings) / STACK_FILE).write_text(stack.to_json())
     _write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
