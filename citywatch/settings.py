@@ -435,6 +435,13 @@ class Settings(BaseSettings):
         description="The sweep-stopped automation fires when no watchlist-sweep run has "
         "completed for this long.",
     )
+    flow_run_keep_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="The daily flow-run-retention deployment deletes Prefect flow runs "
+        "(with their task runs, logs and artifacts) that finished more than this many days ago.",
+    )
 
     @field_validator("webhook_allowed_hosts")
     @classmethod

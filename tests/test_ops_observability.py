@@ -289,3 +289,34 @@ def test_status_needs_the_admin_role(ops: Ops, capsys: pytest.CaptureFixture[str
         patch.setenv("CITYWATCH_STATE_DIR", ops.settings.state_dir)
         assert main(["--root", str(ops.root), "--user", "demo-investigator", "status"]) == 3
     assert "status_read" in capsys.readouterr().err
+
+
+def test_flow_run_retention_deletes_only_old_finished_runs(ops: Ops, prefect_api: str) -> None:
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Completed, Running, Scheduled
+
+    from citywatch.flows.flow_run_retention import flow_run_retention
+    from citywatch.schemas import utcnow
+    from citywatch.stack.deploy import prefect_client
+
+    now = utcnow()
+    made = {}
+    with prefect_client(prefect_api) as client:
+        for name, age, final in [
+            ("old", 30, Completed),
+            ("old-running", 30, Running),
+            ("recent", 1, Completed),
+        ]:
+            run = client.create_flow_run(
+                flow_run_retention,
+                name=f"ops-{name}",
+                state=Scheduled(scheduled_time=now - dt.timedelta(days=age)),
+            )
+            client.set_flow_run_state(run.id, final(), force=True)
+            made[name] = run.id
+    assert flow_run_retention(settings=ops.settings.model_copy(update={"flow_run_keep_days": 7})) == 1
+    with prefect_client(prefect_api) as client:
+        with pytest.raises(ObjectNotFound):
+            client.read_flow_run(made["old"])
+        assert client.read_flow_run(made["old-running"]).state_name == "Running"
+        assert client.read_flow_run(made["recent"]).state_name == "Completed"
