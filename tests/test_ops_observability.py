@@ -28,6 +28,7 @@ from citywatch.footage import format_stamp, parse_stamp
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import free_port
 from citywatch.storage import Storage
+from citywatch.tables import has_table
 from tests.conftest import Indexed, settings_for
 
 
@@ -81,7 +82,7 @@ def _copy_indexed(indexed: Indexed, root: Path) -> Settings:
         shutil.copytree(keys, root.parent / "state" / "keys")
     storage = Storage(settings_for(root, root.parent))
     for table in ("sweep_state", "alerts", "deliveries"):  # sweep this copy from scratch
-        if table in storage.db.table_names():
+        if has_table(storage.db, table):
             storage.db.drop_table(table)
     return settings_for(root, root.parent)
 
@@ -247,12 +248,13 @@ def test_metrics_endpoint_gives_the_same_figures_to_admins_only(
     from citywatch.service.app import create_app
     from tests.service_support import add_users, sign_in
 
-    add_users(ops.settings, {"ops-ada": ["admin"], "ops-ivy": ["investigator"]})
+    # the users table (which then replaces users.yaml) gets the demo users the other tests act as
+    add_users(ops.settings, {"demo-admin": ["admin"], "demo-investigator": ["investigator"]})
     client = TestClient(create_app(ops.settings))
     assert client.get("/metrics").status_code == 401
-    sign_in(client, "ops-ivy")
+    sign_in(client, "demo-investigator")
     assert client.get("/metrics").status_code == 403
-    sign_in(client, "ops-ada")
+    sign_in(client, "demo-admin")
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith(
         "text/plain; version=0.0.4"

@@ -29,6 +29,7 @@ def register(sub: Subcommands[Parser]) -> None:
         examples=[
             "citywatch up",
             "citywatch up --local-s3 --paused  # storage on the stack's S3 server, schedules paused",
+            "citywatch up --postgres  # Prefect's database on a local PostgreSQL, not SQLite",
         ],
     )
     p.add_argument(
@@ -50,6 +51,14 @@ def register(sub: Subcommands[Parser]) -> None:
         "--local-s3",
         action="store_true",
         help=f"flow runs use the stack's S3 server as storage root ({LOCAL_S3_ROOT})",
+    )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run the Prefect server on a local PostgreSQL (data in <state_dir>/postgres) instead of SQLite",
+    )
+    p.add_argument(
+        "--postgres-port", type=int, default=5432, help="PostgreSQL port (default %(default)s; 0: any)"
     )
     p.add_argument("--wait", type=float, default=120.0, help="seconds each service may take to start")
     add_json_argument(p)
@@ -97,6 +106,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         paused=args.paused,
         local_s3=args.local_s3,
         wait_s=args.wait,
+        postgres=args.postgres,
+        postgres_port=args.postgres_port,
     )
     stack, already = start_stack(settings, options)
     if args.json:
