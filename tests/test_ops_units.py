@@ -113,3 +113,12 @@ def test_automations_follow_the_settings() -> None:
     assert "600" in built[LAG_EXCEEDED].actions[0].body  # type: ignore[union-attr]
     assert all(a.actions[0].type == "send-notification" for a in built.values())
     assert all(a.actions[0].type == "do-nothing" for a in automations(settings, None))
+
+
+def test_the_ops_webhook_must_be_http() -> None:
+    from pydantic import SecretStr
+
+    from citywatch.stack.automations import notify_block
+
+    with pytest.raises(BadInputError, match="ops_notify_url"):
+        notify_block("http://127.0.0.1:9/api", SecretStr("file:///etc/passwd"))
