@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,7 +19,10 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index.catalog import plan_index, register_cameras
+from citywatch.tasks.index.report_artifact import publish_index_run
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
+from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
+from citywatch.tasks.status import pipeline_status
 
 
 @dataclass
@@ -64,23 +68,34 @@ def index_footage(
     settings: Settings | None = None,
     retry_failed: bool = False,
     in_process: bool = False,
+    cameras: list[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
 ) -> IndexSummary:
     """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed.
 
     The segments fan out on Dask (``dask_task_runner``) in a subflow, so a deployment
     run uses the cluster too; ``in_process`` uses threads instead (the fast ingest path).
+    ``cameras``, ``since`` and ``until`` (optional) narrow the run to those cameras' segments
+    starting in ``[since, until)``: a backfill started from the Prefect UI.
     """
     settings = settings or Settings()
     storage = Storage(settings)
     footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
+    selection = segment_selection(cameras, since, until)
     params = {"footage": footage_url, "retry_failed": retry_failed}
+    if not selection.everything:
+        params["selection"] = selection.describe()
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
     # TaskRunner is invariant in its future type, and with_options asks for the base future:
     # Any lets either runner in (both are TaskRunners whose futures are PrefectFutures).
     runner: TaskRunner[Any] = (
         ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
-    summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
+    summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed, selection)
+    publish_index_run(
+        summary, pipeline_status(storage, footage_url, with_storage=False), settings.ops.lag_alert_s
+    )
     # runs that found nothing new are not audited; footage left out (failed, misnamed,
     # conflicting files, e.g. a folder that is not a valid camera id) is on the record
     if summary.indexed or summary.failed or summary.misnamed or summary.conflicts:
@@ -109,12 +124,19 @@ def _audit_detail(summary: IndexSummary, named: int = 10) -> str:
 
 
 @flow(name="index-segments", log_prints=False)
-def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> IndexSummary:
+def index_segments(
+    footage_url: str, settings: Settings, retry_failed: bool, selection: SegmentSelection | None = None
+) -> IndexSummary:
     """Plan, then index each pending segment as a task on the flow's task runner."""
     storage = Storage(settings)
     logger = get_run_logger()
     started = time.perf_counter()
-    plan = plan_index(storage, footage_url, retry_failed=retry_failed)
+    selection = selection or SegmentSelection()
+    plan, left_out = select_pending(plan_index(storage, footage_url, retry_failed=retry_failed), selection)
+    if left_out:
+        logger.info(
+            "%d pending segments outside the selection (%s) left for later", left_out, selection.describe()
+        )
     seen = {ref.camera_id for ref in plan.discovery.segments}
     cameras, missing = register_cameras(storage, settings, seen)
     summary = IndexSummary(
@@ -137,9 +159,10 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
         len(plan.pending),
     )
     run_token = uuid.uuid4().hex
-    futures = [
-        index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in plan.pending
-    ]
+    segment_task = index_segment_task.with_options(
+        retries=settings.index.task_retries, retry_delay_seconds=settings.index.task_retry_delay_s
+    )
+    futures = [segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in plan.pending]
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
         summary.footage_s += outcome.footage_s
@@ -174,6 +197,19 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
     return summary
 
 
-def run_index(settings: Settings, footage: str | None = None, retry_failed: bool = False) -> IndexSummary:
+def run_index(
+    settings: Settings,
+    footage: str | None = None,
+    retry_failed: bool = False,
+    selection: SegmentSelection | None = None,
+) -> IndexSummary:
     """Run the index flow (segments on Dask: local cluster or ``dask_address``)."""
-    return index_footage(footage=footage, settings=settings, retry_failed=retry_failed)
+    chosen = selection or SegmentSelection()
+    return index_footage(
+        footage=footage,
+        settings=settings,
+        retry_failed=retry_failed,
+        cameras=list(chosen.cameras) or None,
+        since=chosen.since,
+        until=chosen.until,
+    )

@@ -22,6 +22,7 @@ from citywatch.governance.auth import Action, authorized
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.sweep import SweepResult, sweep_task
+from citywatch.tasks.sweep.artifact import publish_sweep
 from citywatch.tasks.sweep.notify import DeliveryReport, deliver_task
 
 
@@ -67,6 +68,7 @@ def watchlist_sweep(settings: Settings | None = None) -> SweepSummary:
     report = deliver_task(settings)
     if report.claimed:
         logger.info("deliveries: %d sent, %d failed", report.delivered, report.failed)
+    publish_sweep(storage, result, report)
     return SweepSummary(result, report)
 
 

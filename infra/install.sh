@@ -12,10 +12,12 @@ need_apt=0
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || need_apt=1
 # Debian's chromium drives the browser tests (Playwright's own download cannot work offline).
 command -v chromium >/dev/null || need_apt=1
+# Debian's PostgreSQL: `citywatch up --postgres` and the Prefect-on-PostgreSQL test run it.
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt=1
 if [ "$need_apt" = 1 ] && command -v apt-get >/dev/null; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    opencv-doc fonts-dejavu-core chromium >/dev/null
+    opencv-doc fonts-dejavu-core chromium postgresql >/dev/null
 fi
 
 PY="${PYTHON:-python3.11}"

@@ -7,6 +7,7 @@ scheduler and workers, localbucket) through the CLI as a user would, and a separ
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -19,9 +20,10 @@ import pytest
 import yaml
 
 from citywatch.errors import BadInputError
+from citywatch.footage import parse_stamp
 from citywatch.governance.auth import write_demo_users
 from citywatch.settings import Settings
-from citywatch.stack.deploy import pool_names, settings_env
+from citywatch.stack.deploy import SCHEDULES, pool_names, settings_env
 from citywatch.stack.prefect_server import free_port, healthy
 from citywatch.stack.procs import executable, session_members, start_detached, stop_session
 from citywatch.stack.up import LOCAL_S3_KEY, logs_dir
@@ -280,22 +282,45 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
             storage__state_dir=str(tmp_path / "state"),
         )
         local = tmp_path / "upload"
-        copy_segments(sample_dir, local, two_segments(sample_dir))
+        keys = two_segments(sample_dir)
+        copy_segments(sample_dir, local, keys)
         fs.put(f"{local}/", f"{stack['storage_root'].removeprefix('s3://')}", recursive=True)
         write_demo_users(Storage(settings))
+        # a backfill of one camera and time range, as from the UI: prefect.yaml's deployment,
+        # run by the stack's worker with the stack's settings, indexes only that segment
+        camera, stamp = keys[0].removeprefix("footage/").split(".")[0].split("/")
+        start = parse_stamp(stamp)
+        backfill = {
+            "cameras": [camera],
+            "since": start.isoformat(),
+            "until": (start + dt.timedelta(seconds=1)).isoformat(),
+        }
         with temporary_settings(updates={PREFECT_API_URL: stack["prefect_api"]}):
-            summary = run_index(settings)
-            assert (summary.indexed, summary.failed) == (2, [])
+            run = run_deployment("index-footage/index-footage", parameters=backfill, timeout=300)
+            assert run.state.is_completed(), run.state
+            segments = Storage(settings).db.open_table("segments").to_arrow().to_pylist()
+            assert [(s["id"], s["state"]) for s in segments] == [(f"{camera}/{stamp}", "done")]
+            summary = run_index(settings)  # the rest
+            assert (summary.indexed, summary.failed) == (1, [])
             with Client(stack["dask_address"], timeout=30) as client:
                 executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
             assert sum(executed.values()) == 2
-            # prefect.yaml's deployment, run by the stack's worker with the stack's settings
-            run = run_deployment("index-footage/index-footage", timeout=300)
-        assert run.state.is_completed(), run.state
         segments = Storage(settings).db.open_table("segments").to_arrow().to_pylist()
         assert sorted(s["state"] for s in segments) == ["done", "done"]
         with prefect_client(stack["prefect_api"]) as prefect:
             assert all(d.paused for d in prefect.read_deployments())
+            intervals = {
+                d.name: [s.schedule.interval.total_seconds() for s in d.schedules]  # type: ignore[union-attr]
+                for d in prefect.read_deployments()
+                if d.name in SCHEDULES
+            }
+        defaults = Settings()
+        assert intervals == {
+            "index-footage": [defaults.index.interval_s],
+            "ingest-new": [defaults.index.ingest_interval_s],
+            "watchlist-sweep": [defaults.sweep.interval_s],
+        }
+        assert len(stack["automations"]) == 3
         again = run_cli(env, "--root", str(tmp_path / "data"), "up", *ports, "--json")
         assert json.loads(again.stdout)["already_running"]
     finally:

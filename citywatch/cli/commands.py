@@ -17,9 +17,11 @@ from citywatch.cli.args import (
     add_json_argument,
 )
 from citywatch.cli.sample_files import make_sample
+from citywatch.filters import parse_time
 from citywatch.settings import Settings
 from citywatch.stack.prefect_server import ensure_prefect_server
 from citywatch.storage import Storage
+from citywatch.tasks.index.selection import segment_selection
 
 if TYPE_CHECKING:  # flows are imported lazily, after the Prefect server is known
     from citywatch.flows.index_footage import IndexSummary
@@ -54,10 +56,18 @@ def register(sub: Subcommands[Parser]) -> None:
         description="Find the segments under the footage URL that are not indexed yet, decode "
         "them, detect and embed faces, read plates, and write the rows to LanceDB. Needs the "
         "admin role.",
-        examples=["citywatch --user demo-admin index", "citywatch index --footage s3://city/footage --json"],
+        examples=[
+            "citywatch --user demo-admin index",
+            "citywatch index --footage s3://city/footage --json",
+            "citywatch index --camera cam-01 --since 2026-11-20T00:00Z --until 2026-11-21T00:00Z"
+            "  # backfill one camera, one day",
+        ],
     )
     p.add_argument("--footage", help="footage URL (default <root>/footage)")
     p.add_argument("--retry-failed", action="store_true", help="retry segments that failed before")
+    p.add_argument("--camera", action="append", help="index only this camera's segments (repeat for more)")
+    p.add_argument("--since", help="index only segments starting at or after this ISO 8601 time")
+    p.add_argument("--until", help="index only segments starting before this ISO 8601 time")
     add_json_argument(p)
     p.set_defaults(handler=cmd_index)
 
@@ -90,6 +100,7 @@ def register(sub: Subcommands[Parser]) -> None:
     from citywatch.cli import login as commands_login
     from citywatch.cli import serve as commands_serve
     from citywatch.cli import stack as commands_stack
+    from citywatch.cli import status as commands_status
     from citywatch.cli import sweep as commands_sweep
     from citywatch.cli import watchlist as commands_watchlist
     from citywatch.cli import webhooks as commands_webhooks
@@ -105,6 +116,7 @@ def register(sub: Subcommands[Parser]) -> None:
         commands_stack,
         commands_serve,
         commands_login,
+        commands_status,
     ):
         group.register(sub)
 
@@ -143,10 +155,15 @@ def _summary_lines(summary: IndexSummary) -> None:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    selection = segment_selection(  # bad input is refused before any server starts
+        args.camera,
+        parse_time(args.since, "--since") if args.since else None,
+        parse_time(args.until, "--until") if args.until else None,
+    )
     api = ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.index_footage import run_index
 
-    summary = run_index(settings, args.footage, retry_failed=args.retry_failed)
+    summary = run_index(settings, args.footage, retry_failed=args.retry_failed, selection=selection)
     if args.json:
         output.as_json(summary.__dict__)
     else:

@@ -29,6 +29,7 @@ def register(sub: Subcommands[Parser]) -> None:
         examples=[
             "citywatch up",
             "citywatch up --local-s3 --paused  # storage on the stack's S3 server, schedules paused",
+            "citywatch up --postgres  # Prefect's database on a local PostgreSQL, not SQLite",
         ],
     )
     p.add_argument(
@@ -50,6 +51,14 @@ def register(sub: Subcommands[Parser]) -> None:
         "--local-s3",
         action="store_true",
         help=f"flow runs use the stack's S3 server as storage root ({LOCAL_S3_ROOT})",
+    )
+    p.add_argument(
+        "--postgres",
+        action="store_true",
+        help="run the Prefect server on a local PostgreSQL (data in <state_dir>/postgres) instead of SQLite",
+    )
+    p.add_argument(
+        "--postgres-port", type=int, default=5432, help="PostgreSQL port (default %(default)s; 0: any)"
     )
     p.add_argument("--wait", type=float, default=120.0, help="seconds each service may take to start")
     add_json_argument(p)
@@ -76,6 +85,13 @@ def _print_stack(stack: Stack, settings: Settings) -> None:
     output.line(f"S3 endpoint:      {stack.s3_endpoint}  (bucket citywatch)")
     output.line(f"storage root:     {stack.storage_root}")
     output.line(f"deployments:      {', '.join(stack.deployments)}")
+    if stack.automations:
+        notify = (
+            "the ops webhook"
+            if settings.ops.notify_url
+            else "the Prefect UI (CITYWATCH_OPS__NOTIFY_URL unset)"
+        )
+        output.line(f"automations:      {', '.join(stack.automations)} -> {notify}")
     output.line(f"logs:             {stack.logs}")
     output.line(f"use it elsewhere: source {state_path(settings) / ENV_FILE}")
 
@@ -90,6 +106,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         paused=args.paused,
         local_s3=args.local_s3,
         wait_s=args.wait,
+        postgres=args.postgres,
+        postgres_port=args.postgres_port,
     )
     stack, already = start_stack(settings, options)
     if args.json:

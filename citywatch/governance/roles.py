@@ -40,6 +40,7 @@ class Action(StrEnum):
     AUDIT_CHECKPOINT = "audit_checkpoint"
     KEYS_MANAGE = "keys_manage"
     WEBHOOKS_MANAGE = "webhooks_manage"
+    STATUS_READ = "status_read"  # pipeline status and metrics: counts, lags, no people
 
 
 _A, _I, _S, _D = Role.ANALYST, Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN
@@ -69,6 +70,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.AUDIT_CHECKPOINT: frozenset({_D}),
     Action.KEYS_MANAGE: frozenset({_D}),
     Action.WEBHOOKS_MANAGE: frozenset({_D}),
+    Action.STATUS_READ: frozenset({_D}),
 }
 """Which roles may perform each action (docs/governance.md shows it as a table)."""
 

@@ -65,6 +65,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_governed,
         routes_oidc,
         routes_search,
+        routes_status,
         routes_watchlist,
     )
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_watchlist,
         routes_governed,
         routes_admin,
+        routes_status,
     ):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 

@@ -75,6 +75,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/users/{name}/totp"): _act(Action.USERS_MANAGE),
     ("POST", "/api/users/{name}/oidc"): _act(Action.USERS_MANAGE, "json"),
     ("POST", "/api/users/{name}/oidc/unlink"): _act(Action.USERS_MANAGE, "json"),
+    ("GET", "/api/status"): _act(Action.STATUS_READ),
+    ("GET", "/metrics"): _act(Action.STATUS_READ),
 }
 
 

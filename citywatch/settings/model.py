@@ -40,6 +40,7 @@ from citywatch.settings.sections import (
     DecodeSettings,
     FacesSettings,
     IndexSettings,
+    OpsSettings,
     PlatesSettings,
     RetentionSettings,
     S3Settings,
@@ -95,6 +96,7 @@ class Settings(BaseSettings):
     coappear: CoappearSettings = Field(
         default_factory=CoappearSettings, description="Co-appearance and recurring faces."
     )
+    ops: OpsSettings = Field(default_factory=OpsSettings, description="Operations and automations.")
     retention: RetentionSettings = Field(default_factory=RetentionSettings, description="Deletion.")
     search: SearchSettings = Field(default_factory=SearchSettings, description="Searches.")
     service: ServiceSettings = Field(default_factory=ServiceSettings, description="`citywatch serve`.")

@@ -82,6 +82,15 @@ RENAMED: dict[str, str] = {
     "login_lockout_s": "auth.login_lockout_s",
     "totp_required": "auth.totp_required",
     "api_token_max_days": "auth.api_token_max_days",
+    # index (ops)
+    "index_interval_s": "index.interval_s",
+    "index_task_retries": "index.task_retries",
+    "index_task_retry_delay_s": "index.task_retry_delay_s",
+    # ops
+    "ops_notify_url": "ops.notify_url",
+    "lag_alert_s": "ops.lag_alert_s",
+    "sweep_stall_s": "ops.sweep_stall_s",
+    "flow_run_keep_days": "ops.flow_run_keep_days",
     # coappear
     "coappear_window_s": "coappear.window_s",
     "recurring_max_cameras": "coappear.recurring_max_cameras",

@@ -233,6 +233,20 @@ class IndexSettings(Section):
         "right away, instead of waiting for the next scheduled sweep.",
     )
 
+    interval_s: float = Field(
+        300.0,
+        ge=10,
+        le=86400,
+        description="Seconds between scheduled bulk index runs (the index-footage "
+        "deployment's interval, set by `citywatch up`).",
+    )
+    task_retries: int = Field(
+        2, ge=0, le=20, description="Retries of one segment's index task after a transient error."
+    )
+    task_retry_delay_s: float = Field(
+        5.0, ge=0, le=3600, description="Seconds before a segment's index task is retried."
+    )
+
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> IndexSettings:
         if self.lease_s < 2 * self.lease_heartbeat_s:
@@ -308,4 +322,35 @@ class CoappearSettings(Section):
     )
     recurring_min_count: int = Field(
         3, ge=2, description="Recurring faces: default sightings a group needs to be listed."
+    )
+
+
+class OpsSettings(Section):
+    """Operations: automations `citywatch up` creates, flow-run retention (citywatch/stack/automations.py)."""
+
+    notify_url: SecretStr | None = Field(
+        None,
+        description="http(s) webhook (a secret: Slack-style URLs carry their token) the "
+        "Prefect automations `citywatch up` creates POST to "
+        '(JSON {"text": ...}, as Slack and Mattermost take it) when an index run fails, lag '
+        "exceeds ops.lag_alert_s or the sweep stops. Unset: they fire in the Prefect UI only.",
+    )
+    lag_alert_s: float = Field(
+        900.0,
+        gt=0,
+        description="An index run whose largest camera lag (newest footage minus newest "
+        "indexed segment) exceeds this emits citywatch.index.lag-exceeded (an automation notifies).",
+    )
+    sweep_stall_s: float = Field(
+        300.0,
+        ge=30,
+        description="The sweep-stopped automation fires when no watchlist-sweep run has "
+        "completed for this long.",
+    )
+    flow_run_keep_days: int = Field(
+        7,
+        ge=1,
+        le=3650,
+        description="The daily flow-run-retention deployment deletes Prefect flow runs "
+        "(with their task runs, logs and artifacts) that finished more than this many days ago.",
     )

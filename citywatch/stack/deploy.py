@@ -117,10 +117,44 @@ def work_pools_ready(api: str, pools: list[str]) -> None:
                 continue
 
 
+# deployment -> the setting that is its interval (seconds): prefect.yaml holds no numbers
+SCHEDULES = {
+    "index-footage": "index_interval_s",
+    "ingest-new": "ingest_interval_s",
+    "watchlist-sweep": "sweep_interval_s",
+}
+
+
+def apply_schedules(client: SyncPrefectClient, deployment_id: UUID, name: str, settings: Settings) -> None:
+    """Give deployment ``name`` the interval schedule its setting names (replacing any)."""
+    import datetime as dt
+
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+
+    field = SCHEDULES.get(name)
+    if field is None:
+        return
+    for schedule in client.read_deployment_schedules(deployment_id):
+        client.delete_deployment_schedule(deployment_id, schedule.id)
+    interval = IntervalSchedule(interval=dt.timedelta(seconds=float(getattr(settings, field))))
+    client.create_deployment_schedules(
+        deployment_id, [DeploymentScheduleCreate(schedule=interval, active=True)]
+    )
+
+
 def deploy_all(
-    api: str, project: Path, env: Mapping[str, str], log: Path, pools: list[str], *, paused: bool
+    api: str,
+    project: Path,
+    env: Mapping[str, str],
+    log: Path,
+    pools: list[str],
+    *,
+    paused: bool,
+    settings: Settings | None = None,
 ) -> list[str]:
-    """``prefect deploy --all`` in ``project``; returns ``flow/deployment`` names."""
+    """``prefect deploy --all`` in ``project``, then the schedules from ``settings``;
+    returns ``flow/deployment`` names."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         done = subprocess.run(
@@ -141,6 +175,8 @@ def deploy_all(
     with prefect_client(api) as client:
         found = client.read_deployments(work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=pools)))
         for deployment in found:
+            if settings is not None:
+                apply_schedules(client, deployment.id, deployment.name, settings)
             client.set_deployment_paused_state(deployment.id, paused)
             names.append(f"{client.read_flow(deployment.flow_id).name}/{deployment.name}")
         if paused:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from citywatch.settings import Settings
+from citywatch.stack.postgres import LocalPostgres
 from citywatch.stack.procs import Launch
 from citywatch.stack.up import ENV_FILE, STACK_FILE, read_stack, state_path
 
@@ -41,6 +43,11 @@ def stop_stack(settings: Settings) -> Stopped:
     if stack is not None:
         for service in reversed(stack.services):
             done.stop(service.name, service.pid, service.launch)
+        if stack.postgres:  # after the Prefect server that used it
+            pg = LocalPostgres(Path(stack.postgres), stack.postgres_port)
+            if pg.data.is_dir() and pg.running():
+                pg.stop()
+                done.stopped.append("postgres")
         (state_path(settings) / STACK_FILE).unlink(missing_ok=True)
         (state_path(settings) / ENV_FILE).unlink(missing_ok=True)
     record = state_path(settings) / "prefect" / "server.json"

@@ -43,8 +43,11 @@ def _prefect_exe() -> str:
     return str(local) if local.exists() else (shutil.which("prefect") or "prefect")
 
 
-def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90.0) -> tuple[str, int]:
-    """Start a server with its database under ``home``; returns (api_url, pid)."""
+def start_prefect_server(
+    home: Path, port: int | None = None, wait_s: float = 90.0, database_url: str | None = None
+) -> tuple[str, int]:
+    """Start a server with its database under ``home`` (SQLite) or at ``database_url``
+    (PostgreSQL, ``postgresql+asyncpg://...``); returns (api_url, pid)."""
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     ui_url = f"http://127.0.0.1:{port}"
@@ -59,6 +62,8 @@ def start_prefect_server(home: Path, port: int | None = None, wait_s: float = 90
         "PREFECT_UI_URL": ui_url,
     }
     env.pop("PREFECT_API_URL", None)
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     log_file = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         [_prefect_exe(), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

@@ -7,7 +7,8 @@
 * a Dask scheduler (with its HTTP/dashboard port) and ``dask_workers`` worker processes,
 * a disk-backed S3 server (localbucket, data in ``<state_dir>/s3``, bucket ``citywatch``),
 * the work pools named in ``prefect.yaml``, every deployment in it (``prefect deploy
-  --all``) and one Prefect process worker per pool. Flow runs read their settings from
+  --all``), the automations of ``citywatch/stack/automations.py`` (index run failed,
+  lag exceeded, sweep stopped) and one Prefect process worker per pool. Flow runs read their settings from
   the worker's environment: this command's settings, plus ``CITYWATCH_DASK__ADDRESS`` of
   the stack's scheduler (and the stack's S3 server as storage root with ``local_s3``).
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from citywatch.errors import BadInputError, TransientError
 from citywatch.settings import Settings
+from citywatch.stack.automations import ensure_automations
 from citywatch.stack.deploy import (
     deploy_all,
     pool_has_online_worker,
@@ -37,6 +39,7 @@ from citywatch.stack.deploy import (
     settings_env,
     work_pools_ready,
 )
+from citywatch.stack.postgres import LocalPostgres
 from citywatch.stack.prefect_server import QUIET_ENV, healthy, start_prefect_server, write_server_record
 from citywatch.stack.procs import (
     Launch,
@@ -69,6 +72,8 @@ class StackOptions:
     paused: bool = False
     local_s3: bool = False
     wait_s: float = 120.0
+    postgres: bool = False  # the Prefect server on a local PostgreSQL (citywatch/stack/postgres.py)
+    postgres_port: int = 5432
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class Stack:
     work_pools: list[str] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
     services: list[Service] = field(default_factory=list)
+    automations: list[str] = field(default_factory=list)
+    postgres: str = ""  # the local PostgreSQL's folder (up --postgres); down stops it
+    postgres_port: int = 0
 
     @property
     def prefect_ui(self) -> str:
@@ -169,6 +177,7 @@ class _Starter:
         self.options = options
         self.logs = logs_dir(settings, options.local_s3)
         self.services: list[Service] = []
+        self.pg: LocalPostgres | None = None
 
     def add(self, name: str, pid: int, url: str, log: Path, launch: Launch | None = None) -> None:
         launch = launch or Launch.of(pid)
@@ -178,9 +187,19 @@ class _Starter:
         for service in reversed(self.services):
             if service.launch is not None:
                 service.launch.stop()
+        if self.pg is not None:
+            self.pg.stop()
+
+    def postgres(self) -> str:
+        """Start the local PostgreSQL (created on first use); returns Prefect's database URL."""
+        pg = LocalPostgres(state_path(self.settings) / "postgres", pick_port(self.options.postgres_port))
+        pg.init()
+        pg.start()
+        self.pg = pg
+        return pg.url()
 
     # --- services ---------------------------------------------------------------
-    def prefect(self) -> str:
+    def prefect(self, database_url: str | None = None) -> str:
         home = state_path(self.settings) / "prefect"
         record = home / "server.json"
         if record.is_file():
@@ -196,7 +215,9 @@ class _Starter:
                 )
                 return str(saved["api_url"])
         port = pick_port(self.options.prefect_port)
-        api_url, pid = start_prefect_server(home, port=port, wait_s=self.options.wait_s)
+        api_url, pid = start_prefect_server(
+            home, port=port, wait_s=self.options.wait_s, database_url=database_url
+        )
         write_server_record(record, api_url, pid)
         self.add("prefect-server", pid, api_url.removesuffix("/api"), home / "server.log")
         return api_url
@@ -360,7 +381,7 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     state_path(settings).mkdir(parents=True, exist_ok=True)
     starter = _Starter(settings, options)
     try:
-        api = starter.prefect()
+        api = starter.prefect(starter.postgres() if options.postgres else None)
         if settings.dask.address:
             address, dashboard = settings.dask.address, ""
         else:
@@ -374,8 +395,15 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         }
         work_pools_ready(api, pools)
         deployments = deploy_all(
-            api, options.project, env, starter.logs / "deploy.log", pools, paused=options.paused
+            api,
+            options.project,
+            env,
+            starter.logs / "deploy.log",
+            pools,
+            paused=options.paused,
+            settings=flow,
         )
+        automations = ensure_automations(api, settings)
         starter.prefect_workers(api, env, pools)
     except BaseException:
         starter.abort()
@@ -391,6 +419,9 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         work_pools=pools,
         deployments=deployments,
         services=starter.services,
+        automations=automations,
+        postgres=str(starter.pg.folder) if starter.pg else "",
+        postgres_port=starter.pg.port if starter.pg else 0,
     )
     (state_path(settings) / STACK_FILE).write_text(stack.to_json())
     _write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
