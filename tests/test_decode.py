@@ -92,5 +92,7 @@ def test_unreadable_video_is_a_clear_error(tmp_path: Path, skip: bool) -> None:
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(1).integers(0, 255, 50_000, dtype=np.uint8).tobytes())
     for bad in (truncated, garbage):
-        with pytest.raises(BadInputError, match=f"segment {bad} (is not a readable video|is corrupt|holds no)"):
+        with pytest.raises(
+            BadInputError, match=f"segment {bad} (is not a readable video|is corrupt|holds no)"
+        ):
             sample(bad, fps=2.0, skip=skip)

@@ -262,7 +262,14 @@ def _index_claimed(
         gate = MotionGate(
             settings.motion_pixel_delta, settings.motion_min_fraction, ignore=camera.overlay_regions
         )
-        for frame in sample_frames(storage, ref.uri, sample_fps=settings.sample_fps, gate=gate, stats=stats):
+        for frame in sample_frames(
+            storage,
+            ref.uri,
+            sample_fps=settings.sample_fps,
+            gate=gate,
+            stats=stats,
+            skip_unsampled=settings.decode_skip_unsampled,
+        ):
             if not frame.moving:
                 continue
             masked = apply_privacy_masks(frame.image, camera.privacy_masks)
