@@ -63,6 +63,7 @@ def decode_only(args: tuple[str, str, float]) -> float:
 class LeverTotals:
     frames_decoded: int = 0
     frames_sampled: int = 0
+    frames_moving: int = 0  # passed the motion gate: one face detector call each when indexing
     cpu_s: float = 0.0
     wall_s: float = 0.0
 
@@ -82,7 +83,11 @@ def decode_once(
         )
     ]
     totals = LeverTotals(
-        stats.frames_decoded, stats.frames_sampled, time.process_time() - cpu, time.perf_counter() - wall
+        stats.frames_decoded,
+        stats.frames_sampled,
+        stats.frames_moving,
+        time.process_time() - cpu,
+        time.perf_counter() - wall,
     )
     return offsets, totals
 
@@ -103,7 +108,7 @@ def reencode(src: Path, dst: Path, gop_s: float) -> None:
 
 def decode_levers(args: argparse.Namespace, root: Path) -> None:
     """Old (every frame) vs planned (skip unsampled non-reference frames) decode, interleaved."""
-    segments = sorted(root.glob("footage/*/*.mp4"))
+    segments = sorted(root.glob("footage/*/*.mp4"))[: args.segments or None]
     if args.gop_s:
         for seg in segments:
             reencode(seg, seg.with_suffix(".tmp.mp4"), args.gop_s)
@@ -125,6 +130,7 @@ def decode_levers(args: argparse.Namespace, root: Path) -> None:
                 total = totals[name]
                 total.frames_decoded += t.frames_decoded
                 total.frames_sampled += t.frames_sampled
+                total.frames_moving += t.frames_moving
                 total.cpu_s += t.cpu_s
                 total.wall_s += t.wall_s
     gop = f"{args.gop_s} s (re-encoded)" if args.gop_s else "as generated"
@@ -134,12 +140,13 @@ def decode_levers(args: argparse.Namespace, root: Path) -> None:
     )
     old = totals["every frame (old)"]
     print(
-        f"{'mode':34} {'decoded':>8} {'sampled':>8} {'cpu s':>8} {'wall s':>8} "
+        f"{'mode':34} {'decoded':>8} {'sampled':>8} {'moving':>7} {'cpu s':>8} {'wall s':>8} "
         f"{'cpu ratio':>9} {'wall ratio':>10}"
     )
     for name, t in totals.items():
         print(
-            f"{name:34} {t.frames_decoded:8d} {t.frames_sampled:8d} {t.cpu_s:8.2f} {t.wall_s:8.2f} "
+            f"{name:34} {t.frames_decoded:8d} {t.frames_sampled:8d} {t.frames_moving:7d} "
+            f"{t.cpu_s:8.2f} {t.wall_s:8.2f} "
             f"{t.cpu_s / old.cpu_s:9.2f} {t.wall_s / old.wall_s:10.2f}"
         )
 
@@ -152,6 +159,7 @@ def main() -> None:
     parser.add_argument("--decode-levers", action="store_true", help="compare decode paths only")
     parser.add_argument("--gop-s", type=float, default=0.0, help="re-encode with this GOP first")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--segments", type=int, default=0, help="only the first N segments (0: all)")
     parser.add_argument("--threads", type=int, default=1, help="also time skipping with N threads")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
