@@ -13,11 +13,13 @@ from citywatch.storage import Storage
 from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 
 
-def write_clip(path: Path, *, fps: int, gop_s: float, seconds: float, bframes: int = 3) -> Path:
+def write_clip(
+    path: Path, *, fps: int, gop_s: float, seconds: float, bframes: int = 3, container_format: str = "mp4"
+) -> Path:
     """A small H.264 clip: a square walking over noise, keyframes every ``gop_s`` seconds."""
     rng = np.random.default_rng(7)
     background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
-    with av.open(str(path), "w", format="mp4") as container:
+    with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(
             "libx264", rate=fps, options={"crf": "28", "preset": "veryfast", "bf": str(bframes)}
         )
@@ -82,6 +84,25 @@ def test_skipping_unsampled_frames_samples_the_same_frames(
         assert planned_stats.frames_decoded < 0.8 * full_stats.frames_decoded
     else:
         assert planned_stats.frames_decoded == full_stats.frames_decoded
+
+
+@pytest.mark.parametrize(
+    ("container_format", "planned"), [("mpegts", True), ("avi", False), ("matroska", False)]
+)
+def test_other_containers_sample_the_same_frames(
+    tmp_path: Path, container_format: str, planned: bool
+) -> None:
+    """AVI packet times are in decode order and Matroska has no decode times: no planning there."""
+    clip = write_clip(
+        tmp_path / "clip.vid", fps=25, gop_s=1.0, seconds=4.0, container_format=container_format
+    )
+    full, full_stats = sample(clip, fps=2.0, skip=False)
+    planned_frames, planned_stats = sample(clip, fps=2.0, skip=True)
+    assert [t for t, _, _ in planned_frames] == [t for t, _, _ in full]
+    for (_, _, a), (_, _, b) in zip(full, planned_frames, strict=True):
+        assert np.array_equal(a, b)
+    assert planned_stats.duration_s == full_stats.duration_s
+    assert (planned_stats.frames_decoded < full_stats.frames_decoded) is planned
 
 
 @pytest.mark.parametrize("skip", [True, False])

@@ -19,6 +19,12 @@ from citywatch.storage import STORAGE_IO_ERRORS, Storage, is_remote
 log = logging.getLogger(__name__)
 
 
+# Containers whose packets carry true presentation times (pts) and decode times (dts), so
+# the sampler can rule on a frame before it is decoded. Not AVI (its packet "pts" are in
+# decode order) nor Matroska (no dts: planning would switch itself off anyway).
+PLANNED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "mpegts"})
+
+
 @dataclass(frozen=True, slots=True)
 class SampledFrame:
     """One decoded frame chosen by the sampler."""
@@ -115,7 +121,8 @@ def sample_frames(
     sample time; times are offsets from the first frame. With ``skip_unsampled`` the
     decoder is told to skip non-reference frames that will not be sampled (nothing else
     depends on them), decided from the packets' timestamps before they are decoded: the
-    sampled frames, their times and pixels are the same as decoding every frame.
+    sampled frames, their times and pixels are the same as decoding every frame. Only for
+    containers in ``PLANNED_FORMATS``; others decode every frame.
     """
     with open_segment(storage, uri) as container:
         if not container.streams.video:
@@ -124,9 +131,10 @@ def sample_frames(
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = threads
         sampler = _Sampler(1.0 / sample_fps)
+        planned = skip_unsampled and container.format.name in PLANNED_FORMATS
         frames = (
             _decode_planned(container, stream, 1.0 / sample_fps, stats)
-            if skip_unsampled
+            if planned
             else container.decode(stream)
         )
         try:
