@@ -198,7 +198,8 @@ def _decode_planned(
     sampler = _Sampler(step)
     pending: deque[av.Packet] = deque()
     unruled: list[float] = []  # heap of frame times not yet ruled on
-    ruled: dict[float, bool] = {}  # frame time -> will be sampled
+    ruled: dict[float, list[bool]] = {}  # frame time -> will be sampled (per packet)
+    repeated: set[float] = set()  # times two packets share: decoded, whatever the rule
     planning = True
     flush: av.Packet | None = None
 
@@ -207,11 +208,17 @@ def _decode_planned(
             t = heapq.heappop(unruled)
             offset = sampler.offset(t)
             stats.duration_s = max(stats.duration_s, offset)  # a skipped last frame still counts
-            ruled[t] = sampler.take(offset)
+            if t in ruled:
+                repeated.add(t)
+            ruled.setdefault(t, []).append(sampler.take(offset))
 
     def send(packet: av.Packet) -> Iterator[av.VideoFrame]:
         t = _packet_time(packet)
-        keep = not planning or t is None or ruled.pop(t, True)
+        keep = True
+        if t is not None and t in ruled:
+            keep = ruled[t].pop(0) or t in repeated or not planning
+            if not ruled[t]:
+                del ruled[t]
         codec.skip_frame = "DEFAULT" if keep else "NONREF"
         stats.packets_skippable += int(not keep)
         yield from packet.decode()
