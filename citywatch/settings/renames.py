@@ -25,6 +25,7 @@ RENAMED: dict[str, str] = {
     "sample_fps": "decode.sample_fps",
     "motion_pixel_delta": "decode.motion_pixel_delta",
     "motion_min_fraction": "decode.motion_min_fraction",
+    "decode_skip_unsampled": "decode.skip_unsampled",
     # faces
     "face_backend": "faces.backend",
     "insightface_dir": "faces.insightface_dir",

@@ -70,6 +70,13 @@ class DecodeSettings(Section):
         0.002, ge=0, le=1, description="Share of moving pixels that wakes the detectors."
     )
 
+    skip_unsampled: bool = Field(
+        True,
+        description="Tell the decoder to skip non-reference frames that sampling will not take "
+        "(same sampled frames, times and pixels; ~40% fewer frames decoded on B-frame H.264). "
+        "Off: decode every frame.",
+    )
+
 
 class FacesSettings(Section):
     backend: Literal["dlib", "insightface"] = Field(

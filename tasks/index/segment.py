@@ -250,7 +250,12 @@ def _index_claimed(
             ignore=camera.overlay_regions,
         )
         for frame in sample_frames(
-            storage, ref.uri, sample_fps=settings.decode.sample_fps, gate=gate, stats=stats
+            storage,
+            ref.uri,
+            sample_fps=settings.decode.sample_fps,
+            gate=gate,
+            stats=stats,
+            skip_unsampled=settings.decode.skip_unsampled,
         ):
             if not frame.moving:
                 continue
