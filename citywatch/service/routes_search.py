@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from prefect import tags
@@ -16,12 +17,51 @@ from citywatch.service.deps import acting, service_of
 from citywatch.service.models import CaseId, Export, ExportVerify, Id, PlateSearch, Short, Time, Why
 from citywatch.service.uploads import read_image_upload
 
+if TYPE_CHECKING:
+    from citywatch.flows.search import FaceSearchResult
+
 router = APIRouter(prefix="/api")
 
 
 def run_tags(user: str, case_id: str) -> tuple[str, ...]:
     """Tags of a flow run started by the service: who asked, for which case."""
     return ("citywatch-service", f"user:{user}", f"case:{case_id}")
+
+
+def run_face_search(
+    request: Request,
+    data: bytes,
+    ext: str,
+    case_id: str,
+    justification: str,
+    cameras: list[str],
+    district: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    top_k: int | None,
+    face: int | None,
+) -> FaceSearchResult:
+    """The governed face search as the caller (API and console): a Prefect flow run tagged with them."""
+    from citywatch.flows.search import search
+
+    with acting(request) as (settings, storage):
+        url = storage.write_bytes(f"service/probes/{uuid.uuid4().hex}.{ext}", data)
+        try:
+            with tags(*run_tags(str(settings.user), case_id)):
+                return search(
+                    probe=url,
+                    camera_ids=cameras,
+                    district=district,
+                    since=since,
+                    until=until,
+                    top_k=top_k,
+                    face_index=face,
+                    case_id=case_id,
+                    justification=justification,
+                    settings=settings,
+                )
+        finally:
+            storage.delete(url)  # the probe's sha256 is in the audit record, never the photo
 
 
 @router.post("/search/face")
@@ -37,31 +77,15 @@ def search_face(
     top_k: Annotated[int | None, Form(ge=1, le=1000)] = None,
     face: Annotated[int | None, Form(ge=0, le=100)] = None,
 ) -> dict[str, object]:
-    from citywatch.flows.search import search
     from citywatch.tasks.search.report import sighting_json
 
     limit = service_of(request).settings.service_max_upload_bytes
     data, ext = read_image_upload(probe, "probe", limit)
     start = parse_time(since, "since") if since else None
     end = parse_time(until, "until") if until else None
-    with acting(request) as (settings, storage):
-        url = storage.write_bytes(f"service/probes/{uuid.uuid4().hex}.{ext}", data)
-        try:
-            with tags(*run_tags(str(settings.user), case_id)):
-                result = search(
-                    probe=url,
-                    camera_ids=camera or [],
-                    district=district,
-                    since=start,
-                    until=end,
-                    top_k=top_k,
-                    face_index=face,
-                    case_id=case_id,
-                    justification=justification,
-                    settings=settings,
-                )
-        finally:
-            storage.delete(url)  # the probe's sha256 is in the audit record, never the photo
+    result = run_face_search(
+        request, data, ext, case_id, justification, camera or [], district, start, end, top_k, face
+    )
     return {
         "probe_sha256": result.probe_sha256,
         "threshold": result.threshold,

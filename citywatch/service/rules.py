@@ -66,6 +66,19 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/api/users/{name}/password"): _act(Action.USERS_MANAGE, "json"),
     ("POST", "/api/users/{name}/deactivate"): _act(Action.USERS_MANAGE),
     ("POST", "/api/users/{name}/totp"): _act(Action.USERS_MANAGE),
+    # the console's pages (citywatch/service/pages/): the same actions as the API
+    ("GET", "/"): PUBLIC,
+    ("GET", "/static/{name}"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): Rule("public", body="multipart"),
+    ("POST", "/logout"): SIGNED_IN,
+    ("GET", "/cases"): _act(Action.CASE_OPEN),
+    ("POST", "/cases"): _act(Action.CASE_OPEN, "multipart"),
+    ("GET", "/case"): _act(Action.CASE_OPEN),
+    ("GET", "/search/face"): _act(Action.SEARCH_FACE),
+    ("POST", "/search/face"): _act(Action.SEARCH_FACE, "multipart"),
+    ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
+    ("POST", "/evidence"): _act(Action.EVIDENCE_KEEP, "multipart"),
 }
 
 
