@@ -196,7 +196,102 @@ def test_an_analyst_is_refused_the_console(console: Console) -> None:
         assert response is not None and response.status == 403
         assert "may not search_face" in p.inner_text("[role=alert]")
         p.screenshot(path=str(console.shots / "analyst-403.png"), full_page=True)
-        thumb = p.goto(f"{console.base}/media/thumb?case=CR-2026-0117&face=x")
+        thumb = p.goto(f"{console.base}/media/thumb?case=CR-2026-0117&kind=face&id=x")
         assert thumb is not None and thumb.status == 403
     refused = AuditLog(Storage(console.settings)).list(user="ann", limit=100)
     assert {r.action for r in refused if r.outcome == "refused"} >= {"case_open", "search_face", "media_view"}
+
+
+def _raise_alert(settings: Settings) -> str:
+    """An alert as a sweep writes it, for one indexed face (the sweep has its own tests)."""
+    from citywatch.governance.alerts import AlertRow, AlertState, alert_id, alerts_table
+    from citywatch.schemas import rows_to_arrow, utcnow
+    from citywatch.tables import upsert
+
+    storage = Storage(settings)
+    face = storage.db.open_table("faces").search().limit(1).to_arrow().to_pylist()[0]
+    row = AlertRow(
+        id=alert_id("wl-test", face["camera_id"], face["track_id"]),
+        watchlist_id="wl-test",
+        kind="face",
+        label="robbery suspect",
+        reason="serious_crime",
+        case_id="CR-2026-0117",
+        sighting_id=face["id"],
+        segment_id=face["segment_id"],
+        camera_id=face["camera_id"],
+        track_id=face["track_id"],
+        ts=face["ts"],
+        track_start=face["track_start"],
+        track_end=face["track_end"],
+        score=0.61,
+        threshold=0.9,
+        thumb_uri=face["thumb_uri"],
+        lat=face["lat"],
+        lon=face["lon"],
+        plate_text="",
+        model=face["model"],
+        state=AlertState.NEW.value,
+        reviewed_by="",
+        reviewed_at=None,
+        note="",
+        created_at=utcnow(),
+    )
+    upsert(alerts_table(storage.db), rows_to_arrow([row], AlertRow.SCHEMA))
+    return row.id
+
+
+def test_a_new_alert_appears_without_a_reload_and_a_supervisor_confirms_it(console: Console) -> None:
+    with page(timezone_id=ZONE) as p:
+        p.set_viewport_size({"width": 1280, "height": 720})
+        sign_in(p, console.base, "sue")
+        p.goto(f"{console.base}/alerts")
+        assert "No new alerts" in p.inner_text("#queue")
+        alert = _raise_alert(console.settings)
+        tile = p.locator(f"li[data-alert='{alert}']")
+        tile.wait_for(timeout=30_000)  # the queue polls: no reload
+        p.wait_for_function("() => document.querySelector('li[data-alert] img').naturalWidth > 0")
+        p.screenshot(path=str(console.shots / "alerts.png"), full_page=True)
+        tile.locator("button", has_text="Confirm").click()  # the note is required: nothing sent
+        assert tile.locator("input[name=note]").evaluate("e => !e.validity.valid")
+        tile.locator("input[name=note]").fill("same jacket and face as the bank footage")
+        tile.locator("button", has_text="Confirm").click()
+        tile.locator(".ok").wait_for()
+        assert "Confirmed by sue" in tile.inner_text()
+    with page() as p:  # an investigator sees the queue but cannot review
+        sign_in(p, console.base, "ivy")
+        p.goto(f"{console.base}/alerts?state=confirmed")
+        assert p.locator(f"li[data-alert='{alert}']").count() == 1
+        assert p.locator("button", has_text="Confirm").count() == 0
+    rows = AuditLog(Storage(console.settings)).list(user="sue", action="alert_review", limit=10)
+    assert [(r.outcome, json.loads(r.params)["decision"]) for r in rows] == [("ok", "confirmed")]
+
+
+def test_plate_search_shows_exact_and_fuzzy_matches(console: Console) -> None:
+    from citywatch.plates import CONFUSABLE_PAIRS
+
+    partner = {a: b for a, b in CONFUSABLE_PAIRS} | {b: a for a, b in CONFUSABLE_PAIRS}
+    truth = load_ground_truth(console.root / "sample" / "ground_truth.json")
+    vehicle = next(v for v in truth.vehicles if v.min_plate_px >= 80 and any(ch in partner for ch in v.plate))
+    i = next(i for i, ch in enumerate(vehicle.plate) if ch in partner)
+    variant = vehicle.plate[:i] + partner[vehicle.plate[i]] + vehicle.plate[i + 1 :]
+    with page(timezone_id=ZONE) as p:
+        p.set_viewport_size({"width": 1280, "height": 720})
+        sign_in(p, console.base, "ivy")
+        p.goto(f"{console.base}/search/plate?case=CR-2026-0117")
+        p.fill("input[name=text]", variant)
+        p.click("#plate-form button[type=submit]")
+        p.wait_for_selector("#result-count", timeout=300_000)
+        top = p.locator("li.tile[data-sighting]").first
+        assert top.get_attribute("data-text") == vehicle.plate
+        assert top.get_attribute("data-camera") == vehicle.camera_id
+        assert "fuzzy" in top.inner_text()
+        p.wait_for_function("() => document.querySelector('li.tile img').naturalWidth > 0")
+        p.screenshot(path=str(console.shots / "plate-results.png"), full_page=True)
+        p.fill("input[name=text]", vehicle.plate[:4] + "*")
+        p.click("#plate-form button[type=submit]")
+        p.wait_for_function("() => document.querySelector('#result-count').textContent.includes('*')")
+        top = p.locator("li.tile[data-sighting]").first
+        assert "exact" in top.inner_text() and str(top.get_attribute("data-text")).startswith(
+            vehicle.plate[:4]
+        )

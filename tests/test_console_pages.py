@@ -129,7 +129,7 @@ def test_cases_are_created_with_a_legal_basis_and_audited(settings: Settings) ->
 
 
 @pytest.mark.parametrize(
-    "path", ["/cases", "/case?case=C-1", "/search/face?case=C-1", "/media/thumb?case=C-1&face=f"]
+    "path", ["/cases", "/case?case=C-1", "/search/face?case=C-1", "/media/thumb?case=C-1&kind=face&id=f"]
 )
 def test_an_analyst_gets_a_403_page(settings: Settings, path: str) -> None:
     client, _ = signed_in(settings, "ann")

@@ -48,11 +48,12 @@ class CaseRow:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceRow:
-    """A face sighting a case keeps as evidence, with the investigator's note."""
+    """A face or plate sighting a case keeps as evidence, with the investigator's note."""
 
-    id: str  # "<case_id>|<face_id>"
+    id: str  # "<case_id>|<kind>|<sighting_id>"
     case_id: str
-    face_id: str
+    kind: str  # face | plate
+    sighting_id: str  # the faces or plates row
     camera_id: str
     ts: dt.datetime
     note: str
@@ -64,7 +65,8 @@ class EvidenceRow:
         [
             pa.field("id", pa.string(), nullable=False),
             pa.field("case_id", pa.string()),
-            pa.field("face_id", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("sighting_id", pa.string()),
             pa.field("camera_id", pa.string()),
             pa.field("ts", TS),
             pa.field("note", pa.string()),
@@ -74,10 +76,14 @@ class EvidenceRow:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class FaceRef:
-    """What the console may know of one indexed face (its thumbnail stays server-side)."""
+SIGHTING_TABLES = {"face": "faces", "plate": "plates"}
 
+
+@dataclass(frozen=True, slots=True)
+class SightingRef:
+    """What the console may know of one indexed face or plate (its thumbnail stays server-side)."""
+
+    kind: str
     id: str
     camera_id: str
     ts: dt.datetime
@@ -130,31 +136,44 @@ def list_cases(storage: Storage) -> list[CaseRow]:
     return sorted(rows, key=lambda r: r.created_at, reverse=True)
 
 
-def find_face(storage: Storage, face_id: str) -> FaceRef:
-    """The indexed face ``face_id`` (NotFoundError when there is none)."""
-    if len(face_id) > 300 or not has_table(storage.db, "faces"):
-        raise NotFoundError(f"face {face_id[:80]!r} is not in the index")
-    table = storage.db.open_table("faces")
+def find_sighting(storage: Storage, kind: str, sighting_id: str) -> SightingRef:
+    """The indexed face or plate ``sighting_id`` (NotFoundError when there is none)."""
+    table_name = SIGHTING_TABLES.get(kind)
+    if table_name is None:
+        raise BadInputError(f"kind {kind[:20]!r} must be one of {sorted(SIGHTING_TABLES)}")
+    if len(sighting_id) > 300 or not has_table(storage.db, table_name):
+        raise NotFoundError(f"{kind} {sighting_id[:80]!r} is not in the index")
     found = (
-        table.search()
-        .where(eq("id", face_id))
+        storage.db.open_table(table_name)
+        .search()
+        .where(eq("id", sighting_id))
         .select(["id", "camera_id", "ts", "thumb_uri"])
         .limit(1)
         .to_arrow()
         .to_pylist()
     )
     if not found:
-        raise NotFoundError(f"face {face_id[:80]!r} is not in the index")
+        raise NotFoundError(f"{kind} {sighting_id[:80]!r} is not in the index")
     row = found[0]
-    return FaceRef(row["id"], row["camera_id"], row["ts"], row["thumb_uri"])
+    return SightingRef(kind, row["id"], row["camera_id"], row["ts"], row["thumb_uri"])
 
 
-def keep_evidence(storage: Storage, case_id: str, face: FaceRef, note: str, user: str) -> EvidenceRow:
-    """Keep ``face`` as evidence of ``case_id`` (keeping it again replaces the note)."""
+def keep_evidence(storage: Storage, case_id: str, seen: SightingRef, note: str, user: str) -> EvidenceRow:
+    """Keep a sighting as evidence of ``case_id`` (keeping it again replaces the note)."""
     note = note.strip()
     if len(note) > 1000:
         raise BadInputError("note must be at most 1000 characters")
-    row = EvidenceRow(f"{case_id}|{face.id}", case_id, face.id, face.camera_id, face.ts, note, user, utcnow())
+    row = EvidenceRow(
+        f"{case_id}|{seen.kind}|{seen.id}",
+        case_id,
+        seen.kind,
+        seen.id,
+        seen.camera_id,
+        seen.ts,
+        note,
+        user,
+        utcnow(),
+    )
     table = open_table(storage.db, EvidenceRow.TABLE, EvidenceRow.SCHEMA)
     upsert(table, rows_to_arrow([row], EvidenceRow.SCHEMA))
     return row

@@ -18,7 +18,7 @@ from citywatch.service.models import CaseId, Export, ExportVerify, Id, PlateSear
 from citywatch.service.uploads import read_image_upload
 
 if TYPE_CHECKING:
-    from citywatch.flows.search import FaceSearchResult
+    from citywatch.flows.search import FaceSearchResult, PlateSearchResult
 
 router = APIRouter(prefix="/api")
 
@@ -95,17 +95,16 @@ def search_face(
     }
 
 
-@router.post("/search/plate")
-def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
+def run_plate_search(request: Request, body: PlateSearch) -> PlateSearchResult:
+    """The governed plate search as the caller (API and console): a flow run tagged with them."""
     from citywatch.flows.search import search_plate as plate_flow
     from citywatch.tasks.search.plates import parse_near
-    from citywatch.tasks.search.report import plate_json
 
     where = parse_near(body.near) if body.near else None
     start = parse_time(body.since, "since") if body.since else None
     end = parse_time(body.until, "until") if body.until else None
     with acting(request) as (settings, _storage), tags(*run_tags(str(settings.user), body.case_id)):
-        result = plate_flow(
+        return plate_flow(
             query=body.text,
             camera_ids=list(body.cameras),
             district=body.district,
@@ -118,6 +117,13 @@ def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
             justification=body.justification,
             settings=settings,
         )
+
+
+@router.post("/search/plate")
+def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
+    from citywatch.tasks.search.report import plate_json
+
+    result = run_plate_search(request, body)
     return {
         "query": result.query,
         "report": result.report_uri,

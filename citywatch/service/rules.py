@@ -77,7 +77,13 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/case"): _act(Action.CASE_OPEN),
     ("GET", "/search/face"): _act(Action.SEARCH_FACE),
     ("POST", "/search/face"): _act(Action.SEARCH_FACE, "multipart"),
+    ("GET", "/search/plate"): _act(Action.SEARCH_PLATE),
+    ("POST", "/search/plate"): _act(Action.SEARCH_PLATE, "multipart"),
     ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
+    ("GET", "/alerts"): _act(Action.ALERT_READ),
+    ("GET", "/alerts/queue"): _act(Action.ALERT_READ),
+    ("POST", "/alerts/review"): _act(Action.ALERT_REVIEW, "multipart"),
+    ("GET", "/media/alert"): _act(Action.ALERT_READ),
     ("POST", "/evidence"): _act(Action.EVIDENCE_KEEP, "multipart"),
 }
 

@@ -83,7 +83,9 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         with governed(settings, storage, Action.CASE_OPEN, row.id, row.legal_basis, params) as run:
             view = _case_view(storage, row)
             run.result_count = len(view.evidence) + len(view.alerts) + len(view.watchlist)
-    return render(request, "case.html", view=view, case=row, case_url=case_url, now=utcnow())
+    from citywatch.service.pages.routes_face import thumb_url
+
+    return render(request, "case.html", view=view, case=row, case_url=case_url, now=utcnow(), thumb=thumb_url)
 
 
 def _case_view(storage, row: CaseRow) -> CaseView:  # noqa: ANN001 - Storage

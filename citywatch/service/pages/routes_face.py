@@ -8,13 +8,14 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from citywatch.errors import BadInputError
 from citywatch.governance.auth import Action, governed
-from citywatch.governance.cases import find_face, get_case, keep_evidence
+from citywatch.governance.cases import find_sighting, get_case, keep_evidence
 from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.service.deps import acting, service_of
 from citywatch.service.pages.render import HEADERS, from_local, render, zone_named
@@ -112,29 +113,29 @@ def face_search(
     why = row.legal_basis
     result = run_face_search(request, data, ext, row.id, why, cameras, None, start, end, top_k, face)
     sightings = sorted(result.sightings, key=lambda s: s.rank)
-    window = _window(start, end, [s.ts for s in sightings])
+    window = time_window(start, end, [s.ts for s in sightings])
     return render(
         request,
         "face_results.html",
         case=row,
         sightings=sightings,
-        marks=_marks(window, sightings),
+        marks=marks(window, [(s.ts, s.rank, s.camera_name) for s in sightings]),
         window=window,
         threshold=result.threshold,
         model=result.model,
         zone=zone,
-        thumb=lambda face_id: _thumb_url(row.id, face_id),
+        thumb=thumb_url,
     )
 
 
 @router.get("/media/thumb")
-def thumbnail(request: Request, case: str = "", face: str = "") -> Response:
-    """One sighting's face thumbnail, viewed for a case (audited as ``media_view``)."""
+def thumbnail(request: Request, case: str = "", kind: str = "face", id: str = "") -> Response:  # noqa: A002
+    """One face or plate sighting's thumbnail, viewed for a case (audited as ``media_view``)."""
     with acting(request) as (settings, storage):
         row = get_case(storage, case)
-        params = {"face": face[:300]}
+        params = {"kind": kind[:20], "sighting": id[:300]}
         with governed(settings, storage, Action.MEDIA_VIEW, row.id, row.legal_basis, params) as run:
-            ref = find_face(storage, face)
+            ref = find_sighting(storage, kind, id)
             data = storage.read_bytes(ref.thumb_uri)
             run.result_count = 1
     return Response(data, media_type="image/jpeg", headers={**HEADERS, "Cache-Control": "private, no-store"})
@@ -144,23 +145,24 @@ def thumbnail(request: Request, case: str = "", face: str = "") -> Response:
 def keep(
     request: Request,
     case_id: Annotated[str, Form(max_length=200)],
-    face_id: Annotated[str, Form(max_length=300)],
+    sighting_id: Annotated[str, Form(max_length=300)],
+    kind: Annotated[str, Form(max_length=20)] = "face",
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> HTMLResponse:
     """Keep a sighting as evidence of the case, with a note (audited as ``evidence_keep``)."""
     with acting(request) as (settings, storage):
         row = get_case(storage, case_id)
-        params = {"face": face_id[:300], "note": note[:200]}
+        params = {"kind": kind[:20], "sighting": sighting_id[:300], "note": note[:200]}
         with governed(settings, storage, Action.EVIDENCE_KEEP, row.id, row.legal_basis, params) as run:
-            kept = keep_evidence(storage, row.id, find_face(storage, face_id), note, run.actor.user)
+            seen = find_sighting(storage, kind, sighting_id)
+            kept = keep_evidence(storage, row.id, seen, note, run.actor.user)
             run.result_count = 1
     return render(request, "evidence_kept.html", kept=kept, case_url=case_url)
 
 
-def _thumb_url(case_id: str, face_id: str) -> str:
-    from urllib.parse import urlencode
-
-    return "/media/thumb?" + urlencode({"case": case_id, "face": face_id})
+def thumb_url(case_id: str, kind: str, sighting_id: str) -> str:
+    """The governed thumbnail URL of a sighting (opaque ids; never a storage path)."""
+    return "/media/thumb?" + urlencode({"case": case_id, "kind": kind, "id": sighting_id})
 
 
 def _face_crops(request: Request, data: bytes) -> list[str]:
@@ -187,7 +189,7 @@ def _face_crops(request: Request, data: bytes) -> list[str]:
     return crops
 
 
-def _window(
+def time_window(
     start: dt.datetime | None, end: dt.datetime | None, moments: list[dt.datetime]
 ) -> tuple[dt.datetime, dt.datetime] | None:
     lo = start or (min(moments) if moments else None)
@@ -199,12 +201,15 @@ def _window(
     return lo, hi
 
 
-def _marks(window: tuple[dt.datetime, dt.datetime] | None, sightings: list) -> list[Mark]:  # noqa: ANN001
+def marks(
+    window: tuple[dt.datetime, dt.datetime] | None, points: list[tuple[dt.datetime, int, str]]
+) -> list[Mark]:
+    """Each (moment, rank, label) placed across ``window`` for the timeline strip."""
     if window is None:
         return []
     lo, hi = window
     span = (hi - lo).total_seconds()
     return [
-        Mark(round(100 * min(max((s.ts - lo).total_seconds() / span, 0), 1), 2), s.rank, s.camera_name)
-        for s in sightings
+        Mark(round(100 * min(max((ts - lo).total_seconds() / span, 0), 1), 2), rank, label)
+        for ts, rank, label in points
     ]

@@ -28,7 +28,7 @@
     return meta ? meta.content : "";
   }
 
-  async function send(form) {
+  async function send(form, submitter) {
     const target = document.querySelector(form.dataset.target || "#result") || form;
     const button = form.querySelector("button[type=submit], button:not([type])");
     const busy = form.dataset.busy || "Working…";
@@ -39,7 +39,7 @@
     try {
       const response = await fetch(form.action, {
         method: "POST",
-        body: new FormData(form),
+        body: submitter ? new FormData(form, submitter) : new FormData(form),
         headers: { "X-CSRF-Token": csrf(), "X-Console": "1" },
         credentials: "same-origin",
       });
@@ -64,8 +64,23 @@
     const form = ev.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-console")) { return; }
     ev.preventDefault();
-    send(form);
+    send(form, ev.submitter || null);
   });
+
+  // parts of a page that refresh themselves (the alert queue), unless the user is busy in them
+  function poll(el) {
+    const every = Math.max(2, Number(el.dataset.pollS || "5")) * 1000;
+    setInterval(async () => {
+      const busy = el.contains(document.activeElement) ||
+        [...el.querySelectorAll("input")].some((i) => i.type !== "hidden" && i.value);
+      if (busy || document.hidden) { return; }
+      try {
+        const response = await fetch(el.dataset.poll, { headers: { "X-Console": "1" }, credentials: "same-origin" });
+        if (response.ok) { el.innerHTML = await response.text(); prepare(el); }
+      } catch (err) { /* the next round tries again */ }
+    }, every);
+  }
+  document.querySelectorAll("[data-poll]").forEach(poll);
 
   // a face picked from a photo with several faces: search again with it
   document.addEventListener("click", (ev) => {
