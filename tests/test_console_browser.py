@@ -126,12 +126,23 @@ def test_investigator_searches_keeps_evidence_and_sees_it_on_the_case(console: C
         top.locator("input[name=note]").fill("leaves the bank at the corner")
         top.locator("button", has_text="Keep as evidence").click()
         p.wait_for_selector("#kept-1 .ok")
+
+        # export a redacted, signed clip of it: verified at once, and downloadable
+        top.locator("button", has_text="Export redacted clip").click()
+        p.wait_for_selector("#export-panel .verified", timeout=300_000)
+        assert "Verified" in p.inner_text("#export-panel .verified")
+        p.screenshot(path=str(console.shots / "export.png"), full_page=True)
+        with p.expect_download() as download:
+            p.click("#export-panel a:has-text('Download the clip')")
+        clip = Path(download.value.path())
+        assert clip.stat().st_size > 1000 and clip.read_bytes()[4:8] == b"ftyp"
         p.click("#kept-1 a")
         p.wait_for_url("**/case?case=CR-2026-0117*")
         evidence = p.locator("#evidence li.tile")
         assert evidence.count() == 1
         assert "leaves the bank at the corner" in evidence.inner_text()
         assert "face" in p.inner_text("#searches")
+        assert "sighting" in p.inner_text("#exports")
         p.wait_for_function("() => document.querySelector('#evidence img').naturalWidth > 0")
         p.screenshot(path=str(console.shots / "case.png"), full_page=True)
         p.set_viewport_size({"width": 1920, "height": 1080})
@@ -152,7 +163,7 @@ def test_investigator_searches_keeps_evidence_and_sees_it_on_the_case(console: C
         ("ivy", "search_face", "ok"),
         ("ivy", "evidence_keep", "ok"),
     } <= actions
-    assert ("ivy", "media_view", "ok") in actions
+    assert {("ivy", "media_view", "ok"), ("ivy", "export", "ok")} <= actions
     search = next(r for r in rows if r.action == "search_face")
     assert search.justification == WHY and json.loads(search.params)["via"]["auth"] == "session"
 

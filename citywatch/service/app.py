@@ -71,7 +71,14 @@ def _error(request: Request, message: str, status: int, headers: Mapping[str, st
 def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     """The service app for ``settings`` (storage root, sessions, limits)."""
     from citywatch.service import routes_admin, routes_auth, routes_governed, routes_search, routes_watchlist
-    from citywatch.service.pages import routes_alerts, routes_cases, routes_face, routes_plate, routes_signin
+    from citywatch.service.pages import (
+        routes_alerts,
+        routes_cases,
+        routes_export,
+        routes_face,
+        routes_plate,
+        routes_signin,
+    )
 
     app = FastAPI(
         title="citywatch",
@@ -82,7 +89,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     )
     app.state.service = Service(settings)
     modules = (routes_auth, routes_search, routes_watchlist, routes_governed, routes_admin)
-    pages = (routes_signin, routes_cases, routes_face, routes_plate, routes_alerts)
+    pages = (routes_signin, routes_cases, routes_face, routes_plate, routes_alerts, routes_export)
     for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 

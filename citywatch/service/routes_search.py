@@ -18,7 +18,9 @@ from citywatch.service.models import CaseId, Export, ExportVerify, Id, PlateSear
 from citywatch.service.uploads import read_image_upload
 
 if TYPE_CHECKING:
+    from citywatch.flows.redact_export import ExportResult
     from citywatch.flows.search import FaceSearchResult, PlateSearchResult
+    from citywatch.governance.export_verify import VerifyReport
 
 router = APIRouter(prefix="/api")
 
@@ -131,8 +133,8 @@ def search_plate(body: PlateSearch, request: Request) -> dict[str, object]:
     }
 
 
-@router.post("/exports")
-def export(body: Export, request: Request) -> dict[str, object]:
+def run_export(request: Request, body: Export) -> ExportResult:
+    """The governed, redacted, signed export as the caller (API and console): a tagged flow run."""
     from citywatch.flows.redact_export import redact_export
     from citywatch.tasks.export.request import ExportRequest
 
@@ -147,12 +149,15 @@ def export(body: Export, request: Request) -> dict[str, object]:
         pad_s=body.pad_s,
     )
     with acting(request) as (settings, _storage), tags(*run_tags(str(settings.user), body.case_id)):
-        result = redact_export(request=export_request, settings=settings)
-    return dataclasses.asdict(result)
+        return redact_export(request=export_request, settings=settings)
 
 
-@router.post("/exports/verify")
-def export_verify(body: ExportVerify, request: Request) -> dict[str, object]:
+@router.post("/exports")
+def export(body: Export, request: Request) -> dict[str, object]:
+    return dataclasses.asdict(run_export(request, body))
+
+
+def run_export_verify(request: Request, body: ExportVerify) -> VerifyReport:
     """Check an export under ``exports/`` of the storage root (never an arbitrary path)."""
     with acting(request) as (settings, storage):
         params = {"command": "export verify", "manifest": body.manifest}
@@ -160,6 +165,13 @@ def export_verify(body: ExportVerify, request: Request) -> dict[str, object]:
             report = verify_export(storage, export_trusted_keys(settings, []), storage.url(body.manifest))
             run.result_count = 1
             run.detail = "" if report.ok else "verification failed"
+    return report
+
+
+@router.post("/exports/verify")
+def export_verify(body: ExportVerify, request: Request) -> dict[str, object]:
+    """Check an export under ``exports/`` of the storage root (never an arbitrary path)."""
+    report = run_export_verify(request, body)
     return {
         "manifest": report.manifest_url,
         "ok": report.ok,

@@ -80,6 +80,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/search/plate"): _act(Action.SEARCH_PLATE),
     ("POST", "/search/plate"): _act(Action.SEARCH_PLATE, "multipart"),
     ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
+    ("POST", "/exports/request"): _act(Action.EXPORT, "multipart"),
+    ("GET", "/exports/file"): _act(Action.EXPORT),
     ("GET", "/alerts"): _act(Action.ALERT_READ),
     ("GET", "/alerts/queue"): _act(Action.ALERT_READ),
     ("POST", "/alerts/review"): _act(Action.ALERT_REVIEW, "multipart"),

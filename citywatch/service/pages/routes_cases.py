@@ -23,6 +23,7 @@ from citywatch.service.pages.render import redirect, render
 
 router = APIRouter()
 SEARCHES = {"search_face": "face", "search_plate": "plate"}
+OTHER_EXPORT_COMMANDS = {"export verify", "export download"}  # audited as export, but not exports
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ def _case_view(storage, row: CaseRow) -> CaseView:  # noqa: ANN001 - Storage
     for r in reversed(records):
         if r.action in SEARCHES:
             searches.append(_line(r.ts, r.user, _search_text(r.action, r.params), r))
-        elif r.action == "export":
+        elif r.action == "export" and _params(r.params).get("command") not in OTHER_EXPORT_COMMANDS:
             exports.append(_line(r.ts, r.user, _export_text(r.params), r))
     alerts = [a for a in list_alerts(storage, limit=10000) if a.case_id == row.id]
     entries = [e for e in list_entries(storage, include_removed=True) if e.case_id == row.id]

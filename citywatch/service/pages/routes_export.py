@@ -1,0 +1,73 @@
+"""Export from a sighting: the API's own redacted, signed export (a flow run), verified at once,
+with the clip and its manifest downloadable by export id (never a storage path; audited)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from citywatch.errors import BadInputError
+from citywatch.governance.auth import Action, governed
+from citywatch.governance.cases import get_case
+from citywatch.service.deps import acting
+from citywatch.service.models import Export, ExportVerify
+from citywatch.service.pages.render import HEADERS, render
+from citywatch.service.routes_search import run_export, run_export_verify
+from citywatch.storage import safe_key
+
+router = APIRouter()
+EXPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+PARTS = {"mp4": "video/mp4", "manifest.json": "application/json", "redactions.json": "application/json"}
+
+
+def export_key(case_id: str, export_id: str, part: str) -> str:
+    return safe_key(f"exports/{case_id}/{export_id}") + f".{part}"
+
+
+def file_url(case_id: str, export_id: str, part: str) -> str:
+    return "/exports/file?" + urlencode({"case": case_id, "export": export_id, "part": part})
+
+
+@router.post("/exports/request")
+def request_export(
+    request: Request,
+    case_id: Annotated[str, Form(max_length=200)],
+    sighting_id: Annotated[str, Form(max_length=300)],
+) -> HTMLResponse:
+    """A redacted, signed clip around one sighting, for the case; verified before it is shown."""
+    with acting(request) as (_settings, storage):
+        row = get_case(storage, case_id)
+    result = run_export(
+        request, Export(case_id=row.id, justification=row.legal_basis, sighting_id=sighting_id)
+    )
+    manifest = export_key(row.id, result.export_id, "manifest.json")
+    report = run_export_verify(
+        request, ExportVerify(manifest=manifest, case_id=row.id, justification=row.legal_basis)
+    )
+    return render(request, "export_done.html", result=result, report=report, case=row, file_url=file_url)
+
+
+@router.get("/exports/file")
+def export_file(request: Request, case: str = "", export: str = "", part: str = "mp4") -> Response:
+    """One file of an export of the case (audited as ``export``, command ``export download``)."""
+    if not EXPORT_ID.fullmatch(export):
+        raise BadInputError(f"export id {export[:80]!r} is not an export id")
+    if part not in PARTS:
+        raise BadInputError(f"part {part[:40]!r} must be one of {', '.join(PARTS)}")
+    with acting(request) as (settings, storage):
+        row = get_case(storage, case)
+        params = {"command": "export download", "export": export, "part": part}
+        with governed(settings, storage, Action.EXPORT, row.id, row.legal_basis, params) as run:
+            data = storage.read_bytes(storage.url(export_key(row.id, export, part)))
+            run.result_count = 1
+    name = f"{export}.{part}"
+    headers = {
+        **HEADERS,
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store",
+    }
+    return Response(data, media_type=PARTS[part], headers=headers)
