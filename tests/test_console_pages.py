@@ -172,3 +172,19 @@ def test_times_are_read_and_shown_in_the_users_zone() -> None:
 
     with pytest.raises(BadInputError, match="from 'yesterday' is not a date and time"):
         from_local("yesterday", paris, "from")
+
+
+def test_a_supervisor_reads_and_verifies_the_audit_log_an_investigator_cannot(settings: Settings) -> None:
+    ivy, ivy_headers = signed_in(settings, "ivy")
+    ivy.post(
+        "/cases", data={"case_id": "C-9", "title": "t", "legal_basis": WHY}, files=FORM, headers=ivy_headers
+    )
+    assert ivy.get("/audit").status_code == 403
+    sam, headers = signed_in(settings, "sam")
+    page = sam.get("/audit?user=ivy&action=case_open")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr><td>(\d+)</td>.*?</tr>", page.text, re.S)
+    assert len(rows) == 1 and "C-9" in page.text and WHY in page.text
+    verdict = sam.post("/audit/verify", headers=headers)
+    assert verdict.status_code == 200 and "The chain is intact" in verdict.text
+    assert any(r.action == "audit_read" and r.user == "sam" for r in AuditLog(Storage(settings)).rows())

@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     from citywatch.service import routes_admin, routes_auth, routes_governed, routes_search, routes_watchlist
     from citywatch.service.pages import (
         routes_alerts,
+        routes_audit,
         routes_cases,
         routes_export,
         routes_face,
@@ -89,7 +90,15 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     )
     app.state.service = Service(settings)
     modules = (routes_auth, routes_search, routes_watchlist, routes_governed, routes_admin)
-    pages = (routes_signin, routes_cases, routes_face, routes_plate, routes_alerts, routes_export)
+    pages = (
+        routes_signin,
+        routes_cases,
+        routes_face,
+        routes_plate,
+        routes_alerts,
+        routes_export,
+        routes_audit,
+    )
     for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 

@@ -82,6 +82,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
     ("POST", "/exports/request"): _act(Action.EXPORT, "multipart"),
     ("GET", "/exports/file"): _act(Action.EXPORT),
+    ("GET", "/audit"): _act(Action.AUDIT_READ),
+    ("POST", "/audit/verify"): _act(Action.AUDIT_READ),
     ("GET", "/alerts"): _act(Action.ALERT_READ),
     ("GET", "/alerts/queue"): _act(Action.ALERT_READ),
     ("POST", "/alerts/review"): _act(Action.ALERT_REVIEW, "multipart"),
