@@ -170,7 +170,7 @@ def _face_crops(request: Request, data: bytes) -> list[str]:
     from PIL import Image
 
     from citywatch.images import decode_image
-    from citywatch.tasks.index.segment import face_model_for
+    from citywatch.models.loaders import face_model_for
 
     settings = service_of(request).settings
     image = decode_image(data, "photo", max_pixels=settings.probe_max_pixels)
