@@ -188,3 +188,42 @@ def test_a_supervisor_reads_and_verifies_the_audit_log_an_investigator_cannot(se
     verdict = sam.post("/audit/verify", headers=headers)
     assert verdict.status_code == 200 and "The chain is intact" in verdict.text
     assert any(r.action == "audit_read" and r.user == "sam" for r in AuditLog(Storage(settings)).rows())
+
+
+def test_bad_search_input_is_said_before_anything_runs(settings: Settings) -> None:
+    client, headers = signed_in(settings, "ivy")
+    client.post(
+        "/cases", data={"case_id": "C-1", "title": "t", "legal_basis": WHY}, files=FORM, headers=headers
+    )
+    junk = {"probe": ("p.png", b"not an image", "image/png")}
+    r = client.post("/search/face", data={"case_id": "C-1"}, files=junk, headers=headers)
+    assert r.status_code == 400 and "photo p.png is not a readable JPEG or PNG image" in message(r.text)
+    window = {
+        "case_id": "C-1",
+        "since": "2026-11-20T10:00",
+        "until": "2026-11-20T09:00",
+        "tz": "Europe/Paris",
+    }
+    r = client.post("/search/face", data=window, files=junk, headers=headers)
+    assert r.status_code == 400 and message(r.text) == "the time window's end must be after its start"
+    r = client.post(
+        "/search/plate",
+        data={"case_id": "C-1", "text": "AB12", "near_lat": "22.3"},
+        files=FORM,
+        headers=headers,
+    )
+    assert r.status_code == 400 and "latitude, longitude and a radius" in message(r.text)
+    r = client.post(
+        "/alerts/review", data={"alert_id": "a", "decision": "confirm"}, files=FORM, headers=headers
+    )
+    assert r.status_code == 403  # an investigator does not review alerts
+    sam, sam_headers = signed_in(settings, "sam")
+    r = sam.post(
+        "/alerts/review", data={"alert_id": "a", "decision": "confirm"}, files=FORM, headers=sam_headers
+    )
+    assert r.status_code == 400 and "write a note" in message(r.text)
+    r = client.get("/exports/file?case=C-1&export=../../etc&part=mp4")
+    assert r.status_code == 400 and "is not an export id" in message(r.text)
+    assert not [
+        x for x in AuditLog(Storage(settings)).rows() if x.action == "search_face" and x.outcome == "ok"
+    ]
