@@ -147,6 +147,10 @@ def test_investigator_searches_keeps_evidence_and_sees_it_on_the_case(console: C
         top.locator("button", has_text="Export redacted clip").click()
         p.wait_for_selector("#export-panel .verified", timeout=300_000)
         assert "Verified" in p.inner_text("#export-panel .verified")
+        p.wait_for_function(  # the redacted clip plays in the page (range requests to the service)
+            "() => { const v = document.querySelector('#export-panel video'); return v && v.duration > 0; }",
+            timeout=60_000,
+        )
         p.screenshot(path=str(console.shots / "export.png"), full_page=True)
         with p.expect_download() as download:
             p.click("#export-panel a:has-text('Download the clip')")

@@ -65,9 +65,31 @@ def export_file(request: Request, case: str = "", export: str = "", part: str = 
             data = storage.read_bytes(storage.url(export_key(row.id, export, part)))
             run.result_count = 1
     name = f"{export}.{part}"
+    disposition = "inline" if request.query_params.get("play") == "1" else "attachment"
     headers = {
         **HEADERS,
-        "Content-Disposition": f'attachment; filename="{name}"',
-        "Cache-Control": "no-store",
+        "Content-Disposition": f'{disposition}; filename="{name}"',
+        "Cache-Control": "private, no-store",
+        "Accept-Ranges": "bytes",
     }
-    return Response(data, media_type=PARTS[part], headers=headers)
+    wanted = byte_range(request.headers.get("range", ""), len(data))
+    if wanted is None:
+        return Response(data, media_type=PARTS[part], headers=headers)
+    first, last = wanted
+    headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    return Response(data[first : last + 1], status_code=206, media_type=PARTS[part], headers=headers)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single ``bytes=A-B`` / ``bytes=A-`` / ``bytes=-N`` range, None for the whole."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if match is None or size == 0 or not (match.group(1) or match.group(2)):
+        return None
+    if not match.group(1):
+        first, last = max(0, size - int(match.group(2))), size - 1
+    else:
+        first = int(match.group(1))
+        last = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    if first > last or first >= size:
+        return None
+    return first, last
