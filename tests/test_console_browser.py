@@ -246,7 +246,7 @@ def _raise_alert(settings: Settings) -> str:
         watchlist_id="wl-test",
         kind="face",
         label="robbery suspect",
-        reason="serious_crime",
+        reason="suspect",
         case_id="CR-2026-0117",
         sighting_id=face["id"],
         segment_id=face["segment_id"],

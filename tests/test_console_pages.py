@@ -227,3 +227,37 @@ def test_bad_search_input_is_said_before_anything_runs(settings: Settings) -> No
     assert not [
         x for x in AuditLog(Storage(settings)).rows() if x.action == "search_face" and x.outcome == "ok"
     ]
+
+
+def test_watchlist_request_and_four_eyes_approval(settings: Settings) -> None:
+    ivy, ivy_h = signed_in(settings, "ivy")
+    ivy.post("/cases", data={"case_id": "C-1", "title": "t", "legal_basis": WHY}, files=FORM, headers=ivy_h)
+    entry = {
+        "case_id": "C-1",
+        "kind": "plate",
+        "plate": "AB1234",
+        "label": "blue van",
+        "reason": "stolen_vehicle",
+    }
+    r = ivy.post("/watchlist/request", data={**entry, "reason": "curiosity"}, files=FORM, headers=ivy_h)
+    assert r.status_code == 400 and "reason must be one of" in message(r.text)
+    r = ivy.post("/watchlist/request", data=entry, files=FORM, headers=ivy_h)
+    assert r.status_code == 200 and "a supervisor other than ivy must approve it" in r.text
+    queue = ivy.get("/watchlist").text
+    entry_id = re.search(r'data-entry="([^"]+)"', queue).group(1)
+    assert "needs another supervisor" in queue and "Approve</button>" not in queue
+    sam, sam_h = signed_in(settings, "sam")
+    own = sam.post("/watchlist/request", data={**entry, "plate": "XY99"}, files=FORM, headers=sam_h)
+    assert own.status_code == 200
+    own_id = next(e for e in re.findall(r'data-entry="([^"]+)"', sam.get("/watchlist").text) if e != entry_id)
+    refused = sam.post(
+        "/watchlist/approve", data={"entry_id": own_id, "justification": WHY}, files=FORM, headers=sam_h
+    )
+    assert refused.status_code == 403 and "four-eyes" in message(refused.text)
+    ok = sam.post(
+        "/watchlist/approve", data={"entry_id": entry_id, "justification": WHY}, files=FORM, headers=sam_h
+    )
+    assert ok.status_code == 200 and ok.headers["x-redirect"] == "/watchlist"
+    assert "approved by sam" in sam.get("/watchlist").text
+    case_page = ivy.get("/case?case=C-1").text
+    assert "blue van" in case_page and "active" in case_page

@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_alerts,
         routes_audit,
         routes_cases,
+        routes_entries,
         routes_export,
         routes_face,
         routes_plate,
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_alerts,
         routes_export,
         routes_audit,
+        routes_entries,
     )
     for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself

@@ -17,7 +17,7 @@ from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.cases import CaseRow, EvidenceRow, get_case, list_cases, list_evidence, new_case
 from citywatch.governance.watchlist import WatchlistRow, list_entries
-from citywatch.schemas import utcnow
+from citywatch.schemas import Reason, utcnow
 from citywatch.service.deps import acting
 from citywatch.service.pages.render import redirect, render
 
@@ -86,7 +86,17 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
             run.result_count = len(view.evidence) + len(view.alerts) + len(view.watchlist)
     from citywatch.service.pages.routes_face import thumb_url
 
-    return render(request, "case.html", view=view, case=row, case_url=case_url, now=utcnow(), thumb=thumb_url)
+    reasons = [r.value for r in Reason]
+    return render(
+        request,
+        "case.html",
+        view=view,
+        case=row,
+        case_url=case_url,
+        now=utcnow(),
+        thumb=thumb_url,
+        reasons=reasons,
+    )
 
 
 def _case_view(storage, row: CaseRow) -> CaseView:  # noqa: ANN001 - Storage
