@@ -326,3 +326,31 @@ def test_plate_search_shows_exact_and_fuzzy_matches(console: Console) -> None:
         assert "exact" in top.inner_text() and str(top.get_attribute("data-text")).startswith(
             vehicle.plate[:4]
         )
+
+
+def test_a_watchlist_entry_is_approved_by_another_supervisor(console: Console) -> None:
+    with page(timezone_id=ZONE) as ivy, page() as sue:
+        ivy.set_viewport_size({"width": 1280, "height": 720})
+        sign_in(ivy, console.base, "ivy")
+        ivy.goto(f"{console.base}/case?case=CR-2026-0117")
+        form = ivy.locator("#request-entry form")
+        form.locator("select[name=reason]").select_option("stolen_vehicle")
+        form.locator("input[name=label]").fill("getaway car")
+        form.locator("input[name=plate]").fill("KT1234")
+        form.locator("button[type=submit]").click()
+        ivy.wait_for_selector("#entry-result .ok")
+        assert "a supervisor other than ivy must approve it" in ivy.inner_text("#entry-result")
+        ivy.goto(f"{console.base}/watchlist")
+        assert "needs another supervisor" in ivy.inner_text("#pending")
+
+        sue.set_viewport_size({"width": 1280, "height": 720})
+        sign_in(sue, console.base, "sue")
+        sue.goto(f"{console.base}/watchlist")
+        row = sue.locator("#pending tr", has_text="getaway car")
+        row.locator("input[name=justification]").fill("plate seen at the robbery, case CR-2026-0117")
+        sue.screenshot(path=str(console.shots / "watchlist.png"), full_page=True)
+        row.locator("button", has_text="Approve").click()
+        sue.wait_for_url(f"{console.base}/watchlist")
+        sue.wait_for_selector("text=approved by sue")
+        ivy.goto(f"{console.base}/case?case=CR-2026-0117")
+        assert "getaway car" in ivy.inner_text("#watchlist") and "active" in ivy.inner_text("#watchlist")
