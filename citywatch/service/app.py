@@ -116,6 +116,10 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         return _error(request, _validation_message(exc), 422)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:  # logged by the server too
+        return _error(request, "the service failed to answer this request; the error is logged", 500)
+
     if check:
         check_rules(app)
     app.add_middleware(Gate, service=app.state.service, routes=app.router.routes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
@@ -43,7 +44,7 @@ def zone_named(name: str) -> ZoneInfo:
 
 def user_zone(request: Request) -> ZoneInfo:
     """The browser's time zone (console.js keeps it in a cookie), else UTC."""
-    return zone_named(request.cookies.get(TZ_COOKIE, ""))
+    return zone_named(unquote(request.cookies.get(TZ_COOKIE, "")))
 
 
 def offset_text(moment: dt.datetime, zone: ZoneInfo) -> str:
@@ -116,14 +117,15 @@ def render(request: Request, template: str, status: int = 200, **context: object
     identity = getattr(request.state, "identity", None)
     zone = user_zone(request)
     who = identity if isinstance(identity, Identity) else None
-    html = ENV.get_template(template).render(
-        identity=who,
-        roles={r.value for r in who.roles} if who else set(),
-        csrf=who.csrf if who else "",
-        zone=zone,
-        session_ends=session_ends(request, who) if who else None,
-        **context,
-    )
+    values: dict[str, object] = {
+        "identity": who,
+        "roles": {r.value for r in who.roles} if who else set(),
+        "csrf": who.csrf if who else "",
+        "zone": zone,
+        "session_ends": session_ends(request, who) if who else None,
+    }
+    values.update(context)  # a page may show another zone (the one a search form gave)
+    html = ENV.get_template(template).render(**values)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 

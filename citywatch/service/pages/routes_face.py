@@ -55,6 +55,7 @@ class MapPoint:
     y: float
     label: str
     camera_id: str
+    anchor: str  # where the label sits: "start" (right of the dot) or "end" (left of it)
 
 
 def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
@@ -66,10 +67,11 @@ def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
     dlat, dlon = max(max(lats) - min(lats), 1e-4), max(max(lons) - min(lons), 1e-4)
     return [
         MapPoint(
-            round(30 + 300 * (float(c.lon or 0) - min(lons)) / dlon, 1),
+            round(20 + 360 * (float(c.lon or 0) - min(lons)) / dlon, 1),
             round(190 - 160 * (float(c.lat or 0) - min(lats)) / dlat, 1),
             c.name or c.id,
             c.id,
+            "end" if float(c.lon or 0) - min(lons) > dlon / 2 else "start",
         )
         for c in located
     ]
