@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
 from citywatch.errors import BadInputError
 from citywatch.governance.auth import Action, governed
@@ -41,9 +42,11 @@ def request_export(
     """A redacted, signed clip around one sighting, for the case; verified before it is shown."""
     with acting(request) as (_settings, storage):
         row = get_case(storage, case_id)
-    result = run_export(
-        request, Export(case_id=row.id, justification=row.legal_basis, sighting_id=sighting_id)
-    )
+    try:
+        body = Export(case_id=row.id, justification=row.legal_basis, sighting_id=sighting_id)
+    except ValidationError as exc:
+        raise BadInputError(f"sighting id {sighting_id[:80]!r} is not a sighting id") from exc
+    result = run_export(request, body)
     manifest = export_key(row.id, result.export_id, "manifest.json")
     report = run_export_verify(
         request, ExportVerify(manifest=manifest, case_id=row.id, justification=row.legal_basis)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -56,6 +56,7 @@ class MapPoint:
     label: str
     camera_id: str
     anchor: str  # where the label sits: "start" (right of the dot) or "end" (left of it)
+    label_dy: float = 4.0  # below the dot's centre; labels of dots at one height are staggered
 
 
 def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
@@ -65,7 +66,7 @@ def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
     lats = [float(c.lat) for c in located if c.lat is not None]
     lons = [float(c.lon) for c in located if c.lon is not None]
     dlat, dlon = max(max(lats) - min(lats), 1e-4), max(max(lons) - min(lons), 1e-4)
-    return [
+    points = [
         MapPoint(
             round(20 + 360 * (float(c.lon or 0) - min(lons)) / dlon, 1),
             round(190 - 160 * (float(c.lat or 0) - min(lats)) / dlat, 1),
@@ -75,6 +76,13 @@ def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
         )
         for c in located
     ]
+    placed: list[MapPoint] = []
+    for point in sorted(points, key=lambda p: (p.y, p.x)):
+        crowded = sum(1 for q in placed if abs(q.y - point.y) < 14)
+        placed.append(
+            replace(point, label_dy=4.0 + 14.0 * crowded if point.y < 180 else 4.0 - 14.0 * crowded)
+        )
+    return placed
 
 
 @router.get("/search/face")
