@@ -329,7 +329,7 @@ def test_plate_search_shows_exact_and_fuzzy_matches(console: Console) -> None:
 
 
 def test_a_watchlist_entry_is_approved_by_another_supervisor(console: Console) -> None:
-    with page(timezone_id=ZONE) as ivy, page() as sue:
+    with page(timezone_id=ZONE) as ivy:
         ivy.set_viewport_size({"width": 1280, "height": 720})
         sign_in(ivy, console.base, "ivy")
         ivy.goto(f"{console.base}/case?case=CR-2026-0117")
@@ -342,7 +342,7 @@ def test_a_watchlist_entry_is_approved_by_another_supervisor(console: Console) -
         assert "a supervisor other than ivy must approve it" in ivy.inner_text("#entry-result")
         ivy.goto(f"{console.base}/watchlist")
         assert "needs another supervisor" in ivy.inner_text("#pending")
-
+    with page() as sue:  # a second browser: another person
         sue.set_viewport_size({"width": 1280, "height": 720})
         sign_in(sue, console.base, "sue")
         sue.goto(f"{console.base}/watchlist")
@@ -350,7 +350,8 @@ def test_a_watchlist_entry_is_approved_by_another_supervisor(console: Console) -
         row.locator("input[name=justification]").fill("plate seen at the robbery, case CR-2026-0117")
         sue.screenshot(path=str(console.shots / "watchlist.png"), full_page=True)
         row.locator("button", has_text="Approve").click()
-        sue.wait_for_url(f"{console.base}/watchlist")
         sue.wait_for_selector("text=approved by sue")
+    with page() as ivy:
+        sign_in(ivy, console.base, "ivy")
         ivy.goto(f"{console.base}/case?case=CR-2026-0117")
         assert "getaway car" in ivy.inner_text("#watchlist") and "active" in ivy.inner_text("#watchlist")

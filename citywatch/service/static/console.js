@@ -28,6 +28,12 @@
     return meta ? meta.content : "";
   }
 
+  function formData(form, submitter) {
+    const data = new FormData(form);
+    if (submitter && submitter.name) { data.set(submitter.name, submitter.value); }
+    return data;
+  }
+
   async function send(form, submitter) {
     const target = document.querySelector(form.dataset.target || "#result") || form;
     const button = form.querySelector("button[type=submit], button:not([type])");
@@ -39,7 +45,7 @@
     try {
       const response = await fetch(form.action, {
         method: "POST",
-        body: submitter ? new FormData(form, submitter) : new FormData(form),
+        body: formData(form, submitter),
         headers: { "X-CSRF-Token": csrf(), "X-Console": "1" },
         credentials: "same-origin",
       });
