@@ -355,3 +355,31 @@ def test_a_watchlist_entry_is_approved_by_another_supervisor(console: Console) -
         sign_in(ivy, console.base, "ivy")
         ivy.goto(f"{console.base}/case?case=CR-2026-0117")
         assert "getaway car" in ivy.inner_text("#watchlist") and "active" in ivy.inner_text("#watchlist")
+
+
+def test_camera_and_local_time_window_filters(console: Console) -> None:
+    """The window is typed in the browser's zone (Paris) and compared in UTC."""
+    from zoneinfo import ZoneInfo
+
+    truth = load_ground_truth(console.root / "sample" / "ground_truth.json")
+    person = next(p for p in truth.people if p.person_id == "obama")
+    first = next(a for a in truth.appearances if a.person_id == "obama")
+    paris = ZoneInfo(ZONE)
+    start, end = (first.start - 2 * SLACK).astimezone(paris), (first.end + 2 * SLACK).astimezone(paris)
+    with page(timezone_id=ZONE) as p:
+        p.set_viewport_size({"width": 1920, "height": 1080})
+        sign_in(p, console.base, "ivy")
+        p.goto(f"{console.base}/search/face?case=CR-2026-0117")
+        p.set_input_files("#probe", str(console.root / person.probe))
+        p.check(f"input[name=camera][value='{first.camera_id}']")
+        p.fill("input[name=since]", start.strftime("%Y-%m-%dT%H:%M:%S"))
+        p.fill("input[name=until]", end.strftime("%Y-%m-%dT%H:%M:%S"))
+        p.click("#face-form button[type=submit]")
+        p.wait_for_selector("#result-count", timeout=300_000)
+        tiles = p.locator("li.tile[data-sighting]")
+        assert tiles.count() > 0
+        for i in range(tiles.count()):
+            assert tiles.nth(i).get_attribute("data-camera") == first.camera_id
+            ts = dt.datetime.fromisoformat(str(tiles.nth(i).get_attribute("data-ts")))
+            assert start <= ts <= end
+        p.screenshot(path=str(console.shots / "face-filtered-1920.png"), full_page=True)
