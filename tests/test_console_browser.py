@@ -390,4 +390,7 @@ def test_camera_and_local_time_window_filters(console: Console) -> None:
             assert tiles.nth(i).get_attribute("data-camera") == first.camera_id
             ts = dt.datetime.fromisoformat(str(tiles.nth(i).get_attribute("data-ts")))
             assert start <= ts <= end
+        p.wait_for_function(
+            "() => [...document.querySelectorAll('li.tile img')].every(i => i.complete && i.naturalWidth > 0)"
+        )
         p.screenshot(path=str(console.shots / "face-filtered-1920.png"), full_page=True)
