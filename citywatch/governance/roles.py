@@ -41,6 +41,9 @@ class Action(StrEnum):
     KEYS_MANAGE = "keys_manage"
     WEBHOOKS_MANAGE = "webhooks_manage"
     STATUS_READ = "status_read"  # pipeline status and metrics: counts, lags, no people
+    CASE_OPEN = "case_open"
+    EVIDENCE_KEEP = "evidence_keep"
+    MEDIA_VIEW = "media_view"
 
 
 _A, _I, _S, _D = Role.ANALYST, Role.INVESTIGATOR, Role.SUPERVISOR, Role.ADMIN
@@ -71,6 +74,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.KEYS_MANAGE: frozenset({_D}),
     Action.WEBHOOKS_MANAGE: frozenset({_D}),
     Action.STATUS_READ: frozenset({_D}),
+    Action.CASE_OPEN: frozenset({_I, _S}),
+    Action.EVIDENCE_KEEP: frozenset({_I, _S}),
+    Action.MEDIA_VIEW: frozenset({_I, _S}),
 }
 """Which roles may perform each action (docs/governance.md shows it as a table)."""
 
@@ -85,6 +91,9 @@ CASE_BOUND: frozenset[Action] = frozenset(
         Action.WATCHLIST_REQUEST,
         Action.WATCHLIST_APPROVE,
         Action.CASE_HOLD,
+        Action.CASE_OPEN,
+        Action.EVIDENCE_KEEP,
+        Action.MEDIA_VIEW,
     }
 )
 """Actions that need a case id and a written justification."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -56,6 +58,16 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)[:2000]
 
 
+def _error(request: Request, message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """``{"error": ...}`` on the API; on a console page the same sentence as HTML."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    from citywatch.service.pages.render import HEADERS, is_fragment, refusal_page
+
+    body = refusal_page(status, message, request.url.path, is_fragment(request))
+    return HTMLResponse(body, status_code=status, headers={**HEADERS, **(headers or {})})
+
+
 def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     """The service app for ``settings`` (storage root, sessions, limits)."""
     from citywatch.service import (
@@ -68,6 +80,16 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_status,
         routes_watchlist,
     )
+    from citywatch.service.pages import (
+        routes_alerts,
+        routes_audit,
+        routes_cases,
+        routes_entries,
+        routes_export,
+        routes_face,
+        routes_plate,
+        routes_signin,
+    )
 
     app = FastAPI(
         title="citywatch",
@@ -77,7 +99,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.service = Service(settings)
-    for module in (
+    modules = (
         routes_auth,
         routes_oidc,
         routes_search,
@@ -86,20 +108,35 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_governed,
         routes_admin,
         routes_status,
-    ):
+    )
+    pages = (
+        routes_signin,
+        routes_cases,
+        routes_face,
+        routes_plate,
+        routes_alerts,
+        routes_export,
+        routes_audit,
+        routes_entries,
+    )
+    for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself
 
     @app.exception_handler(CitywatchError)
-    async def _citywatch_error(request: Request, exc: CitywatchError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=_status(exc))
+    async def _citywatch_error(request: Request, exc: CitywatchError) -> Response:
+        return _error(request, str(exc), _status(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(request, str(exc.detail), exc.status_code, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": _validation_message(exc)}, status_code=422)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return _error(request, _validation_message(exc), 422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:  # logged by the server too
+        return _error(request, "the service failed to answer this request; the error is logged", 500)
 
     if check:
         check_rules(app)

@@ -63,7 +63,10 @@ class Gate:
             client = scope["client"][0] if scope.get("client") else ""
             identity = await anyio.to_thread.run_sync(self._identify, rule, headers, client, scope)
         except Refusal as refusal:
-            await _reply(send, refusal.status, str(refusal), refusal.headers)
+            if is_page(scope):
+                await _reply_page(send, refusal, scope)
+            else:
+                await _reply(send, refusal.status, str(refusal), refusal.headers)
             return
         scope.setdefault("state", {})["identity"] = identity
         await self.app(scope, _replay(body, receive), send)
@@ -154,6 +157,24 @@ async def _reply(send: Send, status: int, message: str, headers: dict[str, str])
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+def is_page(scope: Scope) -> bool:
+    """A console page (HTML), not the JSON API."""
+    return not str(scope.get("path", "")).startswith("/api/")
+
+
+async def _reply_page(send: Send, refusal: Refusal, scope: Scope) -> None:
+    from citywatch.service.pages.render import HEADERS, refusal_page
+
+    fragment = any(k == b"x-console" and v == b"1" for k, v in scope.get("headers", []))
+    path = str(scope.get("path", "/"))
+    query = scope.get("query_string", b"").decode("latin-1")
+    body = refusal_page(refusal.status, str(refusal), f"{path}?{query}" if query else path, fragment)
+    raw = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in {**HEADERS, **refusal.headers}.items()]
+    await send({"type": "http.response.start", "status": refusal.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -54,8 +54,11 @@ ENV_PREFIX = "CITYWATCH_"
 DELIMITER = "__"
 # CITYWATCH_* variables that are not settings, read where they are used: the CLI's API
 # token (citywatch/cli/client.py), webhook secrets (citywatch/governance/webhooks.py) and
-# the browser tests' screenshot folder (tests/browser.py).
-OTHER_VARIABLES = frozenset({"CITYWATCH_API_TOKEN", "CITYWATCH_WEBHOOK_SECRETS", "CITYWATCH_SCREENSHOTS"})
+# the browser tests' screenshot folder (tests/browser.py) and the console tests' reusable
+# indexed sample (tests/test_console_browser.py, a development shortcut).
+OTHER_VARIABLES = frozenset(
+    {"CITYWATCH_API_TOKEN", "CITYWATCH_WEBHOOK_SECRETS", "CITYWATCH_SCREENSHOTS", "CITYWATCH_CONSOLE_SAMPLE"}
+)
 
 
 class Settings(BaseSettings):
