@@ -22,7 +22,7 @@ from citywatch.schemas import CameraRow, FaceRow, HoldRow, arrow_to_rows
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, open_table
-from citywatch.tasks.search.faces import segment_uris, similarity
+from citywatch.tasks.search.faces import face_sighting, segment_uris
 from citywatch.tasks.search.grouping import TrackTemplate, group_tracks, representative, track_templates
 from citywatch.tasks.search.report import sighting_json
 from citywatch.times import format_utc
@@ -150,7 +150,7 @@ def build_groups(
     for rank, members in enumerate(groups, start=1):
         best = representative(members)
         sightings = tuple(
-            _sighting(
+            face_sighting(
                 i, m.face, float(np.linalg.norm(m.embedding - best.embedding)), threshold, cameras, uris
             )
             for i, m in enumerate(members, start=1)
@@ -166,32 +166,6 @@ def build_groups(
             )
         )
     return out
-
-
-def _sighting(
-    rank: int,
-    face: FaceRow,
-    distance: float,
-    threshold: float,
-    cameras: dict[str, CameraRow],
-    uris: dict[str, str],
-) -> Sighting:
-    return Sighting(
-        rank=rank,
-        face_id=face.id,
-        camera_id=face.camera_id,
-        camera_name=cameras[face.camera_id].name if face.camera_id in cameras else "",
-        ts=face.ts,
-        track_start=face.track_start,
-        track_end=face.track_end,
-        distance=distance,
-        similarity=similarity(distance, threshold),
-        bbox=face.bbox,
-        segment_uri=uris.get(face.segment_id, ""),
-        thumb_uri=face.thumb_uri,
-        lat=face.lat,
-        lon=face.lon,
-    )
 
 
 def group_json(group: FaceGroup) -> dict[str, object]:

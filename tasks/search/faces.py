@@ -117,22 +117,7 @@ def search_faces(
     ranked = sorted(best.values(), key=lambda hit: hit[0])[:top_k]
     uris = segment_uris(storage, {face.segment_id for _, face in ranked})
     return [
-        Sighting(
-            rank=i + 1,
-            face_id=face.id,
-            camera_id=face.camera_id,
-            camera_name=cameras[face.camera_id].name if face.camera_id in cameras else "",
-            ts=face.ts,
-            track_start=face.track_start,
-            track_end=face.track_end,
-            distance=distance,
-            similarity=similarity(distance, threshold),
-            bbox=face.bbox,
-            segment_uri=uris.get(face.segment_id, ""),
-            thumb_uri=face.thumb_uri,
-            lat=face.lat,
-            lon=face.lon,
-        )
+        face_sighting(i + 1, face, distance, threshold, cameras, uris)
         for i, (distance, face) in enumerate(ranked)
     ]
 
@@ -150,3 +135,30 @@ def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
         return {}
     rows = segments_table(storage.db).search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
     return {r["id"]: r["uri"] for r in rows.limit(len(segment_ids)).to_arrow().to_pylist()}
+
+
+def face_sighting(
+    rank: int,
+    face: FaceRow,
+    distance: float,
+    threshold: float,
+    cameras: dict[str, CameraRow],
+    uris: dict[str, str],
+) -> Sighting:
+    """One ranked face row as a sighting (camera name, segment URI, similarity)."""
+    return Sighting(
+        rank=rank,
+        face_id=face.id,
+        camera_id=face.camera_id,
+        camera_name=cameras[face.camera_id].name if face.camera_id in cameras else "",
+        ts=face.ts,
+        track_start=face.track_start,
+        track_end=face.track_end,
+        distance=distance,
+        similarity=similarity(distance, threshold),
+        bbox=face.bbox,
+        segment_uri=uris.get(face.segment_id, ""),
+        thumb_uri=face.thumb_uri,
+        lat=face.lat,
+        lon=face.lon,
+    )
