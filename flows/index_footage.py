@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -9,11 +10,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.logging.loggers import LoggingAdapter
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from citywatch.footage import SegmentRef
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
+from citywatch.governance.run_records import IndexRunAudit, IndexRunCounts
+from citywatch.schemas import CameraRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
@@ -80,24 +86,21 @@ def index_footage(
     runner: TaskRunner[Any] = (
         ThreadPoolTaskRunner(max_workers=settings.dask_workers) if in_process else dask_task_runner(settings)
     )
-    summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed)
-    if summary.indexed or summary.failed:  # runs that found nothing new are not audited
-        AuditLog(storage).record(
-            user=actor.user,
-            role=actor.role_text,
-            action=Action.INDEX_RUN.value,
-            outcome="ok",
-            params=params,
-            result_count=summary.indexed,
-            detail=f"{summary.indexed} indexed, {len(summary.failed)} failed, {summary.faces} "
-            f"faces, {summary.plates} plates",
-        )
-    return summary
+    return index_segments.with_options(task_runner=runner)(
+        footage_url, settings, retry_failed, actor.user, actor.role_text
+    )
 
 
 @flow(name="index-segments", log_prints=False)
-def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> IndexSummary:
-    """Plan, then index each pending segment as a task on the flow's task runner."""
+def index_segments(
+    footage_url: str, settings: Settings, retry_failed: bool, user: str, role: str
+) -> IndexSummary:
+    """Plan, then index each pending segment as a task on the flow's task runner.
+
+    With segments to index, an ``index_start`` audit record is written before the
+    first is claimed and an ``index_end`` record (counts, failures) after the last;
+    a run that finds nothing new writes neither (docs/governance.md).
+    """
     storage = Storage(settings)
     logger = get_run_logger()
     started = time.perf_counter()
@@ -123,10 +126,51 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
         plan.already_done,
         len(plan.pending),
     )
+    if not plan.pending:
+        summary.wall_s = time.perf_counter() - started
+        return summary
+    run_id = str(flow_run.id or uuid.uuid4().hex)
+    audit = IndexRunAudit(AuditLog(storage), user=user, role=role, footage=footage_url, run_id=run_id)
+    audit.start(len(plan.pending))
+    try:
+        _index_pending(plan.pending, cameras, settings, summary, logger)
+    except BaseException as exc:  # the run itself failed (not one segment): record it, re-raise
+        audit.end(_counts(summary), error=f"{type(exc).__name__}: {exc}")
+        raise
+    audit.end(_counts(summary))
+    summary.wall_s = time.perf_counter() - started
+    logger.info(
+        "indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, %d failed",
+        summary.indexed,
+        summary.footage_s,
+        summary.wall_s,
+        summary.faces,
+        summary.plates,
+        len(summary.failed),
+    )
+    return summary
+
+
+def _counts(summary: IndexSummary) -> IndexRunCounts:
+    return IndexRunCounts(
+        indexed=summary.indexed,
+        failed=len(summary.failed),
+        faces=summary.faces,
+        plates=summary.plates,
+        skipped_leased=summary.skipped_leased,
+    )
+
+
+def _index_pending(
+    pending: list[SegmentRef],
+    cameras: dict[str, CameraRow],
+    settings: Settings,
+    summary: IndexSummary,
+    logger: logging.Logger | LoggingAdapter,
+) -> None:
+    """Fan the pending segments out on the flow's task runner; count outcomes into ``summary``."""
     run_token = uuid.uuid4().hex
-    futures = [
-        index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in plan.pending
-    ]
+    futures = [index_segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in pending]
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
         summary.footage_s += outcome.footage_s
@@ -148,17 +192,6 @@ def index_segments(footage_url: str, settings: Settings, retry_failed: bool) -> 
             summary.plates,
             len(summary.failed),
         )
-    summary.wall_s = time.perf_counter() - started
-    logger.info(
-        "indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, %d failed",
-        summary.indexed,
-        summary.footage_s,
-        summary.wall_s,
-        summary.faces,
-        summary.plates,
-        len(summary.failed),
-    )
-    return summary
 
 
 def run_index(settings: Settings, footage: str | None = None, retry_failed: bool = False) -> IndexSummary:
