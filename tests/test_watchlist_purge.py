@@ -26,7 +26,8 @@ from tests.watchlist_support import (
 
 
 def _files_bytes(root: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted((root / "db" / "watchlist.lance").rglob("*")) if p.is_file())
+    files = sorted((root / "db" / "watchlist.lance").rglob("*"))
+    return b"".join(p.read_bytes() for p in files if p.is_file())
 
 
 def _rows_in_every_version(storage: Storage) -> list[WatchlistRow]:
