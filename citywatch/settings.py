@@ -401,6 +401,15 @@ class Settings(BaseSettings):
         "turn off for S3 servers without it (localbucket, some gateways).",
     )
 
+    # --- datasep ---
+    analytics_root: str | None = Field(
+        None,
+        description="Where the derived analyst dataset lives (no embeddings, no thumbnails): a "
+        "local folder or s3://bucket/prefix. Unset: <storage_root>/analytics. Set it where "
+        "analysts run (with analyst credentials that reach only this location): "
+        "citywatch.analytics then reads only here, and checks no role (docs/deploy.md).",
+    )
+
     @field_validator("webhook_allowed_hosts")
     @classmethod
     def _hosts_are_names(cls, value: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index.catalog import plan_index, register_cameras
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
+from citywatch.tasks.publish import publish_analytics
 
 
 @dataclass
@@ -98,8 +99,9 @@ def index_segments(
     """Plan, then index each pending segment as a task on the flow's task runner.
 
     With segments to index, an ``index_start`` audit record is written before the
-    first is claimed and an ``index_end`` record (counts, failures) after the last;
-    a run that finds nothing new writes neither (docs/governance.md).
+    first is claimed and an ``index_end`` record (counts, failures) after the last
+    and after the analyst dataset is republished; a run that finds nothing new writes
+    neither (docs/governance.md).
     """
     storage = Storage(settings)
     logger = get_run_logger()
@@ -134,6 +136,7 @@ def index_segments(
     audit.start(len(plan.pending))
     try:
         _index_pending(plan.pending, cameras, settings, summary, logger)
+        logger.info("%s", publish_analytics(storage))  # what analysts read (citywatch/derived.py)
     except BaseException as exc:  # the run itself failed (not one segment): record it, re-raise
         audit.end(_counts(summary), error=f"{type(exc).__name__}: {exc}")
         raise

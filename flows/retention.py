@@ -15,6 +15,7 @@ from citywatch.schemas import FaceRow, PlateRow, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
+from citywatch.tasks.publish import publish_analytics
 from citywatch.tasks.retention import (
     FootageCounts,
     RetentionCounts,
@@ -63,6 +64,8 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)
         run.detail += f"; search indexes: {indexes}"
+        # and the analyst dataset forgets what was deleted here
+        run.detail += f"; {publish_analytics(storage)}"
     return RetentionSummary(faces, plates, indexes, footage)
 
 
