@@ -132,3 +132,17 @@ def test_export_and_verify_through_the_service_match_direct_mode(served: Served)
 
     outside = cli(served.base, served.home, "export", *CASE, "verify", "/etc/passwd")
     assert outside.returncode == 2 and "not an export of case C-42" in outside.stderr
+
+
+def test_what_the_service_wrote_is_in_the_layout_its_policy_grants(served: Served) -> None:
+    """After the searches and exports above: only the layout's prefixes under the root, and the
+    service's bucket policy (infra/s3/service.json) lets it write each one it wrote."""
+    from citywatch import layout
+    from tests.test_infra_policies import WRITE, allows, key, load
+
+    written = {p.name + "/" if p.is_dir() else p.name for p in served.root.iterdir()} - {"sample/"}
+    assert written <= {*layout.ROOT_PREFIXES, *layout.CONFIG}, written
+    service = load("service")
+    for prefix in (layout.REPORTS, layout.EXPORTS, layout.SERVICE, layout.AUTH, layout.DB, layout.AUDIT):
+        assert prefix in written
+        assert allows(service, WRITE, key(prefix)), prefix
