@@ -25,7 +25,7 @@ from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index.catalog import plan_index, register_cameras
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
-from citywatch.tasks.publish import publish_analytics
+from citywatch.tasks.publish import is_stale, publish_analytics
 
 
 @dataclass
@@ -129,6 +129,8 @@ def index_segments(
         len(plan.pending),
     )
     if not plan.pending:
+        if is_stale(storage):  # an earlier run indexed but could not publish
+            logger.info("%s", publish_analytics(storage))
         summary.wall_s = time.perf_counter() - started
         return summary
     run_id = str(flow_run.id or uuid.uuid4().hex)

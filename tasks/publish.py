@@ -77,6 +77,17 @@ def publish_analytics(storage: Storage) -> PublishReport:
     return report
 
 
+def is_stale(storage: Storage) -> bool:
+    """True when the derived dataset lags the segments table (never published, or a publish
+    failed after its run indexed): the next index run, even with nothing new, republishes."""
+    if not has_table(storage.db, "segments"):
+        return False
+    published = DerivedDataset(storage.settings).open("segments")
+    if published is None:
+        return True
+    return bool(published.count_rows() != storage.db.open_table("segments").count_rows())
+
+
 def _projection(db: lancedb.DBConnection, name: str) -> pa.Table:
     """Table ``name`` of the root, reading only the derived dataset's columns."""
     schema = DERIVED_SCHEMAS[name]

@@ -18,12 +18,12 @@ import pytest
 from citywatch import analytics as cw
 from citywatch.derived import DERIVED_SCHEMAS, HIDDEN_COLUMNS, DerivedDataset
 from citywatch.errors import BadInputError
-from citywatch.schemas import FaceRow, rows_to_arrow
+from citywatch.schemas import FaceRow, SegmentRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import faces_table, table_names, upsert
-from citywatch.tasks.publish import publish_analytics
-from tests.test_analytics import DIM, FACES, write_tables
+from citywatch.tables import faces_table, segments_table, table_names, upsert
+from citywatch.tasks.publish import is_stale, publish_analytics
+from tests.test_analytics import DIM, FACES, segment, write_tables
 
 VECTOR = np.array([0.1234567, -0.7654321, 0.5555555, 0.3141592], np.float32)  # easy to find
 
@@ -103,3 +103,16 @@ def test_rows_deleted_upstream_leave_the_derived_history(tmp_path: Path) -> None
     assert [v["version"] for v in faces.list_versions()] == [faces.version]  # no older version to check out
     assert "marked" not in faces.to_arrow().column("id").to_pylist()
     assert b"marked" not in _bytes_under(tmp_path / "data" / "analytics" / "db" / "faces.lance")
+
+
+def test_a_dataset_behind_the_segments_table_is_stale(tmp_path: Path) -> None:
+    """What makes an index run with nothing new republish (a publish that failed before)."""
+    settings = _root(tmp_path)
+    storage = Storage(settings)
+    assert not is_stale(storage)
+    upsert(segments_table(storage.db), rows_to_arrow([segment("cam-a", 120)], SegmentRow.SCHEMA))
+    assert is_stale(storage)
+    publish_analytics(storage)
+    assert not is_stale(storage)
+    empty = Storage(Settings(storage_root=str(tmp_path / "empty")))
+    assert not is_stale(empty)  # nothing indexed: nothing to publish
