@@ -107,7 +107,7 @@ def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_
         assert "no plates indexed" not in outputs
     if name == "03_case_timeline":
         assert (tmp_path / "DEMO-SAMPLE-1-sightings.json").is_file()
-        assert "cam-" in outputs and "thumbs/" in outputs  # the stops name thumbnails; none is shown
+        assert "cam-" in outputs and "thumb_uri" in outputs  # the stops name thumbnails; none is shown
 
 
 def test_plates_notebook_with_a_patrol_car(tmp_path: Path) -> None:
