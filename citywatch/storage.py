@@ -217,9 +217,9 @@ class Storage:
         return sorted(links)
 
     # --- LanceDB --------------------------------------------------------------
-    def lance_options(self) -> dict[str, str]:
-        """LanceDB object-store options (only for s3 roots)."""
-        if not self.root.startswith("s3://"):
+    def lance_options(self, url: str | None = None) -> dict[str, str]:
+        """LanceDB object-store options for ``url`` (default: the root; only for s3)."""
+        if not (url or self.root).startswith("s3://"):
             return {}
         s = self.settings
         opts = {"region": s.s3.region, "allow_http": str(s.s3.allow_http).lower()}

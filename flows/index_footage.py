@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,11 +11,16 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
+from prefect.logging.loggers import LoggingAdapter
+from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from citywatch.footage import SegmentRef
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
+from citywatch.governance.run_records import IndexRunAudit, IndexRunCounts
+from citywatch.schemas import CameraRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
@@ -22,6 +28,7 @@ from citywatch.tasks.index.catalog import plan_index, register_cameras
 from citywatch.tasks.index.report_artifact import publish_index_run
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
+from citywatch.tasks.publish import is_stale, publish_analytics
 from citywatch.tasks.status import pipeline_status
 
 
@@ -92,7 +99,9 @@ def index_footage(
     runner: TaskRunner[Any] = (
         ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
-    summary = index_segments.with_options(task_runner=runner)(footage_url, settings, retry_failed, selection)
+    summary = index_segments.with_options(task_runner=runner)(
+        footage_url, settings, retry_failed, actor.user, actor.role_text, selection
+    )
     publish_index_run(
         summary, pipeline_status(storage, footage_url, with_storage=False), settings.ops.lag_alert_s
     )
@@ -125,9 +134,20 @@ def _audit_detail(summary: IndexSummary, named: int = 10) -> str:
 
 @flow(name="index-segments", log_prints=False)
 def index_segments(
-    footage_url: str, settings: Settings, retry_failed: bool, selection: SegmentSelection | None = None
+    footage_url: str,
+    settings: Settings,
+    retry_failed: bool,
+    user: str,
+    role: str,
+    selection: SegmentSelection | None = None,
 ) -> IndexSummary:
-    """Plan, then index each pending segment as a task on the flow's task runner."""
+    """Plan, then index each pending segment as a task on the flow's task runner.
+
+    With segments to index, an ``index_start`` audit record is written before the
+    first is claimed and an ``index_end`` record (counts, failures) after the last
+    and after the analyst dataset is republished; a run that finds nothing new writes
+    neither (docs/governance.md).
+    """
     storage = Storage(settings)
     logger = get_run_logger()
     started = time.perf_counter()
@@ -158,11 +178,57 @@ def index_segments(
         plan.already_done,
         len(plan.pending),
     )
+    if not plan.pending:
+        if is_stale(storage):  # an earlier run indexed but could not publish
+            logger.info("%s", publish_analytics(storage))
+        summary.wall_s = time.perf_counter() - started
+        return summary
+    run_id = str(flow_run.id or uuid.uuid4().hex)
+    audit = IndexRunAudit(AuditLog(storage), user=user, role=role, footage=footage_url, run_id=run_id)
+    audit.start(len(plan.pending))
+    try:
+        _index_pending(plan.pending, cameras, settings, summary, logger)
+        logger.info("%s", publish_analytics(storage))  # what analysts read (citywatch/derived.py)
+    except BaseException as exc:  # the run itself failed (not one segment): record it, re-raise
+        audit.end(_counts(summary), error=f"{type(exc).__name__}: {exc}")
+        raise
+    audit.end(_counts(summary))
+    summary.wall_s = time.perf_counter() - started
+    logger.info(
+        "indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, %d failed",
+        summary.indexed,
+        summary.footage_s,
+        summary.wall_s,
+        summary.faces,
+        summary.plates,
+        len(summary.failed),
+    )
+    return summary
+
+
+def _counts(summary: IndexSummary) -> IndexRunCounts:
+    return IndexRunCounts(
+        indexed=summary.indexed,
+        failed=len(summary.failed),
+        faces=summary.faces,
+        plates=summary.plates,
+        skipped_leased=summary.skipped_leased,
+    )
+
+
+def _index_pending(
+    pending: list[SegmentRef],
+    cameras: dict[str, CameraRow],
+    settings: Settings,
+    summary: IndexSummary,
+    logger: logging.Logger | LoggingAdapter,
+) -> None:
+    """Fan the pending segments out on the flow's task runner; count outcomes into ``summary``."""
     run_token = uuid.uuid4().hex
     segment_task = index_segment_task.with_options(
         retries=settings.index.task_retries, retry_delay_seconds=settings.index.task_retry_delay_s
     )
-    futures = [segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in plan.pending]
+    futures = [segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in pending]
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
         summary.footage_s += outcome.footage_s
@@ -184,17 +250,6 @@ def index_segments(
             summary.plates,
             len(summary.failed),
         )
-    summary.wall_s = time.perf_counter() - started
-    logger.info(
-        "indexed %d segments (%.0f s of footage) in %.1f s: %d faces, %d plates, %d failed",
-        summary.indexed,
-        summary.footage_s,
-        summary.wall_s,
-        summary.faces,
-        summary.plates,
-        len(summary.failed),
-    )
-    return summary
 
 
 def run_index(

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 
 from citywatch.governance.auth import Action, governed
-from citywatch.schemas import FaceRow, PlateRow, utcnow
+from citywatch.governance.watchlist import purge_history, watchlist_table
+from citywatch.schemas import FaceRow, PlateRow, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
+from citywatch.tables import has_table
+from citywatch.tasks.publish import publish_analytics
 from citywatch.tasks.retention import (
     FootageCounts,
     RetentionCounts,
@@ -56,9 +59,13 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
         if settings.retention.footage_days is not None:
             footage = purge_footage(storage, settings.retention.footage_days, now, held_segments(storage))
             run.detail += f"; footage: {footage.deleted_files} files deleted, {footage.held_files} held"
+        if has_table(storage.db, WatchlistRow.TABLE):  # removals whose purge did not finish
+            purge_history(watchlist_table(storage.db))
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)
         run.detail += f"; search indexes: {indexes}"
+        # and the analyst dataset forgets what was deleted here
+        run.detail += f"; {publish_analytics(storage)}"
     return RetentionSummary(faces, plates, indexes, footage)
 
 

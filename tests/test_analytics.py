@@ -25,6 +25,7 @@ from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, faces_table, plates_table, segments_table, upsert
+from citywatch.tasks.publish import publish_analytics
 
 T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 DIM = 4
@@ -145,6 +146,7 @@ def write_tables(settings: Settings) -> None:
     upsert(faces_table(db, DIM), rows_to_arrow(FACES, FaceRow.schema(DIM)))
     upsert(plates_table(db), rows_to_arrow(PLATES, PlateRow.SCHEMA))
     write_demo_users(Storage(settings))
+    publish_analytics(Storage(settings))  # what the index flow does after a run
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +286,7 @@ def write_patrol_root(root: Path) -> Settings:
     upsert(cameras_table(db), rows_to_arrow([car], CameraRow.SCHEMA))
     upsert(segments_table(db), rows_to_arrow(segments, SegmentRow.SCHEMA))
     upsert(plates_table(db), rows_to_arrow(plates, PlateRow.SCHEMA))
+    publish_analytics(storage)
     return settings
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from citywatch.derived import DerivedDataset
 from citywatch.errors import ForbiddenError, NotFoundError
 from citywatch.flows.retention import run_retention
 from citywatch.governance.audit_log import AuditLog
@@ -98,6 +99,11 @@ def test_expired_unheld_rows_and_thumbnails_go_nothing_else(root: Storage) -> No
     record = AuditLog(root).rows()[-1]
     assert (record.action, record.outcome, record.result_count) == ("retention_run", "ok", 3)
     assert AuditLog(root).verify().ok
+    # the analyst dataset follows: what retention deleted is not in it, nor in its history
+    derived = DerivedDataset(root.settings).db
+    assert {r["id"] for r in derived.open_table("faces").to_arrow().to_pylist()} == faces
+    assert {r["id"] for r in derived.open_table("plates").to_arrow().to_pylist()} == plates
+    assert len(derived.open_table("faces").list_versions()) == 1
 
 
 def test_retention_needs_admin_and_hold_needs_a_track(root: Storage) -> None:

@@ -7,11 +7,14 @@
     faces = at.faces(cw.Slice(district="Central", since=..., until=...))
     cw.activity(faces, at.cameras(), by=("camera", "hour"))
 
-:func:`open_tables` checks once that the acting user (``settings.user``) has a role
-allowed ``analytics_read`` (analyst, investigator or supervisor) and records the
-opening in the audit log. Analytics reads only: it never creates or changes a table.
-Face rows reach analysts without their ``embedding`` and without thumbnails; no
-helper can search by face or plate (that is an investigator's, audited, per case).
+:func:`open_tables` reads only the **derived analyst dataset** (:mod:`citywatch.derived`:
+no embeddings, no thumbnails), never the biometric tables, and never a file by a path
+it is given. On one machine (``analytics_root`` unset) it also checks once that the
+acting user (``settings.user``) has a role allowed ``analytics_read`` and records the
+opening in the audit log; in a deployment (``analytics_root`` set) the analyst's
+storage credentials reach only that dataset, which is the gate (docs/deploy.md).
+Analytics reads only: it never creates or changes a table. No helper can search by
+face or plate (that is an investigator's, audited, per case).
 
 The helpers are plain functions over Polars frames (so they run on rows you make
 yourself as well as on the tables): activity counts and subject timelines in
@@ -55,19 +58,15 @@ from citywatch.analytics.plates import (
     repeat_visits,
     sighting_events,
 )
-from citywatch.errors import BadInputError, NotFoundError
+from citywatch.derived import DERIVED_SCHEMAS, DerivedDataset
+from citywatch.errors import BadInputError
 from citywatch.filters import where_clause
 from citywatch.governance.auth import Action, Actor, governed
-from citywatch.gps import parse_gps_csv
-from citywatch.images import decode_image
-from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
-from citywatch.tables import has_table
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
     from lancedb.table import Table
 
 __all__ = [
@@ -96,17 +95,10 @@ __all__ = [
     "tracks",
 ]
 
-TableName = Literal["cameras", "segments", "faces", "plates"]
-HIDDEN_COLUMNS = frozenset({"embedding", "thumb_uri"})
-"""Columns analytics never returns: face vectors, and face/plate crops."""
-
-_SCHEMAS: Mapping[TableName, pa.Schema] = {
-    "cameras": CameraRow.SCHEMA,
-    "segments": SegmentRow.SCHEMA,
-    "faces": FaceRow.schema(1),  # the vector's size does not matter: it is never read
-    "plates": PlateRow.SCHEMA,
-}
-_TIME_COLUMN = {"segments": "start", "faces": "ts", "plates": "ts"}
+TableName = Literal["cameras", "segments", "faces", "plates", "gps"]
+_TABLES: tuple[TableName, ...] = ("cameras", "segments", "faces", "plates", "gps")
+_SCHEMAS: Mapping[str, pa.Schema] = DERIVED_SCHEMAS
+_TIME_COLUMN = {"segments": "start", "faces": "ts", "plates": "ts", "gps": "ts"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +118,30 @@ class Slice:
 ALL = Slice()
 
 
-def _schema_without_hidden(schema: pa.Schema) -> pa.Schema:
-    return pa.schema([f for f in schema if f.name not in HIDDEN_COLUMNS])
-
-
 class AnalyticsTables:
-    """Read-only views of one storage root's tables (made by :func:`open_tables`)."""
+    """Read-only views of the derived analyst dataset (made by :func:`open_tables`).
 
-    def __init__(self, storage: Storage, actor: Actor, tables: Mapping[str, Table | None]) -> None:
-        self._storage = storage
+    It holds the derived dataset's tables and nothing else: no storage root, no
+    connection to the biometric database. ``actor`` is the checked user on one machine,
+    None in a deployment (where the storage credentials are the check).
+    """
+
+    def __init__(self, location: str, actor: Actor | None, tables: Mapping[str, Table | None]) -> None:
+        self.location = location
         self.actor = actor
         self._tables = dict(tables)
 
     @property
     def root(self) -> str:
-        return self._storage.root
+        """The derived dataset's location (kept under this name for older notebooks)."""
+        return self.location
 
     # --- raw reads ------------------------------------------------------------------
     def arrow(self, name: TableName, where: Slice = ALL) -> pa.Table:
         """The rows of table ``name`` in ``where``, as Arrow (never embeddings or thumbs)."""
         if name not in _SCHEMAS:
             raise BadInputError(f"table {name!r} is not one analytics reads (one of {', '.join(_SCHEMAS)})")
-        schema = _schema_without_hidden(_SCHEMAS[name])
+        schema = _SCHEMAS[name]
         table = self._tables.get(name)
         if table is None:
             return schema.empty_table()
@@ -174,60 +168,25 @@ class AnalyticsTables:
         return pl.DataFrame(self.arrow("plates", where))
 
     def duckdb(self, where: Slice = ALL) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB with views ``cameras``, ``segments``, ``faces``, ``plates``."""
+        """An in-memory DuckDB with views ``cameras``, ``segments``, ``faces``, ``plates``, ``gps``."""
         import duckdb
 
         con = duckdb.connect(":memory:")
-        for name in _SCHEMAS:
+        for name in _TABLES:
             con.register(name, self.arrow(name, where))
         return con
 
     # --- locations ------------------------------------------------------------------
     def gps_route(self, camera_id: str, where: Slice = ALL) -> pl.DataFrame:
-        """A mobile camera's path from its segments' GPS sidecars: segment_id, ts, lat, lon.
-
-        Segments without a sidecar add nothing (their rows carry no location either).
-        """
-        frames = []
-        segments = self.segments(dataclasses.replace(where, camera_ids=(camera_id,)))
-        for seg in segments.sort("start").iter_rows(named=True):
-            uri = seg["uri"].rsplit(".", 1)[0] + ".gps.csv"
-            try:
-                text = self._storage.read_bytes(uri).decode("utf-8", errors="replace")
-            except NotFoundError:
-                continue
-            track = parse_gps_csv(text, uri, seg["start"])
-            frames.append(
-                pl.DataFrame(
-                    {
-                        "segment_id": [seg["id"]] * len(track.times),
-                        "ts": [dt.datetime.fromtimestamp(t, dt.UTC) for t in track.times],
-                        "lat": list(track.lats),
-                        "lon": list(track.lons),
-                    },
-                    schema={
-                        "segment_id": pl.String,
-                        "ts": pl.Datetime("us", "UTC"),
-                        "lat": pl.Float64,
-                        "lon": pl.Float64,
-                    },
-                )
-            )
-        if not frames:
-            return pl.DataFrame(
-                schema={
-                    "segment_id": pl.String,
-                    "ts": pl.Datetime("us", "UTC"),
-                    "lat": pl.Float64,
-                    "lon": pl.Float64,
-                }
-            )
-        return pl.concat(frames).sort("ts")
-
-    def read_thumbnail(self, uri: str) -> np.ndarray:
-        """A thumbnail named in a case's search export (a BGR image), read with this
-        root's credentials. Face rows read here never name their thumbnails."""
-        return decode_image(self._storage.read_bytes(uri), uri)
+        """A mobile camera's path from its segments' GPS sidecars (as published):
+        segment_id, ts, lat, lon in time order, for the segments ``where`` selects."""
+        segments = self.segments(dataclasses.replace(where, camera_ids=(camera_id,)))["id"]
+        rows = pl.DataFrame(self.arrow("gps", Slice(camera_ids=(camera_id,))))
+        return (
+            rows.filter(pl.col("segment_id").is_in(segments.implode()))
+            .select("segment_id", "ts", "lat", "lon")
+            .sort("ts")
+        )
 
     # --- filters --------------------------------------------------------------------
     def _where(self, where: Slice, time_column: str) -> str | None:
@@ -259,29 +218,25 @@ class AnalyticsTables:
 
 
 def open_tables(settings: Settings) -> AnalyticsTables:
-    """Open the tables of ``settings.storage.root`` (local or s3) for analysis.
+    """Open the derived analyst dataset (``analytics_root``, else ``<storage_root>/analytics``).
 
-    Needs ``settings.user`` with a role allowed ``analytics_read``; the opening is
-    audited (refusals too). Tables not created yet read as empty.
+    On one machine (``analytics_root`` unset) ``settings.user`` needs a role allowed
+    ``analytics_read`` and the opening is audited (refusals too). With
+    ``analytics_root`` set nothing else is opened: no users, no audit log, no biometric
+    table (the analyst's credentials reach none of them). Tables not published yet read
+    as empty.
     """
+    derived = DerivedDataset(settings)
+    if settings.storage.analytics_root:
+        return AnalyticsTables(derived.location, None, _open_derived(derived))
     storage = Storage(settings)
-    params = {"root": storage.root}
+    params = {"root": storage.root, "dataset": derived.location}
     with governed(settings, storage, Action.ANALYTICS_READ, None, None, params) as run:
-        tables: dict[str, Table | None] = {}
-        for name, schema in _SCHEMAS.items():
-            table = storage.db.open_table(name) if has_table(storage.db, name) else None
-            if table is not None:
-                _check_columns(name, table.schema, schema)
-            tables[name] = table
+        tables = _open_derived(derived)
         run.result_count = sum(t is not None for t in tables.values())
         run.detail = "opened " + ", ".join(n for n, t in tables.items() if t is not None)
-    return AnalyticsTables(storage, run.actor, tables)
+    return AnalyticsTables(derived.location, run.actor, tables)
 
 
-def _check_columns(name: str, existing: pa.Schema, expected: pa.Schema) -> None:
-    for field in _schema_without_hidden(expected):
-        if field.name not in existing.names:
-            raise BadInputError(
-                f"table {name!r} has no column {field.name!r}: the database "
-                "was made by another version; use a fresh root or migrate"
-            )
+def _open_derived(derived: DerivedDataset) -> dict[str, Table | None]:
+    return {name: derived.open(name) for name in _TABLES}

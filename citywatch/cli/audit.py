@@ -12,6 +12,7 @@ from citywatch.errors import BadInputError
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.checkpoints import audit_trusted_keys, write_checkpoint
+from citywatch.governance.run_records import RUN_ACTIONS, index_runs
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 
@@ -79,12 +80,22 @@ def register(sub: Subcommands[Parser]) -> None:
         "--action",
         dest="filter_action",
         metavar="ACTION",
-        choices=[a.value for a in Action],
+        choices=[*(a.value for a in Action), *RUN_ACTIONS],
         help="only this action (e.g. search_face)",
     )
     ls.add_argument("--limit", type=int, default=100, help="the latest N records (default %(default)s)")
     add_json_argument(ls)
     ls.set_defaults(handler=cmd_audit_list)
+
+    runs = add_command(
+        audit_sub,
+        "runs",
+        help="index runs from their audit records: a start with no end crashed (or still runs)",
+        examples=["citywatch --user demo-admin audit runs", "citywatch audit runs --unfinished --json"],
+    )
+    runs.add_argument("--unfinished", action="store_true", help="only runs with no end record")
+    add_json_argument(runs)
+    runs.set_defaults(handler=cmd_audit_runs)
 
     r = add_command(
         audit_sub,
@@ -206,6 +217,36 @@ def cmd_audit_list(args: argparse.Namespace, settings: Settings) -> int:
         ],
     )
     output.line(f"{len(rows)} records")
+    return 0
+
+
+def cmd_audit_runs(args: argparse.Namespace, settings: Settings) -> int:
+    storage = Storage(settings)
+    params = {"command": "audit runs", "unfinished": args.unfinished}
+    with governed(settings, storage, Action.AUDIT_READ, None, None, params) as run:
+        runs = [r for r in index_runs(AuditLog(storage)) if r.end is None or not args.unfinished]
+        run.result_count = len(runs)
+    rows = [
+        {
+            "run": r.run_id,
+            "started": r.started.isoformat(),
+            "user": r.user,
+            "footage": r.footage,
+            "state": r.state,
+            "start_seq": r.start_seq,
+            "end_seq": r.end.seq if r.end else None,
+            "ended": r.end.ts.isoformat() if r.end else None,
+            "detail": r.end.detail if r.end else "",
+        }
+        for r in runs
+    ]
+    if args.json:
+        output.as_json(rows)
+        return 0
+    columns = ["run", "started", "user", "state", "detail"]
+    output.table(columns, [[row[c] for c in columns] for row in rows])
+    unfinished = sum(r.end is None for r in runs)
+    output.line(f"{len(runs)} index runs, {unfinished} with no end record")
     return 0
 
 

@@ -166,10 +166,25 @@ def export_request(args: argparse.Namespace, api: ApiClient) -> int:
 def export_verify(args: argparse.Namespace, api: ApiClient) -> int:
     if not args.case or not args.why:
         raise BadInputError("in client mode: citywatch export --case CASE --why WHY verify exports/...")
-    body = {"manifest": args.path, "case_id": args.case, "justification": args.why}
+    body = {"manifest": export_key(args.path, args.case), "case_id": args.case, "justification": args.why}
     report = api.post("/api/exports/verify", body)
-    _show(args, report["checks"], ("name", "status", "detail"), f"export ok: {report['ok']}")
+    if args.json:
+        output.as_json(report)  # the same document as direct mode's --json
+    else:
+        _show(args, report["checks"], ("name", "status", "detail"), f"export ok: {report['ok']}")
     return 0 if report["ok"] else 1
+
+
+def export_key(path: str, case_id: str) -> str:
+    """The service's key of an export: ``exports/<case>/...``, also from the path or URL an
+    export printed (``<root>/exports/<case>/<id>.manifest.json``)."""
+    marker = f"exports/{case_id}/"
+    if path.startswith(marker):
+        return path
+    at = path.rfind("/" + marker)
+    if at < 0:
+        raise BadInputError(f"{path!r} is not an export of case {case_id} (exports/{case_id}/...)")
+    return path[at + 1 :]
 
 
 def hold(args: argparse.Namespace, api: ApiClient) -> int:

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from citywatch.errors import BadInputError, NotFoundError
+from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
@@ -357,7 +358,13 @@ def approve(
 def remove(
     storage: Storage, entry_id: str, removed_by: str, note: str, now: dt.datetime | None = None
 ) -> WatchlistRow:
-    """Stop an entry matching. The row and its alerts stay; the face embeddings go."""
+    """Stop an entry matching. The row and its alerts stay; its template goes.
+
+    The template (a face entry's embeddings, a plate entry's plate or pattern) is
+    cleared from the row and then purged from the table's history:
+    :func:`purge_history` rewrites the files that held it and deletes every older
+    version, so ``checkout`` of an earlier version cannot bring it back.
+    """
     now = now or utcnow()
     row = get_entry(storage, entry_id)
     if row.status == EntryStatus.REMOVED:
@@ -369,10 +376,36 @@ def remove(
         row,
         status=EntryStatus.REMOVED.value,
         embeddings=[],
+        plate_query="",
         removed_by=_required(removed_by, "removed by (the acting user)"),
         removed_at=now,
         removal_note=_required(note, "removal note"),
         updated_at=now,
     )
-    upsert(watchlist_table(storage.db), rows_to_arrow([updated], WatchlistRow.SCHEMA))
+    table = watchlist_table(storage.db)
+    upsert(table, rows_to_arrow([updated], WatchlistRow.SCHEMA))
+    purge_history(table)
     return updated
+
+
+def purge_history(table: Table) -> None:
+    """Rewrite ``table``'s files without deleted rows and drop every version but the latest.
+
+    Compaction materialises deletions (the replaced row's old copy, with its template,
+    lives on in a data file until then); cleanup then deletes the files only earlier
+    versions referenced. ``delete_unverified=False`` keeps files a concurrent writer may
+    have just written but not committed, so a writer racing this loses nothing: at worst
+    its commit conflicts and :func:`citywatch.tables.upsert` retries it. A sweep reading
+    the old version at that moment fails that one pass (a transient error); the next
+    sweep reads the new version. The watchlist is small and rarely written, so that is
+    the price of a template that is really gone (LanceDB warns about it: silenced here).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"optimize\(cleanup_older_than=0\)")
+            table.optimize(cleanup_older_than=dt.timedelta(0), delete_unverified=False)
+    except (OSError, RuntimeError, ValueError) as exc:  # lance's commit conflict or I/O error
+        raise TransientError(
+            f"watchlist entry removed, but its template could not yet be purged from the "
+            f"table's history ({exc}): the next retention run purges it"
+        ) from exc

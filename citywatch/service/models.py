@@ -13,8 +13,8 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 Time = Annotated[str, StringConstraints(max_length=40)]
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,127}$")]
-# a faces/plates row id: "<segment id>#t<track>@<offset ms>" (what search results give)
-SightingId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:#@-]{0,255}$")]
+# a faces/plates row or track id: <camera>/<segment stamp>#t<track>[@<offset>]
+RowId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:#@-]{0,199}$")]
 
 
 class Strict(BaseModel):
@@ -83,7 +83,7 @@ class Export(Strict):
     case_id: CaseId
     justification: Why
     alert_id: Id | None = None
-    sighting_id: SightingId | None = None
+    sighting_id: RowId | None = None
     camera_id: Id | None = None
     since: Time | None = None
     until: Time | None = None
@@ -97,7 +97,7 @@ class ExportVerify(Strict):
 
 
 class Hold(Strict):
-    track_id: Id
+    track_id: RowId
     case_id: CaseId
     justification: Why
 

@@ -13,6 +13,7 @@ RENAMED: dict[str, str] = {
     "cameras_file": "storage.cameras_file",
     "users_file": "storage.users_file",
     "state_dir": "storage.state_dir",
+    "analytics_root": "storage.analytics_root",
     # s3
     "s3_endpoint_url": "s3.endpoint_url",
     "s3_access_key_id": "s3.access_key_id",

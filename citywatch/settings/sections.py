@@ -34,6 +34,13 @@ class StorageSettings(Section):
         description="Local directory for this machine's process state (the local "
         "Prefect server's database and logs). Never shared between workers.",
     )
+    analytics_root: str | None = Field(
+        None,
+        description="Where the derived analyst dataset lives (no embeddings, no thumbnails): a "
+        "local folder or s3://bucket/prefix. Unset: <root>/analytics. Set it where "
+        "analysts run (with analyst credentials that reach only this location): "
+        "citywatch.analytics then reads only here, and checks no role (docs/deploy.md).",
+    )
 
     @field_validator("root")
     @classmethod
