@@ -261,3 +261,77 @@ def test_watchlist_request_and_four_eyes_approval(settings: Settings) -> None:
     assert "approved by sam" in sam.get("/watchlist").text
     case_page = ivy.get("/case?case=C-1").text
     assert "blue van" in case_page and "active" in case_page
+
+
+def test_oidc_button_and_callback_land_a_browser_on_the_console(tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from citywatch.governance.oidc_links import link_identity
+    from tests.oidc_provider import running_provider
+
+    plain = service_settings(tmp_path / "plain")
+    assert "Sign in with" not in TestClient(create_app(plain)).get("/login").text
+    with running_provider("console-test", "console-test-secret") as provider:
+        secret_file = tmp_path / "oidc-secret"
+        secret_file.write_text("console-test-secret\n")
+        secret_file.chmod(0o600)
+        settings = service_settings(
+            tmp_path / "root",
+            oidc__issuer=provider.issuer,
+            oidc__client_id="console-test",
+            oidc__client_secret_file=str(secret_file),
+            oidc__display_name="City SSO",
+        )
+        add_users(settings)
+        link_identity(Storage(settings), provider.issuer, "idp-ivy-0001", "ivy", "ada")
+        browser = TestClient(create_app(settings), follow_redirects=False)
+        html_accept = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        page = browser.get("/login", headers=html_accept).text
+        assert 'href="/api/auth/oidc/login">Sign in with City SSO</a>' in page
+        # the 401 sign-in page a signed-out visitor gets offers the button too
+        assert "Sign in with City SSO" in browser.get("/cases", headers=html_accept).text
+
+        def callback(subject: str) -> str:
+            provider.signed_in = subject
+            to_provider = browser.get("/api/auth/oidc/login", headers=html_accept)
+            assert to_provider.status_code == 302
+            back = httpx.get(to_provider.headers["location"])
+            assert back.status_code == 302
+            parts = urlsplit(back.headers["location"])
+            return f"{parts.path}?{parts.query}"
+
+        refused = browser.get(callback("idp-nobody-9"), headers=html_accept)
+        assert refused.status_code == 401 and "<h1>Sign in</h1>" in refused.text
+        assert "No citywatch account is linked to the OIDC subject 'idp-nobody-9'" in message(refused.text)
+        landed = browser.get(callback("idp-ivy-0001"), headers=html_accept)
+        assert landed.status_code == 303 and landed.headers["location"] == "/cases"
+        cases = browser.get("/cases", headers=html_accept)
+        assert cases.status_code == 200 and "ivy" in cases.text and "<h1>Sign in</h1>" not in cases.text
+
+
+def test_governance_messages_are_worded_for_the_web_not_the_cli() -> None:
+    from citywatch.errors import BadInputError
+    from citywatch.governance.alerts import AlertState, review
+    from citywatch.governance.auth import Action, check_case
+    from citywatch.service.pages.render import refusal_page
+    from citywatch.service.pages.wording import web_wording
+
+    with pytest.raises(BadInputError) as short:
+        check_case(Action.SEARCH_FACE, "C-1", "because")
+    with pytest.raises(BadInputError) as no_note:
+        review(None, "a-1", AlertState.DISMISSED, "sam", "")  # type: ignore[arg-type] - fails first
+    cli_short, cli_note = str(short.value), str(no_note.value)
+    assert "(--why)" in cli_short and "--note" in cli_note  # the CLI's wording is unchanged
+    for fragment in (False, True):
+        page = refusal_page(400, cli_short, "/search/face", fragment).decode()
+        assert message(page) == (
+            "search_face needs a justification of at least 10 characters saying why this is necessary; got 7"
+        )
+        page = refusal_page(400, cli_note, "/alerts/review", fragment).decode()
+        assert message(page) == "dismissing an alert needs a note saying why"
+    assert web_wording("--since 2026-11-20 is after --until 2026-11-19") == (
+        "Start 2026-11-20 is after end 2026-11-19"
+    )
+    assert web_wording("pass --trusted-keys FILE") == "pass --trusted-keys FILE"  # no web field: as is
