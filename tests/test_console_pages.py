@@ -335,3 +335,44 @@ def test_governance_messages_are_worded_for_the_web_not_the_cli() -> None:
         "Start 2026-11-20 is after end 2026-11-19"
     )
     assert web_wording("pass --trusted-keys FILE") == "pass --trusted-keys FILE"  # no web field: as is
+
+
+def test_face_results_are_grouped_by_camera_or_ordered_by_time(settings: Settings) -> None:
+    from citywatch.service.pages.render import ENV
+    from citywatch.service.pages.routes_face import arrange, thumb_url
+    from citywatch.sightings import Sighting
+
+    t0 = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.UTC)
+
+    def seen(rank: int, camera: str, minute: int) -> Sighting:
+        ts = t0 + dt.timedelta(minutes=minute)
+        return Sighting(
+            rank, f"f{rank}", camera, f"Cam {camera}", ts, ts, ts, 0.1 * rank, 1 - 0.1 * rank,
+            (0, 0, 1, 1), "s3://x", "s3://y", None, None,
+        )  # fmt: skip
+
+    found = [seen(1, "b", 30), seen(2, "a", 5), seen(3, "b", 10), seen(4, "a", 50)]
+    paris = ZoneInfo("Europe/Paris")
+
+    def shown(order: str) -> tuple[list[str], list[str]]:
+        html = ENV.get_template("face_results.html").render(
+            case=type("Case", (), {"id": "C-1"})(), sightings=found, groups=arrange(found, order),
+            order=order, marks=[], window=None, threshold=0.5, model="m", zone=paris, thumb=thumb_url,
+        )  # fmt: skip
+        headings = re.findall(r'<h3 class="group">(.*?)</h3>', html)
+        return headings, re.findall(r'data-sighting="([^"]+)"', html)
+
+    assert shown("closest") == ([], ["f1", "f2", "f3", "f4"])
+    assert shown("time") == ([], ["f2", "f3", "f1", "f4"])
+    # the camera of the closest sighting first; each camera's sightings in time order
+    assert shown("camera") == (["Cam b (2)", "Cam a (2)"], ["f3", "f1", "f2", "f4"])
+    # the search form offers the choice; a bad one is refused before anything runs
+    client, headers = signed_in(settings, "ivy")
+    case = {"case_id": "C-1", "title": "t", "legal_basis": WHY}
+    client.post("/cases", data=case, files=FORM, headers=headers)
+    form = client.get("/search/face?case=C-1").text
+    assert '<option value="camera">grouped by camera</option>' in form
+    assert '<option value="time">ordered by time</option>' in form
+    photo = {"probe": ("p.png", b"not an image", "image/png")}
+    r = client.post("/search/face", data={"case_id": "C-1", "order": "size"}, files=photo, headers=headers)
+    assert r.status_code == 400 and message(r.text) == "order 'size' must be one of closest, camera, time"
