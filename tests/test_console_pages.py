@@ -376,3 +376,34 @@ def test_face_results_are_grouped_by_camera_or_ordered_by_time(settings: Setting
     photo = {"probe": ("p.png", b"not an image", "image/png")}
     r = client.post("/search/face", data={"case_id": "C-1", "order": "size"}, files=photo, headers=headers)
     assert r.status_code == 400 and message(r.text) == "order 'size' must be one of closest, camera, time"
+
+
+def test_range_export_form_on_the_case_page_checks_its_input(settings: Settings) -> None:
+    client, headers = signed_in(settings, "ivy")
+    case = {"case_id": "C-1", "title": "t", "legal_basis": WHY}
+    client.post("/cases", data=case, files=FORM, headers=headers)
+    page = client.get("/case?case=C-1").text
+    assert 'action="/exports/range"' in page and 'name="camera_id"' in page and "Export a time range" in page
+    window = {"case_id": "C-1", "camera_id": "cam-01", "tz": "Europe/Paris"}
+    for data, said in (
+        ({**window, "camera_id": ""}, "choose the camera to export from"),
+        (
+            {**window, "since": "2026-11-20T10:00"},
+            "give both the start and the end of the time range to export",
+        ),
+        (
+            {**window, "since": "2026-11-20T10:00", "until": "2026-11-20T09:00"},
+            "the time range's end must be after its start",
+        ),
+        (
+            {**window, "camera_id": "../etc", "since": "2026-11-20T10:00", "until": "2026-11-20T10:01"},
+            "camera id '../etc' is not a camera id",
+        ),
+        ({**window, "since": "noon", "until": "2026-11-20T10:01"}, "from 'noon' is not a date and time"),
+    ):
+        r = client.post("/exports/range", data=data, files=FORM, headers=headers)
+        assert r.status_code == 400 and message(r.text).startswith(said), message(r.text)
+    analyst, analyst_headers = signed_in(settings, "ann")
+    refused = analyst.post("/exports/range", data=window, files=FORM, headers=analyst_headers)
+    assert refused.status_code == 403
+    assert not [x for x in AuditLog(Storage(settings)).rows() if x.action == "export" and x.outcome == "ok"]

@@ -26,6 +26,8 @@ _FIELDS = {
     "--case": "case",
     "--reason": "reason",
     "--approval": "approval",
+    "--camera": "camera",
+    "--pad": "padding",
 }
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*(?![\w-])")
 
