@@ -1,5 +1,6 @@
 """Export from a sighting or of one camera over a time range: the API's own redacted, signed
-export (a flow run), verified at once, with the clip and its manifest downloadable by export id (never a storage path; audited)."""
+export (a flow run), verified at once, with the clip and its manifest downloadable by export id
+(never a storage path; audited)."""
 
 from __future__ import annotations
 
