@@ -95,7 +95,7 @@ def test_face_results_grouped_by_camera_then_ordered_by_time(console: Console) -
         p.select_option("select[name=order]", "time")
         p.click("#face-form button[type=submit]")
         p.wait_for_function(
-            "() => (document.querySelector('#result-count') || {}).innerText?.includes('in time order')",
+            "() => (document.querySelector('#result-count') || {}).innerText?.includes('ordered by time')",
             timeout=300_000,
         )
         assert p.locator("h3.group").count() == 0

@@ -30,7 +30,7 @@ MAX_FACES_SHOWN = 12
 ARRANGEMENTS = {
     "closest": "closest first",
     "camera": "grouped by camera (camera with the closest sighting first), each in time order",
-    "time": "in time order",
+    "time": "ordered by time",
 }
 
 
