@@ -261,3 +261,149 @@ def test_watchlist_request_and_four_eyes_approval(settings: Settings) -> None:
     assert "approved by sam" in sam.get("/watchlist").text
     case_page = ivy.get("/case?case=C-1").text
     assert "blue van" in case_page and "active" in case_page
+
+
+def test_oidc_button_and_callback_land_a_browser_on_the_console(tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from citywatch.governance.oidc_links import link_identity
+    from tests.oidc_provider import running_provider
+
+    plain = service_settings(tmp_path / "plain")
+    assert "Sign in with" not in TestClient(create_app(plain)).get("/login").text
+    with running_provider("console-test", "console-test-secret") as provider:
+        secret_file = tmp_path / "oidc-secret"
+        secret_file.write_text("console-test-secret\n")
+        secret_file.chmod(0o600)
+        settings = service_settings(
+            tmp_path / "root",
+            oidc__issuer=provider.issuer,
+            oidc__client_id="console-test",
+            oidc__client_secret_file=str(secret_file),
+            oidc__display_name="City SSO",
+        )
+        add_users(settings)
+        link_identity(Storage(settings), provider.issuer, "idp-ivy-0001", "ivy", "ada")
+        browser = TestClient(create_app(settings), follow_redirects=False)
+        html_accept = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+        page = browser.get("/login", headers=html_accept).text
+        assert 'href="/api/auth/oidc/login">Sign in with City SSO</a>' in page
+        # the 401 sign-in page a signed-out visitor gets offers the button too
+        assert "Sign in with City SSO" in browser.get("/cases", headers=html_accept).text
+
+        def callback(subject: str) -> str:
+            provider.signed_in = subject
+            to_provider = browser.get("/api/auth/oidc/login", headers=html_accept)
+            assert to_provider.status_code == 302
+            back = httpx.get(to_provider.headers["location"])
+            assert back.status_code == 302
+            parts = urlsplit(back.headers["location"])
+            return f"{parts.path}?{parts.query}"
+
+        refused = browser.get(callback("idp-nobody-9"), headers=html_accept)
+        assert refused.status_code == 401 and "<h1>Sign in</h1>" in refused.text
+        assert "No citywatch account is linked to the OIDC subject 'idp-nobody-9'" in message(refused.text)
+        landed = browser.get(callback("idp-ivy-0001"), headers=html_accept)
+        assert landed.status_code == 303 and landed.headers["location"] == "/cases"
+        cases = browser.get("/cases", headers=html_accept)
+        assert cases.status_code == 200 and "ivy" in cases.text and "<h1>Sign in</h1>" not in cases.text
+
+
+def test_governance_messages_are_worded_for_the_web_not_the_cli() -> None:
+    from citywatch.errors import BadInputError
+    from citywatch.governance.alerts import AlertState, review
+    from citywatch.governance.auth import Action, check_case
+    from citywatch.service.pages.render import refusal_page
+    from citywatch.service.pages.wording import web_wording
+
+    with pytest.raises(BadInputError) as short:
+        check_case(Action.SEARCH_FACE, "C-1", "because")
+    with pytest.raises(BadInputError) as no_note:
+        review(None, "a-1", AlertState.DISMISSED, "sam", "")  # type: ignore[arg-type] - fails first
+    cli_short, cli_note = str(short.value), str(no_note.value)
+    assert "(--why)" in cli_short and "--note" in cli_note  # the CLI's wording is unchanged
+    for fragment in (False, True):
+        page = refusal_page(400, cli_short, "/search/face", fragment).decode()
+        assert message(page) == (
+            "search_face needs a justification of at least 10 characters saying why this is necessary; got 7"
+        )
+        page = refusal_page(400, cli_note, "/alerts/review", fragment).decode()
+        assert message(page) == "dismissing an alert needs a note saying why"
+    assert web_wording("--since 2026-11-20 is after --until 2026-11-19") == (
+        "Start 2026-11-20 is after end 2026-11-19"
+    )
+    assert web_wording("pass --trusted-keys FILE") == "pass --trusted-keys FILE"  # no web field: as is
+
+
+def test_face_results_are_grouped_by_camera_or_ordered_by_time(settings: Settings) -> None:
+    from citywatch.service.pages.render import ENV
+    from citywatch.service.pages.routes_face import arrange, thumb_url
+    from citywatch.sightings import Sighting
+
+    t0 = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.UTC)
+
+    def seen(rank: int, camera: str, minute: int) -> Sighting:
+        ts = t0 + dt.timedelta(minutes=minute)
+        return Sighting(
+            rank, f"f{rank}", camera, f"Cam {camera}", ts, ts, ts, 0.1 * rank, 1 - 0.1 * rank,
+            (0, 0, 1, 1), "s3://x", "s3://y", None, None,
+        )  # fmt: skip
+
+    found = [seen(1, "b", 30), seen(2, "a", 5), seen(3, "b", 10), seen(4, "a", 50)]
+    paris = ZoneInfo("Europe/Paris")
+
+    def shown(order: str) -> tuple[list[str], list[str]]:
+        html = ENV.get_template("face_results.html").render(
+            case=type("Case", (), {"id": "C-1"})(), sightings=found, groups=arrange(found, order),
+            order=order, marks=[], window=None, threshold=0.5, model="m", zone=paris, thumb=thumb_url,
+        )  # fmt: skip
+        headings = re.findall(r'<h3 class="group">(.*?)</h3>', html)
+        return headings, re.findall(r'data-sighting="([^"]+)"', html)
+
+    assert shown("closest") == ([], ["f1", "f2", "f3", "f4"])
+    assert shown("time") == ([], ["f2", "f3", "f1", "f4"])
+    # the camera of the closest sighting first; each camera's sightings in time order
+    assert shown("camera") == (["Cam b (2)", "Cam a (2)"], ["f3", "f1", "f2", "f4"])
+    # the search form offers the choice; a bad one is refused before anything runs
+    client, headers = signed_in(settings, "ivy")
+    case = {"case_id": "C-1", "title": "t", "legal_basis": WHY}
+    client.post("/cases", data=case, files=FORM, headers=headers)
+    form = client.get("/search/face?case=C-1").text
+    assert '<option value="camera">grouped by camera</option>' in form
+    assert '<option value="time">ordered by time</option>' in form
+    photo = {"probe": ("p.png", b"not an image", "image/png")}
+    r = client.post("/search/face", data={"case_id": "C-1", "order": "size"}, files=photo, headers=headers)
+    assert r.status_code == 400 and message(r.text) == "order 'size' must be one of closest, camera, time"
+
+
+def test_range_export_form_on_the_case_page_checks_its_input(settings: Settings) -> None:
+    client, headers = signed_in(settings, "ivy")
+    case = {"case_id": "C-1", "title": "t", "legal_basis": WHY}
+    client.post("/cases", data=case, files=FORM, headers=headers)
+    page = client.get("/case?case=C-1").text
+    assert 'action="/exports/range"' in page and 'name="camera_id"' in page and "Export a time range" in page
+    window = {"case_id": "C-1", "camera_id": "cam-01", "tz": "Europe/Paris"}
+    for data, said in (
+        ({**window, "camera_id": ""}, "choose the camera to export from"),
+        (
+            {**window, "since": "2026-11-20T10:00"},
+            "give both the start and the end of the time range to export",
+        ),
+        (
+            {**window, "since": "2026-11-20T10:00", "until": "2026-11-20T09:00"},
+            "the time range's end must be after its start",
+        ),
+        (
+            {**window, "camera_id": "../etc", "since": "2026-11-20T10:00", "until": "2026-11-20T10:01"},
+            "camera id '../etc' is not a camera id",
+        ),
+        ({**window, "since": "noon", "until": "2026-11-20T10:01"}, "from 'noon' is not a date and time"),
+    ):
+        r = client.post("/exports/range", data=data, files=FORM, headers=headers)
+        assert r.status_code == 400 and message(r.text).startswith(said), message(r.text)
+    analyst, analyst_headers = signed_in(settings, "ann")
+    refused = analyst.post("/exports/range", data=window, files=FORM, headers=analyst_headers)
+    assert refused.status_code == 403
+    assert not [x for x in AuditLog(Storage(settings)).rows() if x.action == "export" and x.outcome == "ok"]

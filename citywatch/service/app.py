@@ -64,7 +64,9 @@ def _error(request: Request, message: str, status: int, headers: Mapping[str, st
         return JSONResponse({"error": message}, status_code=status, headers=headers)
     from citywatch.service.pages.render import HEADERS, is_fragment, refusal_page
 
-    body = refusal_page(status, message, request.url.path, is_fragment(request))
+    service = getattr(request.app.state, "service", None)
+    settings = service.settings if service is not None else None
+    body = refusal_page(status, message, request.url.path, is_fragment(request), settings)
     return HTMLResponse(body, status_code=status, headers={**HEADERS, **(headers or {})})
 
 

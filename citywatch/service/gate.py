@@ -171,7 +171,11 @@ async def _reply_page(send: Send, refusal: Refusal, scope: Scope) -> None:
     fragment = any(k == b"x-console" and v == b"1" for k, v in scope.get("headers", []))
     path = str(scope.get("path", "/"))
     query = scope.get("query_string", b"").decode("latin-1")
-    body = refusal_page(refusal.status, str(refusal), f"{path}?{query}" if query else path, fragment)
+    app = scope.get("app")
+    service = getattr(getattr(app, "state", None), "service", None)
+    settings = getattr(service, "settings", None)
+    target = f"{path}?{query}" if query else path
+    body = refusal_page(refusal.status, str(refusal), target, fragment, settings)
     raw = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in {**HEADERS, **refusal.headers}.items()]
     await send({"type": "http.response.start", "status": refusal.status, "headers": raw})

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature
 
 from citywatch.governance.auth import Action, governed
@@ -26,6 +26,7 @@ from citywatch.service.deps import acting, audit_event, client_of, service_of
 from citywatch.service.identity import COOKIE, Service, session_cookie
 from citywatch.service.models import OidcSubject
 from citywatch.service.oidc import CALLBACK_PATH, STATE_COOKIE, OidcClient, OidcRefused
+from citywatch.service.pages.render import render
 
 router = APIRouter(prefix="/api")
 _MFA = {"mfa", "otp", "hwk"}
@@ -68,7 +69,7 @@ def oidc_callback(
     state: Annotated[str, Query(max_length=200)] = "",
     code: Annotated[str, Query(max_length=4000)] = "",
     error: Annotated[str, Query(max_length=200)] = "",
-) -> JSONResponse:
+) -> Response:
     """Finish an OIDC sign-in: check everything, then open a session as the linked account."""
     service = service_of(request)
     oidc = _client(service)
@@ -97,7 +98,10 @@ def oidc_callback(
             auth="oidc",
             subject=subject,
         )
-        refused = JSONResponse({"error": str(exc)}, status_code=401)
+        refused: Response = JSONResponse({"error": str(exc)}, status_code=401)
+        if _navigation(request):  # a person in a browser: the sign-in page, saying why
+            shown_msg = _sentence(str(exc))
+            refused = render(request, "signin.html", 401, message=shown_msg, error=True, next="/cases")
         refused.delete_cookie(STATE_COOKIE, path=_STATE_PATH)
         return refused
     old = session_cookie({"cookie": request.headers.get("cookie", "")})
@@ -118,7 +122,11 @@ def oidc_callback(
         subject=subject,
         issuer=oidc.issuer,
     )
-    response = JSONResponse({"user": user, "roles": roles, "auth": "oidc", "csrf_token": session.csrf})
+    response: Response = JSONResponse(
+        {"user": user, "roles": roles, "auth": "oidc", "csrf_token": session.csrf}
+    )
+    if _navigation(request):  # a person in a browser lands on the console, not on JSON
+        response = RedirectResponse("/cases", status_code=303)
     response.delete_cookie(STATE_COOKIE, path=_STATE_PATH)
     response.set_cookie(
         COOKIE,
@@ -130,6 +138,16 @@ def oidc_callback(
         secure=service.tls,
     )
     return response
+
+
+def _navigation(request: Request) -> bool:
+    """A browser's page load (it asks for HTML), not an API client reading the JSON answer."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "."
 
 
 def _browser_state(service: Service, request: Request) -> str | None:

@@ -92,6 +92,7 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/search/plate"): _act(Action.SEARCH_PLATE, "multipart"),
     ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
     ("POST", "/exports/request"): _act(Action.EXPORT, "multipart"),
+    ("POST", "/exports/range"): _act(Action.EXPORT, "multipart"),
     ("GET", "/exports/file"): _act(Action.EXPORT),
     ("GET", "/audit"): _act(Action.AUDIT_READ),
     ("POST", "/audit/verify"): _act(Action.AUDIT_READ),

@@ -67,6 +67,12 @@ class OidcSettings(Section):
         description="ID-token claim listing role names. Set: a sign-in keeps only the account's "
         "citywatch roles that the claim also lists (the provider can narrow roles, never grant them).",
     )
+    display_name: str | None = Field(
+        None,
+        pattern=r"^[^<>\x00-\x1f]{1,60}$",
+        description="The provider's name on the console's sign-in button (\"Sign in with NAME\"); "
+        "default: the issuer's host name.",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> OidcSettings:

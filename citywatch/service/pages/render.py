@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
@@ -18,6 +18,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from citywatch.governance.sessions import load_session
 from citywatch.service.identity import Identity
+from citywatch.service.pages.wording import web_wording
+from citywatch.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -113,6 +115,15 @@ def is_fragment(request: Request) -> bool:
     return request.headers.get("x-console", "") == "1"
 
 
+def oidc_button(settings: Settings | None) -> str:
+    """The provider's name for the "Sign in with ..." button; empty when OIDC is not configured."""
+    if settings is None or not settings.oidc.issuer:
+        return ""
+    if settings.oidc.display_name:
+        return settings.oidc.display_name
+    return urlsplit(settings.oidc.issuer).hostname or settings.oidc.issuer
+
+
 def render(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:
     identity = getattr(request.state, "identity", None)
     zone = user_zone(request)
@@ -123,6 +134,7 @@ def render(request: Request, template: str, status: int = 200, **context: object
         "csrf": who.csrf if who else "",
         "zone": zone,
         "session_ends": session_ends(request, who) if who else None,
+        "oidc_name": oidc_button(request.app.state.service.settings),
     }
     values.update(context)  # a page may show another zone (the one a search form gave)
     html = ENV.get_template(template).render(**values)
@@ -134,7 +146,9 @@ def redirect(location: str) -> HTMLResponse:
     return HTMLResponse("", status_code=200, headers={**HEADERS, "X-Redirect": location})
 
 
-def refusal_page(status: int, message: str, path: str, fragment: bool) -> bytes:
+def refusal_page(
+    status: int, message: str, path: str, fragment: bool, settings: Settings | None = None
+) -> bytes:
     """The HTML the gate and the error handlers send instead of JSON on a page."""
     if fragment:
         template = "error_fragment.html"
@@ -151,10 +165,11 @@ def refusal_page(status: int, message: str, path: str, fragment: bool) -> bytes:
             zone=ZoneInfo("UTC"),
             session_ends=None,
             status=status,
-            message=message,
+            message=web_wording(message),
             next=path if path.startswith("/") and not path.startswith("//") else "/cases",
             need_totp=False,
             name="",
+            oidc_name=oidc_button(settings),
         )
         .encode()
     )

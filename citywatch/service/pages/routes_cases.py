@@ -84,7 +84,10 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         with governed(settings, storage, Action.CASE_OPEN, row.id, row.legal_basis, params) as run:
             view = _case_view(storage, row)
             run.result_count = len(view.evidence) + len(view.alerts) + len(view.watchlist)
-    from citywatch.service.pages.routes_face import thumb_url
+    from citywatch.service.pages.routes_face import cameras_by_district, thumb_url
+
+    with acting(request) as (_settings, storage):
+        cameras = cameras_by_district(storage)
 
     reasons = [r.value for r in Reason]
     return render(
@@ -96,6 +99,7 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         now=utcnow(),
         thumb=thumb_url,
         reasons=reasons,
+        cameras=cameras,
     )
 
 

@@ -1,10 +1,11 @@
-"""Export from a sighting: the API's own redacted, signed export (a flow run), verified at once,
-with the clip and its manifest downloadable by export id (never a storage path; audited)."""
+"""Export from a sighting or of one camera over a time range: the API's own redacted, signed
+export (a flow run), verified at once, with the clip and its manifest downloadable by export id
+(never a storage path; audited)."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
@@ -13,12 +14,15 @@ from pydantic import ValidationError
 
 from citywatch.errors import BadInputError
 from citywatch.governance.auth import Action, governed
-from citywatch.governance.cases import get_case
+from citywatch.governance.cases import CaseRow, get_case
 from citywatch.service.deps import acting
 from citywatch.service.models import Export, ExportVerify
-from citywatch.service.pages.render import HEADERS, render
+from citywatch.service.pages.render import HEADERS, from_local, render, zone_named
 from citywatch.service.routes_search import run_export, run_export_verify
 from citywatch.storage import safe_key
+
+if TYPE_CHECKING:
+    from citywatch.flows.redact_export import ExportResult
 
 router = APIRouter()
 EXPORT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -46,12 +50,50 @@ def request_export(
         body = Export(case_id=row.id, justification=row.legal_basis, sighting_id=sighting_id)
     except ValidationError as exc:
         raise BadInputError(f"sighting id {sighting_id[:80]!r} is not a sighting id") from exc
-    result = run_export(request, body)
+    return _exported(request, row, run_export(request, body))
+
+
+def _exported(request: Request, row: CaseRow, result: ExportResult) -> HTMLResponse:
+    """The export verified at once, then shown with its clip and files."""
     manifest = export_key(row.id, result.export_id, "manifest.json")
     report = run_export_verify(
         request, ExportVerify(manifest=manifest, case_id=row.id, justification=row.legal_basis)
     )
     return render(request, "export_done.html", result=result, report=report, case=row, file_url=file_url)
+
+
+@router.post("/exports/range")
+def request_range_export(
+    request: Request,
+    case_id: Annotated[str, Form(max_length=200)],
+    camera_id: Annotated[str, Form(max_length=200)] = "",
+    since: Annotated[str, Form(max_length=40)] = "",
+    until: Annotated[str, Form(max_length=40)] = "",
+    tz: Annotated[str, Form(max_length=64)] = "",
+) -> HTMLResponse:
+    """A redacted, signed clip of one camera from ``since`` to ``until`` (the user's time zone),
+    through the same governed export as the API's ``camera_id`` + ``since`` + ``until``."""
+    zone = zone_named(tz)
+    start, end = from_local(since, zone, "from"), from_local(until, zone, "to")
+    if not camera_id.strip():
+        raise BadInputError("choose the camera to export from")
+    if start is None or end is None:
+        raise BadInputError("give both the start and the end of the time range to export")
+    if end <= start:
+        raise BadInputError("the time range's end must be after its start")
+    with acting(request) as (_settings, storage):
+        row = get_case(storage, case_id)
+    try:
+        body = Export(
+            case_id=row.id,
+            justification=row.legal_basis,
+            camera_id=camera_id.strip(),
+            since=start.isoformat(),
+            until=end.isoformat(),
+        )
+    except ValidationError as exc:
+        raise BadInputError(f"camera id {camera_id[:80]!r} is not a camera id") from exc
+    return _exported(request, row, run_export(request, body))
 
 
 @router.get("/exports/file")

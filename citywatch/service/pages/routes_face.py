@@ -22,10 +22,42 @@ from citywatch.service.pages.render import HEADERS, from_local, render, zone_nam
 from citywatch.service.pages.routes_cases import case_url
 from citywatch.service.routes_search import run_face_search
 from citywatch.service.uploads import read_image_upload
+from citywatch.sightings import Sighting
 from citywatch.tables import cameras_table, has_table
 
 router = APIRouter()
 MAX_FACES_SHOWN = 12
+ARRANGEMENTS = {
+    "closest": "closest first",
+    "camera": "grouped by camera (camera with the closest sighting first), each in time order",
+    "time": "ordered by time",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Sightings shown together under one heading ("" when the results are one list)."""
+
+    heading: str
+    sightings: list[Sighting]
+
+
+def arrange(sightings: list[Sighting], how: str) -> list[Group]:
+    """The results closest first, grouped by camera, or in time order (``ARRANGEMENTS``)."""
+    if how not in ARRANGEMENTS:
+        raise BadInputError(f"order {how[:40]!r} must be one of {', '.join(ARRANGEMENTS)}")
+    by_rank = sorted(sightings, key=lambda s: s.rank)
+    if how == "time":
+        return [Group("", sorted(by_rank, key=lambda s: (s.ts, s.rank)))]
+    if how == "closest":
+        return [Group("", by_rank)]
+    cameras: dict[str, list[Sighting]] = {}
+    for s in by_rank:  # dicts keep insertion order: the camera of the closest sighting first
+        cameras.setdefault(s.camera_id, []).append(s)
+    return [
+        Group(f"{rows[0].camera_name} ({len(rows)})", sorted(rows, key=lambda s: (s.ts, s.rank)))
+        for rows in cameras.values()
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +138,14 @@ def face_search(
     tz: Annotated[str, Form(max_length=64)] = "",
     face: Annotated[int | None, Form(ge=0, le=100)] = None,
     top_k: Annotated[int, Form(ge=1, le=200)] = 24,
+    order: Annotated[str, Form(max_length=20)] = "closest",
 ) -> HTMLResponse:
     """Run the governed face search; several faces in the photo: show them to pick one."""
     zone = zone_named(tz)
     start, end = from_local(since, zone, "from"), from_local(until, zone, "to")
     if start and end and end <= start:
         raise BadInputError("the time window's end must be after its start")
+    arrange([], order)  # a bad choice is said before anything runs
     data, ext = read_image_upload(probe, "photo", service_of(request).settings.service.max_upload_bytes)
     with acting(request) as (_settings, storage):
         row = get_case(storage, case_id)
@@ -129,6 +163,8 @@ def face_search(
         "face_results.html",
         case=row,
         sightings=sightings,
+        groups=arrange(sightings, order),
+        order=ARRANGEMENTS[order],
         marks=marks(window, [(s.ts, s.rank, s.camera_name) for s in sightings]),
         window=window,
         threshold=result.threshold,
