@@ -46,7 +46,8 @@ def kernel_manager(tmp: Path) -> KernelManager:
     return KernelManager(kernel_name=KERNEL, kernel_spec_manager=specs)
 
 
-def run_notebook(name: str, params: dict[str, object], workdir: Path) -> nbformat.NotebookNode:
+def run_notebook(name: str, workdir: Path, **params: object) -> nbformat.NotebookNode:
+    """Run ``name`` with its parameters cell extended by ``params`` (the notebook's own variable names)."""
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name} needs exactly one cell tagged 'parameters'"
@@ -96,7 +97,7 @@ def analyst_root(indexed, tmp_path_factory: pytest.TempPathFactory) -> Path:  # 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_path: Path) -> None:
-    book = run_notebook(name, {"storage__root": str(analyst_root)}, tmp_path)
+    book = run_notebook(name, tmp_path, storage_root=str(analyst_root))
     outputs = text_output(book)
     assert "embedding" not in outputs
     assert (
@@ -113,7 +114,7 @@ def test_notebook_runs_on_the_indexed_sample(name: str, analyst_root: Path, tmp_
 def test_plates_notebook_with_a_patrol_car(tmp_path: Path) -> None:
     """The sample has no patrol car yet: made-up plates and GPS sidecars (tests/test_analytics)."""
     write_patrol_root(tmp_path / "data")
-    book = run_notebook("02_plates", {"storage__root": str(tmp_path / "data")}, tmp_path)
+    book = run_notebook("02_plates", tmp_path, storage_root=str(tmp_path / "data"))
     outputs = text_output(book)
     assert "PC1234" in outputs and "no plates indexed" not in outputs
     assert "no mobile camera" not in outputs
@@ -125,12 +126,9 @@ def test_plates_notebook_reads_only_the_analyst_dataset(tmp_path: Path) -> None:
     write_patrol_root(tmp_path / "data")
     shared = tmp_path / "analyst-share"
     shutil.copytree(tmp_path / "data" / "analytics", shared)
-    params = {
-        "storage__root": str(tmp_path / "no-root"),
-        "storage__analytics_root": str(shared),
-        "user": "ana",
-    }
-    book = run_notebook("02_plates", params, tmp_path)
+    book = run_notebook(
+        "02_plates", tmp_path, storage_root=str(tmp_path / "no-root"), analytics_root=str(shared), user="ana"
+    )
     assert "PC1234" in text_output(book) and images(book) >= 2
     assert not (tmp_path / "no-root").exists()
 
@@ -138,5 +136,5 @@ def test_plates_notebook_reads_only_the_analyst_dataset(tmp_path: Path) -> None:
 def test_plates_notebook_without_plates(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_demo_users(Storage(Settings(storage__root=str(root))))
-    book = run_notebook("02_plates", {"storage__root": str(root)}, tmp_path)
+    book = run_notebook("02_plates", tmp_path, storage_root=str(root))
     assert "no plates indexed" in text_output(book)
