@@ -119,9 +119,9 @@ def work_pools_ready(api: str, pools: list[str]) -> None:
 
 # deployment -> the setting that is its interval (seconds): prefect.yaml holds no numbers
 SCHEDULES = {
-    "index-footage": "index_interval_s",
-    "ingest-new": "ingest_interval_s",
-    "watchlist-sweep": "sweep_interval_s",
+    "index-footage": "index.interval_s",
+    "ingest-new": "index.ingest_interval_s",
+    "watchlist-sweep": "sweep.interval_s",
 }
 
 
@@ -137,7 +137,11 @@ def apply_schedules(client: SyncPrefectClient, deployment_id: UUID, name: str, s
         return
     for schedule in client.read_deployment_schedules(deployment_id):
         client.delete_deployment_schedule(deployment_id, schedule.id)
-    interval = IntervalSchedule(interval=dt.timedelta(seconds=float(getattr(settings, field))))
+    interval = IntervalSchedule(
+        interval=dt.timedelta(
+            seconds=float(getattr(getattr(settings, field.split(".")[0]), field.split(".")[1]))
+        )
+    )
     client.create_deployment_schedules(
         deployment_id, [DeploymentScheduleCreate(schedule=interval, active=True)]
     )
