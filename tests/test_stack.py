@@ -322,7 +322,7 @@ def test_up_serves_the_deployments_on_its_dask_and_s3_and_down_stops_everything(
         }
         assert len(stack["automations"]) == 3
         again = run_cli(env, "--root", str(tmp_path / "data"), "up", *ports, "--json")
-        assert json.loads(again.stdout)["already_running"]
+        assert json.loads(again.stdout)["already_running"], again.stderr
     finally:
         down = run_cli(env, "--root", str(tmp_path / "data"), "down", "--json")
     assert down.returncode == 0, down.stderr

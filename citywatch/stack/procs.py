@@ -167,7 +167,10 @@ class Launch:
         """True while ``pid`` is still this process (same command line and start time)."""
         try:
             proc = psutil.Process(self.pid)
-            return proc.cmdline() == self.cmdline and abs(proc.create_time() - self.create_time) < 0.05
+            # the start time is boot time + ticks since boot, and the kernel's boot time
+            # moves when the clock is stepped (NTP, VM resume): allow a few seconds; the
+            # command line must match in full as well
+            return proc.cmdline() == self.cmdline and abs(proc.create_time() - self.create_time) < 5.0
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
 

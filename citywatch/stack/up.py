@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -372,8 +373,13 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
     """Start the stack (or find it running); returns it and whether it was already up."""
     existing = read_stack(settings)
     if existing is not None:
-        if not dead_services(existing):
+        dead = dead_services(existing)
+        if not dead:
             return existing, True
+        print(  # noqa: T201 - an operator must see why a running stack is restarted
+            f"stack: {', '.join(dead)} no longer running; stopping the rest and starting again",
+            file=sys.stderr,
+        )
         from citywatch.stack.down import stop_stack  # down imports this module
 
         stop_stack(settings)  # a half-dead stack: start clean
