@@ -1,7 +1,7 @@
 """Service load: concurrent signed-in clients against a real `citywatch serve` on the sample.
 
     python benchmarks/service_load.py --root INDEXED_ROOT [--clients 8] [--seconds 60]
-        [--mix face,plate,alerts] [--in-place]
+        [--mix face,plate,alerts] [--in-place] [--face-rows 1000000]
 
 INDEXED_ROOT is a storage root whose sample is indexed (``citywatch demo`` leaves one
 in ./data). It is copied to a temporary folder first (the searches write audit records
@@ -13,6 +13,13 @@ client signed in with its own session cookie. Every client loops over the mix fo
 plate search (a flow run) and the alerts list, each with case and justification where
 the API needs them. Prints per kind and overall: requests, requests/s, p50 / p95 / p99
 latency, errors (non-2xx answers or transport errors; must be 0).
+
+``--face-rows N`` first grows the copy's faces table to N rows: synthetic sightings
+(the real FaceRow schema, 128-d embeddings clustered like faces, as in
+benchmarks/scaling.py) spread over the sample's own cameras, segments and thumbnails,
+then builds the search indexes with the product's own maintenance step
+(``ensure_search_indexes``: IVF_RQ on the embeddings, BTree/Bitmap on time and camera),
+so every face search in the run goes through the vector index at that size.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ from citywatch.stack.prefect_server import (  # noqa: E402
     stop_prefect_server,
 )
 from citywatch.storage import Storage  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 CASE = {"case_id": "BENCH-1", "justification": "service load benchmark on synthetic sample footage"}
 
@@ -82,6 +91,45 @@ class Client:
 
     def alerts(self) -> httpx.Response:
         return self.http.get("/api/alerts", params={"limit": 100})
+
+
+def grow_faces(settings: Settings, total: int) -> None:
+    """Append synthetic face rows until the faces table holds ``total``; build its indexes."""
+    import numpy as np
+    import pyarrow as pa
+    from scaling import DIM, PER_PERSON, synthetic_faces
+
+    from citywatch.schemas import FaceRow
+    from citywatch.tasks.search.indexes import ensure_search_indexes
+
+    storage = Storage(settings)
+    table = storage.db.open_table(FaceRow.TABLE)
+    real = table.to_arrow().select(["camera_id", "segment_id", "thumb_uri", "model"])
+    have = table.count_rows()
+    if total <= have:
+        return
+    rng = np.random.default_rng(11)
+    n = total - have
+    centers = rng.normal(0, 1, (n // PER_PERSON + 1, DIM)) * 0.25
+    started = time.perf_counter()
+    chunk = 200_000
+    for start in range(0, n, chunk):
+        rows = synthetic_faces(start, min(chunk, n - start), centers, rng)
+        pick = pa.array(rng.integers(0, real.num_rows, rows.num_rows))
+        ids = pa.array([f"synthetic-{i}" for i in range(start, start + rows.num_rows)])
+        for name, column in (
+            ("id", ids),
+            *((c, real.column(c).take(pick)) for c in ("camera_id", "segment_id", "thumb_uri", "model")),
+        ):
+            rows = rows.set_column(rows.schema.get_field_index(name), name, column)
+        table.add(rows)
+    added = time.perf_counter() - started
+    started = time.perf_counter()
+    report = ensure_search_indexes(storage, settings)
+    print(
+        f"faces table: {have} sample rows + {n} synthetic = {table.count_rows()} rows "
+        f"(written in {added:.0f} s); indexes in {time.perf_counter() - started:.0f} s: {report}"
+    )
 
 
 def _run_client(client: Client, kinds: list[str], until: float, offset: int, out: dict[str, list]) -> None:
@@ -124,6 +172,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--mix", default="face,plate,alerts", help="request kinds each client cycles through")
     parser.add_argument("--in-place", action="store_true", help="use --root itself, not a copy")
+    parser.add_argument(
+        "--face-rows", type=int, default=0, help="grow the faces table to this many rows first"
+    )
     args = parser.parse_args()
     kinds = [k.strip() for k in args.mix.split(",") if k.strip()]
     if not kinds or set(kinds) - {"face", "plate", "alerts"}:
@@ -144,6 +195,8 @@ def main() -> None:
     own_prefect = "PREFECT_API_URL" not in os.environ
     settings = Settings(storage__root=str(root), storage__state_dir=str(state))
     storage = Storage(settings)
+    if args.face_rows:
+        grow_faces(settings, args.face_rows)
     passwords = {}
     for i in range(args.clients):
         name = f"load-investigator-{i}"
