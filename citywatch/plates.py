@@ -128,13 +128,17 @@ def fix_confusables(text: str, grammar: PlateGrammar = DEFAULT_PLATE_GRAMMAR, *,
     grammar: ``A81234`` -> ``AB1234``, ``AB12O4`` -> ``AB1204``, ``0B1234`` ->
     ``DB1234`` (HK prefixes never use O, so D is the partner that fits), ``FI5005``
     -> ``FJ5005``, while
-    ``BATMAN`` or ``A8123`` (already a standard mark) are left alone.
+    ``BATMAN`` or ``A8123`` (already a standard mark) are left alone. A read that fits
+    any fix target is left alone too (Brazil's ``ABC1023`` is an old-series mark, not a
+    misread Mercosur ``ABC1O23``).
     """
     plate = normalise_plate(text)
     if plate.isdigit():
         return plate
     current = grammar.rank(plate)
     targets = len(grammar.patterns) if grammar.fix_targets is None else grammar.fix_targets
+    if current is not None and current < targets:
+        return plate  # already a mark the format issues (several series may be on the road)
     # a candidate must rank strictly better than this: the read itself, and a fix target
     limit = targets if current is None else min(current, targets)
     best = plate

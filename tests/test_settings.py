@@ -112,7 +112,7 @@ def test_one_plate_grammar_for_index_search_and_watchlist() -> None:
     assert plates.plate_grammar() == DEFAULT_PLATE_GRAMMAR  # the settings' default is the one definition
     assert not DEFAULT_PLATE_GRAMMAR.matches("Q")  # personalised marks: 2-8 characters
     assert DEFAULT_PLATE_GRAMMAR.matches("QX") and DEFAULT_PLATE_GRAMMAR.matches("TAXIKING")
-    mine = PlatesSettings(grammar=("^[A-Z]{2}[0-9]{4}$",), grammar_fix_targets=1)
+    mine = PlatesSettings(format="custom", grammar=("^[A-Z]{2}[0-9]{4}$",), grammar_fix_targets=1)
     segment = SegmentPlates(reader=None, plates=mine, tracking=TrackingSettings())
     assert segment.grammar == mine.plate_grammar() and not segment.grammar.matches("BATMAN")
     # search and the watchlist parse queries with the settings' grammar, never a constant of their own

@@ -49,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
         {"storage__root": "relative/root", "storage__state_dir": "relative/state", "decode__sample_fps": 1.0},
         {
             "alerts__webhook_allowed_hosts": ["127.0.0.1", "*.example.org"],
+            "plates__format": "custom",
             "plates__grammar": ("^[A-Z]{2}[0-9]{4}$",),
             "plates__enabled": False,
             "user": "demo-admin",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from citywatch.errors import BadInputError
+from citywatch.plate_formats import CUSTOM, FORMAT_NAMES, preset
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, PlateGrammar
 
 
@@ -138,16 +139,29 @@ class TrackingSettings(Section):
 
 class PlatesSettings(Section):
     enabled: bool = Field(True, description="Read licence plates while indexing.")
+    format: str = Field(
+        "hk",
+        description="The city's plate scheme: a preset (" + ", ".join(FORMAT_NAMES[:-1]) + ") or "
+        "custom (the patterns in plates.grammar). Reads, plate search and watchlist plates are "
+        "checked and confusable-fixed against it; `python -m citywatch.plate_formats` lists each "
+        "preset's patterns and sources.",
+    )
     grammar: tuple[str, ...] = Field(
         DEFAULT_PLATE_GRAMMAR.patterns,
-        description="Regexes over normalised plate text, most preferred first (default: "
-        "Hong Kong standard marks, then personalised marks of 2-8 characters); used by "
-        "indexing, plate search and the watchlist.",
+        description="With plates.format=custom: regexes over normalised plate text (A-Z0-9, "
+        "two-line plates joined top line first), most preferred first.",
     )
     grammar_fix_targets: int | None = Field(
         DEFAULT_PLATE_GRAMMAR.fix_targets,
         ge=0,
-        description="How many leading grammar patterns confusable fixes may target.",
+        description="With plates.format=custom: how many leading patterns confusable fixes may target.",
+    )
+    off_format_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="A read that fits no pattern of the format is dropped (unset), or kept "
+        "when its mean character confidence is at least this, flagged low_confidence.",
     )
     min_confidence: float = Field(0.5, ge=0, le=1, description="Reads below are dropped.")
     detect_side_px: int = Field(
@@ -201,6 +215,7 @@ class PlatesSettings(Section):
     @model_validator(mode="after")
     def _grammar_compiles(self) -> PlatesSettings:
         try:
+            PlateGrammar(self.grammar, self.grammar_fix_targets)
             self.plate_grammar()
         except BadInputError as exc:
             raise ValueError(str(exc)) from exc
@@ -208,7 +223,18 @@ class PlatesSettings(Section):
 
     def plate_grammar(self) -> PlateGrammar:
         """The one plate grammar: reads, searches and watchlist entries are checked against it."""
-        return PlateGrammar(self.grammar, self.grammar_fix_targets)
+        if self.format == CUSTOM:
+            return PlateGrammar(self.grammar, self.grammar_fix_targets)
+        custom = (self.grammar, self.grammar_fix_targets) != (
+            DEFAULT_PLATE_GRAMMAR.patterns,
+            DEFAULT_PLATE_GRAMMAR.fix_targets,
+        )
+        if custom:
+            raise BadInputError(
+                f"plates.grammar is set but plates.format is {self.format!r}: set "
+                "plates.format=custom to use your own patterns, or unset plates.grammar"
+            )
+        return preset(self.format).grammar()
 
 
 class DaskSettings(Section):

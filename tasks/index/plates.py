@@ -136,6 +136,7 @@ class SegmentPlates:
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
         self.grammar = plates.plate_grammar()
+        self.off_format_confidence = plates.off_format_confidence
         self.low_confidence = plates.low_confidence
         self.tracker: Tracker[PlateCandidate] = Tracker(tracking.iou, tracking.max_gap_s)
 
@@ -167,7 +168,7 @@ class SegmentPlates:
                 if (bx2 - bx1) < 1.2 * (by2 - by1):
                     continue  # text lines on plates are wide; a lone tall glyph is not a plate
                 text = fix_confusables(normalise_plate(read.text), self.grammar)
-                if self.grammar.rank(text) is None or len(text) != len(read.char_confidences):
+                if len(text) != len(read.char_confidences) or not self._acceptable(text, read.confidence):
                     continue
                 # overlapping regions read the same plate twice (boxes a pixel or two
                 # apart, sometimes one read partial): keep the more confident read
@@ -188,6 +189,12 @@ class SegmentPlates:
                     found.append((read.bbox, cand))
         self.tracker.update(offset_s, found)
         return len(found)
+
+    def _acceptable(self, text: str, confidence: float) -> bool:
+        """A read fits the plate format, or fits none but is sure enough to keep (flagged)."""
+        if self.grammar.rank(text) is not None:
+            return True
+        return self.off_format_confidence is not None and confidence >= self.off_format_confidence
 
     def _settled_boxes(self, t: float, step: float) -> list[Box]:
         """Where the settled tracks are expected at ``t``: a track whose last two reads
@@ -214,7 +221,9 @@ class SegmentPlates:
                 [(c.text, c.char_confidences) for c in track.items], min_char_confidence=self.low_confidence
             )
             best = max(track.items, key=lambda c: (c.text == voted.text, c.confidence))
-            low = voted.low_confidence or len(track.items) < 2
+            # a pass whose voted text fits no pattern of the format was kept only for its
+            # confidence (plates.off_format_confidence): flagged, like a single read
+            low = voted.low_confidence or len(track.items) < 2 or self.grammar.rank(voted.text) is None
             out.append(
                 PlatePass(
                     track.index,
