@@ -100,6 +100,7 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         thumb=thumb_url,
         reasons=reasons,
         cameras=cameras,
+        coappear=settings.coappear,
     )
 
 
