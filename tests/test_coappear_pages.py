@@ -244,3 +244,32 @@ def test_screenshot_of_the_panel(root: Settings, tmp_path: Path) -> None:
         tab.locator("#coappear").screenshot(path=str(shots / "coappear-panel.png"))
         assert tab.locator("[data-group]").count() == 2
         assert "UTC+01:00" in tab.locator('[data-group="1"]').inner_text()
+
+
+def stored(settings: Settings) -> tuple[dict[str, int], set[str]]:
+    """Rows per table, and every file under the root outside the tables' own folders and the
+    audit log's sequence and checkpoint files."""
+    storage = Storage(settings)
+    counts = {name: storage.db.open_table(name).count_rows() for name in storage.db.table_names()}
+    root = Path(settings.storage.root)
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".lance" not in str(p)}
+    return counts, {f for f in files if not f.startswith("audit/")}
+
+
+def test_groups_are_not_stored_anywhere(root: Settings) -> None:
+    """Issue #20 "groups vanish when the case's retention ends": cases have no retention date,
+    and there is nothing to delete: groups are computed per request. Only audit records (the
+    inputs and a count, never the groups' members) are added by a run."""
+    ivy, headers = signed_in(root, "ivy")
+    ivy.get(f"/case?case={truth.CASE_ID}")
+    before_counts, before_files = stored(root)
+    companions = post(ivy, headers, "/case/companions", CASE)
+    post(ivy, headers, "/case/recurring", {**CASE, "camera": list(truth.CAMERAS), **WINDOW})
+    after_counts, after_files = stored(root)
+    assert after_files == before_files  # no report, no cache, no export of the groups
+    grown = {t for t in after_counts if after_counts[t] != before_counts.get(t, 0)}
+    assert grown == {"audit"}  # no rows anywhere else (an empty table opened on the way is no group)
+    members = set(group_ids(companions, 1))
+    records = AuditLog(Storage(root)).list(case_id=truth.CASE_ID, limit=after_counts["audit"])
+    runs = [r for r in records if r.action in ("search_coappear", "search_recurring")]
+    assert runs and not any(m in r.params or m in r.detail for r in runs for m in members)
