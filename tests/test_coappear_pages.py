@@ -163,6 +163,13 @@ def test_bad_input_and_refusals_are_said_server_side(root: Settings) -> None:
     ivy, headers = signed_in(root, "ivy")
     r = ivy.post("/case/companions", data={**CASE, "window_s": "-3"}, files=FORM, headers=headers)
     assert r.status_code == 400 and "must be 0 or more" in r.text
+    r = ivy.post("/case/companions", data={**CASE, "window_s": "ten"}, files=FORM, headers=headers)
+    assert r.status_code == 400 and "is not a number" in html_lib.unescape(r.text)
+    data = {**CASE, "camera": "cam-a", **WINDOW, "min_count": "2.5"}
+    r = ivy.post("/case/recurring", data=data, files=FORM, headers=headers)
+    assert r.status_code == 400 and "is not a whole number" in html_lib.unescape(r.text)
+    r = ivy.post("/case/recurring", data={**CASE, **WINDOW}, files=FORM, headers=headers)
+    assert r.status_code == 400 and "at least one camera" in r.text
     r = ivy.post("/case/companions", data={"case_id": "EMPTY-1"}, files=FORM, headers=headers)
     assert r.status_code == 400 and "keeps no face sightings yet" in html_lib.unescape(r.text)
     ann, ann_headers = signed_in(root, "ann")
@@ -250,7 +257,7 @@ def stored(settings: Settings) -> tuple[dict[str, int], set[str]]:
     """Rows per table, and every file under the root outside the tables' own folders and the
     audit log's sequence and checkpoint files."""
     storage = Storage(settings)
-    counts = {name: storage.db.open_table(name).count_rows() for name in storage.db.table_names()}
+    counts = {name: storage.db.open_table(name).count_rows() for name in storage.db.list_tables().tables}
     root = Path(settings.storage.root)
     files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".lance" not in str(p)}
     return counts, {f for f in files if not f.startswith("audit/")}

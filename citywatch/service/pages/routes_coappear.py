@@ -104,7 +104,7 @@ def _groups_page(
 def companions(
     request: Request,
     case_id: Annotated[str, Form(max_length=200)],
-    window_s: Annotated[float | None, Form()] = None,
+    window_s: Annotated[str, Form(max_length=40)] = "",
 ) -> HTMLResponse:
     """Who was with the case's subject (same camera within ±window_s), grouped and ranked."""
     from citywatch.flows.coappear import companions_search
@@ -114,7 +114,11 @@ def companions(
         subject = subject_sightings(storage, row.id)
         try:
             result = companions_search(
-                settings, case_id=row.id, justification=row.legal_basis, sightings=subject, window_s=window_s
+                settings,
+                case_id=row.id,
+                justification=row.legal_basis,
+                sightings=subject,
+                window_s=_number(window_s, "seconds before and after"),
             )
         except BadInputError as exc:
             if not subject and "keeps no sightings" in str(exc):
@@ -135,7 +139,7 @@ def recurring(
     since: Annotated[str, Form(max_length=40)] = "",
     until: Annotated[str, Form(max_length=40)] = "",
     tz: Annotated[str, Form(max_length=64)] = "",
-    min_count: Annotated[int | None, Form(ge=1, le=10000)] = None,
+    min_count: Annotated[str, Form(max_length=20)] = "",
     approval: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
     """Recurring unknown faces; over the limits, a request is filed for a supervisor."""
@@ -149,8 +153,9 @@ def recurring(
         raise BadInputError("give the window's start and end")
     with acting(request) as (settings, storage):
         row = get_case(storage, case_id)
-        count = settings.coappear.recurring_min_count if min_count is None else min_count
-        scope = RecurringScope(tuple(c for c in (camera or []) if c), start, end, count)
+        count = _number(min_count, "seen at least", whole=True)
+        at_least = settings.coappear.recurring_min_count if count is None else int(count)
+        scope = RecurringScope(tuple(c for c in (camera or []) if c), start, end, at_least)
         result = recurring_search(
             settings,
             scope,
@@ -186,6 +191,19 @@ def approve(
             settings, request_id.strip(), case_id=row.id, justification=justification.strip()
         )
     return render(request, "coappear_pending.html", case=row, pending=approved)
+
+
+def _number(value: str, what: str, whole: bool = False) -> float | None:
+    """A number field of a form (None when empty); anything else is bad input, said in words."""
+    if not value.strip():
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError as exc:
+        raise BadInputError(f"{what} {value[:20]!r} is not a number") from exc
+    if whole and not number.is_integer():
+        raise BadInputError(f"{what} {value[:20]!r} is not a whole number")
+    return number
 
 
 def _group(sighting: list[str] | None) -> tuple[str, ...]:
