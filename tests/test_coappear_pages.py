@@ -141,6 +141,7 @@ def test_companions_panel_groups_thumbnails_and_audit(root: Settings) -> None:
     record = AuditLog(Storage(root)).list(case_id=truth.CASE_ID, action="search_coappear", limit=1)[0]
     assert (record.user, record.outcome, record.result_count) == ("ivy", "ok", 2)
     assert record.justification == WHY
+    assert "companions (±10.0 s)" in ivy.get(f"/case?case={truth.CASE_ID}").text  # the case's searches
 
 
 def test_kept_face_evidence_is_the_subject_too(root: Settings) -> None:
