@@ -61,6 +61,20 @@ def test_companions_json(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "2 companion groups within ±10 s of 3 subject sightings" in capsys.readouterr().out
 
 
+def test_coappear_is_search_companions(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's spelling, ``citywatch coappear``, is the same command as ``search companions``."""
+    from citywatch.cli.coappear import cmd_companions
+    from citywatch.cli.main import build_parser
+
+    for argv in (["coappear", *CASE], ["search", "companions", *CASE]):
+        assert build_parser().parse_args(argv).handler is cmd_companions
+    assert main(["coappear", "--json", *CASE]) == 0
+    top = json.loads(capsys.readouterr().out)["groups"][0]
+    assert top["thumb_uri"].startswith(f"thumbs/{truth.COMPANION}/") and len(top["accompanies"]) == 3
+    assert main(["coappear", "--window", "-1", *CASE]) == 2
+    assert "must be 0 or more" in capsys.readouterr().err
+
+
 def test_cli_bad_input_exit_2_and_analyst_exit_3(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "companions", "--window", "-5", *CASE]) == 2
     assert "--window -5.0: seconds around each sighting must be 0 or more" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""CLI: ``search companions|recurring|recurring-approve|promote`` (case-bound, audited)."""
+"""CLI: ``search companions|recurring|recurring-approve|promote`` and ``coappear`` (the same
+handler as ``search companions``); case-bound, audited."""
 
 from __future__ import annotations
 
@@ -24,30 +25,7 @@ _WHY = '--why "robbery on 20 Nov, who was with the suspect"'
 
 def register(search_sub: Subcommands[Parser]) -> None:
     """Add the commands to the ``search`` group."""
-    c = add_command(
-        search_sub,
-        "companions",
-        help="who was with the case's subject? (same camera, within ±T seconds)",
-        description="From the case's kept sightings (its holds), or the face sightings given, find "
-        "the other faces seen on the same camera within --window seconds, group them by likely "
-        "identity across cameras and rank the groups by how many of the subject's sightings "
-        "they accompany. Groups carry no name: a lead for a person to check, never an identification.",
-        examples=[
-            f"citywatch search companions --case C-1 {_WHY}",
-            f"citywatch search companions --sighting FACE_ID --window 20 --case C-1 {_WHY} --json",
-        ],
-    )
-    c.add_argument(
-        "--sighting",
-        action="append",
-        default=[],
-        help="a face sighting of the subject (face_id from search face; repeatable); "
-        "default: the case's kept sightings",
-    )
-    c.add_argument("--window", type=float, help="seconds before and after each sighting (default: setting)")
-    add_case_arguments(c)
-    add_json_argument(c)
-    c.set_defaults(handler=cmd_companions)
+    _add_companions(search_sub, "companions", "search companions")
 
     r = add_command(
         search_sub,
@@ -91,6 +69,39 @@ def register(search_sub: Subcommands[Parser]) -> None:
     add_case_arguments(a)
     a.set_defaults(handler=cmd_recurring_approve)
     _register_promote(search_sub)
+
+
+def register_top_level(sub: Subcommands[Parser]) -> None:
+    """``citywatch coappear``: the issue's name for ``search companions`` (the same handler)."""
+    _add_companions(sub, "coappear", "coappear")
+
+
+def _add_companions(sub: Subcommands[Parser], name: str, spelling: str) -> None:
+    c = add_command(
+        sub,
+        name,
+        help="who was with the case's subject? (same camera, within ±T seconds)",
+        description="From the case's kept sightings (its holds), or the face sightings given, find "
+        "the other faces seen on the same camera within --window seconds, group them by likely "
+        "identity across cameras and rank the groups by how many of the subject's sightings "
+        "they accompany. Groups carry no name: a lead for a person to check, never an identification. "
+        "`citywatch coappear` and `citywatch search companions` are the same command.",
+        examples=[
+            f"citywatch {spelling} --case C-1 {_WHY}",
+            f"citywatch {spelling} --sighting FACE_ID --window 20 --case C-1 {_WHY} --json",
+        ],
+    )
+    c.add_argument(
+        "--sighting",
+        action="append",
+        default=[],
+        help="a face sighting of the subject (face_id from search face; repeatable); "
+        "default: the case's kept sightings",
+    )
+    c.add_argument("--window", type=float, help="seconds before and after each sighting (default: setting)")
+    add_case_arguments(c)
+    add_json_argument(c)
+    c.set_defaults(handler=cmd_companions)
 
 
 def _register_promote(search_sub: Subcommands[Parser]) -> None:

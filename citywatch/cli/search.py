@@ -82,6 +82,7 @@ def register(sub: Subcommands[Parser]) -> None:
     add_json_argument(f)
     f.set_defaults(handler=cmd_search_plate)
     coappear.register(search_sub)
+    coappear.register_top_level(sub)
 
 
 def _add_filter_arguments(parser: Parser) -> None:

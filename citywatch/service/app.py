@@ -92,6 +92,9 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_plate,
         routes_signin,
     )
+    from citywatch.service.pages import (
+        routes_coappear as pages_coappear,
+    )
 
     app = FastAPI(
         title="citywatch",
@@ -120,6 +123,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_export,
         routes_audit,
         routes_entries,
+        pages_coappear,
     )
     for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself

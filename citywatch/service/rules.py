@@ -104,6 +104,12 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("POST", "/alerts/review"): _act(Action.ALERT_REVIEW, "multipart"),
     ("GET", "/media/alert"): _act(Action.ALERT_READ),
     ("POST", "/evidence"): _act(Action.EVIDENCE_KEEP, "multipart"),
+    # the case's "Who was with them" panel (pages/routes_coappear.py)
+    ("POST", "/case/companions"): _act(Action.SEARCH_COAPPEAR, "multipart"),
+    ("POST", "/case/recurring"): _act(Action.SEARCH_RECURRING, "multipart"),
+    ("POST", "/case/recurring/approve"): _act(Action.RECURRING_APPROVE, "multipart"),
+    ("POST", "/case/group/search"): _act(Action.SEARCH_FACE, "multipart"),
+    ("POST", "/case/group/watchlist"): _act(Action.WATCHLIST_REQUEST, "multipart"),
 }
 
 

@@ -22,7 +22,12 @@ from citywatch.service.deps import acting
 from citywatch.service.pages.render import redirect, render
 
 router = APIRouter()
-SEARCHES = {"search_face": "face", "search_plate": "plate"}
+SEARCHES = {
+    "search_face": "face",
+    "search_plate": "plate",
+    "search_coappear": "companions",
+    "search_recurring": "recurring faces",
+}
 OTHER_EXPORT_COMMANDS = {"export verify", "export download"}  # audited as export, but not exports
 
 
@@ -100,6 +105,7 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         thumb=thumb_url,
         reasons=reasons,
         cameras=cameras,
+        coappear=settings.coappear,
     )
 
 
@@ -131,6 +137,11 @@ def _params(text: str) -> dict[str, object]:
 def _search_text(action: str, params: str) -> str:
     p = _params(params)
     kind = SEARCHES[action]
+    if action == "search_coappear":
+        return f"companions (±{p.get('window_s')} s)"
+    if action == "search_recurring":
+        cameras = p.get("cameras")
+        return f"recurring faces ({len(cameras) if isinstance(cameras, list) else 0} cameras)"
     if kind == "plate":
         return f"plate {p.get('query') or p.get('text') or ''}".strip()
     filters = p.get("filters") or "all cameras, any time"
