@@ -223,6 +223,18 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     )
     print(f"ratio index/decode: {index_rate / decode_rate:.2f}")
     print(f"faces embedded: {summary.faces} ({summary.faces / index_wall:.1f} per s)")
+    print(f"real time per core: {index_rate / args.workers:.2f}x (footage s per wall s per worker)")
+    print(f"peak memory of a worker process: {summary.peak_worker_rss_mb:.0f} MB")
+    print_stages(summary.stages, summary.footage_s)
+
+
+def print_stages(stages, footage_s: float) -> None:  # noqa: ANN001 - a StageCpu
+    """The index flow's CPU per stage (tasks/index/stages.py), per hour of footage."""
+    per_hour = stages.per_footage_hour(footage_s)
+    total = per_hour["total"] or 1.0
+    print(f"CPU per footage hour, by stage (all workers; {stages.total:.1f} CPU s in all):")
+    for name, value in per_hour.items():
+        print(f"  {name:<13} {value:8.0f} s  {100 * value / total:5.1f} %")
 
 
 if __name__ == "__main__":

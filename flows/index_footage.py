@@ -28,6 +28,7 @@ from citywatch.tasks.index.catalog import plan_index, register_cameras
 from citywatch.tasks.index.report_artifact import publish_index_run
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
+from citywatch.tasks.index.stages import StageCpu
 from citywatch.tasks.publish import is_stale, publish_analytics
 from citywatch.tasks.status import pipeline_status
 
@@ -51,6 +52,8 @@ class IndexSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (uri, warning)
     footage_s: float = 0.0
     wall_s: float = 0.0
+    stages: StageCpu = field(default_factory=StageCpu)  # CPU seconds per stage, all segments
+    peak_worker_rss_mb: float = 0.0  # the largest peak memory of a process that indexed
 
 
 def dask_task_runner(settings: Settings) -> DaskTaskRunner:
@@ -232,6 +235,8 @@ def _index_pending(
     for done, future in enumerate(as_completed(futures), start=1):
         outcome: SegmentOutcome = future.result()
         summary.footage_s += outcome.footage_s
+        summary.stages.add(outcome.stages)
+        summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, outcome.peak_rss_mb)
         if outcome.state == "done":
             summary.indexed += 1
             summary.faces += outcome.faces

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version as package_version
@@ -165,6 +166,9 @@ class PlateReader:
         self.tiny_text_px = tiny_text_px  # below: the plate recogniser may overrule any read
         self.sure_confidence = sure_confidence  # above (and not tiny): PP-OCR's read stands
         self._small_reader = small_plate_reader
+        # this thread's CPU seconds in text detection / recognition (tasks/index/stages.py)
+        self.cpu_detect_s = 0.0
+        self.cpu_read_s = 0.0
         self._engine = RapidOCR(
             det_limit_type="max",
             det_box_thresh=det_box_thresh,
@@ -204,9 +208,19 @@ class PlateReader:
         )
         fill = [int(v) for v in np.median(np.concatenate([crop[0], crop[-1]]), axis=0)]
         padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
+        started = time.thread_time()
         quads = [(np.asarray(q, dtype=np.float32) - pad) / scale + (x1, y1) for q in self._detect(padded)]
+        detected = time.thread_time()
+        self.cpu_detect_s += detected - started
         if not quads:
             return []
+        try:
+            return self._read_lines(image, quads)
+        finally:
+            self.cpu_read_s += time.thread_time() - detected
+
+    def _read_lines(self, image: np.ndarray, quads: list[np.ndarray]) -> list[PlateRead]:
+        """Recognise the detected text lines, group them into plates, keep the sure ones."""
         # recognise from the original pixels: upscaled (interpolated) crops read worse
         texts = self._recognise([_rectify(image, quad) for quad in quads])
         boxes = [  # boxes PP-OCR reads as empty stay: the plate recogniser may read them

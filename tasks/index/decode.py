@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,8 +71,16 @@ class MotionGate:
         self.width = width
         self._previous: np.ndarray | None = None
         self.regions: list[tuple[int, int, int, int]] = []  # moving boxes, frame pixels
+        self.cpu_s = 0.0  # this thread's CPU seconds spent in moving() (tasks/index/stages.py)
 
     def moving(self, image: np.ndarray) -> bool:
+        started = time.thread_time()
+        try:
+            return self._moving(image)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    def _moving(self, image: np.ndarray) -> bool:
         height = max(1, round(image.shape[0] * self.width / image.shape[1]))
         small = cv2.resize(image, (self.width, height), interpolation=cv2.INTER_AREA)
         grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (5, 5), 0)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prefect import task
@@ -25,6 +25,7 @@ from citywatch.tasks.index.faces import EmbeddedFace, SegmentFaces, apply_privac
 from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
 from citywatch.tasks.index.locate import Locator, segment_locator
 from citywatch.tasks.index.plates import PlatePass, SegmentPlates
+from citywatch.tasks.index.stages import StageClock, StageCpu, peak_rss_mb
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,6 +48,8 @@ class SegmentOutcome:
     frames_analysed: int
     footage_s: float
     wall_s: float
+    stages: StageCpu = field(default_factory=StageCpu)  # CPU seconds per stage
+    peak_rss_mb: float = 0.0  # the worker process's peak memory after this segment
 
 
 def file_sha256(storage: Storage, uri: str) -> str:
@@ -228,9 +231,11 @@ def _index_claimed(
 ) -> SegmentOutcome:
     """Index one segment end to end. Bad input is recorded as a failed segment."""
     started = time.perf_counter()
+    clock = StageClock()
     stats = DecodeStats()
     model = face_model_for(settings)
     reader = plate_reader_for(settings.plates) if settings.plates.enabled else None
+    reader_cpu = (reader.cpu_detect_s, reader.cpu_read_s) if reader else (0.0, 0.0)
     model_name = model.name + (f"+{reader.name}" if reader else "")
     sha = ""
     try:
@@ -249,6 +254,7 @@ def _index_claimed(
             settings.decode.motion_min_fraction,
             ignore=camera.overlay_regions,
         )
+        clock.lap("other")
         for frame in sample_frames(
             storage,
             ref.uri,
@@ -257,14 +263,24 @@ def _index_claimed(
             stats=stats,
             skip_unsampled=settings.decode.skip_unsampled,
         ):
+            clock.lap("decode")  # the gate's share is moved out below
             if not frame.moving:
                 continue
             masked = apply_privacy_masks(frame.image, camera.privacy_masks)
             faces.add_frame(frame.offset_s, masked)
+            clock.lap("face_detect")
             if plates is not None:
                 plates.add_frame(frame.offset_s, masked, gate.regions)
+                clock.lap("plate_other")  # the reader's detection and reading are moved out below
+        clock.lap("decode")
         embedded = faces.embed_best()
+        clock.lap("embed")
         passes = plates.passes() if plates is not None else []
+        clock.lap("plate_other")
+        clock.charge("decode", "gate", gate.cpu_s)
+        if reader is not None:
+            clock.charge("plate_other", "plate_detect", reader.cpu_detect_s - reader_cpu[0])
+            clock.charge("plate_other", "plate_read", reader.cpu_read_s - reader_cpu[1])
     except BadInputError as exc:
         log.warning("segment %s failed: %s", ref.uri, exc)
         row = _segment_row(
@@ -283,6 +299,7 @@ def _index_claimed(
             stats.duration_s,
             time.perf_counter() - started,
         )
+    clock.lap("other")
     face_rows = _face_rows(ref, locator, embedded, storage, model.name)
     _replace_rows(
         faces_table(storage.db, model.embedder.dim),
@@ -309,7 +326,14 @@ def _index_claimed(
         stats.frames_moving,
         stats.duration_s,
         time.perf_counter() - started,
+        _lapped(clock, "write"),
+        peak_rss_mb(),
     )
+
+
+def _lapped(clock: StageClock, stage: str) -> StageCpu:
+    clock.lap(stage)
+    return clock.cpu
 
 
 index_segment_task = task(
