@@ -330,6 +330,17 @@ class PlaySettings(Section):
     after_s: float = Field(
         10.0, gt=0, le=300, description="The clip played for a sighting ends this many seconds after it."
     )
+    crf: int = Field(
+        23,
+        ge=0,
+        le=51,
+        description="x264 quality of the player's clips (lower is better; exports use export.crf).",
+    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = Field(
+        "ultrafast",
+        description="x264 preset of the player's clips: the clip is rendered when a sighting is "
+        "first clicked, so speed comes first (exports use export.preset).",
+    )
     cache_bytes: int = Field(
         256 * 1024 * 1024,
         ge=0,

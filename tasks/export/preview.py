@@ -2,7 +2,8 @@
 
 The same footage plan as an export (``plan_clip``: only indexed segments whose files are
 unchanged, gaps reported) and the same encoder (``encode_frames``: H.264 yuv420p MP4,
-which browsers play), with the index at the front so a browser can start at once. Only
+which browsers play), with the index at the front so a browser can start at once, and
+its own quality settings (``play.crf``, ``play.preset``: rendered while the user waits). Only
 the camera's privacy masks are applied (the investigator is looking for the person;
 bystanders are obscured in exports, which leave the system). The clip is returned as
 bytes for the service to keep in memory; nothing is written to storage and nothing is
@@ -84,8 +85,8 @@ def render_preview(storage: Storage, settings: Settings, camera_id: str, moment:
             iter_clip_frames(storage, plan),
             mask,
             local,
-            crf=settings.export.crf,
-            preset=settings.export.preset,
+            crf=settings.play.crf,
+            preset=settings.play.preset,
             fps=fps,
             faststart=True,
         )
