@@ -132,3 +132,59 @@ def test_the_least_recently_played_clip_goes_first_and_the_last_one_stays() -> N
     assert cache.clip("face", "s2") is None and cache.fetch(first, "ivy", "C-1") is not None
     big = cache.keep("face", "s4", _clip(5000), "ivy", "C-1")  # larger than the budget: kept alone
     assert cache.fetch(big, "ivy", "C-1") is not None and cache.clip("face", "s1") is None
+
+
+def _face_row(storage: Storage, moment: dt.datetime) -> str:
+    """One faces row on cam-a at ``moment`` (only what the player reads is meaningful)."""
+    from citywatch.schemas import FaceRow
+    from citywatch.tables import open_table
+
+    row = FaceRow(
+        id="cam-a/20261120T080000Z#t0000@0005500", segment_id="cam-a/20261120T080000Z", camera_id="cam-a",
+        ts=moment, bbox=(10.0, 10.0, 30.0, 30.0), det_score=0.9, quality=0.9,
+        embedding=np.zeros(4, np.float32), track_id="cam-a/20261120T080000Z#t0000", track_start=moment,
+        track_end=moment, thumb_uri=storage.write_bytes("thumbs/x.jpg", b"jpeg"), lat=None, lon=None,
+        model="m",
+    )  # fmt: skip
+    upsert(open_table(storage.db, "faces", FaceRow.schema(4)), rows_to_arrow([row], FaceRow.schema(4)))
+    return row.id
+
+
+def test_the_player_streams_byte_ranges_to_its_user_and_audits_each_play(footage) -> None:  # noqa: ANN001
+    import re
+
+    from citywatch.governance.audit_log import AuditLog
+    from tests.service_support import add_users
+    from tests.test_console_pages import FORM, signed_in
+
+    storage, settings = footage
+    add_users(settings)
+    face = _face_row(storage, T0 + dt.timedelta(seconds=5.5))
+    ivy, headers = signed_in(settings, "ivy")
+    case = {"case_id": "C-PLAY", "title": "t", "legal_basis": "a robbery on Main St, to identify the suspect"}
+    assert ivy.post("/cases", data=case, files=FORM, headers=headers).status_code == 200
+    query = {"case": "C-PLAY", "kind": "face", "id": face}
+    page = ivy.get("/play", params=query, headers=headers)
+    assert page.status_code == 200 and 'data-start="2.000"' in page.text
+    assert str(storage.root) not in page.text and "footage/" not in page.text
+    src = re.search(r'src="(/media/clip\?[^"]+)"', page.text)
+    assert src is not None
+    url = src.group(1).replace("&amp;", "&")
+    whole = ivy.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    part = ivy.get(url, headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    assert ivy.get(url, headers={"Range": "bytes=-10"}).content == whole.content[-10:]
+    # the token is ivy's: another investigator gets nothing; bad ids and kinds are refused
+    sue, _ = signed_in(settings, "sue")
+    assert sue.get(url).status_code == 404
+    assert ivy.get("/play", params={**query, "id": "no such row"}).status_code == 400
+    assert ivy.get("/play", params={**query, "kind": "person"}).status_code == 400
+    assert ivy.get("/play", params={**query, "id": "cam-a/x#t0000@0000001"}).status_code == 404
+    ann, _ = signed_in(settings, "ann")
+    assert ann.get("/play", params=query).status_code == 403
+    assert ann.get(url).status_code == 403
+    rows = AuditLog(storage).list(action="media_view", limit=100)
+    assert [(r.user, r.outcome, r.case_id) for r in rows if r.user == "ivy"][0] == ("ivy", "ok", "C-PLAY")
+    assert any(r.user == "ann" and r.outcome == "refused" for r in rows)
