@@ -25,6 +25,7 @@ from citywatch.sample.dataset import load_ground_truth
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from tests.browser import page
+from tests.sample_copy import relocate
 from tests.service_support import PASSWORD, add_users, running_service, service_settings
 
 pytestmark = pytest.mark.slow
@@ -66,6 +67,7 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     settings = service_settings(root)
     if keys.exists():
         shutil.copytree(keys, Path(settings.storage.state_dir) / "keys")
+    relocate(settings)  # the copy reads its own footage and thumbnails, not the original's
     add_users(settings)
     shots = Path(os.environ.get("CITYWATCH_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     shots.mkdir(parents=True, exist_ok=True)

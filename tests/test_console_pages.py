@@ -340,6 +340,7 @@ def test_governance_messages_are_worded_for_the_web_not_the_cli() -> None:
 def test_face_results_are_grouped_by_camera_or_ordered_by_time(settings: Settings) -> None:
     from citywatch.service.pages.render import ENV
     from citywatch.service.pages.routes_face import arrange, thumb_url
+    from citywatch.service.pages.routes_play import play_url
     from citywatch.sightings import Sighting
 
     t0 = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.UTC)
@@ -358,6 +359,7 @@ def test_face_results_are_grouped_by_camera_or_ordered_by_time(settings: Setting
         html = ENV.get_template("face_results.html").render(
             case=type("Case", (), {"id": "C-1"})(), sightings=found, groups=arrange(found, order),
             order=order, marks=[], window=None, threshold=0.5, model="m", zone=paris, thumb=thumb_url,
+            play=play_url,
         )  # fmt: skip
         headings = re.findall(r'<h3 class="group">(.*?)</h3>', html)
         return headings, re.findall(r'data-sighting="([^"]+)"', html)

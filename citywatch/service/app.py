@@ -82,6 +82,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_status,
         routes_watchlist,
     )
+    from citywatch.service.clips import ClipCache
     from citywatch.service.pages import (
         routes_alerts,
         routes_audit,
@@ -90,6 +91,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_export,
         routes_face,
         routes_plate,
+        routes_play,
         routes_signin,
     )
     from citywatch.service.pages import (
@@ -104,6 +106,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.service = Service(settings)
+    app.state.play_clips = ClipCache(settings.play.cache_bytes)  # the player's clips (memory only)
     modules = (
         routes_auth,
         routes_oidc,
@@ -124,6 +127,7 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_audit,
         routes_entries,
         pages_coappear,
+        routes_play,
     )
     for module in (*modules, *pages):
         app.router.routes.extend(module.router.routes)  # flat: the gate matches routes itself

@@ -91,6 +91,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/search/plate"): _act(Action.SEARCH_PLATE),
     ("POST", "/search/plate"): _act(Action.SEARCH_PLATE, "multipart"),
     ("GET", "/media/thumb"): _act(Action.MEDIA_VIEW),
+    ("GET", "/play"): _act(Action.MEDIA_VIEW),
+    ("GET", "/media/clip"): _act(Action.MEDIA_VIEW),
     ("POST", "/exports/request"): _act(Action.EXPORT, "multipart"),
     ("POST", "/exports/range"): _act(Action.EXPORT, "multipart"),
     ("GET", "/exports/file"): _act(Action.EXPORT),

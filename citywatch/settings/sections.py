@@ -340,6 +340,50 @@ class ServiceSettings(Section):
         return self
 
 
+class PlaySettings(Section):
+    """Playing a sighting in the console (citywatch/service/pages/routes_play.py)."""
+
+    lead_s: float = Field(
+        3.0, ge=0, le=60, description="The console's player starts this many seconds before the sighting."
+    )
+    before_s: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="The clip played for a sighting starts this many seconds before it "
+        "(at least lead_s; the user can scrub back to it).",
+    )
+    after_s: float = Field(
+        10.0, gt=0, le=300, description="The clip played for a sighting ends this many seconds after it."
+    )
+    crf: int = Field(
+        23,
+        ge=0,
+        le=51,
+        description="x264 quality of the player's clips (lower is better; exports use export.crf).",
+    )
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = Field(
+        "ultrafast",
+        description="x264 preset of the player's clips: the clip is rendered when a sighting is "
+        "first clicked, so speed comes first (exports use export.preset).",
+    )
+    cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Clips rendered for the player are kept in the service's memory up to "
+        "this many bytes (least recently played dropped first; never in storage).",
+    )
+
+    @model_validator(mode="after")
+    def _lead_inside(self) -> PlaySettings:
+        if self.lead_s > self.before_s:
+            raise ValueError(
+                f"play lead_s ({self.lead_s}) must not exceed play before_s ({self.before_s}): "
+                "the player cannot start before the clip"
+            )
+        return self
+
+
 class CoappearSettings(Section):
     """Co-appearance and recurring unknown faces (tasks/search/coappear.py, recurring.py)."""
 

@@ -4,8 +4,9 @@
 checks each file is still there and unchanged since indexing (sha256), and reports
 every stretch without usable footage as a ``Gap`` (never bridged silently).
 ``iter_clip_frames`` yields the clip's frames across segment boundaries;
-``render_clip`` redacts and encodes them to H.264 MP4 with PyAV, keeping real
-timing (a gap shows as a jump in timestamps).
+``render_clip`` redacts and encodes them to H.264 MP4 with PyAV (``encode_frames``,
+which the console's player uses too), keeping real timing (a gap shows as a jump in
+timestamps).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import datetime as dt
 import hashlib
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -204,6 +205,62 @@ class RenderedClip:
     codec: str
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedClip:
+    """What ``encode_frames`` wrote to a local MP4."""
+
+    frames: int
+    width: int
+    height: int
+    first_ts: dt.datetime
+    last_ts: dt.datetime
+
+
+def encode_frames(
+    frames: Iterable[ClipFrame],
+    redact: Callable[[ClipFrame], np.ndarray],
+    local: Path,
+    *,
+    crf: int,
+    preset: str,
+    fps: float,
+    faststart: bool = False,
+) -> EncodedClip | None:
+    """``redact(frame)`` for every frame, as H.264 (yuv420p) MP4 at ``local``, keeping real
+    timing; None when there was no frame. ``faststart`` puts the index first (a browser
+    can start playing from the first bytes it gets)."""
+    options = {"movflags": "+faststart"} if faststart else {}
+    out = av.open(str(local), "w", format="mp4", options=options)
+    stream = None
+    count, first, last = 0, None, None
+    try:
+        for frame in frames:
+            image = redact(frame)
+            if first is None:
+                first = frame.ts
+            if stream is None:
+                stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.width, stream.height = image.shape[1], image.shape[0]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": preset}
+                stream.codec_context.time_base = TIME_BASE
+                stream.time_base = TIME_BASE
+            video = av.VideoFrame.from_ndarray(image, format="bgr24")
+            video.pts = round((frame.ts - first).total_seconds() / TIME_BASE)
+            video.time_base = TIME_BASE
+            for packet in stream.encode(video):
+                out.mux(packet)
+            count, last = count + 1, frame.ts
+        if stream is not None:
+            for packet in stream.encode():
+                out.mux(packet)
+    finally:
+        out.close()
+    if stream is None or first is None or last is None:
+        return None
+    return EncodedClip(count, stream.width, stream.height, first, last)
+
+
 def render_clip(
     storage: Storage,
     plan: ClipPlan,
@@ -217,33 +274,10 @@ def render_clip(
     """Encode ``redact(frame)`` for every clip frame to H.264 MP4 at ``out_key``."""
     with tempfile.TemporaryDirectory(prefix="citywatch-export-") as tmp:
         local = Path(tmp, "clip.mp4")
-        out = av.open(str(local), "w", format="mp4")
-        stream = None
-        frames, first, last = 0, None, None
-        try:
-            for frame in iter_clip_frames(storage, plan):
-                image = redact(frame)
-                if first is None:
-                    first = frame.ts
-                if stream is None:
-                    stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                    stream.width, stream.height = image.shape[1], image.shape[0]
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": str(crf), "preset": preset}
-                    stream.codec_context.time_base = TIME_BASE
-                    stream.time_base = TIME_BASE
-                video = av.VideoFrame.from_ndarray(image, format="bgr24")
-                video.pts = round((frame.ts - first).total_seconds() / TIME_BASE)
-                video.time_base = TIME_BASE
-                for packet in stream.encode(video):
-                    out.mux(packet)
-                frames, last = frames + 1, frame.ts
-            if stream is not None:
-                for packet in stream.encode():
-                    out.mux(packet)
-        finally:
-            out.close()
-        if stream is None or first is None or last is None:
+        encoded = encode_frames(
+            iter_clip_frames(storage, plan), redact, local, crf=crf, preset=preset, fps=fps
+        )
+        if encoded is None:
             raise NotFoundError(
                 f"no frames of camera {plan.camera.id} fall between "
                 f"{plan.start.isoformat()} and {plan.end.isoformat()}"
@@ -257,5 +291,13 @@ def render_clip(
         except STORAGE_IO_ERRORS as exc:
             raise TransientError(f"could not write {url}: {exc}") from exc
         return RenderedClip(
-            url, digest, local.stat().st_size, frames, stream.width, stream.height, first, last, "h264"
+            url,
+            digest,
+            local.stat().st_size,
+            encoded.frames,
+            encoded.width,
+            encoded.height,
+            encoded.first_ts,
+            encoded.last_ts,
+            "h264",
         )

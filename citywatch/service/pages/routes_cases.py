@@ -90,6 +90,7 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
             view = _case_view(storage, row)
             run.result_count = len(view.evidence) + len(view.alerts) + len(view.watchlist)
     from citywatch.service.pages.routes_face import cameras_by_district, thumb_url
+    from citywatch.service.pages.routes_play import play_url
 
     with acting(request) as (_settings, storage):
         cameras = cameras_by_district(storage)
@@ -103,6 +104,7 @@ def case_page(request: Request, case: str = "") -> HTMLResponse:
         case_url=case_url,
         now=utcnow(),
         thumb=thumb_url,
+        play=play_url,
         reasons=reasons,
         cameras=cameras,
         coappear=settings.coappear,

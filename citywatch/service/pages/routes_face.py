@@ -20,6 +20,7 @@ from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.service.deps import acting, service_of
 from citywatch.service.pages.render import HEADERS, from_local, render, zone_named
 from citywatch.service.pages.routes_cases import case_url
+from citywatch.service.pages.routes_play import play_url
 from citywatch.service.routes_search import run_face_search
 from citywatch.service.uploads import read_image_upload
 from citywatch.sightings import Sighting
@@ -171,6 +172,7 @@ def face_search(
         model=result.model,
         zone=zone,
         thumb=thumb_url,
+        play=play_url,
     )
 
 

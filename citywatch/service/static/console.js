@@ -18,6 +18,7 @@
 
   function prepare(root) {
     root.querySelectorAll("input[name=tz]").forEach((el) => { el.value = zone; });
+    root.querySelectorAll("video[data-start]").forEach((v) => { if (v.readyState >= 1) { startAt(v); } });
     root.querySelectorAll("[data-tz-label]").forEach((el) => {
       el.textContent = zone + " (" + offsetText() + ")";
     });
@@ -96,6 +97,44 @@
     form.querySelector("input[name=face]").value = pick.dataset.face;
     form.requestSubmit();
   });
+
+  // a sighting clicked: its footage plays in the panel the link names (without script, or
+  // opened in a new tab, the link is a page of its own)
+  async function play(link) {
+    const target = document.querySelector(link.dataset.target || "#player-panel");
+    if (!target) { window.location.assign(link.href); return; }
+    target.setAttribute("aria-busy", "true");
+    target.textContent = "Preparing the footage…";
+    try {
+      const response = await fetch(link.href, { headers: { "X-Console": "1" }, credentials: "same-origin" });
+      target.innerHTML = await response.text();
+      prepare(target);
+      const focus = target.querySelector("[data-focus]");
+      if (focus) { focus.focus(); }
+    } catch (err) {
+      target.textContent = "The service could not be reached (" + err + "). Try again.";
+    } finally {
+      target.removeAttribute("aria-busy");
+    }
+  }
+
+  document.addEventListener("click", (ev) => {
+    const link = ev.target.closest("a[data-play]");
+    if (!link || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) { return; }
+    ev.preventDefault();
+    play(link);
+  });
+
+  // a player starts a few seconds before the sighting (its data-start, seconds), then plays
+  function startAt(video) {
+    if (video.dataset.started) { return; }
+    video.dataset.started = "1";
+    video.addEventListener("seeked", () => { video.play().catch(() => {}); }, { once: true });
+    video.currentTime = Math.min(Number(video.dataset.start) || 0, video.duration || 0);
+  }
+  document.addEventListener("loadedmetadata", (ev) => {
+    if (ev.target instanceof HTMLVideoElement && ev.target.dataset.start) { startAt(ev.target); }
+  }, true);
 
   // drag and drop a photo onto the drop zone, or pick it; show what was chosen
   function showChosen(input) {
