@@ -24,6 +24,7 @@ from citywatch.governance.cases import CaseRow, get_case, list_evidence
 from citywatch.schemas import Reason
 from citywatch.service.deps import acting
 from citywatch.service.pages.render import from_local, render, zone_named
+from citywatch.service.pages.routes_play import play_url
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tasks.search.coappear import FaceGroup, case_tracks, load_faces
@@ -244,6 +245,7 @@ def group_search(
         threshold=result.threshold,
         model=result.model,
         thumb=thumb_url,
+        play=play_url,
     )
 
 
