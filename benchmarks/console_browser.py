@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,15 +41,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service_load import _percentile, _wait_healthy  # noqa: E402
+from service_load import _percentile, serving  # noqa: E402
 
 from citywatch.governance.users import add_user  # noqa: E402
 from citywatch.sample.dataset import load_ground_truth  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
 from citywatch.stack.prefect_server import (  # noqa: E402
     QUIET_ENV,
-    ensure_prefect_server,
-    free_port,
     stop_prefect_server,
 )
 from citywatch.storage import Storage  # noqa: E402
@@ -190,36 +187,13 @@ def main() -> None:
         relocate(settings)
     name, password = f"bench-investigator-{secrets.token_hex(3)}", secrets.token_urlsafe(12)
     add_user(Storage(settings), name, ["investigator"], password, "benchmark")
-    process: subprocess.Popen[bytes] | None = None
     load_before = os.getloadavg()
     try:
-        api = ensure_prefect_server(str(state))
-        port = free_port()
-        env = {
-            **os.environ,
-            "PREFECT_API_URL": api,
-            "CITYWATCH_STORAGE__STATE_DIR": str(state),
-            "PYTHONPATH": str(ROOT),
-        }
-        env.pop("CITYWATCH_API_URL", None)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "citywatch.cli.main", "--root", str(root), "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "serve.log").open("wb"),
-        )
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, process)
-        started = time.monotonic()
-        result = measure(base, name, password, probes, args.searches, args.plays)
-        wall = time.monotonic() - started
+        with serving(root, state, work) as base:
+            started = time.monotonic()
+            result = measure(base, name, password, probes, args.searches, args.plays)
+            wall = time.monotonic() - started
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         if own_prefect:
             stop_prefect_server(str(state))
         if not args.in_place:

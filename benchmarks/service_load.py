@@ -36,6 +36,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -207,56 +209,71 @@ def main() -> None:
             from citywatch.governance.users import set_password
 
             set_password(storage, name, passwords[name])
-    process: subprocess.Popen[bytes] | None = None
     try:
-        api = ensure_prefect_server(str(state))
-        port = free_port()
-        env = {
-            **os.environ,
-            "PREFECT_API_URL": api,
-            "CITYWATCH_STORAGE__STATE_DIR": str(state),
-            "PYTHONPATH": str(ROOT),
-        }
-        env.pop("CITYWATCH_API_URL", None)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "citywatch.cli.main", "--root", str(root), "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "serve.log").open("wb"),
-        )
-        base = f"http://127.0.0.1:{port}"
-        _wait_healthy(base, process)
-        clients = [Client(base, n, pw, probe, plate) for n, pw in passwords.items()]
-        clients[0].face()  # warm-up: models loaded, first flow run registered
-        clients[0].plate_search()
-        results: dict[str, list] = defaultdict(list)
-        per_client = [defaultdict(list) for _ in clients]
-        started = time.monotonic()
-        until = started + args.seconds
-        threads = [
-            threading.Thread(target=_run_client, args=(c, kinds, until, i, per_client[i]))
-            for i, c in enumerate(clients)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.monotonic() - started
-        for part in per_client:
-            for kind, rows in part.items():
-                results[kind].extend(rows)
-        _report(results, wall, args.clients, kinds)
+        with serving(root, state, work) as base:
+            run_clients(base, passwords, probe, plate, kinds, args)
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         if own_prefect:
             stop_prefect_server(str(state))
         if not args.in_place:
             shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def serving(root: Path, state: Path, work: Path) -> Iterator[str]:
+    """`citywatch serve` on ``root`` as its own process on a free loopback port (the Prefect
+    server PREFECT_API_URL names, else one in ``state``); yields its base URL, stops it after."""
+    api = ensure_prefect_server(str(state))
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "CITYWATCH_STORAGE__STATE_DIR": str(state),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("CITYWATCH_API_URL", None)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "citywatch.cli.main", "--root", str(root), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "serve.log").open("wb"),
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(base, process)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run_clients(
+    base: str, passwords: dict[str, str], probe: Path, plate: str, kinds: list[str], args: argparse.Namespace
+) -> None:
+    """Every client signed in, one warm-up search each kind, then the timed loop; prints the report."""
+    clients = [Client(base, n, pw, probe, plate) for n, pw in passwords.items()]
+    clients[0].face()  # warm-up: models loaded, first flow run registered
+    clients[0].plate_search()
+    results: dict[str, list] = defaultdict(list)
+    per_client = [defaultdict(list) for _ in clients]
+    started = time.monotonic()
+    until = started + args.seconds
+    threads = [
+        threading.Thread(target=_run_client, args=(c, kinds, until, i, per_client[i]))
+        for i, c in enumerate(clients)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    for part in per_client:
+        for kind, rows in part.items():
+            results[kind].extend(rows)
+    _report(results, wall, args.clients, kinds)
 
 
 def _report(results: dict[str, list], wall: float, clients: int, kinds: list[str]) -> None:
