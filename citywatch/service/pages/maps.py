@@ -43,8 +43,9 @@ class Spot:
     label: str
     camera_id: str
     title: str
-    anchor: str = "start"  # the label right of the dot ("start") or left of it ("end")
-    label_dy: float = 4.0
+    anchor: str = "start"  # the label right of the dot ("start"), left of it ("end"), centred ("middle")
+    label_dy: float = 4.0  # the label's baseline below the dot's centre
+    label_x: float = 0.0
     count: int = 0  # sightings at this camera
 
 
@@ -133,13 +134,35 @@ def tiles_for(frame: Frame, url: str) -> list[Tile]:
     ]
 
 
+def _width(spot: Spot) -> float:
+    """About how wide a label is in SVG units (11 px system-ui; bold for a counted camera)."""
+    return len(spot.label) * (6.8 if spot.count else 6.2)
+
+
 def _placed(spots: list[Spot]) -> list[Spot]:
-    """Labels of dots at about one height staggered; those right of centre to the left."""
+    """Labels beside their dot when nothing is near; a cluster's top dot labelled above,
+    its bottom dot below (centred, kept inside the frame), the ones between beside."""
     placed: list[Spot] = []
-    for spot in sorted(spots, key=lambda s: (s.y, s.x)):
-        crowded = sum(1 for q in placed if abs(q.y - spot.y) < 14)
-        dy = 4.0 + 14.0 * crowded if spot.y < HEIGHT - 40 else 4.0 - 14.0 * crowded
-        placed.append(replace(spot, anchor="end" if spot.x > WIDTH / 2 else "start", label_dy=dy))
+    for spot in spots:
+        width = _width(spot)
+        cluster = sorted(
+            (o for o in spots if abs(o.y - spot.y) < 18 and abs(o.x - spot.x) < max(width, _width(o)) + 20),
+            key=lambda o: (o.y, o.x),
+        )
+        side = "start" if spot.x + 10 + width <= WIDTH else "end"
+        where = "side"
+        if len(cluster) > 1 and cluster[0] is spot:
+            where = "above"
+        elif len(cluster) > 1 and cluster[-1] is spot:
+            where = "below"
+        elif spot.x + 10 + width > WIDTH and spot.x - 10 - width < 0:
+            where = "below"
+        if where == "side":
+            placed.append(replace(spot, anchor=side, label_x=spot.x + 10 if side == "start" else spot.x - 10))
+        else:
+            centre = min(max(spot.x, width / 2 + 2), WIDTH - width / 2 - 2)
+            dy = -11.0 if where == "above" else 20.0
+            placed.append(replace(spot, anchor="middle", label_x=round(centre, 1), label_dy=dy))
     return placed
 
 
@@ -158,19 +181,23 @@ def map_view(
     located = {c.id: c for c in cameras if c.lat is not None and c.lon is not None}
     counts = Counter(f.camera_id for f in found if f.camera_id in located)
     moving = [f for f in found if f.camera_id not in located and f.lat is not None and f.lon is not None]
-    points = [(float(c.lat or 0), float(c.lon or 0)) for c in located.values()]
-    points += [(float(f.lat or 0), float(f.lon or 0)) for f in moving]
-    if near is not None:
+    points = [(float(f.lat or 0), float(f.lon or 0)) for f in moving]
+    if near is not None:  # frame the radius and what was found in it
         lat, lon, metres = near
         dlat = metres / 111_320.0
         dlon = dlat / max(0.01, math.cos(math.radians(lat)))
         points += [(lat - dlat, lon - dlon), (lat + dlat, lon + dlon)]
+        points += [(float(c.lat or 0), float(c.lon or 0)) for c in located.values() if counts.get(c.id)]
+    else:  # every camera, for context
+        points += [(float(c.lat or 0), float(c.lon or 0)) for c in located.values()]
     if not points:
         return None
     frame = fit(points)
     spots = []
     for c in located.values():
         x, y = frame.at(float(c.lat or 0), float(c.lon or 0))
+        if not (0 <= x <= WIDTH and 0 <= y <= HEIGHT):
+            continue  # outside a radius's frame
         n = counts.get(c.id, 0)
         title = f"{c.name or c.id} ({c.id})" + (f": {_plural(n, what)}" if n else "")
         spots.append(Spot(x, y, (c.name or c.id) + (f" ({n})" if n else ""), c.id, title, count=n))
@@ -188,7 +215,7 @@ def map_view(
     tiles = tiles_for(frame, settings.map.tiles_url)
     shown = sum(counts.values()) + len(moving)
     caption = f"Map tiles from {settings.map.tiles_origin}" if tiles else "Plain coordinates (no map tiles)"
-    label = f"map of {_plural(len(located), 'camera')}"
+    label = f"map of {_plural(len(spots), 'camera')}"
     label += f" and {_plural(shown, what)}" if found else ""
     label += f", search radius {circle.radius_m:.0f} m" if circle else ""
     return MapView(WIDTH, HEIGHT, _placed(spots), _placed(gps), circle, tiles, caption, label)
