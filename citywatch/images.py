@@ -36,3 +36,19 @@ def decode_image(
     if image is None:
         raise BadInputError(f"image {source} could not be decoded")
     return image
+
+
+def face_crop_jpeg(image: np.ndarray, bbox: tuple[float, float, float, float], max_side: int = 160) -> bytes:
+    """A JPEG of one face with a little context (a fifth of its size each side), long side
+    at most ``max_side``: what a reviewer needs to compare, not the photo it came from."""
+    x0, y0, x1, y1 = (int(round(v)) for v in bbox)
+    pad = int(0.2 * max(x1 - x0, y1 - y0))
+    height, width = image.shape[:2]
+    patch = image[max(0, y0 - pad) : min(height, y1 + pad), max(0, x0 - pad) : min(width, x1 + pad)]
+    if not patch.size:
+        return b""
+    scale = min(1.0, max_side / max(patch.shape[:2]))
+    if scale < 1.0:
+        patch = cv2.resize(patch, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", patch, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else b""

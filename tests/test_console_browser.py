@@ -4,7 +4,8 @@ On a copy of the indexed sample: sign in (a wrong password is shown as such), op
 case, search with a different photo of a sample person and see their sightings first
 (cameras and times from ground truth, shown in the browser's time zone), keep one as
 evidence and find it on the case page; a photo with two faces asks which one; an analyst
-is refused the pages. Every request the pages make goes to the service itself.
+is refused the pages. Every request the pages make goes to the service itself. (A face
+watchlist entry, the real sweep and its alert in the queue: test_console_browser_watch.py.)
 """
 
 from __future__ import annotations
@@ -241,71 +242,6 @@ def test_an_analyst_is_refused_the_console(console: Console) -> None:
         assert thumb is not None and thumb.status == 403
     refused = AuditLog(Storage(console.settings)).list(user="ann", limit=100)
     assert {r.action for r in refused if r.outcome == "refused"} >= {"case_open", "search_face", "media_view"}
-
-
-def _raise_alert(settings: Settings) -> str:
-    """An alert as a sweep writes it, for one indexed face (the sweep has its own tests)."""
-    from citywatch.governance.alerts import AlertRow, AlertState, alert_id, alerts_table
-    from citywatch.schemas import rows_to_arrow, utcnow
-    from citywatch.tables import upsert
-
-    storage = Storage(settings)
-    face = storage.db.open_table("faces").search().limit(1).to_arrow().to_pylist()[0]
-    row = AlertRow(
-        id=alert_id("wl-test", face["camera_id"], face["track_id"]),
-        watchlist_id="wl-test",
-        kind="face",
-        label="robbery suspect",
-        reason="suspect",
-        case_id="CR-2026-0117",
-        sighting_id=face["id"],
-        segment_id=face["segment_id"],
-        camera_id=face["camera_id"],
-        track_id=face["track_id"],
-        ts=face["ts"],
-        track_start=face["track_start"],
-        track_end=face["track_end"],
-        score=0.61,
-        threshold=0.9,
-        thumb_uri=face["thumb_uri"],
-        lat=face["lat"],
-        lon=face["lon"],
-        plate_text="",
-        model=face["model"],
-        state=AlertState.NEW.value,
-        reviewed_by="",
-        reviewed_at=None,
-        note="",
-        created_at=utcnow(),
-    )
-    upsert(alerts_table(storage.db), rows_to_arrow([row], AlertRow.SCHEMA))
-    return row.id
-
-
-def test_a_new_alert_appears_without_a_reload_and_a_supervisor_confirms_it(console: Console) -> None:
-    with page(timezone_id=ZONE) as p:
-        p.set_viewport_size({"width": 1280, "height": 720})
-        sign_in(p, console.base, "sue")
-        p.goto(f"{console.base}/alerts")
-        assert "No new alerts" in p.inner_text("#queue")
-        alert = _raise_alert(console.settings)
-        tile = p.locator(f"li[data-alert='{alert}']")
-        tile.wait_for(timeout=30_000)  # the queue polls: no reload
-        p.wait_for_function("() => document.querySelector('li[data-alert] img').naturalWidth > 0")
-        p.screenshot(path=str(console.shots / "alerts.png"), full_page=True)
-        tile.locator("button", has_text="Confirm").click()  # the note is required: nothing sent
-        assert tile.locator("input[name=note]").evaluate("e => !e.validity.valid")
-        tile.locator("input[name=note]").fill("same jacket and face as the bank footage")
-        tile.locator("button", has_text="Confirm").click()
-        tile.locator(".ok").wait_for()
-        assert "Confirmed by sue" in tile.inner_text()
-    with page() as p:  # an investigator sees the queue but cannot review
-        sign_in(p, console.base, "ivy")
-        p.goto(f"{console.base}/alerts?state=confirmed")
-        assert p.locator(f"li[data-alert='{alert}']").count() == 1
-        assert p.locator("button", has_text="Confirm").count() == 0
-    rows = AuditLog(Storage(console.settings)).list(user="sue", action="alert_review", limit=10)
-    assert [(r.outcome, json.loads(r.params)["decision"]) for r in rows] == [("ok", "confirmed")]
 
 
 def test_plate_search_shows_exact_and_fuzzy_matches(console: Console) -> None:

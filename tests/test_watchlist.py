@@ -15,6 +15,7 @@ import pytest
 
 from citywatch.errors import BadInputError, ForbiddenError
 from citywatch.governance.alerts import list_alerts
+from citywatch.governance.enrolment_crops import first_crop
 from citywatch.governance.watchlist import approve, enrol_face, get_entry, parse_expiry, remove
 from citywatch.sample.media import fetch_media
 from citywatch.storage import Storage
@@ -57,7 +58,9 @@ def test_enrolment_refuses_photos_without_exactly_one_face(
     assert name in str(err.value)
 
 
-def test_enrolment_keeps_embeddings_and_hashes_not_photos(tmp_path: Path, faces: Faces) -> None:
+def test_enrolment_keeps_embeddings_hashes_and_face_crops_not_photos(tmp_path: Path, faces: Faces) -> None:
+    """The reviewer's comparison needs the enrolled face: its crop is kept, the photo never;
+    removing the entry deletes the crops with the template."""
     storage = Storage(make_settings(tmp_path))
     media = fetch_media()
     photos = [(faces.obama_photo, "obama.jpg"), ((media / "obama3.jpg").read_bytes(), "obama3.jpg")]
@@ -67,6 +70,17 @@ def test_enrolment_keeps_embeddings_and_hashes_not_photos(tmp_path: Path, faces:
     stored = get_entry(storage, row.id)
     assert stored.status == "pending" and len(stored.embeddings) == 2
     assert len(stored.photo_sha256) == 2 and all(len(h) == 64 for h in stored.photo_sha256)
+    images = sorted(p for p in (tmp_path / "data").rglob("*") if p.suffix in (".jpg", ".png"))
+    assert [p.relative_to(tmp_path / "data").as_posix() for p in images] == sorted(
+        f"watchlist/{row.id}/{sha}.jpg" for sha in stored.photo_sha256
+    )
+    crops = [tmp_path / "data" / "watchlist" / row.id / f"{sha}.jpg" for sha in stored.photo_sha256]
+    for crop_file, (data, _name) in zip(crops, photos):
+        crop = cv2.imdecode(np.frombuffer(crop_file.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+        photo = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert max(crop.shape[:2]) <= 160 < max(photo.shape[:2])  # the face, not the photo
+    assert first_crop(storage, stored) == crops[0].read_bytes()
+    remove(storage, row.id, "bob", "case closed", now=NOW)
     assert not any(p.suffix in (".jpg", ".png") for p in (tmp_path / "data").rglob("*"))
 
 

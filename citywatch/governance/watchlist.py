@@ -4,7 +4,8 @@ An entry is enrolled ``pending``; a second person approves it (four eyes) and it
 becomes ``active``; it matches only while active and unexpired; removing it keeps the
 row (who asked, who approved, who removed, when, why) but drops its face embeddings.
 Enrolment photos must each hold exactly one usable face; their embeddings and sha256
-are stored, never the photos.
+are stored, and the face's crop for reviewers (governance/enrolment_crops.py), never the
+photos; removing the entry deletes the crops with the template.
 
 Every table here has ``id`` as an (unenforced) primary key, which makes LanceDB's
 merge-insert detect concurrent inserts of the same id: two writers never both insert.
@@ -27,7 +28,8 @@ import numpy as np
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
-from citywatch.images import MAX_IMAGE_PIXELS, decode_image
+from citywatch.governance.enrolment_crops import delete_crops, write_crops
+from citywatch.images import MAX_IMAGE_PIXELS, decode_image, face_crop_jpeg
 from citywatch.plates import match_score, parse_plate_query
 from citywatch.schemas import (
     EntryKind,
@@ -157,7 +159,15 @@ def _base_row(
 def enrolment_embedding(
     data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> tuple[np.ndarray, str]:
-    """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError.
+    """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError."""
+    vector, sha, _crop = enrolment_face(data, source, model, max_pixels=max_pixels)
+    return vector, sha
+
+
+def enrolment_face(
+    data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
+) -> tuple[np.ndarray, str, bytes]:
+    """(embedding, sha256, face crop JPEG) of the one usable face in an enrolment photo.
 
     Same detection and embedding as a search probe (tasks/search/faces.py:embed_probe), but
     stricter: a group photo is refused rather than a face picked from it.
@@ -177,7 +187,7 @@ def enrolment_embedding(
             f"at least {MIN_ENROL_FACE_PX} px per side is needed for a usable template"
         )
     vector = model.embedder.embed(image, [face])[0].astype(np.float32)
-    return vector, hashlib.sha256(data).hexdigest()
+    return vector, hashlib.sha256(data).hexdigest(), face_crop_jpeg(image, face.bbox)
 
 
 def enrol_face(
@@ -206,12 +216,14 @@ def enrol_face(
     row = _base_row(request, EntryKind.FACE, now, max_days, threshold)
     vectors: list[np.ndarray] = []
     shas: list[str] = []
+    crops: list[bytes] = []
     for data, source in photos:
-        vector, sha = enrolment_embedding(data, source, model, max_pixels=max_pixels)
+        vector, sha, crop = enrolment_face(data, source, model, max_pixels=max_pixels)
         if sha in shas:
             raise BadInputError(f"enrolment photo {source} is given twice (same sha256)")
         vectors.append(vector)
         shas.append(sha)
+        crops.append(crop)
     for i in range(len(vectors)):
         for j in range(i + 1, len(vectors)):
             gap = float(np.linalg.norm(vectors[i] - vectors[j]))
@@ -223,6 +235,7 @@ def enrol_face(
     row = replace(
         row, model=model.name, embeddings=[v.astype(np.float32).tolist() for v in vectors], photo_sha256=shas
     )
+    write_crops(storage, row.id, list(zip(shas, crops)))  # before the row: a row never lacks them
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
 
@@ -363,7 +376,8 @@ def remove(
     The template (a face entry's embeddings, a plate entry's plate or pattern) is
     cleared from the row and then purged from the table's history:
     :func:`purge_history` rewrites the files that held it and deletes every older
-    version, so ``checkout`` of an earlier version cannot bring it back.
+    version, so ``checkout`` of an earlier version cannot bring it back. The face
+    crops kept for reviewers are deleted.
     """
     now = now or utcnow()
     row = get_entry(storage, entry_id)
@@ -384,6 +398,7 @@ def remove(
     )
     table = watchlist_table(storage.db)
     upsert(table, rows_to_arrow([updated], WatchlistRow.SCHEMA))
+    delete_crops(storage, row)
     purge_history(table)
     return updated
 

@@ -105,6 +105,7 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("GET", "/alerts/queue"): _act(Action.ALERT_READ),
     ("POST", "/alerts/review"): _act(Action.ALERT_REVIEW, "multipart"),
     ("GET", "/media/alert"): _act(Action.ALERT_READ),
+    ("GET", "/media/enrolled"): _act(Action.ALERT_READ),
     ("POST", "/evidence"): _act(Action.EVIDENCE_KEEP, "multipart"),
     # the case's "Who was with them" panel (pages/routes_coappear.py)
     ("POST", "/case/companions"): _act(Action.SEARCH_COAPPEAR, "multipart"),

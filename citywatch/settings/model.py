@@ -40,6 +40,7 @@ from citywatch.settings.sections import (
     DecodeSettings,
     FacesSettings,
     IndexSettings,
+    MapSettings,
     OpsSettings,
     PlatesSettings,
     PlaySettings,
@@ -105,6 +106,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings, description="Searches.")
     service: ServiceSettings = Field(default_factory=ServiceSettings, description="`citywatch serve`.")
     play: PlaySettings = Field(default_factory=PlaySettings, description="The console's player.")
+    map: MapSettings = Field(default_factory=MapSettings, description="The console's maps.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Sign-in and sessions.")
     oidc: OidcSettings = Field(default_factory=OidcSettings, description="OIDC sign-in.")
     redact: RedactSettings = Field(default_factory=RedactSettings, description="Redacted exports.")

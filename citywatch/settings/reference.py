@@ -29,6 +29,8 @@ def _default(info: FieldInfo) -> str:
         value = info.default
     if value is None:
         return "unset"
+    if value == "":
+        return "empty"
     if isinstance(value, tuple | list):
         return "`" + ", ".join(str(v) for v in value) + "`" if value else "empty"
     return f"`{value}`"

@@ -141,4 +141,6 @@ RENAMED: dict[str, str] = {
     "alert_delivery_max_attempts": "alerts.delivery_max_attempts",
     "alert_retry_base_s": "alerts.retry_base_s",
     "alert_retry_max_s": "alerts.retry_max_s",
+    # map (named so in the console's issue)
+    "map_tiles_url": "map.tiles_url",
 }

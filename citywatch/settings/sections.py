@@ -7,6 +7,7 @@ Each section is set from the environment as ``CITYWATCH_<SECTION>__<FIELD>``, e.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -382,6 +383,44 @@ class PlaySettings(Section):
                 "the player cannot start before the clip"
             )
         return self
+
+
+class MapSettings(Section):
+    """The console's maps (cameras, sightings, a search radius)."""
+
+    tiles_url: str = Field(
+        "",
+        description="An operator's map tile server, e.g. https://tiles.city.example/{z}/{x}/{y}.png "
+        "({z}/{x}/{y}: zoom, column, row of 256 px Web Mercator tiles). Empty: maps are drawn on "
+        "plain coordinates and no tile is fetched from anywhere. When set, browsers load tiles "
+        "from this host only (the pages' Content-Security-Policy allows it for images).",
+    )
+
+    @field_validator("tiles_url")
+    @classmethod
+    def _tiles_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _TILES_URL.fullmatch(value):
+            raise ValueError(
+                f"map tiles_url {value[:200]!r} must be an http(s) URL naming a host, with {{z}}, {{x}} "
+                "and {y} in its path, and no credentials, query quotes or spaces "
+                "(e.g. https://tiles.city.example/{z}/{x}/{y}.png)"
+            )
+        if value and not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError(f"map tiles_url {value[:200]!r} must hold {{z}}, {{x}} and {{y}}")
+        return value
+
+    @property
+    def tiles_origin(self) -> str:
+        """``scheme://host[:port]`` of the tile server ("" when none is configured)."""
+        match = _TILES_URL.fullmatch(self.tiles_url)
+        return match.group("origin") if match else ""
+
+
+_TILES_URL = re.compile(
+    r"(?P<origin>https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?)"
+    r"/[A-Za-z0-9._~{}/%@!$&()*+,=:-]*"
+)
 
 
 class CoappearSettings(Section):

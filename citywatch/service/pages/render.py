@@ -36,6 +36,16 @@ HEADERS = {
 }
 
 
+def page_headers(settings: Settings | None) -> dict[str, str]:
+    """The security headers of a page; with a tile server configured, its images are allowed
+    (that one origin, images only: settings.map.tiles_url)."""
+    origin = settings.map.tiles_origin if settings is not None else ""
+    if not origin:
+        return HEADERS
+    csp = CSP.replace("img-src 'self' data: blob:", f"img-src 'self' data: blob: {origin}")
+    return {**HEADERS, "Content-Security-Policy": csp}
+
+
 def zone_named(name: str) -> ZoneInfo:
     """The IANA zone ``name``; UTC when it is empty or unknown."""
     try:
@@ -138,7 +148,7 @@ def render(request: Request, template: str, status: int = 200, **context: object
     }
     values.update(context)  # a page may show another zone (the one a search form gave)
     html = ENV.get_template(template).render(**values)
-    return HTMLResponse(html, status_code=status, headers=HEADERS)
+    return HTMLResponse(html, status_code=status, headers=page_headers(request.app.state.service.settings))
 
 
 def redirect(location: str) -> HTMLResponse:

@@ -1,5 +1,6 @@
-"""The alert review queue: new alerts with the captured face or plate, confirm or dismiss with a
-required note (the API's own review code: supervisors only, audited); refreshed by polling."""
+"""The alert review queue: new alerts with the captured face or plate (beside the enrolled face
+for a face entry), confirm or dismiss with a required note (the API's own review code:
+supervisors only, audited); refreshed by polling."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from citywatch.errors import BadInputError
+from citywatch.errors import BadInputError, NotFoundError
 from citywatch.governance.alerts import AlertRow, AlertState, get_alert, list_alerts
 from citywatch.governance.auth import Action, governed
+from citywatch.governance.enrolment_crops import first_crop, has_crop
+from citywatch.governance.watchlist import get_entry
 from citywatch.service.deps import acting
 from citywatch.service.pages.render import HEADERS, render
 from citywatch.service.routes_governed import _review as review_alert
@@ -20,26 +23,38 @@ POLL_S = 5
 DECISIONS = {"confirm": AlertState.CONFIRMED, "dismiss": AlertState.DISMISSED}
 
 
-def _queue(request: Request, state: str) -> list[AlertRow]:
+def _queue(request: Request, state: str) -> tuple[list[AlertRow], set[str]]:
+    """The alerts in ``state`` and the watchlist entries among theirs with an enrolled face to show."""
     with acting(request) as (settings, storage):
         params = {"state": state, "via_console": True}
         with governed(settings, storage, Action.ALERT_READ, None, None, params) as run:
             rows = list_alerts(storage, state=state, limit=200)
             run.result_count = len(rows)
-    return rows
+        entries = {a.watchlist_id for a in rows if a.kind == "face"}
+        enrolled = {e for e in entries if _has_enrolled_face(storage, e)}
+    return rows, enrolled
+
+
+def _has_enrolled_face(storage, entry_id: str) -> bool:  # noqa: ANN001 - Storage
+    try:
+        return has_crop(storage, get_entry(storage, entry_id))
+    except NotFoundError:
+        return False
 
 
 @router.get("/alerts")
 def alerts_page(request: Request, state: str = "new") -> HTMLResponse:
     state = state if state in {s.value for s in AlertState} else "new"
-    return render(request, "alerts.html", alerts=_queue(request, state), state=state, poll_s=POLL_S)
+    alerts, enrolled = _queue(request, state)
+    return render(request, "alerts.html", alerts=alerts, enrolled=enrolled, state=state, poll_s=POLL_S)
 
 
 @router.get("/alerts/queue")
 def alerts_queue(request: Request, state: str = "new") -> HTMLResponse:
     """The queue alone, for console.js to poll (new alerts appear without a reload)."""
     state = state if state in {s.value for s in AlertState} else "new"
-    return render(request, "alerts_queue.html", alerts=_queue(request, state), state=state, poll_s=POLL_S)
+    alerts, enrolled = _queue(request, state)
+    return render(request, "alerts_queue.html", alerts=alerts, enrolled=enrolled, state=state, poll_s=POLL_S)
 
 
 @router.post("/alerts/review")
@@ -67,5 +82,17 @@ def alert_thumb(request: Request, id: str = "") -> Response:  # noqa: A002
         params = {"alert": id[:200], "media": "thumbnail"}
         with governed(settings, storage, Action.ALERT_READ, None, None, params) as run:
             data = storage.read_bytes(get_alert(storage, id).thumb_uri)
+            run.result_count = 1
+    return Response(data, media_type="image/jpeg", headers={**HEADERS, "Cache-Control": "private, no-store"})
+
+
+@router.get("/media/enrolled")
+def enrolled_face(request: Request, id: str = "") -> Response:  # noqa: A002
+    """The enrolled face of the entry an alert matched (its crop, never the photo; audited as
+    ``alert_read`` like the capture)."""
+    with acting(request) as (settings, storage):
+        params = {"alert": id[:200], "media": "enrolled face"}
+        with governed(settings, storage, Action.ALERT_READ, None, None, params) as run:
+            data = first_crop(storage, get_entry(storage, get_alert(storage, id).watchlist_id))
             run.result_count = 1
     return Response(data, media_type="image/jpeg", headers={**HEADERS, "Cache-Control": "private, no-store"})

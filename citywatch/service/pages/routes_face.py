@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from citywatch.governance.auth import Action, governed
 from citywatch.governance.cases import find_sighting, get_case, keep_evidence
 from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.service.deps import acting, service_of
+from citywatch.service.pages.maps import Located, map_view
 from citywatch.service.pages.render import HEADERS, from_local, render, zone_named
 from citywatch.service.pages.routes_cases import case_url
 from citywatch.service.pages.routes_play import play_url
@@ -80,51 +81,18 @@ def cameras_by_district(storage) -> dict[str, list[CameraRow]]:  # noqa: ANN001 
     return grouped
 
 
-@dataclass(frozen=True, slots=True)
-class MapPoint:
-    """A camera on the plain coordinate map (SVG units, north up)."""
-
-    x: float
-    y: float
-    label: str
-    camera_id: str
-    anchor: str  # where the label sits: "start" (right of the dot) or "end" (left of it)
-    label_dy: float = 4.0  # below the dot's centre; labels of dots at one height are staggered
-
-
-def map_points(cameras: dict[str, list[CameraRow]]) -> list[MapPoint]:
-    located = [c for rows in cameras.values() for c in rows if c.lat is not None and c.lon is not None]
-    if not located:
-        return []
-    lats = [float(c.lat) for c in located if c.lat is not None]
-    lons = [float(c.lon) for c in located if c.lon is not None]
-    dlat, dlon = max(max(lats) - min(lats), 1e-4), max(max(lons) - min(lons), 1e-4)
-    points = [
-        MapPoint(
-            round(20 + 360 * (float(c.lon or 0) - min(lons)) / dlon, 1),
-            round(190 - 160 * (float(c.lat or 0) - min(lats)) / dlat, 1),
-            c.name or c.id,
-            c.id,
-            "end" if float(c.lon or 0) - min(lons) > dlon / 2 else "start",
-        )
-        for c in located
-    ]
-    placed: list[MapPoint] = []
-    for point in sorted(points, key=lambda p: (p.y, p.x)):
-        crowded = sum(1 for q in placed if abs(q.y - point.y) < 14)
-        placed.append(
-            replace(point, label_dy=4.0 + 14.0 * crowded if point.y < 180 else 4.0 - 14.0 * crowded)
-        )
-    return placed
+def all_cameras(cameras: dict[str, list[CameraRow]]) -> list[CameraRow]:
+    return [c for rows in cameras.values() for c in rows]
 
 
 @router.get("/search/face")
 def face_page(request: Request, case: str = "") -> HTMLResponse:
-    with acting(request) as (_settings, storage):
+    with acting(request) as (settings, storage):
         row = get_case(storage, case)
         cameras = cameras_by_district(storage)
+    area_map = map_view(settings, all_cameras(cameras))
     return render(
-        request, "face_search.html", case=row, cameras=cameras, points=map_points(cameras), case_url=case_url
+        request, "face_search.html", case=row, cameras=cameras, area_map=area_map, case_url=case_url
     )
 
 
@@ -148,8 +116,9 @@ def face_search(
         raise BadInputError("the time window's end must be after its start")
     arrange([], order)  # a bad choice is said before anything runs
     data, ext = read_image_upload(probe, "photo", service_of(request).settings.service.max_upload_bytes)
-    with acting(request) as (_settings, storage):
+    with acting(request) as (settings, storage):
         row = get_case(storage, case_id)
+        located = all_cameras(cameras_by_district(storage))
     if face is None:
         crops = _face_crops(request, data)
         if len(crops) > 1:
@@ -173,6 +142,9 @@ def face_search(
         zone=zone,
         thumb=thumb_url,
         play=play_url,
+        area_map=map_view(
+            settings, located, [Located(s.camera_id, s.lat, s.lon, f"#{s.rank}") for s in sightings]
+        ),
     )
 
 

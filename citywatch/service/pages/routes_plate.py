@@ -14,10 +14,18 @@ from citywatch.errors import BadInputError
 from citywatch.governance.cases import get_case
 from citywatch.service.deps import acting
 from citywatch.service.models import PlateSearch
+from citywatch.service.pages.maps import Located, map_view
 from citywatch.service.pages.render import from_local, render, zone_named
 from citywatch.service.pages.routes_cases import case_url
-from citywatch.service.pages.routes_face import cameras_by_district, map_points, marks, thumb_url, time_window
+from citywatch.service.pages.routes_face import (
+    all_cameras,
+    cameras_by_district,
+    marks,
+    thumb_url,
+    time_window,
+)
 from citywatch.service.routes_search import run_plate_search
+from citywatch.tasks.search.plates import parse_near
 from citywatch.times import format_utc
 
 router = APIRouter()
@@ -25,11 +33,12 @@ router = APIRouter()
 
 @router.get("/search/plate")
 def plate_page(request: Request, case: str = "") -> HTMLResponse:
-    with acting(request) as (_settings, storage):
+    with acting(request) as (settings, storage):
         row = get_case(storage, case)
         cameras = cameras_by_district(storage)
+    area_map = map_view(settings, all_cameras(cameras))
     return render(
-        request, "plate_search.html", case=row, cameras=cameras, points=map_points(cameras), case_url=case_url
+        request, "plate_search.html", case=row, cameras=cameras, area_map=area_map, case_url=case_url
     )
 
 
@@ -54,8 +63,9 @@ def plate_search(
     near_parts = [near_lat.strip(), near_lon.strip(), near_m.strip()]
     if any(near_parts) and not all(near_parts):
         raise BadInputError("near a position needs latitude, longitude and a radius in metres")
-    with acting(request) as (_settings, storage):
+    with acting(request) as (settings, storage):
         row = get_case(storage, case_id)
+        located = all_cameras(cameras_by_district(storage))
     try:
         body = PlateSearch(
             text=text.strip(),
@@ -85,4 +95,19 @@ def plate_search(
         marks=marks(window, points),
         zone=zone,
         thumb=thumb_url,
+        area_map=map_view(
+            settings,
+            located,
+            [Located(s.plate.camera_id, s.plate.lat, s.plate.lon, s.plate.text) for s in sightings],
+            near=_near(body.near),
+            what="pass",
+        ),
     )
+
+
+def _near(text: str | None) -> tuple[float, float, float] | None:
+    """The search's "near" (lat, lon, metres) for the map; the search itself checked it."""
+    if not text:
+        return None
+    where = parse_near(text)
+    return where.lat, where.lon, where.radius_m
