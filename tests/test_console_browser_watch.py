@@ -96,6 +96,14 @@ def test_a_requested_face_entry_is_approved_swept_and_its_alert_confirmed(consol
         alert = str(tile.get_attribute("data-alert"))
         sue.wait_for_function(IMAGES_LOADED.format(f'li[data-alert="{alert}"]'))
         sue.screenshot(path=str(console.shots / "alerts-swept.png"), full_page=True)
+        # the reviewer plays the moment of the capture (the player's page; opaque ids only)
+        href = str(tile.locator("a", has_text="Play the clip").get_attribute("href"))
+        assert href.startswith("/play?") and str(console.root) not in href
+        clip = sue.context.new_page()
+        clip.goto(f"{console.base}{href}")
+        clip.wait_for_function("() => (document.querySelector('video') || {}).duration > 0")
+        clip.screenshot(path=str(console.shots / "alert-clip.png"))
+        clip.close()
 
         # confirm it: the note is required (nothing is sent without one)
         tile.locator("button", has_text="Confirm").click()

@@ -16,6 +16,7 @@ from citywatch.governance.enrolment_crops import first_crop, has_crop
 from citywatch.governance.watchlist import get_entry
 from citywatch.service.deps import acting
 from citywatch.service.pages.render import HEADERS, render
+from citywatch.service.pages.routes_play import play_url
 from citywatch.service.routes_governed import _review as review_alert
 
 router = APIRouter()
@@ -46,7 +47,9 @@ def _has_enrolled_face(storage, entry_id: str) -> bool:  # noqa: ANN001 - Storag
 def alerts_page(request: Request, state: str = "new") -> HTMLResponse:
     state = state if state in {s.value for s in AlertState} else "new"
     alerts, enrolled = _queue(request, state)
-    return render(request, "alerts.html", alerts=alerts, enrolled=enrolled, state=state, poll_s=POLL_S)
+    return render(
+        request, "alerts.html", alerts=alerts, enrolled=enrolled, state=state, poll_s=POLL_S, play=play_url
+    )
 
 
 @router.get("/alerts/queue")
@@ -54,7 +57,15 @@ def alerts_queue(request: Request, state: str = "new") -> HTMLResponse:
     """The queue alone, for console.js to poll (new alerts appear without a reload)."""
     state = state if state in {s.value for s in AlertState} else "new"
     alerts, enrolled = _queue(request, state)
-    return render(request, "alerts_queue.html", alerts=alerts, enrolled=enrolled, state=state, poll_s=POLL_S)
+    return render(
+        request,
+        "alerts_queue.html",
+        alerts=alerts,
+        enrolled=enrolled,
+        state=state,
+        poll_s=POLL_S,
+        play=play_url,
+    )
 
 
 @router.post("/alerts/review")
