@@ -73,6 +73,7 @@ class Discovery:
     segments: list[SegmentRef]
     misnamed: list[str]  # messages for files that are not segments
     conflicts: list[str] = field(default_factory=list)  # one message per segment id with 2+ files
+    conflict_ids: list[str] = field(default_factory=list)  # those segment ids
 
 
 def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -> Discovery:
@@ -108,4 +109,5 @@ def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -
         if len(refs) > 1
     ]
     segments.sort(key=lambda s: (s.start, s.camera_id))
-    return Discovery(segments=segments, misnamed=misnamed, conflicts=conflicts)
+    conflict_ids = sorted(seg_id for seg_id, refs in by_id.items() if len(refs) > 1)
+    return Discovery(segments=segments, misnamed=misnamed, conflicts=conflicts, conflict_ids=conflict_ids)
