@@ -40,8 +40,16 @@ def format_stamp(ts: dt.datetime) -> str:
 def parse_stamp(stamp: str) -> dt.datetime:
     if not _STAMP.fullmatch(stamp):
         raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
-    try:
-        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    try:  # the digits by position: strptime is ten times slower, and discovery parses every name
+        return dt.datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+            tzinfo=dt.UTC,
+        )
     except ValueError as exc:
         raise BadInputError(f"{stamp!r} is not a valid date/time: {exc}") from exc
 

@@ -235,6 +235,41 @@ class Storage:
             )
         return out
 
+    def list_all(self, location: str) -> FolderListing:
+        """Every file below ``location`` and, on local disk, the symbolic links (one walk).
+
+        The same files as :meth:`list_files` (links neither listed nor followed); local
+        disk is walked with ``os.scandir`` (one ``stat`` per file), several times faster
+        than fsspec's ``find`` on a large tree.
+        """
+        if is_remote(location):
+            return FolderListing(self.list_files(location), [])
+        base = location.removeprefix("file://")
+        files: list[ObjectInfo] = []
+        links: list[str] = []
+        folders = [base]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_symlink():
+                            links.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            size = entry.stat(follow_symlinks=False).st_size
+                            key = entry.path[len(base) + 1 :]
+                            files.append(ObjectInfo(url=entry.path, key=key, size=size))
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if folder == base:
+                    raise NotFoundError(f"footage location {location} does not exist") from exc
+                # a folder (or file) removed while the walk was on its way
+            except OSError as exc:
+                raise TransientError(f"could not list {folder}: {exc}") from exc
+        files.sort(key=lambda o: o.key)
+        return FolderListing(files, sorted(links))
+
     def list_top(self, location: str) -> tuple[list[str], FolderListing]:
         """One level of ``location``: its folder names and its files (not recursive).
 

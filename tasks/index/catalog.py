@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -12,9 +13,10 @@ from citywatch.errors import NotFoundError
 from citywatch.footage import Discovery, SegmentRef, discover_segments, shown
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
-from citywatch.storage import FolderListing, Storage
+from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
 from citywatch.tasks.index.discovery import (
+    Known,
     Marks,
     known_segments,
     list_new,
@@ -85,6 +87,7 @@ def plan_index(
     retry_failed: bool = False,
     mode: DiscoveryMode = "list-all",
     now: dt.datetime | None = None,
+    segments: dict[str, SegmentRow] | None = None,
 ) -> Plan:
     """Segments under ``footage_url`` that are not indexed yet.
 
@@ -96,7 +99,7 @@ def plan_index(
     discovery marks; ``incremental`` lists each camera folder from its mark only;
     ``auto`` (the index flows) is incremental unless a full listing is due
     (``index.full_reconcile_every_s``), no marks exist yet, or failed segments are to
-    be retried.
+    be retried. ``segments``: the whole table when the caller has read it already.
     """
     now = now or utcnow()
     marks = load_marks(storage, footage_url) if mode != "list-all" else Marks({}, None)
@@ -105,7 +108,7 @@ def plan_index(
         and (retry_failed or marks.full_listing_due(now, storage.settings.index.full_reconcile_every_s))
     )
     if full:
-        listing = FolderListing(storage.list_files(footage_url), storage.list_links(footage_url))
+        listing = storage.list_all(footage_url)
     else:
         listing = list_new(storage, footage_url, marks)
     discovery = discover_segments(listing.files, now=now)
@@ -113,7 +116,11 @@ def plan_index(
         f"{shown(link)}: a symbolic link, not followed (copy or move the footage in)"
         for link in listing.links
     )
-    known = read_segments(storage) if full else known_segments(storage, [r.id for r in discovery.segments])
+    known: Mapping[str, Known | SegmentRow]
+    if not full:
+        known = known_segments(storage, [r.id for r in discovery.segments])
+    else:
+        known = known_segments(storage) if segments is None else segments
     pending: list[SegmentRef] = []
     done = failed = 0
     for ref in discovery.segments:

@@ -29,9 +29,11 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 from citywatch.filters import eq, is_in
 from citywatch.footage import SegmentRef, format_stamp
-from citywatch.schemas import DiscoveryMarkRow, SegmentRow, arrow_to_rows, rows_to_arrow
+from citywatch.schemas import DiscoveryMarkRow, arrow_to_rows, rows_to_arrow
 from citywatch.storage import FolderListing, ObjectInfo, Storage, is_remote
 from citywatch.tables import has_table, open_table, segments_table, upsert
 
@@ -105,14 +107,32 @@ def list_new(storage: Storage, footage_url: str, marks: Marks) -> FolderListing:
     return FolderListing(files, sorted(links))
 
 
-def known_segments(storage: Storage, ids: Sequence[str]) -> dict[str, SegmentRow]:
-    """The ``segments`` rows of ``ids`` only (filtered reads, ``ID_CHUNK`` ids each)."""
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What planning needs of one ``segments`` row."""
+
+    size_bytes: int
+    state: str
+
+
+KNOWN_COLUMNS = ["id", "size_bytes", "state"]
+
+
+def _known(found: pa.Table) -> dict[str, Known]:
+    ids, sizes, states = (found.column(name).to_pylist() for name in KNOWN_COLUMNS)
+    return {i: Known(size, state) for i, size, state in zip(ids, sizes, states, strict=True)}
+
+
+def known_segments(storage: Storage, ids: Sequence[str] | None = None) -> dict[str, Known]:
+    """Size and state of the ``segments`` rows of ``ids`` (filtered reads, ``ID_CHUNK`` ids
+    each), or of every row (``ids`` None: the full listing's plan; three columns read)."""
     table = segments_table(storage.db)
-    out: dict[str, SegmentRow] = {}
+    if ids is None:
+        return _known(table.search().select(KNOWN_COLUMNS).limit(None).to_arrow())
+    out: dict[str, Known] = {}
     for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        found = table.search().where(is_in("id", chunk)).limit(None).to_arrow()
-        out.update((row.id, row) for row in arrow_to_rows(found, SegmentRow))
+        where = is_in("id", ids[start : start + ID_CHUNK])
+        out.update(_known(table.search().where(where).select(KNOWN_COLUMNS).limit(None).to_arrow()))
     return out
 
 
