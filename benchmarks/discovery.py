@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import shutil
 import statistics
@@ -140,6 +141,8 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.s3:
         from tests.s3 import moto_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
         with moto_server() as server:
             storage = Storage(server.settings(f"{server.bucket()}/city"))

@@ -51,6 +51,7 @@ class IndexSummary:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (uri, warning)
     footage_s: float = 0.0
     wall_s: float = 0.0
+    full_listing: bool = True  # False: only each camera folder from its mark was listed
 
 
 def dask_task_runner(settings: Settings) -> DaskTaskRunner:
@@ -178,6 +179,7 @@ def index_segments(
         misnamed=plan.discovery.misnamed,
         conflicts=plan.discovery.conflicts,
         unregistered_cameras=missing,
+        full_listing=plan.full_listing,
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
@@ -269,6 +271,7 @@ def run_index(
     footage: str | None = None,
     retry_failed: bool = False,
     selection: SegmentSelection | None = None,
+    full_reconcile: bool = False,
 ) -> IndexSummary:
     """Run the index flow (segments on Dask: local cluster or ``dask_address``)."""
     chosen = selection or SegmentSelection()
@@ -279,4 +282,5 @@ def run_index(
         cameras=list(chosen.cameras) or None,
         since=chosen.since,
         until=chosen.until,
+        full_reconcile=full_reconcile,
     )

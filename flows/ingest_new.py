@@ -42,6 +42,7 @@ def ingest_new(
             found=len(plan.discovery.segments),
             already_done=plan.already_done,
             skipped_failed=plan.previously_failed,
+            full_listing=plan.full_listing,
         )
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
     # the marks hold at the pending segments, so this run's own listing finds them again
