@@ -161,7 +161,9 @@ def index_segments(
     logger = get_run_logger()
     started = time.perf_counter()
     selection = selection or SegmentSelection()
-    mode: DiscoveryMode = "reconcile" if full_reconcile else "auto"
+    # a backfill (cameras, since, until) may be after footage copied in with old start
+    # times, which only a full listing finds
+    mode: DiscoveryMode = "reconcile" if full_reconcile or not selection.everything else "auto"
     plan, left_out = select_pending(
         plan_index(storage, footage_url, retry_failed=retry_failed, mode=mode), selection
     )

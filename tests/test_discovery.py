@@ -246,3 +246,15 @@ def test_on_s3_a_tick_lists_from_the_mark_and_a_reconcile_finds_the_lost(s3_serv
     assert len(tick.discovery.conflicts) == 1
     reconciled = plan(storage, "reconcile")
     assert pending_ids(reconciled) == [f"cam-b/{stamp(3)}", f"cam-a/{stamp(40)}"]
+
+
+def test_marks_are_compacted_as_they_change(small: Big, monkeypatch: pytest.MonkeyPatch) -> None:
+    from citywatch.tasks.index import discovery
+
+    monkeypatch.setattr(discovery, "COMPACT_EVERY", 1)
+    url = small.storage.url("footage")
+    for m in range(3):
+        discovery.save_marks(small.storage, url, {"cam-a": stamp(100 + m)}, NOW, full=False)
+    table = small.storage.db.open_table(DiscoveryMarkRow.TABLE)
+    assert table.stats()["fragment_stats"]["num_fragments"] == 1 and table.count_rows() == 3
+    assert load_marks(small.storage, url).stamps == {"cam-a": stamp(102), "cam-b": stamp(2)}

@@ -25,9 +25,11 @@ the flows' ``full_reconcile`` parameter) finds it, and sets the marks afresh.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -37,9 +39,16 @@ from citywatch.schemas import DiscoveryMarkRow, arrow_to_rows, rows_to_arrow
 from citywatch.storage import FolderListing, ObjectInfo, Storage, is_remote
 from citywatch.tables import has_table, open_table, segments_table, upsert
 
+if TYPE_CHECKING:
+    from lancedb.table import Table
+
+log = logging.getLogger(__name__)
+
 LOCATION_ROW = ""  # camera_id of the row that records the location's last full listing
 ID_CHUNK = 500  # segment ids per ``id IN (...)`` lookup
 S3_LISTERS = 16  # camera folders listed at once on S3 (one request each)
+COMPACT_EVERY = 200  # table versions between compactions of ``discovery_marks``
+KEEP_VERSIONS = dt.timedelta(hours=1)  # older versions of ``discovery_marks`` are removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +91,22 @@ def save_marks(
     ]
     if full:
         rows.append(DiscoveryMarkRow(_mark_id(footage_url, LOCATION_ROW), footage_url, LOCATION_ROW, "", now))
-    if rows:
-        table = open_table(storage.db, DiscoveryMarkRow.TABLE, DiscoveryMarkRow.SCHEMA)
-        upsert(table, rows_to_arrow(rows, DiscoveryMarkRow.SCHEMA))
+    if not rows:
+        return
+    table = open_table(storage.db, DiscoveryMarkRow.TABLE, DiscoveryMarkRow.SCHEMA)
+    upsert(table, rows_to_arrow(rows, DiscoveryMarkRow.SCHEMA))
+    if table.version % COMPACT_EVERY == 0:
+        compact(table)
+
+
+def compact(table: Table) -> None:
+    """Fold the small fragments of many mark updates into one; drop versions over an hour old
+    (a tick that moves marks is one commit: thousands a day). Best effort: a concurrent
+    writer's commit wins, the next ``COMPACT_EVERY`` versions try again."""
+    try:
+        table.optimize(cleanup_older_than=KEEP_VERSIONS, delete_unverified=False)
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.info("discovery marks not compacted this time: %s", exc)
 
 
 def list_new(storage: Storage, footage_url: str, marks: Marks) -> FolderListing:
