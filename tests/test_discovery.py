@@ -258,3 +258,20 @@ def test_marks_are_compacted_as_they_change(small: Big, monkeypatch: pytest.Monk
     table = small.storage.db.open_table(DiscoveryMarkRow.TABLE)
     assert table.stats()["fragment_stats"]["num_fragments"] == 1 and table.count_rows() == 3
     assert load_marks(small.storage, url).stamps == {"cam-a": stamp(102), "cam-b": stamp(2)}
+
+
+def test_the_full_walk_lists_what_fsspec_finds(tmp_path: Path) -> None:
+    """``Storage.list_all`` (one os.scandir walk) = ``list_files`` + ``list_links``."""
+    footage = tmp_path / "footage"
+    (footage / "cam-a" / "nested" / "deeper").mkdir(parents=True)
+    (footage / "cam-b").mkdir()
+    for path in ("cam-a/20261101T000000Z.mp4", "cam-a/nested/x.mp4", "cam-a/nested/deeper/y", "top.txt"):
+        (footage / path).write_bytes(b"12345")
+    (footage / "cam-b" / ".hidden.mp4").write_bytes(b"1")
+    (footage / "cam-b" / "link.mp4").symlink_to(footage / "top.txt")
+    (footage / "cam-c").symlink_to(footage / "cam-a", target_is_directory=True)
+    storage = Storage(Settings(storage__root=str(tmp_path)))
+    walked = storage.list_all(str(footage))
+    assert walked.files == storage.list_files(str(footage))
+    assert walked.links == storage.list_links(str(footage))
+    assert len(walked.files) == 5 and len(walked.links) == 2
