@@ -40,8 +40,16 @@ def format_stamp(ts: dt.datetime) -> str:
 def parse_stamp(stamp: str) -> dt.datetime:
     if not _STAMP.fullmatch(stamp):
         raise BadInputError(f"{stamp!r} is not a UTC start time like 20261120T080000Z")
-    try:
-        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    try:  # the digits by position: strptime is ten times slower, and discovery parses every name
+        return dt.datetime(
+            int(stamp[0:4]),
+            int(stamp[4:6]),
+            int(stamp[6:8]),
+            int(stamp[9:11]),
+            int(stamp[11:13]),
+            int(stamp[13:15]),
+            tzinfo=dt.UTC,
+        )
     except ValueError as exc:
         raise BadInputError(f"{stamp!r} is not a valid date/time: {exc}") from exc
 
@@ -73,6 +81,7 @@ class Discovery:
     segments: list[SegmentRef]
     misnamed: list[str]  # messages for files that are not segments
     conflicts: list[str] = field(default_factory=list)  # one message per segment id with 2+ files
+    conflict_ids: list[str] = field(default_factory=list)  # those segment ids
 
 
 def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -> Discovery:
@@ -108,4 +117,5 @@ def discover_segments(files: list[ObjectInfo], now: dt.datetime | None = None) -
         if len(refs) > 1
     ]
     segments.sort(key=lambda s: (s.start, s.camera_id))
-    return Discovery(segments=segments, misnamed=misnamed, conflicts=conflicts)
+    conflict_ids = sorted(seg_id for seg_id, refs in by_id.items() if len(refs) > 1)
+    return Discovery(segments=segments, misnamed=misnamed, conflicts=conflicts, conflict_ids=conflict_ids)

@@ -64,6 +64,35 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class FolderListing:
+    """Files of one folder (see :meth:`Storage.list_folder_from`) and the links among them."""
+
+    files: list[ObjectInfo]
+    links: list[str]  # local symbolic links (never followed)
+
+
+def _scan_top(base: Path, location: str) -> tuple[list[str], FolderListing]:
+    folders: list[str] = []
+    files: list[ObjectInfo] = []
+    links: list[str] = []
+    try:
+        with os.scandir(base) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    links.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                elif entry.is_file(follow_symlinks=False):
+                    size = entry.stat(follow_symlinks=False).st_size
+                    files.append(ObjectInfo(url=entry.path, key=entry.name, size=size))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFoundError(f"footage location {location} does not exist") from exc
+    except OSError as exc:
+        raise TransientError(f"could not list {location}: {exc}") from exc
+    return sorted(folders), FolderListing(sorted(files, key=lambda o: o.key), sorted(links))
+
+
 class Storage:
     """Files under the storage root plus the LanceDB database at ``<root>/db``."""
 
@@ -204,6 +233,131 @@ class Storage:
             out.append(
                 ObjectInfo(url=f"{scheme}{path}", key=path[len(prefix) :], size=int(info.get("size") or 0))
             )
+        return out
+
+    def list_all(self, location: str) -> FolderListing:
+        """Every file below ``location`` and, on local disk, the symbolic links (one walk).
+
+        The same files as :meth:`list_files` (links neither listed nor followed); local
+        disk is walked with ``os.scandir`` (one ``stat`` per file), several times faster
+        than fsspec's ``find`` on a large tree.
+        """
+        if is_remote(location):
+            return FolderListing(self.list_files(location), [])
+        base = location.removeprefix("file://")
+        files: list[ObjectInfo] = []
+        links: list[str] = []
+        folders = [base]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.is_symlink():
+                            links.append(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
+                            size = entry.stat(follow_symlinks=False).st_size
+                            key = entry.path[len(base) + 1 :]
+                            files.append(ObjectInfo(url=entry.path, key=key, size=size))
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if folder == base:
+                    raise NotFoundError(f"footage location {location} does not exist") from exc
+                # a folder (or file) removed while the walk was on its way
+            except OSError as exc:
+                raise TransientError(f"could not list {folder}: {exc}") from exc
+        files.sort(key=lambda o: o.key)
+        return FolderListing(files, sorted(links))
+
+    def list_top(self, location: str) -> tuple[list[str], FolderListing]:
+        """One level of ``location``: its folder names and its files (not recursive).
+
+        On S3 one delimited listing (the common prefixes are the folders).
+        """
+        fs, base = self.fs(location)
+        try:
+            if not is_remote(location):
+                return _scan_top(Path(base), location)
+            found = fs.ls(base, detail=True) if fs.exists(base) else None
+        except FileNotFoundError:
+            found = None
+        except STORAGE_IO_ERRORS as exc:
+            raise TransientError(f"could not list {location}: {exc}") from exc
+        if found is None:
+            raise NotFoundError(f"footage location {location} does not exist")
+        folders: list[str] = []
+        files: list[ObjectInfo] = []
+        prefix = base.rstrip("/") + "/"
+        scheme = location.split("://", 1)[0] + "://"
+        for info in found:
+            path = str(info["name"]).rstrip("/")
+            if not path.startswith(prefix):
+                continue
+            name = path[len(prefix) :]
+            if info.get("type") == "directory":
+                folders.append(name)
+            elif info.get("type") == "file":
+                files.append(ObjectInfo(url=f"{scheme}{path}", key=name, size=int(info.get("size") or 0)))
+        return sorted(folders), FolderListing(sorted(files, key=lambda o: o.key), [])
+
+    def list_folder_from(self, location: str, folder: str, start_at: str) -> FolderListing:
+        """Files directly in ``<location>/<folder>`` whose name sorts at or after ``start_at``.
+
+        Keys are ``<folder>/<name>``. Local disk: one ``os.scandir`` (names compared
+        before any ``stat``); S3: one ListObjectsV2 from ``StartAfter`` (only the newer keys
+        come back). Entries in sub-folders are not listed (a full listing reports them).
+        """
+        if is_remote(location):
+            return self._s3_folder_from(location, folder, start_at)
+        base = Path(location.removeprefix("file://")) / folder
+        out = FolderListing([], [])
+        try:
+            with os.scandir(base) as entries:
+                for entry in entries:
+                    if entry.name < start_at:
+                        continue
+                    if entry.is_symlink():
+                        out.links.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        size = entry.stat(follow_symlinks=False).st_size
+                        out.files.append(ObjectInfo(url=entry.path, key=f"{folder}/{entry.name}", size=size))
+        except FileNotFoundError:
+            return out  # the folder went away since the top listing
+        except OSError as exc:
+            raise TransientError(f"could not list {base}: {exc}") from exc
+        out.files.sort(key=lambda o: o.key)
+        return out
+
+    def _s3_folder_from(self, location: str, folder: str, start_at: str) -> FolderListing:
+        fs, base = self.fs(location)
+        bucket, _, key = base.partition("/")
+        prefix = f"{key.rstrip('/')}/{folder}/" if key else f"{folder}/"
+        out = FolderListing([], [])
+        token: str | None = None
+        try:
+            while True:
+                args: dict[str, object] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+                if token:
+                    args["ContinuationToken"] = token
+                elif start_at:
+                    args["StartAfter"] = prefix + start_at
+                page = fs.call_s3("list_objects_v2", **args)
+                for item in page.get("Contents", []):
+                    name = str(item["Key"])[len(prefix) :]
+                    if name and name >= start_at:
+                        out.files.append(
+                            ObjectInfo(
+                                url=f"s3://{bucket}/{item['Key']}",
+                                key=f"{folder}/{name}",
+                                size=int(item.get("Size") or 0),
+                            )
+                        )
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    break
+        except STORAGE_IO_ERRORS as exc:
+            raise TransientError(f"could not list {location}/{folder}: {exc}") from exc
         return out
 
     def list_links(self, location: str) -> list[str]:

@@ -24,7 +24,7 @@ from citywatch.schemas import CameraRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
-from citywatch.tasks.index.catalog import plan_index, register_cameras
+from citywatch.tasks.index.catalog import DiscoveryMode, plan_index, register_cameras
 from citywatch.tasks.index.report_artifact import publish_index_run
 from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
@@ -54,6 +54,7 @@ class IndexSummary:
     wall_s: float = 0.0
     stages: StageCpu = field(default_factory=StageCpu)  # CPU seconds per stage, all segments
     peak_worker_rss_mb: float = 0.0  # the largest peak memory of a process that indexed
+    full_listing: bool = True  # False: only each camera folder from its mark was listed
 
 
 def dask_task_runner(settings: Settings) -> DaskTaskRunner:
@@ -81,6 +82,7 @@ def index_footage(
     cameras: list[str] | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    full_reconcile: bool = False,
 ) -> IndexSummary:
     """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed.
 
@@ -88,12 +90,18 @@ def index_footage(
     run uses the cluster too; ``in_process`` uses threads instead (the fast ingest path).
     ``cameras``, ``since`` and ``until`` (optional) narrow the run to those cameras' segments
     starting in ``[since, until)``: a backfill started from the Prefect UI.
+    New footage is found incrementally (each camera folder listed from its newest
+    known segment, tasks/index/discovery.py); all of it is listed when
+    ``full_reconcile`` is set, every ``index.full_reconcile_every_s``, or with
+    ``retry_failed``.
     """
     settings = settings or Settings()
     storage = Storage(settings)
     footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
     selection = segment_selection(cameras, since, until)
-    params = {"footage": footage_url, "retry_failed": retry_failed}
+    params: dict[str, object] = {"footage": footage_url, "retry_failed": retry_failed}
+    if full_reconcile:
+        params["full_reconcile"] = True
     if not selection.everything:
         params["selection"] = selection.describe()
     actor = authorized(settings, storage, Action.INDEX_RUN, params)
@@ -103,7 +111,7 @@ def index_footage(
         ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
     summary = index_segments.with_options(task_runner=runner)(
-        footage_url, settings, retry_failed, actor.user, actor.role_text, selection
+        footage_url, settings, retry_failed, actor.user, actor.role_text, selection, full_reconcile
     )
     publish_index_run(
         summary, pipeline_status(storage, footage_url, with_storage=False), settings.ops.lag_alert_s
@@ -143,6 +151,7 @@ def index_segments(
     user: str,
     role: str,
     selection: SegmentSelection | None = None,
+    full_reconcile: bool = False,
 ) -> IndexSummary:
     """Plan, then index each pending segment as a task on the flow's task runner.
 
@@ -155,7 +164,12 @@ def index_segments(
     logger = get_run_logger()
     started = time.perf_counter()
     selection = selection or SegmentSelection()
-    plan, left_out = select_pending(plan_index(storage, footage_url, retry_failed=retry_failed), selection)
+    # a backfill (cameras, since, until) may be after footage copied in with old start
+    # times, which only a full listing finds
+    mode: DiscoveryMode = "reconcile" if full_reconcile or not selection.everything else "auto"
+    plan, left_out = select_pending(
+        plan_index(storage, footage_url, retry_failed=retry_failed, mode=mode), selection
+    )
     if left_out:
         logger.info(
             "%d pending segments outside the selection (%s) left for later", left_out, selection.describe()
@@ -170,14 +184,16 @@ def index_segments(
         misnamed=plan.discovery.misnamed,
         conflicts=plan.discovery.conflicts,
         unregistered_cameras=missing,
+        full_listing=plan.full_listing,
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
     for conflict in plan.discovery.conflicts:
         logger.warning("conflict: %s", conflict)
     logger.info(
-        "%d segments found, %d already indexed, %d to index",
+        "%d segments found (%s), %d already indexed, %d to index",
         summary.found,
+        "full listing" if plan.full_listing else "listed from each camera's mark",
         plan.already_done,
         len(plan.pending),
     )
@@ -262,6 +278,7 @@ def run_index(
     footage: str | None = None,
     retry_failed: bool = False,
     selection: SegmentSelection | None = None,
+    full_reconcile: bool = False,
 ) -> IndexSummary:
     """Run the index flow (segments on Dask: local cluster or ``dask_address``)."""
     chosen = selection or SegmentSelection()
@@ -272,4 +289,5 @@ def run_index(
         cameras=list(chosen.cameras) or None,
         since=chosen.since,
         until=chosen.until,
+        full_reconcile=full_reconcile,
     )

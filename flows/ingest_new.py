@@ -1,9 +1,10 @@
 """Deployment ``ingest-new``: index segments that just landed, in-process, within seconds.
 
 The same index path as ``index-footage`` (tasks.catalog.plan_index ->
-tasks.index_segment.index_segment), but run on a thread pool inside the flow's own
-process instead of a Dask cluster: no cluster start per run, the face model stays
-loaded between segments. Deployed on a short interval (``ingest_interval_s``,
+tasks.index_segment.index_segment; new footage found incrementally, see
+tasks/index/discovery.py), but run on a thread pool inside the flow's own process
+instead of a Dask cluster: no cluster start per run, the face model stays loaded
+between segments. Deployed on a short interval (``ingest_interval_s``,
 default 5 s), one run at a time; ``index-footage`` remains the bulk/backfill path.
 A run that finds nothing new ends before starting any task; a run that indexed
 something sweeps the watchlist at once (``ingest_sweeps``), so a face in a new
@@ -22,20 +23,29 @@ from citywatch.tasks.index.catalog import plan_index
 
 
 @flow(name="ingest-new", log_prints=False)
-def ingest_new(footage: str | None = None, settings: Settings | None = None) -> IndexSummary:
-    """Index only the segments under ``footage`` (default ``<root>/footage``) not indexed yet."""
+def ingest_new(
+    footage: str | None = None, settings: Settings | None = None, full_reconcile: bool = False
+) -> IndexSummary:
+    """Index only the segments under ``footage`` (default ``<root>/footage``) not indexed yet.
+
+    A tick lists each camera folder from its newest known segment only (cost in
+    proportion to what is new); every ``index.full_reconcile_every_s``, or with
+    ``full_reconcile``, it lists all footage (tasks/index/discovery.py).
+    """
     settings = settings or Settings()
     storage = Storage(settings)
     footage_url = storage.resolve(footage, "--footage") if footage else storage.url("footage")
-    plan = plan_index(storage, footage_url)
+    plan = plan_index(storage, footage_url, mode="reconcile" if full_reconcile else "auto")
     if not plan.pending:
         return IndexSummary(
             footage=footage_url,
             found=len(plan.discovery.segments),
             already_done=plan.already_done,
             skipped_failed=plan.previously_failed,
+            full_listing=plan.full_listing,
         )
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
+    # the marks hold at the pending segments, so this run's own listing finds them again
     summary = index_footage(footage=footage_url, settings=settings, in_process=True)
     if summary.indexed and settings.index.ingest_sweeps:
         # safe alongside the scheduled sweep (exactly once); if it fails, that one catches up

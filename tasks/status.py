@@ -154,7 +154,7 @@ def pipeline_status(
     now = now or utcnow()
     segments = read_segments(storage)
     try:
-        plan: Plan | None = plan_index(storage, footage_url or storage.url("footage"))
+        plan: Plan | None = plan_index(storage, footage_url or storage.url("footage"), segments=segments)
     except NotFoundError:  # no footage folder yet
         plan = None
     cameras = camera_lags(plan, segments)

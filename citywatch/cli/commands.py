@@ -65,6 +65,12 @@ def register(sub: Subcommands[Parser]) -> None:
     )
     p.add_argument("--footage", help="footage URL (default <root>/footage)")
     p.add_argument("--retry-failed", action="store_true", help="retry segments that failed before")
+    p.add_argument(
+        "--full-listing",
+        action="store_true",
+        help="list all footage, not only each camera folder from its newest known segment "
+        "(finds files that landed with an older start time; runs on its own daily)",
+    )
     p.add_argument("--camera", action="append", help="index only this camera's segments (repeat for more)")
     p.add_argument("--since", help="index only segments starting at or after this ISO 8601 time")
     p.add_argument("--until", help="index only segments starting before this ISO 8601 time")
@@ -129,7 +135,9 @@ def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
 
 def _summary_lines(summary: IndexSummary) -> None:
     output.line(
-        f"segments: {summary.found} found, {summary.already_done} already indexed, "
+        f"segments: {summary.found} found"
+        + ("" if summary.full_listing else " (listed from each camera's newest known segment)")
+        + f", {summary.already_done} already indexed, "
         f"{summary.indexed} indexed now, {len(summary.failed)} failed"
         + (
             f", {summary.skipped_failed} skipped (failed before; --retry-failed)"
@@ -163,7 +171,13 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     api = ensure_prefect_server(settings.storage.state_dir)
     from citywatch.flows.index_footage import run_index
 
-    summary = run_index(settings, args.footage, retry_failed=args.retry_failed, selection=selection)
+    summary = run_index(
+        settings,
+        args.footage,
+        retry_failed=args.retry_failed,
+        selection=selection,
+        full_reconcile=args.full_listing,
+    )
     if args.json:
         output.as_json(summary.__dict__)
     else:

@@ -281,6 +281,14 @@ class IndexSettings(Section):
         description="Seconds between scheduled bulk index runs (the index-footage "
         "deployment's interval, set by `citywatch up`).",
     )
+    full_reconcile_every_s: float = Field(
+        86400.0,
+        ge=0,
+        le=30 * 86400,
+        description="Index runs find new footage by listing each camera folder from its "
+        "newest known segment; this often a run lists all footage instead, and finds "
+        "files that landed with an older start time. 0: every run lists everything.",
+    )
     task_retries: int = Field(
         2, ge=0, le=20, description="Retries of one segment's index task after a transient error."
     )

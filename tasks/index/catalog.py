@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from citywatch.cameras import parse_cameras, unlocated_camera
 from citywatch.errors import NotFoundError
 from citywatch.footage import Discovery, SegmentRef, discover_segments, shown
-from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow
+from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
+from citywatch.tasks.index.discovery import (
+    Known,
+    Marks,
+    known_segments,
+    list_new,
+    load_marks,
+    next_marks,
+    save_marks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,26 +68,59 @@ def read_segments(storage: Storage) -> dict[str, SegmentRow]:
     return {row.id: row for row in arrow_to_rows(table.to_arrow(), SegmentRow)}
 
 
+DiscoveryMode = Literal["list-all", "auto", "incremental", "reconcile"]
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     discovery: Discovery
     pending: list[SegmentRef]
     already_done: int
     previously_failed: int
+    full_listing: bool = True  # False: only what is new was listed (tasks/index/discovery.py)
 
 
-def plan_index(storage: Storage, footage_url: str, *, retry_failed: bool = False) -> Plan:
+def plan_index(
+    storage: Storage,
+    footage_url: str,
+    *,
+    retry_failed: bool = False,
+    mode: DiscoveryMode = "list-all",
+    now: dt.datetime | None = None,
+    segments: dict[str, SegmentRow] | None = None,
+) -> Plan:
     """Segments under ``footage_url`` that are not indexed yet.
 
     A segment is skipped when it is ``done`` with the same size; a ``failed`` one is
     retried when its size changed (e.g. it was still being written) or on request.
+
+    ``mode`` says how the footage is found: ``list-all`` lists everything and records
+    nothing (``citywatch status``); ``reconcile`` lists everything and records the
+    discovery marks; ``incremental`` lists each camera folder from its mark only;
+    ``auto`` (the index flows) is incremental unless a full listing is due
+    (``index.full_reconcile_every_s``), no marks exist yet, or failed segments are to
+    be retried. ``segments``: the whole table when the caller has read it already.
     """
-    discovery = discover_segments(storage.list_files(footage_url))
+    now = now or utcnow()
+    marks = load_marks(storage, footage_url) if mode != "list-all" else Marks({}, None)
+    full = mode in ("list-all", "reconcile") or (
+        mode == "auto"
+        and (retry_failed or marks.full_listing_due(now, storage.settings.index.full_reconcile_every_s))
+    )
+    if full:
+        listing = storage.list_all(footage_url)
+    else:
+        listing = list_new(storage, footage_url, marks)
+    discovery = discover_segments(listing.files, now=now)
     discovery.misnamed.extend(
         f"{shown(link)}: a symbolic link, not followed (copy or move the footage in)"
-        for link in storage.list_links(footage_url)
+        for link in listing.links
     )
-    known = read_segments(storage)
+    known: Mapping[str, Known | SegmentRow]
+    if not full:
+        known = known_segments(storage, [r.id for r in discovery.segments])
+    else:
+        known = known_segments(storage) if segments is None else segments
     pending: list[SegmentRef] = []
     done = failed = 0
     for ref in discovery.segments:
@@ -88,4 +133,8 @@ def plan_index(storage: Storage, footage_url: str, *, retry_failed: bool = False
                 failed += 1
                 continue
         pending.append(ref)
-    return Plan(discovery, pending, done, failed)
+    if mode != "list-all":
+        unsettled = [ref.id for ref in pending] + discovery.conflict_ids
+        changed = next_marks(discovery.segments, unsettled, marks, now)
+        save_marks(storage, footage_url, changed, now, full=full)
+    return Plan(discovery, pending, done, failed, full_listing=full)
