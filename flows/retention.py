@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.watchlist import purge_history, watchlist_table
+from citywatch.governance.watchlist_expiry import forget_expired
 from citywatch.schemas import FaceRow, PlateRow, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -61,6 +62,11 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
             run.detail += f"; footage: {footage.deleted_files} files deleted, {footage.held_files} held"
         if has_table(storage.db, WatchlistRow.TABLE):  # removals whose purge did not finish
             purge_history(watchlist_table(storage.db))
+        forgotten = forget_expired(storage, now)  # expired entries keep no template
+        if forgotten:
+            run.detail += (
+                f"; watchlist: templates of {len(forgotten)} expired entries purged ({', '.join(forgotten)})"
+            )
         # the daily maintenance also keeps the search indexes current
         indexes = ensure_search_indexes(storage, settings)
         run.detail += f"; search indexes: {indexes}"

@@ -161,3 +161,35 @@ def test_footage_is_kept_when_no_footage_retention_is_set(root: Storage) -> None
     upsert(segments_table(root.db), rows_to_arrow([segment], SegmentRow.SCHEMA))
     assert run_retention(root.settings, now=NOW).footage is None
     assert Path(segment.uri).exists()
+
+
+def test_expired_watchlist_entries_forget_their_template_and_crops(root: Storage) -> None:
+    """Past its expiry an entry matches nothing; its template and crops go with the daily run."""
+    from citywatch.governance.watchlist import EntryRequest, add_plate, get_entry, watchlist_table
+
+    def entry(plate: str, days: int) -> str:
+        request = EntryRequest(
+            label=f"car {plate}",
+            reason="stolen_vehicle",
+            case_id="CASE-7",
+            justification="car used in the robbery of 20 Nov",
+            requested_by="demo-investigator",
+            expires_at=NOW - dt.timedelta(days=40) + dt.timedelta(days=days),
+        )
+        row = add_plate(
+            root, plate, request, default_max_distance=0.6, max_days=90, now=NOW - dt.timedelta(days=40)
+        )
+        return row.id
+
+    expired, live = entry("KT8080", 10), entry("HX517", 60)
+    run_retention(root.settings, now=NOW)
+    assert get_entry(root, expired).plate_query == "" and get_entry(root, expired).embeddings == []
+    assert get_entry(root, live).plate_query == "HX517"
+    # gone from the table's history too, not only from its latest version
+    table = watchlist_table(root.db)
+    for version in table.list_versions():
+        table.checkout(version["version"])
+        plates = {r["plate_query"] for r in table.to_arrow().to_pylist()}
+        assert "KT8080" not in plates
+    record = AuditLog(root).rows()[-1]
+    assert record.action == "retention_run" and expired in record.detail
