@@ -260,6 +260,21 @@ def test_bad_settings_are_rejected(tmp_path: Path, overrides: dict[str, float], 
             ' "appearances": [], "vehicles": [{"style": "rear"}]}',
             "'plate'",
         ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [], "companions": [["a"]]}',
+            r"companions\[0\]",
+        ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [], "companions": [["a", "b"]]}',
+            "unknown person 'a'",
+        ),
+        (
+            '{"seed": 7, "fps": 15, "frame_size": [1280, 720], "segments": [], "people": [],'
+            ' "appearances": [], "recurring": [7]}',
+            "'recurring'",
+        ),
     ],
 )
 def test_load_ground_truth_names_the_problem(tmp_path: Path, document: str, message: str) -> None:

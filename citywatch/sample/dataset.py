@@ -18,7 +18,10 @@ drive), ``sample_patrol`` (the patrol car, its route and GPS), ``sample_video`` 
 and encode), ``sample_truth`` (ground-truth rows and JSON).
 
 People are planned first, from ``seed`` alone, so adding cars changed none of them;
-cars use their own random stream and avoid faces, privacy masks and the OSD.
+cars use their own random stream and avoid faces, privacy masks and the OSD. A
+companion (walking beside ``t1-schwimmer``) and a recurring unknown face are planned last, on
+a third stream, clear of everyone and every car (``sample_extras``), so they moved no
+one else either.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import numpy as np
 from citywatch.footage import format_stamp
 from citywatch.gps import parse_gps_csv
 from citywatch.sample.cameras import SITES, CameraSite, write_cameras_yaml
+from citywatch.sample.extras import companion_pairs, plan_extras, recurring_people
 from citywatch.sample.faces import PEOPLE, PersonSource, make_head_sprite, read_source, write_probe
 from citywatch.sample.media import fetch_media
 from citywatch.sample.patrol import PATROL, gps_csv, plan_patrol
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 
 BASE_TIME = datetime(2026, 11, 20, 8, 0, 0, tzinfo=UTC)
 _VEHICLE_STREAM = 0xCA5  # the cars' random stream: default_rng([seed, _VEHICLE_STREAM])
+_EXTRAS_STREAM = 0xC0DE  # companions and recurring faces: default_rng([seed, _EXTRAS_STREAM])
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,8 @@ def _ground_truth(
         _people_truth(PEOPLE, shown, probes, root),
         tuple(appearances),
         tuple(_vehicles_truth(root, cfg, jobs)),
+        companion_pairs(PEOPLE, shown),
+        recurring_people(PEOPLE, shown),
     )
 
 
@@ -246,6 +253,9 @@ def generate_sample(
     car_rng = np.random.default_rng([seed, _VEHICLE_STREAM])
     vehicles = plan_vehicles(SITES, placements, cfg, car_rng, set())
     patrol = plan_patrol(PATROL, cfg, car_rng, {v.track.plate for v in vehicles})
+    # companions and a recurring face last, on their own stream: nobody else moves
+    extras_rng = np.random.default_rng([seed, _EXTRAS_STREAM])
+    placements += plan_extras(PEOPLE, heads, placements, vehicles, SITES, cfg, extras_rng)
     jobs = _jobs(root, cfg, placements, vehicles, patrol)
     # the longest job (the patrol car's pan) first, so it does not finish last alone
     _render_all(

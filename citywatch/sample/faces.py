@@ -45,6 +45,13 @@ class PersonSource:
     face_px_range: tuple[int, int] = (44, 190)  # face heights it may be rendered at
     visits: int = 2  # cameras it should be seen at
     must_appear: bool = False  # generation fails rather than leave this person out
+    walks_with: str = ""  # a companion: walks beside this person at each of their walks
+    recurs: bool = False  # an unknown face planned after the others, at ``visits`` cameras
+
+    @property
+    def planned_later(self) -> bool:
+        """Placed after everyone else and the cars (citywatch/sample/extras.py)."""
+        return bool(self.walks_with) or self.recurs
 
 
 PEOPLE: tuple[PersonSource, ...] = (
@@ -70,6 +77,11 @@ PEOPLE: tuple[PersonSource, ...] = (
     PersonSource(
         "messi", "opencv-doc:messi5.jpg", (226, 93, 255, 130), True, ProbeKind.NONE, face_px_range=(40, 64)
     ),
+    # companions and a recurring unknown face (issue 20): no probe, planned after the others
+    PersonSource(
+        "t1-companion", "t1.jpg", (269, 148, 366, 270), True, ProbeKind.NONE, walks_with="t1-schwimmer"
+    ),
+    PersonSource("t1-passerby", "t1.jpg", (903, 61, 1008, 204), True, ProbeKind.NONE, visits=3, recurs=True),
     PersonSource(
         "biden", "biden.jpg", (432, 164, 706, 566), False, ProbeKind.OTHER_PHOTO, probe_source="biden.jpg"
     ),

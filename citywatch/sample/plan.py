@@ -96,7 +96,7 @@ def _free_spans(window: tuple[float, float], taken: list[tuple[float, float]]) -
     return [(x, y) for x, y in free if y - x >= MIN_WALK_S]
 
 
-def _pick_time(
+def pick_time(
     person: PersonSource,
     camera_index: int,
     segment: int,
@@ -139,7 +139,7 @@ def _pick_time(
     return t0, math.floor((t0 + duration) * cfg.fps) / cfg.fps
 
 
-def _candidate(
+def candidate_walk(
     person: PersonSource,
     head: HeadSprite,
     site: CameraSite,
@@ -178,7 +178,7 @@ def _candidate(
     )
 
 
-def _fits(
+def fits(
     track: PersonTrack,
     camera_index: int,
     placements: list[Placement],
@@ -239,7 +239,7 @@ def _place_one(
         camera_index, segment = slots[i]
         for attempt in range(_TRIES_PER_SLOT):
             alone = (attempt < _TRIES_PER_SLOT // 2) != sociable
-            times = _pick_time(person, camera_index, segment, placements, sites, cfg, rng, alone)
+            times = pick_time(person, camera_index, segment, placements, sites, cfg, rng, alone)
             if times is None:
                 continue
             # sharing the view: walk the way the others walk, so paths need not cross
@@ -251,8 +251,8 @@ def _place_one(
                 and times[0] <= p.track.t_end
             ]
             leftwards = (others[0].end[0] < others[0].start[0]) if others else rng.random() < 0.5
-            track = _candidate(person, head, sites[camera_index], times, cfg, rng, leftwards)
-            if track is not None and _fits(track, camera_index, placements, sites, cfg):
+            track = candidate_walk(person, head, sites[camera_index], times, cfg, rng, leftwards)
+            if track is not None and fits(track, camera_index, placements, sites, cfg):
                 return Placement(person.person_id, camera_index, segment, track)
     return None
 
@@ -308,11 +308,16 @@ def plan_people(
 ) -> list[Placement]:
     """Place every in-footage person at >= 2 cameras; people that do not fit are left out.
 
+    Companions and recurring faces (``planned_later``) are not placed here but by
+    citywatch/sample/extras.py, after the cars, so they change nobody else's walks.
+
     ``must_appear`` people are placed first, then the others, two walks at a time,
     then any further walks. Raises BadInputError when the ``must_appear`` people
     cannot be placed twice (after a few fresh tries).
     """
-    walkers = sorted((p for p in people if p.in_footage), key=lambda p: not p.must_appear)
+    walkers = sorted(
+        (p for p in people if p.in_footage and not p.planned_later), key=lambda p: not p.must_appear
+    )
     for _ in range(_PLAN_ROUNDS):
         placements = _plan_once(walkers, heads, sites, cfg, rng)
         if placements is not None:

@@ -1,7 +1,9 @@
 """Ground truth of the sample footage: typed rows, JSON writing and loading.
 
-``sample/ground_truth.json`` holds segments, people, face appearances and vehicles
-(their plates). Times are absolute UTC strings with a trailing ``Z``; a box is
+``sample/ground_truth.json`` holds segments, people, face appearances, vehicles (their
+plates), ``companions`` (``[person, companion]`` pairs who walk together past several
+cameras) and ``recurring`` (unknown faces, with no probe, that recur across cameras).
+Times are absolute UTC strings with a trailing ``Z``; a box is
 ``[t, x1, y1, x2, y2]`` where ``t`` is seconds from the segment start of the frame it
 was taken from (one frame per 0.5 s: the frame nearest each multiple of 0.5 s) and the
 box is the face (or plate) as composited, clipped to the frame.
@@ -102,6 +104,8 @@ class GroundTruth:
     people: tuple[PersonTruth, ...]
     appearances: tuple[AppearanceTruth, ...]
     vehicles: tuple[VehicleTruth, ...] = ()
+    companions: tuple[tuple[str, str], ...] = ()  # (person, companion walking beside them)
+    recurring: tuple[str, ...] = ()  # unknown faces (no probe) seen at several cameras
 
     def person(self, person_id: str) -> PersonTruth:
         for person in self.people:
@@ -111,6 +115,12 @@ class GroundTruth:
 
     def appearances_of(self, person_id: str) -> tuple[AppearanceTruth, ...]:
         return tuple(a for a in self.appearances if a.person_id == person_id)
+
+    def companion_of(self, person_id: str) -> str:
+        for person, companion in self.companions:
+            if person == person_id:
+                return companion
+        raise BadInputError(f"ground truth has no companion of {person_id!r}")
 
     def to_json(self) -> str:
         return json.dumps(_as_json(self), indent=2, sort_keys=True) + "\n"
@@ -173,6 +183,8 @@ def _as_json(truth: GroundTruth) -> dict[str, object]:
             }
             for v in truth.vehicles
         ],
+        "companions": [list(pair) for pair in truth.companions],
+        "recurring": list(truth.recurring),
     }
 
 
@@ -275,6 +287,32 @@ def _segment(row: dict[str, Any], where: str) -> SegmentTruth:
     )
 
 
+def _pairs(doc: dict[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    raw = _field(doc, "companions", list, where) if "companions" in doc else []
+    pairs = []
+    for i, pair in enumerate(raw):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+            raise BadInputError(f"{where} companions[{i}]: expected [person_id, companion_id], got {pair!r}")
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
+
+
+def _ids(doc: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
+    raw = _field(doc, name, list, where) if name in doc else []
+    if not all(isinstance(v, str) for v in raw):
+        raise BadInputError(f"{where}: every entry of {name!r} should be a person id, got {raw!r}")
+    return tuple(raw)
+
+
+def _check_people(truth: GroundTruth, where: str) -> GroundTruth:
+    known = {p.person_id for p in truth.people}
+    named = [pid for pair in truth.companions for pid in pair] + list(truth.recurring)
+    unknown = [pid for pid in named if pid not in known]
+    if unknown:
+        raise BadInputError(f"{where}: companions/recurring name unknown person {unknown[0]!r}")
+    return truth
+
+
 def load_ground_truth(path: Path) -> GroundTruth:
     """Read ``ground_truth.json``; BadInputError names the file and the bad field."""
     try:
@@ -291,7 +329,7 @@ def load_ground_truth(path: Path) -> GroundTruth:
         _segment(row, f"{where} segments[{i}]") for i, row in enumerate(_rows(doc, "segments", where))
     )
     vehicles = _rows(doc, "vehicles", where) if "vehicles" in doc else []
-    return GroundTruth(
+    truth = GroundTruth(
         seed=_field(doc, "seed", int, where),
         fps=_field(doc, "fps", int, where),
         frame_size=(size[0], size[1]),
@@ -302,4 +340,7 @@ def load_ground_truth(path: Path) -> GroundTruth:
             for i, r in enumerate(_rows(doc, "appearances", where))
         ),
         vehicles=tuple(_vehicle(r, f"{where} vehicles[{i}]") for i, r in enumerate(vehicles)),
+        companions=_pairs(doc, where),
+        recurring=_ids(doc, "recurring", where),
     )
+    return _check_people(truth, where)

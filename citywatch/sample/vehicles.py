@@ -167,6 +167,11 @@ def _fits(track: VehicleTrack, people: list[Placement], forbidden: list[PixelBox
     return True
 
 
+def car_clear_of(track: VehicleTrack, people: list[Placement], fps: int) -> bool:
+    """``track`` never covers a face of ``people`` and they never cover its plate."""
+    return _fits(track, people, [], fps)
+
+
 def _candidate(
     plate: str,
     readable: bool,
