@@ -94,7 +94,13 @@ def companions_search(
     with governed(settings, storage, Action.SEARCH_COAPPEAR, case_id, justification, params) as run:
         tracks = subject_tracks(storage, run.case_id, sightings)
         threshold = group_threshold(settings)
-        groups = find_companions(storage, tracks, window_s=window, threshold=threshold)
+        groups = find_companions(
+            storage,
+            tracks,
+            window_s=window,
+            threshold=threshold,
+            min_quality=settings.coappear.min_track_quality,
+        )
         run.result_count = len(groups)
         run.detail = f"{len(tracks)} subject tracks; {sum(g.count for g in groups)} companion sightings"
     return CoappearResult(run.case_id, tuple(tracks), float(window), threshold, groups)
@@ -153,7 +159,9 @@ def recurring_search(
                 "with --approval REQUEST_ID once approved"
             )
         threshold = group_threshold(settings)
-        groups = recurring_groups(storage, scope, threshold=threshold)
+        groups = recurring_groups(
+            storage, scope, threshold=threshold, min_quality=settings.coappear.min_track_quality
+        )
         run.result_count = len(groups)
     return RecurringResult(run.case_id, scope, threshold, groups, approval=approval or "")
 

@@ -454,6 +454,14 @@ class CoappearSettings(Section):
     recurring_min_count: int = Field(
         3, ge=2, description="Recurring faces: default sightings a group needs to be listed."
     )
+    min_track_quality: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="Tracks whose best face scores below this (faces.quality: size, sharpness, "
+        "pose; e.g. a face cut by the frame edge) are too poor to group: they join no companion or "
+        "recurring group (they stay searchable by photo).",
+    )
 
 
 class OpsSettings(Section):

@@ -23,7 +23,13 @@ from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, open_table
 from citywatch.tasks.search.faces import face_sighting, segment_uris
-from citywatch.tasks.search.grouping import TrackTemplate, group_tracks, representative, track_templates
+from citywatch.tasks.search.grouping import (
+    TrackTemplate,
+    group_tracks,
+    groupable,
+    representative,
+    track_templates,
+)
 from citywatch.tasks.search.report import sighting_json
 from citywatch.times import format_utc
 
@@ -77,7 +83,12 @@ def load_faces(storage: Storage, where: str) -> list[FaceRow]:
 
 
 def find_companions(
-    storage: Storage, subject_tracks: Sequence[str], *, window_s: float, threshold: float
+    storage: Storage,
+    subject_tracks: Sequence[str],
+    *,
+    window_s: float,
+    threshold: float,
+    min_quality: float = 0.0,
 ) -> list[FaceGroup]:
     """Groups of faces seen with the subject, most subject sightings accompanied first."""
     window = dt.timedelta(seconds=check_window(window_s))
@@ -108,8 +119,10 @@ def find_companions(
             if other.camera_id == camera and since <= other.ts <= until:
                 seen_with.setdefault(other.track_id, set()).add(track)
     companions = [
-        t for t in track_templates(candidates) if _nearest(subject_vectors, t.embedding) > threshold
-    ]  # the subject's own unkept tracks are not companions
+        t
+        for t in groupable(track_templates(candidates), min_quality)
+        if _nearest(subject_vectors, t.embedding) > threshold
+    ]  # the subject's own unkept tracks are not companions; too poor faces are not grouped
     groups = group_tracks(companions, threshold)
     ranked = sorted(
         groups,

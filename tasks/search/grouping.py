@@ -117,6 +117,11 @@ def group_labels(vectors: npt.NDArray[np.float32], threshold: float) -> npt.NDAr
     return labels
 
 
+def groupable(templates: Sequence[TrackTemplate], min_quality: float) -> list[TrackTemplate]:
+    """The templates good enough to group: best face quality at least ``min_quality``."""
+    return [t for t in templates if t.face.quality >= min_quality]
+
+
 def group_tracks(templates: Sequence[TrackTemplate], threshold: float) -> list[list[TrackTemplate]]:
     """Templates grouped by likely identity; groups and their members ordered by first sighting."""
     if not templates:

@@ -18,7 +18,7 @@ from citywatch.schemas import CameraRow, arrow_to_rows
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
 from citywatch.tasks.search.coappear import FaceGroup, build_groups, load_faces
-from citywatch.tasks.search.grouping import group_tracks, track_templates
+from citywatch.tasks.search.grouping import group_tracks, groupable, track_templates
 
 MAX_CAMERAS_EVEN_APPROVED = 1000
 
@@ -84,8 +84,11 @@ def check_cameras_known(storage: Storage, camera_ids: tuple[str, ...]) -> None:
         raise BadInputError(f"--camera {', '.join(repr(c) for c in unknown[:5])}: no such camera")
 
 
-def recurring_groups(storage: Storage, scope: RecurringScope, *, threshold: float) -> list[FaceGroup]:
-    """Groups of face tracks seen at least ``scope.min_count`` times, most sightings first."""
+def recurring_groups(
+    storage: Storage, scope: RecurringScope, *, threshold: float, min_quality: float = 0.0
+) -> list[FaceGroup]:
+    """Groups of face tracks seen at least ``scope.min_count`` times, most sightings first
+    (tracks whose best face is below ``min_quality`` are left out)."""
     scope = check_scope(scope)
     check_cameras_known(storage, scope.camera_ids)
     where = where_clause(camera_ids=scope.camera_ids, since=scope.since, until=scope.until)
@@ -95,6 +98,7 @@ def recurring_groups(storage: Storage, scope: RecurringScope, *, threshold: floa
             f"no faces on {', '.join(scope.camera_ids)} between {scope.since.isoformat()} "
             f"and {scope.until.isoformat()}: choose other cameras or another window"
         )
-    groups = [g for g in group_tracks(templates, threshold) if len(g) >= scope.min_count]
+    grouped = group_tracks(groupable(templates, min_quality), threshold)
+    groups = [g for g in grouped if len(g) >= scope.min_count]
     ranked = sorted(groups, key=lambda g: (-len(g), -len({m.face.camera_id for m in g})))
     return build_groups(storage, ranked, threshold)
