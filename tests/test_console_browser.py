@@ -76,6 +76,16 @@ def console(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Console(base, root, settings, shots)
 
 
+def open_case(p, base: str, case_id: str, title: str = "Follow-up", why: str = WHY) -> None:  # noqa: ANN001
+    """Create a case on the cases page and land on its workspace."""
+    p.goto(f"{base}/cases")
+    p.fill("input[name=case_id]", case_id)
+    p.fill("input[name=title]", title)
+    p.fill("textarea[name=legal_basis]", why)
+    p.click("#new-case button[type=submit]")
+    p.wait_for_url(f"**/case?case={case_id}")
+
+
 def sign_in(p, base: str, name: str) -> None:  # noqa: ANN001
     p.goto(f"{base}/login")
     p.fill("input[name=name]", name)

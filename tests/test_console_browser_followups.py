@@ -21,19 +21,10 @@ from citywatch.storage import Storage
 from tests.browser import page
 from tests.oidc_provider import running_provider
 from tests.service_support import add_users, running_service, service_settings
-from tests.test_console_browser import SLACK, WHY, ZONE, Console, console, sign_in
+from tests.test_console_browser import SLACK, WHY, ZONE, Console, console, open_case, sign_in
 
 pytestmark = pytest.mark.slow
 __all__ = ["console"]  # the module-scoped fixture, used here too
-
-
-def _open_case(p, base: str, case_id: str) -> None:  # noqa: ANN001 - playwright Page
-    p.goto(f"{base}/cases")
-    p.fill("input[name=case_id]", case_id)
-    p.fill("input[name=title]", "Follow-up")
-    p.fill("textarea[name=legal_basis]", WHY)
-    p.click("#new-case button[type=submit]")
-    p.wait_for_url(f"**/case?case={case_id}")
 
 
 def test_oidc_button_signs_in_and_lands_on_the_console(tmp_path: Path) -> None:
@@ -74,7 +65,7 @@ def test_face_results_grouped_by_camera_then_ordered_by_time(console: Console) -
     with page(timezone_id=ZONE) as p:
         p.set_viewport_size({"width": 1280, "height": 720})
         sign_in(p, console.base, "ivy")
-        _open_case(p, console.base, "CR-ORDER-1")
+        open_case(p, console.base, "CR-ORDER-1", "Follow-up")
         p.goto(f"{console.base}/search/face?case=CR-ORDER-1")
         p.set_input_files("#probe", str(console.root / person.probe))
         p.select_option("select[name=order]", "camera")
@@ -113,7 +104,7 @@ def test_a_time_range_is_exported_from_the_case_page(console: Console) -> None:
     with page(timezone_id=ZONE) as p:
         p.set_viewport_size({"width": 1280, "height": 720})
         sign_in(p, console.base, "ivy")
-        _open_case(p, console.base, "CR-RANGE-1")
+        open_case(p, console.base, "CR-RANGE-1", "Follow-up")
         form = p.locator("#range-export")
         assert ZONE in form.inner_text()
         form.locator("select[name=camera_id]").select_option(seen.camera_id)

@@ -23,21 +23,12 @@ from PIL import Image, ImageDraw
 from citywatch.sample.dataset import load_ground_truth
 from tests.browser import page
 from tests.service_support import running_service
-from tests.test_console_browser import WHY, ZONE, Console, console, sign_in
+from tests.test_console_browser import ZONE, Console, console, open_case, sign_in
 
 pytestmark = pytest.mark.slow
 __all__ = ["console"]  # the module-scoped fixture, used here too
 CASE = "CR-MAP-1"
 RADIUS_M = 200
-
-
-def _open_case(p, base: str, case: str) -> None:  # noqa: ANN001 - playwright Page
-    p.goto(f"{base}/cases")
-    p.fill("input[name=case_id]", case)
-    p.fill("input[name=title]", "Where were they")
-    p.fill("textarea[name=legal_basis]", WHY)
-    p.click("#new-case button[type=submit]")
-    p.wait_for_url(f"**/case?case={case}")
 
 
 def test_results_show_where_the_sightings_are(console: Console) -> None:
@@ -51,7 +42,7 @@ def test_results_show_where_the_sightings_are(console: Console) -> None:
         p.set_viewport_size({"width": 1280, "height": 720})
         p.on("request", lambda r: requests.append(r.url))
         sign_in(p, console.base, "ivy")
-        _open_case(p, console.base, CASE)
+        open_case(p, console.base, CASE, "Where were they")
 
         # face results: the person's cameras highlighted, with their counts
         p.goto(f"{console.base}/search/face?case={CASE}")
@@ -146,7 +137,7 @@ def test_an_operators_tile_server_draws_beneath_and_nothing_else_is_fetched(cons
             p.on("request", lambda r: requests.append(r.url))
             p.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
             sign_in(p, base, "ivy")
-            _open_case(p, base, "CR-MAP-2")
+            open_case(p, base, "CR-MAP-2", "Where were they")
             p.goto(f"{base}/search/plate?case=CR-MAP-2")
             shown = p.locator("figure.map image.tile-img")
             assert shown.count() > 0

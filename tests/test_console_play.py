@@ -19,7 +19,7 @@ from citywatch.governance.audit_log import AuditLog
 from citywatch.sample.dataset import load_ground_truth
 from citywatch.storage import Storage
 from tests.browser import page
-from tests.test_console_browser import WHY, ZONE, Console, console, sign_in
+from tests.test_console_browser import ZONE, Console, console, open_case, sign_in
 
 pytestmark = pytest.mark.slow
 __all__ = ["console"]  # the module-scoped fixture, used here too
@@ -58,12 +58,7 @@ def test_clicking_a_sighting_plays_it_from_a_few_seconds_before(console: Console
             lambda r: clip_answers.append((r.status, r.headers)) if "/media/clip?" in r.url else None,
         )
         sign_in(p, console.base, "ivy")
-        p.goto(f"{console.base}/cases")
-        p.fill("input[name=case_id]", CASE)
-        p.fill("input[name=title]", "Play the moment")
-        p.fill("textarea[name=legal_basis]", WHY)
-        p.click("#new-case button[type=submit]")
-        p.wait_for_url(f"**/case?case={CASE}")
+        open_case(p, console.base, CASE, "Play the moment")
         p.goto(f"{console.base}/search/face?case={CASE}")
         p.set_input_files("#probe", str(console.root / person.probe))
         p.click("#face-form button[type=submit]")
