@@ -88,7 +88,9 @@ def tables_digest(root: Path) -> dict[str, str]:
     db = lancedb.connect(str(root / "db"))
     out = {}
     for name in db.list_tables(limit=1000).tables:
-        if name == "audit":
+        # the audit log records refusals by design; discovery marks are the listing's own
+        # bookkeeping (where each camera folder's next listing starts), not data
+        if name in ("audit", "discovery_marks"):
             continue
         table = db.open_table(name).to_arrow()
         rows = sorted(repr(r) for r in table.to_pylist())

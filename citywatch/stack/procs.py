@@ -131,6 +131,9 @@ def stop_session(sid: int, grace_s: float = 15.0) -> bool:
     return True
 
 
+LAUNCH_READ_S = 5.0  # how long a just-started process may take to show its command line
+
+
 @dataclass(frozen=True)
 class Launch:
     """Who a process citywatch started is: recorded at launch, checked before stopping it.
@@ -148,12 +151,21 @@ class Launch:
         """The launch record of a process just started (its Popen held: the pid is ours).
 
         A process that already exited gets an empty record (nothing left to stop).
+        Popen returns once the child's exec has closed its close-on-exec pipe, which the
+        kernel does before it lays out the new program's arguments: for a moment
+        /proc/PID/cmdline reads empty. The command line is read again until it shows.
         """
-        try:
-            proc = psutil.Process(pid)
-            return cls(pid, proc.cmdline(), proc.create_time())
-        except psutil.Error:
-            return cls(pid, [], 0.0)
+        deadline = time.monotonic() + LAUNCH_READ_S
+        while True:
+            try:
+                proc = psutil.Process(pid)
+                cmdline = proc.cmdline()
+                if cmdline or time.monotonic() >= deadline:
+                    return cls(pid, cmdline, proc.create_time())
+            except psutil.Error:
+                if not psutil.pid_exists(pid) or time.monotonic() >= deadline:
+                    return cls(pid, [], 0.0)
+            time.sleep(0.005)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, object]) -> Launch | None:
@@ -173,6 +185,20 @@ class Launch:
             return proc.cmdline() == self.cmdline and abs(proc.create_time() - self.create_time) < 5.0
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             return False
+
+    def differs(self) -> str:
+        """How ``pid``'s process differs from this record (for messages)."""
+        try:
+            proc = psutil.Process(self.pid)
+            cmdline, created = proc.cmdline(), proc.create_time()
+        except psutil.Error as exc:
+            return f"unreadable ({type(exc).__name__})"
+        parts = []
+        if cmdline != self.cmdline:
+            parts.append(f"command line {cmdline[:3]} not {self.cmdline[:3]}")
+        if abs(created - self.create_time) >= 5.0:
+            parts.append(f"started at {created:.2f} not {self.create_time:.2f}")
+        return "; ".join(parts) or "same"
 
     def pid_taken(self) -> bool:
         """True when ``pid`` now names another process (not ours: never signal it)."""

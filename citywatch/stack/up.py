@@ -151,12 +151,17 @@ def read_stack(settings: Settings) -> Stack | None:
 
 
 def dead_services(stack: Stack) -> list[str]:
-    """Services no longer running (or whose pid is now another process's)."""
-    return [
-        s.name
-        for s in stack.services
-        if s.launch is None or s.launch.pid_taken() or not session_members(s.pid)
-    ]
+    """Services no longer running (or whose pid is now another process's), each with why."""
+    dead = []
+    for s in stack.services:
+        launch = s.launch
+        if launch is None:
+            dead.append(f"{s.name} (no launch record for pid {s.pid})")
+        elif launch.pid_taken():
+            dead.append(f"{s.name} (pid {s.pid} is now another process: {launch.differs()})")
+        elif not session_members(s.pid):
+            dead.append(f"{s.name} (nothing left in session {s.pid})")
+    return dead
 
 
 def _service_env(prefect_api: str, project: Path) -> dict[str, str]:
