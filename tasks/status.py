@@ -215,9 +215,14 @@ def run_status(
         newest[camera] = max(start, newest.get(camera, start))
     table = segments_table(storage.db)
     done = table.search().where(eq("state", "done")).select(LAG_COLUMNS).limit(None).to_arrow()
-    indexed: dict[str, dt.datetime] = {}
-    for camera, start in zip(*(done.column(c).to_pylist() for c in LAG_COLUMNS), strict=True):
-        indexed[camera] = max(start, indexed.get(camera, start))
+    newest_done = done.group_by("camera_id").aggregate([("start", "max")])  # in Arrow, not Python
+    indexed: dict[str, dt.datetime] = dict(
+        zip(
+            newest_done.column("camera_id").to_pylist(),
+            newest_done.column("start_max").to_pylist(),
+            strict=True,
+        )
+    )
     failed_arrow = table.search().where(eq("state", "failed")).limit(None).to_arrow()
     failed_rows = arrow_to_rows(failed_arrow, SegmentRow)
     failed: dict[str, int] = {}
