@@ -30,7 +30,7 @@ from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
 from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
 from citywatch.tasks.index.stages import StageCpu
 from citywatch.tasks.publish import is_stale, publish_analytics
-from citywatch.tasks.status import pipeline_status
+from citywatch.tasks.status import pipeline_status, run_status
 
 
 @dataclass
@@ -55,6 +55,8 @@ class IndexSummary:
     stages: StageCpu = field(default_factory=StageCpu)  # CPU seconds per stage, all segments
     peak_worker_rss_mb: float = 0.0  # the largest peak memory of a process that indexed
     full_listing: bool = True  # False: only each camera folder from its mark was listed
+    newest_listed: dict[str, dt.datetime] = field(default_factory=dict)  # camera -> newest start listed
+    pending_ids: list[str] = field(default_factory=list)  # segments the run found to index
 
 
 def dask_task_runner(settings: Settings) -> DaskTaskRunner:
@@ -113,9 +115,14 @@ def index_footage(
     summary = index_segments.with_options(task_runner=runner)(
         footage_url, settings, retry_failed, actor.user, actor.role_text, selection, full_reconcile
     )
-    publish_index_run(
-        summary, pipeline_status(storage, footage_url, with_storage=False), settings.ops.lag_alert_s
+    # a full listing's run shows the full snapshot; an incremental one builds the lag table
+    # from what it listed and the discovery marks (its cost: what is new, not all footage)
+    status = (
+        pipeline_status(storage, footage_url, with_storage=False)
+        if summary.full_listing
+        else run_status(storage, footage_url, summary.newest_listed, summary.pending_ids)
     )
+    publish_index_run(summary, status, settings.ops.lag_alert_s)
     # runs that found nothing new are not audited; footage left out (failed, misnamed,
     # conflicting files, e.g. a folder that is not a valid camera id) is on the record
     if summary.indexed or summary.failed or summary.misnamed or summary.conflicts:
@@ -185,6 +192,8 @@ def index_segments(
         conflicts=plan.discovery.conflicts,
         unregistered_cameras=missing,
         full_listing=plan.full_listing,
+        newest_listed=newest_per_camera(plan.discovery.segments),
+        pending_ids=[ref.id for ref in plan.pending],
     )
     for problem in plan.discovery.misnamed:
         logger.warning("not a segment: %s", problem)
@@ -223,6 +232,13 @@ def index_segments(
         len(summary.failed),
     )
     return summary
+
+
+def newest_per_camera(refs: list[SegmentRef]) -> dict[str, dt.datetime]:
+    newest: dict[str, dt.datetime] = {}
+    for ref in refs:
+        newest[ref.camera_id] = max(ref.start, newest.get(ref.camera_id, ref.start))
+    return newest
 
 
 def _counts(summary: IndexSummary) -> IndexRunCounts:

@@ -10,16 +10,19 @@ caught up, None when nothing of it is indexed yet.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from citywatch.analytics.health import failure_reason
-from citywatch.errors import NotFoundError
-from citywatch.filters import all_of, is_not_null, ne
+from citywatch.errors import BadInputError, NotFoundError
+from citywatch.filters import all_of, eq, is_not_null, ne
+from citywatch.footage import parse_stamp
 from citywatch.governance.alerts import DeliveryRow, DeliveryState, deliveries_table
-from citywatch.schemas import SegmentRow, utcnow
+from citywatch.schemas import SegmentRow, arrow_to_rows, utcnow
 from citywatch.storage import Storage
-from citywatch.tables import has_table
+from citywatch.tables import has_table, segments_table
 from citywatch.tasks.index.catalog import Plan, plan_index, read_segments
+from citywatch.tasks.index.discovery import known_segments, load_marks
 from citywatch.tasks.sweep.watermark import load_watermarks
 from citywatch.times import format_utc
 
@@ -69,6 +72,9 @@ class PipelineStatus:
     deliveries_pending: int  # not delivered yet and still to be tried
     deliveries_failed: int  # given up after alert_delivery_max_attempts
     storage: list[StorageUse] = field(default_factory=list)
+    # True: newest footage per camera is from the discovery marks and this run's
+    # incremental listing, not from a full listing (segments_found: rows in ``segments``)
+    lag_from_marks: bool = False
 
     @property
     def max_lag_s(self) -> float | None:
@@ -175,6 +181,86 @@ def pipeline_status(
         deliveries_pending=pending,
         deliveries_failed=given_up,
         storage=storage_use(storage) if with_storage else [],
+    )
+
+
+LAG_COLUMNS = ["camera_id", "start"]
+
+
+def run_status(
+    storage: Storage,
+    footage_url: str,
+    newest_listed: Mapping[str, dt.datetime],
+    pending_ids: Sequence[str] = (),
+    *,
+    now: dt.datetime | None = None,
+) -> PipelineStatus:
+    """The index artifact's snapshot after an incremental run, without a full listing.
+
+    Newest footage per camera: the newest segment this run listed, else the camera's
+    discovery mark (where its next listing starts; tasks/index/discovery.py). Newest
+    indexed: one read of two columns of the done rows of ``segments``; failures: the
+    failed rows only; backlog: the run's pending segments (``pending_ids``) not settled
+    after it (looked up by id). Sweep and deliveries as :func:`pipeline_status`; no
+    storage use. ``segments_found`` is the done and failed rows (nothing was listed in full).
+    """
+    now = now or utcnow()
+    newest: dict[str, dt.datetime] = {}
+    for camera, stamp in load_marks(storage, footage_url).stamps.items():
+        try:
+            newest[camera] = parse_stamp(stamp)
+        except BadInputError:  # an empty or odd mark: the run's own listing, if any, speaks
+            continue
+    for camera, start in newest_listed.items():
+        newest[camera] = max(start, newest.get(camera, start))
+    table = segments_table(storage.db)
+    done = table.search().where(eq("state", "done")).select(LAG_COLUMNS).limit(None).to_arrow()
+    newest_done = done.group_by("camera_id").aggregate([("start", "max")])  # in Arrow, not Python
+    indexed: dict[str, dt.datetime] = dict(
+        zip(
+            newest_done.column("camera_id").to_pylist(),
+            newest_done.column("start_max").to_pylist(),
+            strict=True,
+        )
+    )
+    failed_arrow = table.search().where(eq("state", "failed")).limit(None).to_arrow()
+    failed_rows = arrow_to_rows(failed_arrow, SegmentRow)
+    failed: dict[str, int] = {}
+    for row in failed_rows:
+        failed[row.camera_id] = failed.get(row.camera_id, 0) + 1
+    settled = known_segments(storage, list(pending_ids)) if pending_ids else {}
+    backlog: dict[str, int] = {}
+    for segment_id in pending_ids:
+        known = settled.get(segment_id)
+        if known is None or known.state not in ("done", "failed"):
+            camera = segment_id.partition("/")[0]
+            backlog[camera] = backlog.get(camera, 0) + 1
+    cameras = []
+    for camera in sorted(set(newest) | set(indexed) | set(failed) | set(backlog)):
+        footage_at, indexed_at = newest.get(camera), indexed.get(camera)
+        lag = None
+        if indexed_at is not None:
+            lag = max(0.0, ((footage_at or indexed_at) - indexed_at).total_seconds())
+        cameras.append(
+            CameraLag(camera, footage_at, indexed_at, lag, backlog.get(camera, 0), failed.get(camera, 0))
+        )
+    marks = list(load_watermarks(storage).values())
+    last_sweep = max((m.updated_at for m in marks), default=None)
+    pending, given_up = delivery_counts(storage)
+    return PipelineStatus(
+        generated_at=now,
+        cameras=cameras,
+        segments_found=done.num_rows + len(failed_rows),
+        segments_done=done.num_rows,
+        segments_failed=len(failed_rows),
+        backlog=sum(backlog.values()),
+        failures=failed_segments({r.id: r for r in failed_rows}),
+        last_sweep=last_sweep,
+        sweep_age_s=(now - last_sweep).total_seconds() if last_sweep else None,
+        sweep_rows_seen=sum(m.rows_seen for m in marks),
+        deliveries_pending=pending,
+        deliveries_failed=given_up,
+        lag_from_marks=True,
     )
 
 

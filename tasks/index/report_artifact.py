@@ -99,6 +99,15 @@ def index_run_markdown(run: IndexRun, status: PipelineStatus) -> str:
             ],
         ),
         "## Lag per camera",
+        *(
+            [
+                "Incremental run: newest footage per camera is from this run's listing and the "
+                "discovery marks, not a full listing (a late file older than a mark shows at the "
+                "next full reconcile)."
+            ]
+            if status.lag_from_marks
+            else []
+        ),
         md_table(
             ["camera", "newest footage", "newest indexed", "lag s", "backlog", "failed"],
             [
