@@ -210,4 +210,4 @@ def markdown() -> str:
 if __name__ == "__main__":
     import sys
 
-    print(markdown() if "--markdown" in sys.argv[1:] else describe(), end="")  # noqa: T201
+    sys.stdout.write(markdown() if "--markdown" in sys.argv[1:] else describe() + "\n")

@@ -24,9 +24,10 @@ from citywatch.footage import parse_stamp
 from citywatch.governance.auth import write_demo_users
 from citywatch.settings import Settings
 from citywatch.stack.deploy import SCHEDULES, pool_names, settings_env
+from citywatch.stack.flow_env import LOCAL_S3_KEY
 from citywatch.stack.prefect_server import free_port, healthy
 from citywatch.stack.procs import executable, session_members, start_detached, stop_session
-from citywatch.stack.up import LOCAL_S3_KEY, logs_dir
+from citywatch.stack.up import logs_dir
 from citywatch.storage import Storage
 from tests.conftest import settings_for
 

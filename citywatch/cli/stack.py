@@ -9,14 +9,13 @@ from citywatch.cli import output
 from citywatch.cli.args import Parser, Subcommands, add_command, add_json_argument
 from citywatch.settings import Settings
 from citywatch.stack.down import stop_stack
+from citywatch.stack.flow_env import LOCAL_S3_ROOT, state_path
 from citywatch.stack.up import (
     ENV_FILE,
-    LOCAL_S3_ROOT,
     Stack,
     StackOptions,
     find_project,
     start_stack,
-    state_path,
 )
 
 

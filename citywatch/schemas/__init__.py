@@ -1,7 +1,8 @@
 """One frozen row type per LanceDB table, with its Arrow schema beside it.
 
 The index, watchlist and retention tables are in :mod:`citywatch.schemas.core`; the
-governance tables (alerts, deliveries, the audit log) in :mod:`citywatch.schemas.governance`.
+governance tables (alerts, deliveries, the audit log) in :mod:`citywatch.schemas.governance`;
+the discovery marks in :mod:`citywatch.schemas.discovery`.
 """
 
 from citywatch.schemas.core import (
@@ -10,7 +11,6 @@ from citywatch.schemas.core import (
     TS,
     CameraKind,
     CameraRow,
-    DiscoveryMarkRow,
     EntryKind,
     EntryStatus,
     FaceRow,
@@ -27,6 +27,7 @@ from citywatch.schemas.core import (
     rows_to_arrow,
     utcnow,
 )
+from citywatch.schemas.discovery import DiscoveryMarkRow
 from citywatch.schemas.governance import SIGNATURE_FIELD, AlertRow, AuditRow, DeliveryRow, iso_utc
 
 __all__ = [

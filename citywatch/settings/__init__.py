@@ -1,5 +1,6 @@
 """The one settings object, in sections (see :mod:`citywatch.settings.model`)."""
 
+from citywatch.settings.console_sections import MapSettings
 from citywatch.settings.governance_sections import (
     AlertsSettings,
     AuditSettings,
@@ -22,7 +23,6 @@ from citywatch.settings.sections import (
     DecodeSettings,
     FacesSettings,
     IndexSettings,
-    MapSettings,
     PlatesSettings,
     RetentionSettings,
     S3Settings,

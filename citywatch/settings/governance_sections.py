@@ -254,3 +254,36 @@ class AlertsSettings(Section):
             if not re.fullmatch(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", host):
                 raise ValueError(f"webhook_allowed_hosts: {host!r} is not a host name (or *.domain)")
         return [h.lower() for h in value]
+
+
+class CoappearSettings(Section):
+    """Co-appearance and recurring unknown faces (tasks/search/coappear.py, recurring.py)."""
+
+    window_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Co-appearance: a face track on the subject's camera within this many seconds "
+        "of a subject sighting counts as a companion.",
+    )
+    recurring_max_cameras: int = Field(
+        20,
+        ge=1,
+        description="Recurring faces: cameras one request may cover without a supervisor's approval.",
+    )
+    recurring_max_days: float = Field(
+        7.0,
+        gt=0,
+        description="Recurring faces: days one request's window may span without a supervisor's approval.",
+    )
+    recurring_min_count: int = Field(
+        3, ge=2, description="Recurring faces: default sightings a group needs to be listed."
+    )
+    min_track_quality: float = Field(
+        0.45,
+        ge=0,
+        le=1,
+        description="Tracks whose best face scores below this (faces.quality: size, sharpness, "
+        "pose; e.g. a face cut by the frame edge) are too poor to group: they join no companion or "
+        "recurring group (they stay searchable by photo).",
+    )

@@ -23,10 +23,12 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from citywatch.settings.console_sections import MapSettings, PlaySettings
 from citywatch.settings.governance_sections import (
     AlertsSettings,
     AuditSettings,
     AuthSettings,
+    CoappearSettings,
     ExportSettings,
     OidcSettings,
     RedactSettings,
@@ -35,15 +37,12 @@ from citywatch.settings.governance_sections import (
 )
 from citywatch.settings.renames import RENAMED
 from citywatch.settings.sections import (
-    CoappearSettings,
     DaskSettings,
     DecodeSettings,
     FacesSettings,
     IndexSettings,
-    MapSettings,
     OpsSettings,
     PlatesSettings,
-    PlaySettings,
     RetentionSettings,
     S3Settings,
     SearchSettings,

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from citywatch.settings import Settings
+from citywatch.stack.flow_env import state_path
 from citywatch.stack.postgres import LocalPostgres
 from citywatch.stack.procs import Launch
-from citywatch.stack.up import ENV_FILE, STACK_FILE, read_stack, state_path
+from citywatch.stack.up import ENV_FILE, STACK_FILE, read_stack
 
 
 @dataclass

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,12 @@ from citywatch.stack.deploy import (
     pool_names,
     settings_env,
     work_pools_ready,
+)
+from citywatch.stack.flow_env import (
+    LOCAL_S3_BUCKET,
+    flow_settings,
+    state_path,
+    write_env_file,
 )
 from citywatch.stack.postgres import LocalPostgres
 from citywatch.stack.prefect_server import QUIET_ENV, healthy, start_prefect_server, write_server_record
@@ -56,9 +62,8 @@ from citywatch.storage import Storage, is_remote
 
 STACK_FILE = "stack.json"
 ENV_FILE = "stack.env"
-LOCAL_S3_BUCKET = "citywatch"
-LOCAL_S3_ROOT = f"s3://{LOCAL_S3_BUCKET}/city"
-LOCAL_S3_KEY = "citywatch-local"  # localbucket checks no credentials; clients need some
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -121,10 +126,6 @@ class Stack:
         raw = json.loads(text)
         raw["services"] = [Service(**s) for s in raw.get("services", [])]
         return cls(**raw)
-
-
-def state_path(settings: Settings) -> Path:
-    return Path(settings.storage.state_dir).expanduser().resolve()
 
 
 def logs_dir(settings: Settings, local_s3: bool = False) -> Path:
@@ -336,44 +337,6 @@ def _worker_count(dashboard: str) -> int:
     return int(counts.get("workers", 0)) if isinstance(counts, dict) else 0
 
 
-def flow_settings(settings: Settings, dask_address: str, s3_endpoint: str, local_s3: bool) -> Settings:
-    """The settings the stack's flow runs get (absolute paths, the stack's Dask)."""
-    update: dict[str, object] = {
-        "dask__address": dask_address,
-        "storage__state_dir": str(state_path(settings)),
-    }
-    if local_s3:
-        update.update(
-            storage__root=LOCAL_S3_ROOT,
-            s3__endpoint_url=s3_endpoint,
-            s3__access_key_id=LOCAL_S3_KEY,
-            s3__secret_access_key=LOCAL_S3_KEY,
-            s3__allow_http=True,
-            s3__bulk_delete=False,
-        )
-    else:
-        update["storage__root"] = Storage(settings).root
-    return settings.updated(**update)
-
-
-def _write_env_file(path: Path, prefect_api: str, flow: Settings, local_s3: bool) -> None:
-    names = ["dask.address"] + (
-        [
-            "storage.root",
-            "s3.endpoint_url",
-            "s3.access_key_id",
-            "s3.secret_access_key",
-            "s3.allow_http",
-            "s3.bulk_delete",
-        ]
-        if local_s3
-        else []
-    )
-    env = settings_env(flow, only=names)
-    lines = [f"export PREFECT_API_URL={prefect_api}"] + [f"export {k}={v}" for k, v in env.items()]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]:
     """Start the stack (or find it running); returns it and whether it was already up."""
     existing = read_stack(settings)
@@ -381,10 +344,7 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         dead = dead_services(existing)
         if not dead:
             return existing, True
-        print(  # noqa: T201 - an operator must see why a running stack is restarted
-            f"stack: {', '.join(dead)} no longer running; stopping the rest and starting again",
-            file=sys.stderr,
-        )
+        log.warning("stack: %s no longer running; stopping the rest and starting again", ", ".join(dead))
         from citywatch.stack.down import stop_stack  # down imports this module
 
         stop_stack(settings)  # a half-dead stack: start clean
@@ -435,5 +395,5 @@ def start_stack(settings: Settings, options: StackOptions) -> tuple[Stack, bool]
         postgres_port=starter.pg.port if starter.pg else 0,
     )
     (state_path(settings) / STACK_FILE).write_text(stack.to_json())
-    _write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
+    write_env_file(state_path(settings) / ENV_FILE, api, flow, options.local_s3)
     return stack, False
