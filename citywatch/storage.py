@@ -72,25 +72,33 @@ class FolderListing:
     links: list[str]  # local symbolic links (never followed)
 
 
-def _scan_top(base: Path, location: str) -> tuple[list[str], FolderListing]:
+def _scan_folder(folder: str, base: str) -> tuple[list[str], list[ObjectInfo], list[str]]:
+    """One ``os.scandir`` of ``folder``: its sub-folder paths, its files (keys relative to
+    ``base``) and its symbolic links (never followed). OS errors are the caller's."""
     folders: list[str] = []
     files: list[ObjectInfo] = []
     links: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                links.append(entry.path)
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif entry.is_file(follow_symlinks=False):
+                size = entry.stat(follow_symlinks=False).st_size
+                files.append(ObjectInfo(url=entry.path, key=entry.path[len(base) + 1 :], size=size))
+    return folders, files, links
+
+
+def _scan_top(base: Path, location: str) -> tuple[list[str], FolderListing]:
     try:
-        with os.scandir(base) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    links.append(entry.path)
-                elif entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.name)
-                elif entry.is_file(follow_symlinks=False):
-                    size = entry.stat(follow_symlinks=False).st_size
-                    files.append(ObjectInfo(url=entry.path, key=entry.name, size=size))
+        folders, files, links = _scan_folder(str(base), str(base))
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise NotFoundError(f"footage location {location} does not exist") from exc
     except OSError as exc:
         raise TransientError(f"could not list {location}: {exc}") from exc
-    return sorted(folders), FolderListing(sorted(files, key=lambda o: o.key), sorted(links))
+    names = sorted(os.path.basename(f) for f in folders)
+    return names, FolderListing(sorted(files, key=lambda o: o.key), sorted(links))
 
 
 class Storage:
@@ -251,16 +259,10 @@ class Storage:
         while folders:
             folder = folders.pop()
             try:
-                with os.scandir(folder) as entries:
-                    for entry in entries:
-                        if entry.is_symlink():
-                            links.append(entry.path)
-                        elif entry.is_dir(follow_symlinks=False):
-                            folders.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            size = entry.stat(follow_symlinks=False).st_size
-                            key = entry.path[len(base) + 1 :]
-                            files.append(ObjectInfo(url=entry.path, key=key, size=size))
+                below, found, linked = _scan_folder(folder, base)
+                folders += below
+                files += found
+                links += linked
             except (FileNotFoundError, NotADirectoryError) as exc:
                 if folder == base:
                     raise NotFoundError(f"footage location {location} does not exist") from exc
