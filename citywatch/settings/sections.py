@@ -288,6 +288,16 @@ class IndexSettings(Section):
         "newest known segment; this often a run lists all footage instead, and finds "
         "files that landed with an older start time. 0: every run lists everything.",
     )
+    notification_queue_url: str = Field(
+        "",
+        description="SQS queue that receives the footage bucket's object-created "
+        "notifications: index runs then plan the files named there instead of listing "
+        "camera folders (the periodic full listing still runs). Empty: list from the "
+        "discovery marks. S3 footage only.",
+    )
+    notification_endpoint_url: str | None = Field(
+        None, description="SQS endpoint of the notification queue. Unset: the S3 endpoint."
+    )
     task_retries: int = Field(
         2, ge=0, le=20, description="Retries of one segment's index task after a transient error."
     )

@@ -13,7 +13,7 @@ from citywatch.errors import NotFoundError
 from citywatch.footage import Discovery, SegmentRef, discover_segments, shown
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
-from citywatch.storage import Storage
+from citywatch.storage import FolderListing, Storage
 from citywatch.tables import cameras_table, segments_table, upsert
 from citywatch.tasks.index.discovery import (
     Known,
@@ -23,6 +23,14 @@ from citywatch.tasks.index.discovery import (
     load_marks,
     next_marks,
     save_marks,
+)
+from citywatch.tasks.index.notifications import (
+    Notified,
+    check_queue_setting,
+    delete,
+    named_conflicts,
+    queue_client,
+    receive,
 )
 
 log = logging.getLogger(__name__)
@@ -107,8 +115,15 @@ def plan_index(
         mode == "auto"
         and (retry_failed or marks.full_listing_due(now, storage.settings.index.full_reconcile_every_s))
     )
+    queue_url = storage.settings.index.notification_queue_url
+    notified: Notified | None = None
     if full:
         listing = storage.list_all(footage_url)
+    elif queue_url:
+        check_queue_setting(storage.settings, footage_url)
+        queue = queue_client(storage.settings)
+        notified = receive(queue, queue_url, footage_url)
+        listing = FolderListing(notified.files, [])
     else:
         listing = list_new(storage, footage_url, marks)
     discovery = discover_segments(listing.files, now=now)
@@ -119,6 +134,8 @@ def plan_index(
     known: Mapping[str, Known | SegmentRow]
     if not full:
         known = known_segments(storage, [r.id for r in discovery.segments])
+        if notified is not None:
+            discovery = named_conflicts(discovery, known)
     else:
         known = known_segments(storage) if segments is None else segments
     pending: list[SegmentRef] = []
@@ -137,4 +154,6 @@ def plan_index(
         unsettled = [ref.id for ref in pending] + discovery.conflict_ids
         changed = next_marks(discovery.segments, unsettled, marks, now)
         save_marks(storage, footage_url, changed, now, full=full)
+    if notified is not None:
+        delete(queue, queue_url, notified.settled({ref.uri for ref in pending}))
     return Plan(discovery, pending, done, failed, full_listing=full)

@@ -135,19 +135,20 @@ class Known:
 
     size_bytes: int
     state: str
+    uri: str
 
 
-KNOWN_COLUMNS = ["id", "size_bytes", "state"]
+KNOWN_COLUMNS = ["id", "size_bytes", "state", "uri"]
 
 
 def _known(found: pa.Table) -> dict[str, Known]:
-    ids, sizes, states = (found.column(name).to_pylist() for name in KNOWN_COLUMNS)
-    return {i: Known(size, state) for i, size, state in zip(ids, sizes, states, strict=True)}
+    ids, sizes, states, uris = (found.column(name).to_pylist() for name in KNOWN_COLUMNS)
+    return {i: Known(size, state, uri) for i, size, state, uri in zip(ids, sizes, states, uris, strict=True)}
 
 
 def known_segments(storage: Storage, ids: Sequence[str] | None = None) -> dict[str, Known]:
     """Size and state of the ``segments`` rows of ``ids`` (filtered reads, ``ID_CHUNK`` ids
-    each), or of every row (``ids`` None: the full listing's plan; three columns read)."""
+    each), or of every row (``ids`` None: the full listing's plan; four columns read)."""
     table = segments_table(storage.db)
     if ids is None:
         return _known(table.search().select(KNOWN_COLUMNS).limit(None).to_arrow())
