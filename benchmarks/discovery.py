@@ -1,7 +1,7 @@
 """Discovery: what one index tick costs to find new segments among many old ones.
 
     python benchmarks/discovery.py [--cameras 100] [--per-camera 1000] [--repeat 5]
-        [--dir DIR] [--s3]
+        [--dir DIR] [--s3 [--events]]
 
 Builds ``cameras x per-camera`` old segments (empty files: listing and planning never
 open them) and as many ``segments`` rows marked done (one batch), under a temporary
@@ -18,7 +18,10 @@ whether there is anything to index), median of ``--repeat`` runs:
 - incremental, one new segment dropped into a camera folder (found: asserted);
 - the index run's status snapshot: ``pipeline_status`` (a full-listing run's artifact,
   ``citywatch status``, ``/metrics``) lists everything and reads the whole table;
-  ``run_status`` (an incremental run's artifact) reads the marks and narrow columns.
+  ``run_status`` (an incremental run's artifact) reads the marks and narrow columns;
+- with ``--events`` (S3 only): the bucket then sends object-created notifications to
+  an SQS queue on the same moto server, and a tick reads the queue instead of listing
+  (``index.notification_queue_url``): nothing new, and one new segment (found: asserted).
 
 Target: a tick with 100,000 old segments under 1 s.
 """
@@ -37,7 +40,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 
@@ -52,6 +55,9 @@ from citywatch.tables import segments_table  # noqa: E402
 from citywatch.tasks.index.catalog import plan_index  # noqa: E402
 from citywatch.tasks.index.discovery import known_segments, list_new, load_marks  # noqa: E402
 from citywatch.tasks.status import pipeline_status, run_status  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.s3 import S3Server
 
 BASE = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 T = TypeVar("T")
@@ -134,6 +140,47 @@ def run(storage: Storage, cameras: int, per_camera: int, repeat: int, put: Calla
     print(f"speed-up of a tick: {full_s / idle_s:.0f}x; target < 1 s: {met}")
 
 
+def run_events(server: S3Server, root_url: str, cameras: int, per_camera: int, repeat: int) -> None:
+    """Ticks that read object-created notifications from SQS instead of listing."""
+    import boto3
+
+    from tests.s3 import KEY, REGION
+
+    creds = {"aws_access_key_id": KEY, "aws_secret_access_key": KEY, "region_name": REGION}
+    sqs = boto3.client("sqs", endpoint_url=server.endpoint, **creds)
+    # a long visibility timeout: a pending segment's message stays taken during the run
+    queue = sqs.create_queue(QueueName="footage", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bucket, _, prefix = root_url.removeprefix("s3://").partition("/")
+    boto3.client("s3", endpoint_url=server.endpoint, **creds).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": f"{prefix}/footage/"}]}},
+                }
+            ]
+        },
+    )
+    storage = Storage(server.settings(root_url, index__notification_queue_url=queue))
+    fs, root = storage.fs(storage.root)
+    footage = storage.url("footage")
+    idle_s, idle = timed(lambda: plan_index(storage, footage, mode="incremental"), repeat)
+    print(f"events, nothing new:        {idle_s * 1000:8.1f} ms  ({len(idle.discovery.segments):,} notified)")
+    new_times: list[float] = []
+    for i in range(repeat):
+        stamp = format_stamp(BASE + dt.timedelta(minutes=5 * per_camera + 100 + i))
+        key = f"cam-{(i * 11) % cameras:05d}/{stamp}"
+        fs.pipe_file(f"{root}/footage/{key}.mp4", b"")
+        started = time.perf_counter()
+        tick = plan_index(storage, footage, mode="incremental")
+        new_times.append(time.perf_counter() - started)
+        assert [r.id for r in tick.pending] == [key], f"{key} not found: {tick.pending}"
+    print(f"events, one new segment:    {statistics.median(new_times) * 1000:8.1f} ms  (found each time)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", type=int, default=100)
@@ -141,6 +188,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="where to make the temporary root")
     parser.add_argument("--s3", action="store_true", help="a bucket on moto's S3 server instead")
+    parser.add_argument(
+        "--events", action="store_true", help="with --s3: also ticks that read S3 notifications from SQS"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -150,7 +200,8 @@ def main() -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
         with moto_server() as server:
-            storage = Storage(server.settings(f"{server.bucket()}/city"))
+            root_url = f"{server.bucket()}/city"
+            storage = Storage(server.settings(root_url))
             fs, root = storage.fs(storage.root)
 
             def put_s3(key: str) -> None:
@@ -158,6 +209,8 @@ def main() -> int:
 
             build(storage, args.cameras, args.per_camera, put_s3)
             run(storage, args.cameras, args.per_camera, args.repeat, put_s3)
+            if args.events:
+                run_events(server, root_url, args.cameras, args.per_camera, args.repeat)
         return 0
     scratch = Path(tempfile.mkdtemp(prefix="citywatch-discovery-", dir=args.dir))
     try:
