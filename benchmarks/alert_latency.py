@@ -155,7 +155,8 @@ class Receiver:
 
 
 def enrol(settings: Settings, sample: Path, clips: list[Clip]) -> None:
-    from citywatch.governance.watchlist import EntryRequest, add_plate, approve, enrol_face
+    from citywatch.governance.watchlist import EntryRequest, add_plate, approve
+    from citywatch.governance.watchlist_faces import enrol_face
     from citywatch.models.loaders import face_model_for
 
     storage = Storage(settings)

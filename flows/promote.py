@@ -13,7 +13,8 @@ from citywatch.flows.search import FaceSearchResult, describe
 from citywatch.footage import format_stamp
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.refusals import refusals_on_record
-from citywatch.governance.watchlist import EntryRequest, enrol_face_template, parse_expiry
+from citywatch.governance.watchlist import EntryRequest, parse_expiry
+from citywatch.governance.watchlist_faces import enrol_face_template
 from citywatch.schemas import WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage

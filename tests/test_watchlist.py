@@ -16,7 +16,8 @@ import pytest
 from citywatch.errors import BadInputError, ForbiddenError
 from citywatch.governance.alerts import list_alerts
 from citywatch.governance.enrolment_crops import first_crop
-from citywatch.governance.watchlist import approve, enrol_face, get_entry, parse_expiry, remove
+from citywatch.governance.watchlist import approve, get_entry, parse_expiry, remove
+from citywatch.governance.watchlist_faces import enrol_face
 from citywatch.sample.media import fetch_media
 from citywatch.storage import Storage
 from citywatch.tasks.sweep import sweep_once

@@ -18,12 +18,8 @@ import numpy as np
 import pytest
 from standardwebhooks import WebhookVerificationError
 
-from citywatch.governance.watchlist import (
-    EntryRequest,
-    approve,
-    enrol_face,
-    enrolment_embedding,
-)
+from citywatch.governance.watchlist import EntryRequest, approve
+from citywatch.governance.watchlist_faces import enrol_face, enrolment_embedding
 from citywatch.models.loaders import face_model_for
 from citywatch.sample.media import fetch_media
 from citywatch.schemas import FaceRow, WatchlistRow, rows_to_arrow

@@ -29,13 +29,13 @@ from citywatch.governance.watchlist import (
     EntryRequest,
     add_plate,
     approve,
-    enrol_face,
     get_entry,
     list_entries,
     parse_expiry,
     plate_rows_matched,
     remove,
 )
+from citywatch.governance.watchlist_faces import enrol_face
 from citywatch.schemas import Reason, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage

@@ -14,22 +14,17 @@ merge-insert detect concurrent inserts of the same id: two writers never both in
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.filters import eq, ne
 from citywatch.governance.auth import check_four_eyes
-from citywatch.governance.enrolment_crops import delete_crops, write_crops
-from citywatch.images import MAX_IMAGE_PIXELS, decode_image, face_crop_jpeg
+from citywatch.governance.enrolment_crops import delete_crops
 from citywatch.plates import match_score, parse_plate_query
 from citywatch.schemas import (
     EntryKind,
@@ -48,10 +43,7 @@ if TYPE_CHECKING:
     import lancedb
     from lancedb.table import Table
 
-    from citywatch.models.base import FaceModel
 
-MIN_ENROL_FACE_PX = 40  # smaller faces embed poorly: refused at enrolment
-MAX_ENROL_PHOTOS = 10
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([dhm])$")
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0}
 
@@ -119,7 +111,7 @@ class EntryRequest:
     threshold: float | None = None
 
 
-def _base_row(
+def base_row(
     request: EntryRequest, kind: EntryKind, now: dt.datetime, max_days: int, threshold: float
 ) -> WatchlistRow:
     try:
@@ -153,123 +145,15 @@ def _base_row(
     )
 
 
-# --- enrolment --------------------------------------------------------------------------
-
-
-def enrolment_embedding(
-    data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
-) -> tuple[np.ndarray, str]:
-    """(embedding, sha256) of the one usable face in an enrolment photo, else BadInputError."""
-    vector, sha, _crop = enrolment_face(data, source, model, max_pixels=max_pixels)
-    return vector, sha
-
-
-def enrolment_face(
-    data: bytes, source: str, model: FaceModel, *, max_pixels: int = MAX_IMAGE_PIXELS
-) -> tuple[np.ndarray, str, bytes]:
-    """(embedding, sha256, face crop JPEG) of the one usable face in an enrolment photo.
-
-    Same detection and embedding as a search probe (tasks/search/faces.py:embed_probe), but
-    stricter: a group photo is refused rather than a face picked from it.
-    """
-    image = decode_image(data, source, max_pixels=max_pixels)
-    faces = model.detector.detect(image)
-    if len(faces) != 1:
-        found = "no face" if not faces else f"{len(faces)} faces"
-        raise BadInputError(
-            f"enrolment photo {source}: {found} found; each photo must hold exactly one "
-            "face (crop group photos to the one person)"
-        )
-    face = faces[0]
-    if min(face.width, face.height) < MIN_ENROL_FACE_PX:
-        raise BadInputError(
-            f"enrolment photo {source}: the face is {face.width:.0f}x{face.height:.0f} px, "
-            f"at least {MIN_ENROL_FACE_PX} px per side is needed for a usable template"
-        )
-    vector = model.embedder.embed(image, [face])[0].astype(np.float32)
-    return vector, hashlib.sha256(data).hexdigest(), face_crop_jpeg(image, face.bbox)
-
-
-def enrol_face(
-    storage: Storage,
-    model: FaceModel,
-    photos: Sequence[tuple[bytes, str]],
-    request: EntryRequest,
-    *,
-    default_threshold: float,
-    max_days: int,
-    now: dt.datetime | None = None,
-    max_pixels: int = MAX_IMAGE_PIXELS,
-) -> WatchlistRow:
-    """Enrol a person from one or more photos ((bytes, source) pairs); returns the pending entry."""
-    now = now or utcnow()
-    if not photos:
-        raise BadInputError("a face entry needs at least one enrolment photo (--photo)")
-    if len(photos) > MAX_ENROL_PHOTOS:
-        raise BadInputError(f"{len(photos)} enrolment photos given, at most {MAX_ENROL_PHOTOS}")
+def entry_threshold(request: EntryRequest, default_threshold: float) -> float:
+    """A face entry's match distance: the model's calibrated one, or a stricter one asked for."""
     threshold = default_threshold if request.threshold is None else float(request.threshold)
     if not 0 < threshold <= default_threshold:
         raise BadInputError(
             f"--threshold {threshold}: must be in (0, {default_threshold:.3f}], the model's "
             "calibrated distance (an entry may be stricter, never looser)"
         )
-    row = _base_row(request, EntryKind.FACE, now, max_days, threshold)
-    vectors: list[np.ndarray] = []
-    shas: list[str] = []
-    crops: list[bytes] = []
-    for data, source in photos:
-        vector, sha, crop = enrolment_face(data, source, model, max_pixels=max_pixels)
-        if sha in shas:
-            raise BadInputError(f"enrolment photo {source} is given twice (same sha256)")
-        vectors.append(vector)
-        shas.append(sha)
-        crops.append(crop)
-    for i in range(len(vectors)):
-        for j in range(i + 1, len(vectors)):
-            gap = float(np.linalg.norm(vectors[i] - vectors[j]))
-            if gap >= default_threshold:
-                raise BadInputError(
-                    f"enrolment photos {photos[i][1]} and {photos[j][1]} do not look like "
-                    f"the same person (distance {gap:.3f} >= {default_threshold:.3f})"
-                )
-    row = replace(
-        row, model=model.name, embeddings=[v.astype(np.float32).tolist() for v in vectors], photo_sha256=shas
-    )
-    write_crops(storage, row.id, list(zip(shas, crops)))  # before the row: a row never lacks them
-    upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
-    return row
-
-
-def enrol_face_template(
-    storage: Storage,
-    template: Sequence[float],
-    source_sha256: str,
-    model_name: str,
-    request: EntryRequest,
-    *,
-    default_threshold: float,
-    max_days: int,
-    now: dt.datetime | None = None,
-) -> WatchlistRow:
-    """Enrol a person from a face group's template (no photo); the group's sha256 is the source."""
-    now = now or utcnow()
-    threshold = default_threshold if request.threshold is None else float(request.threshold)
-    if not 0 < threshold <= default_threshold:
-        raise BadInputError(
-            f"--threshold {threshold}: must be in (0, {default_threshold:.3f}], the model's "
-            "calibrated distance (an entry may be stricter, never looser)"
-        )
-    vector = np.asarray(template, dtype=np.float32)
-    if vector.ndim != 1 or not vector.size or not np.isfinite(vector).all():
-        raise BadInputError("a group template must be one finite embedding")
-    row = replace(
-        _base_row(request, EntryKind.FACE, now, max_days, threshold),
-        model=model_name,
-        embeddings=[vector.tolist()],
-        photo_sha256=[f"group:{source_sha256}"],
-    )
-    upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
-    return row
+    return threshold
 
 
 def add_plate(
@@ -298,7 +182,7 @@ def add_plate(
             f"needs at least {min_literals} (watchlist_plate_min_literals), or it alerts on "
             "nearly every passing plate"
         )
-    row = replace(_base_row(request, EntryKind.PLATE, now, max_days, threshold), plate_query=query.text)
+    row = replace(base_row(request, EntryKind.PLATE, now, max_days, threshold), plate_query=query.text)
     upsert(watchlist_table(storage.db), rows_to_arrow([row], WatchlistRow.SCHEMA))
     return row
 

@@ -10,17 +10,16 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from citywatch.governance.alerts import list_alerts
 from citywatch.governance.auth import Action, governed
 from citywatch.governance.watchlist import (
-    MAX_ENROL_PHOTOS,
     EntryRequest,
     WatchlistRow,
     add_plate,
     approve,
-    enrol_face,
     get_entry,
     list_entries,
     parse_expiry,
     remove,
 )
+from citywatch.governance.watchlist_faces import MAX_ENROL_PHOTOS, enrol_face
 from citywatch.schemas import utcnow
 from citywatch.service.deps import acting, service_of
 from citywatch.service.models import Approve, CaseId, PlateEntry, Removal, Short, Time, Why
