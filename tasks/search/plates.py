@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from citywatch.errors import BadInputError
-from citywatch.filters import all_of, compare, where_clause
-from citywatch.plates import PlateQuery, match_score
+from citywatch.filters import all_of, compare, is_in, where_clause
+from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate
 from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
 from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segment_uris
+
+if TYPE_CHECKING:
+    from lancedb.table import Table
 
 EARTH_RADIUS_M = 6_371_000.0
 
@@ -56,6 +64,131 @@ def _near_clause(near: Near) -> str:
     )
 
 
+RANK_COLUMNS = ["id", "text", "confidence", "ts"]  # what ranking reads of every row in the window
+ID_CHUNK = 500
+
+
+def rank_plates(
+    table: Table, query: PlateQuery, where: str | None, *, near: Near | None, top_k: int
+) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` plate rows under ``where`` that match ``query``, best first
+    (score, then higher confidence, then earlier).
+
+    Reads four narrow columns of the rows in the window (plus lat/lon with ``near``),
+    scores each distinct text once (a city's plates repeat: one score per plate, not
+    per pass), and reads whole rows only for the ``top_k`` kept.
+    """
+    columns = RANK_COLUMNS + (["lat", "lon"] if near else [])
+    scan = table.search().where(where) if where else table.search()
+    window = scan.select(columns).limit(None).to_arrow()
+    if not window.num_rows:
+        return []
+    texts = window.column("text")
+    distinct = pc.unique(texts).drop_null().to_numpy(zero_copy_only=False)
+    if not query.is_pattern:
+        distinct = distinct[lower_bounds(query.text, distinct) <= query.max_edits + 1e-9]
+    scores: dict[str, float] = {}
+    for text in distinct.tolist():
+        if could_match(query, text) and (score := match_score(query, text)) is not None:
+            scores[text] = score
+    if not scores:
+        return []
+    matched = pa.array(list(scores), pa.string())
+    hits = window.filter(pc.is_in(texts, value_set=matched))
+    score_of = pa.array(list(scores.values()), pa.float64())
+    hits = hits.append_column("score", pc.take(score_of, pc.index_in(hits.column("text"), value_set=matched)))
+    if near:
+        hits = hits.filter(pa.array(within(near, hits.column("lat"), hits.column("lon"))))
+    order = pc.sort_indices(  # stable: ties keep the table's order
+        hits, sort_keys=[("score", "ascending"), ("confidence", "descending"), ("ts", "ascending")]
+    )
+    top = hits.take(order[:top_k])
+    kept = list(zip(top.column("score").to_pylist(), top.column("id").to_pylist(), strict=True))
+    rows: dict[str, PlateRow] = {}
+    ids = [row_id for _, row_id in kept]
+    for start in range(0, len(ids), ID_CHUNK):
+        found = table.search().where(is_in("id", ids[start : start + ID_CHUNK])).limit(None).to_arrow()
+        rows.update((row.id, row) for row in arrow_to_rows(found, PlateRow))
+    return [(score, rows[row_id]) for score, row_id in kept if row_id in rows]
+
+
+def _class_table() -> np.ndarray:
+    """Byte -> class: each letter and digit its own class, confusable pairs (``O``/``0``,
+    ``I``/``1``, ...) joined, every other byte one class; 0 is the padding."""
+    table = np.full(256, 1, np.int64)  # 1: any other character
+    classes: dict[str, int] = {}
+    for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
+        classes[ch] = len(classes) + 2
+    for a, b in CONFUSABLE_PAIRS:  # union: both take the smaller class
+        low, high = sorted((classes[a], classes[b]))
+        classes = {ch: low if c == high else c for ch, c in classes.items()}
+    for ch, c in classes.items():
+        table[ord(ch)] = table[ord(ch.lower())] = c
+    for ch in "\0 \t\n\r\x0b\x0c-.":  # padding and the ASCII separators normalise_plate drops
+        table[ord(ch)] = 0
+    return table
+
+
+CLASS_OF = _class_table()
+BOUND_WIDTH = 16  # texts up to this many bytes get the vectorised bound; longer ones the full distance
+BOUND_CHUNK = 100_000
+
+
+def _class_counts(texts: np.ndarray) -> np.ndarray:
+    """Per text, how many characters of each class it holds (separators and padding: class 0,
+    dropped)."""
+    raw = texts.astype(f"S{BOUND_WIDTH}").view(np.uint8).reshape(len(texts), BOUND_WIDTH)
+    codes = CLASS_OF[raw] + np.arange(len(texts))[:, None] * (CLASS_OF.max() + 1)
+    counts = np.bincount(codes.ravel(), minlength=len(texts) * (CLASS_OF.max() + 1))
+    return counts.reshape(len(texts), CLASS_OF.max() + 1)[:, 1:]
+
+
+def lower_bounds(query: str, texts: np.ndarray) -> np.ndarray:
+    """A lower bound of :func:`citywatch.plates.plate_distance` from ``query`` to each text.
+
+    Count each text's characters by class (confusables share one): a confusable
+    substitution leaves the counts alone, any other substitution moves at most two
+    counts for a cost of 1, an insertion or deletion one count for 1, so the distance
+    is at least half the counts' L1 difference. Texts that are not short ASCII get 0
+    (no bound: the full distance decides).
+    """
+    bounds = np.zeros(len(texts))
+    if not len(texts):
+        return bounds
+    short = np.array([t.isascii() and len(t) <= BOUND_WIDTH for t in texts.tolist()])
+    wanted = _class_counts(np.array([query], dtype=str))[0]
+    index = np.flatnonzero(short)
+    for start in range(0, len(index), BOUND_CHUNK):
+        part = index[start : start + BOUND_CHUNK]
+        counts = _class_counts(texts[part].astype(str))
+        bounds[part] = 0.5 * np.abs(counts - wanted).sum(axis=1)
+    return bounds
+
+
+def could_match(query: PlateQuery, text: str) -> bool:
+    """False when ``text`` is too long or too short to be within the query's edits (each
+    character more or less costs a whole edit): skips the edit-distance table."""
+    plate = normalise_plate(text)
+    if not query.is_pattern:
+        return abs(len(plate) - len(query.text)) <= query.max_edits + 1e-9
+    fixed = len(query.text.replace("*", ""))  # characters the pattern needs ("?" is one)
+    if "*" in query.text:
+        return len(plate) >= fixed - query.max_edits - 1e-9
+    return abs(len(plate) - fixed) <= query.max_edits + 1e-9
+
+
+def within(near: Near, lats: pa.ChunkedArray, lons: pa.ChunkedArray) -> np.ndarray:
+    """Which positions lie within ``near`` (great-circle distance; no position: no)."""
+    lat = lats.to_numpy(zero_copy_only=False).astype(float)
+    lon = lons.to_numpy(zero_copy_only=False).astype(float)
+    p1, p2 = math.radians(near.lat), np.radians(lat)
+    dp, dl = p2 - p1, np.radians(lon - near.lon)
+    h = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    with np.errstate(invalid="ignore"):
+        metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
+    return np.nan_to_num(metres, nan=np.inf) <= near.radius_m
+
+
 def search_plates(
     storage: Storage, query: PlateQuery, filters: SearchFilters, *, near: Near | None = None, top_k: int = 50
 ) -> list[PlateSighting]:
@@ -69,22 +202,7 @@ def search_plates(
         _near_clause(near) if near else None,
     )
     table = storage.db.open_table(PlateRow.TABLE)
-    scan = table.search().where(where) if where else table.search()
-    rows = arrow_to_rows(scan.limit(None).to_arrow(), PlateRow)
-    scored: list[tuple[float, PlateRow]] = []
-    for row in rows:
-        score = match_score(query, row.text)
-        if score is None:
-            continue
-        if near and (
-            row.lat is None
-            or row.lon is None
-            or distance_m(near.lat, near.lon, row.lat, row.lon) > near.radius_m
-        ):
-            continue
-        scored.append((score, row))
-    scored.sort(key=lambda item: (item[0], -item[1].confidence, item[1].ts))
-    scored = scored[:top_k]
+    scored = rank_plates(table, query, where, near=near, top_k=top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(

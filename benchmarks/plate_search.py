@@ -1,0 +1,172 @@
+"""Plate search at scale, through citywatch's own search path (issue 19 item 5, plates).
+
+    python benchmarks/plate_search.py [--rows 1000000] [--plates 200000] [--days 30]
+        [--cameras 1000] [--repeat 5] [--dir DIR] [--before-repeat 1]
+
+Builds a ``plates`` table of ``--rows`` passes of ``--plates`` distinct HK-style plates
+(a few plates pass often, most rarely: Zipf-like), over ``--cameras`` cameras and
+``--days`` days, written in batches like index runs do, and indexes it with the
+product's maintenance step (``ensure_search_indexes``: BTree on ts, Bitmap on camera).
+Then, for a 1-day, 7-day and 30-day window ending at the newest pass, times
+``search_plates`` (the product path: narrow columns, one score per distinct text, whole
+rows only for the top 50) for an exact plate, an OCR-confusable read (``KT8O8O``) and a
+pattern (``AB12*``): warm p50 / p95 of ``--repeat`` runs after one cold run. "before"
+is the former path (every whole row in the window read into Python and scored), run
+``--before-repeat`` times on the same table, and must return the same ids.
+Targets (issue 19): plate search at 10M plate rows, warm p95 <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from citywatch.filters import where_clause  # noqa: E402
+from citywatch.plates import match_score, parse_plate_query  # noqa: E402
+from citywatch.schemas import PlateRow, arrow_to_rows  # noqa: E402
+from citywatch.settings import Settings  # noqa: E402
+from citywatch.storage import Storage  # noqa: E402
+from citywatch.tables import plates_table  # noqa: E402
+from citywatch.tasks.search.faces import SearchFilters  # noqa: E402
+from citywatch.tasks.search.indexes import ensure_search_indexes  # noqa: E402
+from citywatch.tasks.search.plates import search_plates  # noqa: E402
+
+END = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+BATCH = 200_000
+LETTERS = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"))
+QUERIES = ("AB1234", "KT8O8O", "AB12*")
+
+
+def plate_texts(n: int, rng: np.random.Generator) -> np.ndarray:
+    a = LETTERS[rng.integers(0, len(LETTERS), n)]
+    b = LETTERS[rng.integers(0, len(LETTERS), n)]
+    digits = rng.integers(1, 10000, n)
+    texts = np.char.add(np.char.add(a, b), digits.astype(str))
+    texts[:3] = ["AB1234", "KT8080", "AB1299"]  # the queries' plates exist
+    return texts
+
+
+def build(storage: Storage, rows: int, plates: int, days: int, cameras: int) -> None:
+    rng = np.random.default_rng(3)
+    texts = plate_texts(plates, rng)
+    table = plates_table(storage.db)
+    start_us = int((END - dt.timedelta(days=days)).timestamp() * 1e6)
+    span_us = days * 86400 * 1_000_000
+    for first in range(0, rows, BATCH):
+        n = min(BATCH, rows - first)
+        which = np.minimum(rng.zipf(1.3, n) - 1, plates - 1)
+        ts = pa.array(start_us + rng.integers(0, span_us, n), pa.timestamp("us", tz="UTC"))
+        cams = np.char.add("cam-", (rng.integers(0, cameras, n)).astype(str))
+        ids = np.char.add("p", np.arange(first, first + n).astype(str))
+        columns = {
+            "id": ids,
+            "segment_id": np.char.add(cams, "/seg"),
+            "camera_id": cams,
+            "ts": ts,
+            "first_ts": ts,
+            "last_ts": ts,
+            "text": texts[which],
+            "confidence": rng.uniform(0.6, 1.0, n).astype(np.float32),
+            "char_confidences": pa.array([[]] * n, pa.list_(pa.float32())),
+            "reads": np.full(n, 3, np.int32),
+            "low_confidence": np.zeros(n, bool),
+            "bbox": pa.array([(0.0, 0.0, 1.0, 1.0)] * n, PlateRow.SCHEMA.field("bbox").type),
+            "track_id": ids,
+            "thumb_uri": np.full(n, "", object),
+            "lat": pa.nulls(n, pa.float64()),
+            "lon": pa.nulls(n, pa.float64()),
+            "model": np.full(n, "bench", object),
+        }
+        table.add(
+            pa.table(
+                {k: pa.array(v) if isinstance(v, np.ndarray) else v for k, v in columns.items()},
+                schema=PlateRow.SCHEMA,
+            )
+        )
+
+
+def before(storage: Storage, text: str, since: dt.datetime) -> list[str]:
+    """The former path: every whole row in the window into Python, each scored."""
+    query = parse_plate_query(text)
+    table = storage.db.open_table(PlateRow.TABLE)
+    rows = arrow_to_rows(table.search().where(where_clause(since=since)).limit(None).to_arrow(), PlateRow)
+    scored = [(s, r) for r in rows if (s := match_score(query, r.text)) is not None]
+    scored.sort(key=lambda item: (item[0], -item[1].confidence, item[1].ts))
+    return [r.id for _, r in scored[:50]]
+
+
+def timed(fn, repeat: int) -> tuple[list[float], object]:  # noqa: ANN001
+    out: list[float] = []
+    result = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        out.append(time.perf_counter() - started)
+    return out, result
+
+
+def p95(values: list[float]) -> float:
+    return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--plates", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--cameras", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--before-repeat", type=int, default=1, help="0: skip the former path")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    scratch = Path(tempfile.mkdtemp(prefix="citywatch-plate-search-", dir=args.dir))
+    try:
+        settings = Settings(storage__root=str(scratch))
+        storage = Storage(settings)
+        started = time.perf_counter()
+        build(storage, args.rows, args.plates, args.days, args.cameras)
+        built = time.perf_counter() - started
+        started = time.perf_counter()
+        ensure_search_indexes(storage, settings)
+        took = time.perf_counter() - started
+        print(f"built {args.rows:,} plate rows in {built:.1f} s; indexes in {took:.1f} s")
+        print("window  query     hits  cold ms  warm p50  warm p95 | before ms (same ids)")
+        for days in (1, 7, 30):
+            since = END - dt.timedelta(days=days)
+            filters = SearchFilters(since=since)
+            for text in QUERIES:
+                query = parse_plate_query(text)
+                cold, _ = timed(lambda q=query, f=filters: search_plates(storage, q, f), 1)
+                warm, found = timed(lambda q=query, f=filters: search_plates(storage, q, f), args.repeat)
+                ids = [s.plate.id for s in found]  # type: ignore[attr-defined]
+                line = (
+                    f"{days:>3} d  {text:<8} {len(ids):>5} {cold[0] * 1000:8.0f} "
+                    f"{statistics.median(warm) * 1000:9.0f} {p95(warm) * 1000:9.0f}"
+                )
+                if args.before_repeat:
+                    old, old_ids = timed(lambda t=text, s=since: before(storage, t, s), args.before_repeat)
+                    same = "yes" if old_ids == ids else "NO"
+                    line += f" | {statistics.median(old) * 1000:9.0f} ({same})"
+                print(line, flush=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
