@@ -96,15 +96,20 @@ def test_ranking_respects_the_window(table) -> None:  # noqa: ANN001
 
 
 def test_the_vectorised_bound_never_exceeds_the_distance() -> None:
-    from citywatch.plates import normalise_plate, plate_distance
+    from citywatch.plates import match_score
     from citywatch.tasks.search.plates import lower_bounds
 
     rng = random.Random(11)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abo -.\t·é"
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 20))) for _ in range(4000)]
-    texts += ["AB1234", "A81234", "AB 1234", "ab-1234", "OB1234", "DB1234", "AB12345678901234567"]
-    for query in ("AB1234", "HX517", "O0I1"):
-        bounds = lower_bounds(query, np.array(texts))
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 20))) for _ in range(4000)]
+    texts += ["AB1234", "A81234", "AB 1234", "ab-1234", "OB1234", "DB1234", "AB12345678901234567", "XAB12"]
+    pruned = 0
+    for text_query in ("AB1234", "HX517", "O0I1", "AB12*", "?Y903", "*8O8*", "A?1*4"):
+        query = parse_plate_query(text_query, max_edits=2.0)
+        bounds = lower_bounds(query.text, np.array(texts), pattern=query.is_pattern)
         for text, bound in zip(texts, bounds.tolist(), strict=True):
-            assert bound <= plate_distance(query, normalise_plate(text)) + 1e-9, (query, text)
-        assert lower_bounds(query, np.array([query]))[0] == 0
+            score = match_score(query, text)
+            if score is not None:  # within the edits: the bound must not have dropped it
+                assert bound <= score + 1e-9, (text_query, text, bound, score)
+        pruned += int((bounds > query.max_edits).sum())
+    assert pruned > 10_000  # and it does drop most far texts

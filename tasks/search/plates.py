@@ -85,8 +85,9 @@ def rank_plates(
         return []
     texts = window.column("text")
     distinct = pc.unique(texts).drop_null().to_numpy(zero_copy_only=False)
-    if not query.is_pattern:
-        distinct = distinct[lower_bounds(query.text, distinct) <= query.max_edits + 1e-9]
+    distinct = distinct[
+        lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
+    ]
     scores: dict[str, float] = {}
     for text in distinct.tolist():
         if could_match(query, text) and (score := match_score(query, text)) is not None:
@@ -143,25 +144,29 @@ def _class_counts(texts: np.ndarray) -> np.ndarray:
     return counts.reshape(len(texts), CLASS_OF.max() + 1)[:, 1:]
 
 
-def lower_bounds(query: str, texts: np.ndarray) -> np.ndarray:
-    """A lower bound of :func:`citywatch.plates.plate_distance` from ``query`` to each text.
+def lower_bounds(query: str, texts: np.ndarray, *, pattern: bool = False) -> np.ndarray:
+    """A lower bound of the distance :func:`citywatch.plates.match_score` computes from
+    ``query`` to each text (``pattern``: ``query`` holds ``*``/``?``).
 
-    Count each text's characters by class (confusables share one): a confusable
-    substitution leaves the counts alone, any other substitution moves at most two
-    counts for a cost of 1, an insertion or deletion one count for 1, so the distance
-    is at least half the counts' L1 difference. Texts that are not short ASCII get 0
-    (no bound: the full distance decides).
+    Count characters by class (confusables share one). Every query character that no
+    text character of its class can stand for is deleted or swapped for another class:
+    each costs a whole edit, so the distance is at least the query's shortfall; the
+    same holds for the text's characters the query cannot cover (exact queries only: a
+    pattern's ``*`` and ``?`` absorb them). Texts that are not short ASCII get 0 (no
+    bound: the full distance decides).
     """
     bounds = np.zeros(len(texts))
     if not len(texts):
         return bounds
     short = np.array([t.isascii() and len(t) <= BOUND_WIDTH for t in texts.tolist()])
-    wanted = _class_counts(np.array([query], dtype=str))[0]
+    literals = query.replace("*", "").replace("?", "") if pattern else query
+    wanted = _class_counts(np.array([literals], dtype=str))[0]
     index = np.flatnonzero(short)
     for start in range(0, len(index), BOUND_CHUNK):
         part = index[start : start + BOUND_CHUNK]
-        counts = _class_counts(texts[part].astype(str))
-        bounds[part] = 0.5 * np.abs(counts - wanted).sum(axis=1)
+        surplus = _class_counts(texts[part].astype(str)) - wanted
+        shortfall = np.clip(-surplus, 0, None).sum(axis=1)
+        bounds[part] = shortfall if pattern else np.maximum(shortfall, np.clip(surplus, 0, None).sum(axis=1))
     return bounds
 
 
