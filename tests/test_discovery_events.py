@@ -160,3 +160,18 @@ def test_only_created_objects_under_the_footage_location_count() -> None:
     assert created_files("not json", "s3://b/city/footage") == []
     via_sns = json.dumps({"Type": "Notification", "Message": body})
     assert len(created_files(via_sns, "s3://b/city/footage")) == 2
+
+
+def test_a_notified_key_that_climbs_out_of_the_footage_folder_is_no_segment() -> None:
+    from citywatch.footage import discover_segments
+
+    records = [
+        {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": key, "size": 1}}}
+        for key in (
+            "city/footage/../db/20261101T000000Z.mp4",
+            "city/footage/cam-a/../../x/20261101T000000Z.mp4",
+        )
+    ]
+    found = discover_segments(created_files(json.dumps({"Records": records}), "s3://b/city/footage"))
+    assert not found.segments and len(found.misnamed) == 2
+    assert all("must be at <camera_id>/" in m for m in found.misnamed)
