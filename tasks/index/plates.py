@@ -9,6 +9,7 @@ import numpy as np
 
 from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
 from citywatch.models.plate_reader import PlateReader
+from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
 from citywatch.settings import PlatesSettings, TrackingSettings
 from citywatch.tasks.index.tracking import Tracker
@@ -24,6 +25,7 @@ class PlateCandidate:
     confidence: float
     bbox: Box
     crop_jpeg: bytes
+    gate_score: float = 1.0  # the plate acceptance rule's score (citywatch/plate_gate.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class PlatePass:
     best: PlateCandidate
     first_s: float
     last_s: float
+    gate_score: float = 1.0  # the lowest of its reads' (citywatch/plate_gate.py)
 
 
 def _crop_jpeg(image: np.ndarray, box: Box) -> bytes:
@@ -139,6 +142,9 @@ class SegmentPlates:
         self.off_format_confidence = plates.off_format_confidence
         self.low_confidence = plates.low_confidence
         self.tracker: Tracker[PlateCandidate] = Tracker(tracking.iou, tracking.max_gap_s)
+        self.gate_enabled = plates.gate_enabled
+        self.gate = plates.gate_thresholds()
+        self.rejected_text = 0  # text lines the plate gate kept out (segment stats)
 
     def add_frame(self, offset_s: float, image: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
         """Read plates inside the moving ``regions`` of a (masked) frame."""
@@ -170,6 +176,11 @@ class SegmentPlates:
                 text = fix_confusables(normalise_plate(read.text), self.grammar)
                 if len(text) != len(read.char_confidences) or not self._acceptable(text, read.confidence):
                     continue
+                # plates only where plates are: signs, badges, dealer frames, slogans out
+                verdict = plate_gate(image, read.bbox, text, self.grammar, self.gate, regions)
+                if self.gate_enabled and not verdict.accepted:
+                    self.rejected_text += 1
+                    continue
                 # overlapping regions read the same plate twice (boxes a pixel or two
                 # apart, sometimes one read partial): keep the more confident read
                 same = next((i for i, (box, _) in enumerate(found) if iou(box, read.bbox) >= 0.5), None)
@@ -182,6 +193,7 @@ class SegmentPlates:
                     read.confidence,
                     read.bbox,
                     _crop_jpeg(image, read.bbox),
+                    verdict.score,
                 )
                 if same is not None:
                     found[same] = (read.bbox, cand)
@@ -234,6 +246,7 @@ class SegmentPlates:
                     best,
                     track.times[0],
                     track.times[-1],
+                    min(c.gate_score for c in track.items),
                 )
             )
         return out

@@ -1,0 +1,172 @@
+"""Plate acceptance: is a read line of text a licence plate, or a sign, badge or slogan?
+
+Text detection finds every line of text in a moving region: shop signs, dealer frames,
+model badges, state names and slogans read as well as a plate does, and many of them
+fit a permissive plate format (Hong Kong personalised marks accept ``SUNTRUP``). A plate
+differs from them in how it looks, not in what it says:
+
+- **background**: the characters sit on a plate, a uniform light or dark panel only a
+  little larger than the line of text, edged by a border or by the car around it. The
+  panel is found as the pixels of the line's background class (Otsu threshold inside
+  the text box: the majority class is background) connected to the text box, inside a
+  probe window ``probe`` x the text height around it. A sign's board, a wall, a car body
+  under a badge or a dealer frame wrapping round the plate reach the probe's edge; a
+  plate's panel stops within it. ``open_sides`` counts the sides (top, bottom, left,
+  right) where the panel reaches the probe's edge.
+- **contrast**: ink against panel (plates are made to be read: black on white or
+  yellow, white on black), as a share of the full 0-255 range.
+- **shape**: the line's width per character in text heights (a plate font is even and
+  close to square-ish cells; display lettering is wider or narrower), and the line's
+  height against the moving region it was read in (a plate is a small part of a
+  vehicle; a sign that moves as a whole fills its region).
+- **format**: the read fits a pattern of the city's plate format (``plates.format``).
+
+:func:`plate_gate` returns a :class:`GateVerdict` with the measured features, whether the
+line is accepted and a score in 0..1 (the share of checks passed). The score is stored
+in plate rows (``gate_score``); :func:`accepts_row` applies the same rule to a stored
+row (the watchlist sweep), so a sign can never raise a plate alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from citywatch.plates import PlateGrammar
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GateThresholds:
+    """The rule's thresholds (``plates.gate_*`` settings)."""
+
+    max_open_sides: int = 0  # panel sides allowed to reach the probe's edge
+    probe: float = 0.8  # probe window margin, in text heights, around the text box
+    plate_width: float = 7.5  # the widest plate, in text heights (sideways probe)
+    min_contrast: float = 0.25  # ink vs panel, share of 0-255
+    min_char_aspect: float = 0.3  # line width / height / characters
+    max_char_aspect: float = 0.8
+    max_region_share: float = 0.15  # line height / moving region height
+    min_score: float = 1.0  # share of checks a row must pass (stored rows: the sweep)
+
+
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """What the rule measured on one line of text, and its decision."""
+
+    accepted: bool
+    score: float  # share of checks passed, 0..1
+    open_sides: int  # -1: not measured (box too small or outside the image)
+    contrast: float
+    char_aspect: float
+    region_share: float | None  # None: no moving region known
+    fits_format: bool
+    reason: str  # the first failed check, "" when accepted
+
+
+def _panel(image: np.ndarray, box: Box, probe: float, plate_width: float) -> tuple[int, float]:
+    """(open sides, contrast) of the text box's background panel inside the probe window.
+
+    The window reaches ``probe`` text heights above and below the box, and sideways
+    ``probe`` text heights or as far as a plate ``plate_width`` text heights wide would
+    (a short mark sits in the middle of a long plate). The panel is the pixels whose
+    colour is close to the line's background colour (the majority Otsu class inside the
+    box), connected to the box.
+    """
+    x1, y1, x2, y2 = box
+    h = max(1.0, y2 - y1)
+    side = max(probe * h, (plate_width * h - (x2 - x1)) / 2)
+    height, width = image.shape[:2]
+    want = (x1 - side, y1 - probe * h, x2 + side, y2 + probe * h)
+    px1, py1 = max(0, int(want[0])), max(0, int(want[1]))
+    px2, py2 = min(width, int(np.ceil(want[2]))), min(height, int(np.ceil(want[3])))
+    tx1, ty1 = max(0, int(round(x1)) - px1), max(0, int(round(y1)) - py1)
+    tx2, ty2 = max(0, int(round(x2)) - px1), max(0, int(round(y2)) - py1)
+    window = image[py1:py2, px1:px2]
+    inner = window[ty1:ty2, tx1:tx2]
+    if inner.shape[0] < 4 or inner.shape[1] < 4:
+        return -1, 0.0
+    gray = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY) if inner.ndim == 3 else inner
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = gray > threshold
+    background_light = bool(light.mean() >= 0.5)
+    is_ground = light == background_light
+    if is_ground.all() or not is_ground.any():
+        return 4, 0.0
+    pixels = inner.reshape(-1, inner.shape[2]) if inner.ndim == 3 else inner.reshape(-1, 1)
+    ground_colour = np.median(pixels[is_ground.ravel()], axis=0)
+    ink_colour = np.median(pixels[~is_ground.ravel()], axis=0)
+    contrast = abs(float(np.median(gray[is_ground])) - float(np.median(gray[~is_ground]))) / 255.0
+    # close to the background colour: within a third of the way to the ink colour
+    tolerance = max(18.0, float(np.linalg.norm(ground_colour - ink_colour)) / 3)
+    flat = window.reshape(window.shape[0], window.shape[1], -1).astype(np.float32)
+    mask = (np.linalg.norm(flat - ground_colour, axis=2) <= tolerance).astype(np.uint8)
+    count, labels = cv2.connectedComponents(mask, connectivity=4)
+    inside = labels[ty1:ty2, tx1:tx2]
+    panel_labels = np.unique(inside[inside > 0])
+    if count <= 1 or panel_labels.size == 0:
+        return 4, contrast
+    panel = np.isin(labels, panel_labels)
+    # a side is open when the panel reaches the window's edge there, unless that edge is
+    # the frame's (a plate cut by the frame edge is not open there)
+    sides = (
+        want[1] >= 0 and bool(panel[0].any()),
+        want[3] <= height and bool(panel[-1].any()),
+        want[0] >= 0 and bool(panel[:, 0].any()),
+        want[2] <= width and bool(panel[:, -1].any()),
+    )
+    return sum(sides), contrast
+
+
+def plate_gate(
+    image: np.ndarray,
+    bbox: Box,
+    text: str,
+    grammar: PlateGrammar,
+    thresholds: GateThresholds,
+    regions: list[tuple[int, int, int, int]] | None = None,
+) -> GateVerdict:
+    """Whether the line of ``text`` read at ``bbox`` of ``image`` (BGR or gray) is a plate.
+
+    ``regions``: the vehicle-sized moving regions of the frame (None: not known); the
+    line's height is compared with the smallest region holding its centre.
+    """
+    x1, y1, x2, y2 = bbox
+    h, w = max(1e-6, y2 - y1), max(0.0, x2 - x1)
+    char_aspect = w / h / max(1, len(text))
+    open_sides, contrast = _panel(image, bbox, thresholds.probe, thresholds.plate_width)
+    region_share: float | None = None
+    if regions:
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        holding = [r for r in regions if r[0] <= cx <= r[2] and r[1] <= cy <= r[3]]
+        if holding:
+            region_share = h / max(1, min(r[3] - r[1] for r in holding))
+    fits = grammar.rank(text) is not None
+    checks = (
+        ("panel open on too many sides", 0 <= open_sides <= thresholds.max_open_sides),
+        ("low contrast", contrast >= thresholds.min_contrast),
+        ("character shape", thresholds.min_char_aspect <= char_aspect <= thresholds.max_char_aspect),
+        ("outside the moving regions", not regions or region_share is not None),
+        ("too tall for its region", region_share is None or region_share <= thresholds.max_region_share),
+    )
+    failed = [name for name, ok in checks if not ok]
+    score = round((len(checks) - len(failed)) / len(checks), 4)
+    return GateVerdict(
+        accepted=not failed and score >= thresholds.min_score,
+        score=score,
+        open_sides=open_sides,
+        contrast=round(contrast, 4),
+        char_aspect=round(char_aspect, 4),
+        region_share=None if region_share is None else round(region_share, 4),
+        fits_format=fits,
+        reason=failed[0] if failed else "",
+    )
+
+
+def accepts_row(gate_score: float | None, text: str, grammar: PlateGrammar, min_score: float) -> bool:
+    """The rule for a stored plate row: its gate score reached ``min_score`` when it was
+    read (None: a row indexed with the gate off) and its text is a plate's shape."""
+    return gate_score is not None and gate_score >= min_score and 2 <= len(text) <= 10
