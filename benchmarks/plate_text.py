@@ -265,7 +265,7 @@ def run(scenes: list[Scene], settings: Settings, verbose: bool) -> dict[str, Tal
         started = time.process_time()
         plates = SegmentPlates(reader, settings.plates, settings.tracking)
         if gate.moving(scene.frame):
-            plates.add_frame(0.0, scene.frame, gate.regions)
+            plates.add_frame(0.0, scene.frame, gate.regions, gate.mask)
         tally.cpu_s += time.process_time() - started
         tally.rejected += plates.rejected_text
         reads = [c for track in plates.tracker.tracks for c in track.items]

@@ -8,7 +8,7 @@ differs from them in how it looks, not in what it says:
 - **background**: the characters sit on a plate, a uniform light or dark panel only a
   little larger than the line of text, edged by a border or by the car around it. The
   panel is found as the pixels of the line's background class (Otsu threshold inside
-  the text box: the majority class is background) connected to the text box, inside a
+  the text box: the class of most of the box is background) connected to the text box, inside a
   probe window ``probe`` x the text height around it. A sign's board, a wall, a car body
   under a badge or a dealer frame wrapping round the plate reach the probe's edge; a
   plate's panel stops within it. ``open_sides`` counts the sides (top, bottom, left,
@@ -19,6 +19,9 @@ differs from them in how it looks, not in what it says:
   close to square-ish cells; display lettering is wider or narrower), and the line's
   height against the moving region it was read in (a plate is a small part of a
   vehicle; a sign that moves as a whole fills its region).
+- **motion**: most of the line's box moved since the previous frame (the motion gate's
+  mask): a plate moves with its vehicle; a sign behind the vehicle, inside its moving
+  region, stays put.
 - **format**: the read fits a pattern of the city's plate format (``plates.format``).
 
 :func:`plate_gate` returns a :class:`GateVerdict` with the measured features, whether the
@@ -50,6 +53,7 @@ class GateThresholds:
     min_char_aspect: float = 0.3  # line width / height / characters
     max_char_aspect: float = 0.8
     max_region_share: float = 0.15  # line height / moving region height
+    min_moving_share: float = 0.5  # share of the line's box that moved since the last frame
     min_score: float = 1.0  # share of checks a row must pass (stored rows: the sweep)
 
 
@@ -63,6 +67,7 @@ class GateVerdict:
     contrast: float
     char_aspect: float
     region_share: float | None  # None: no moving region known
+    moving_share: float | None  # None: no motion mask known
     fits_format: bool
     reason: str  # the first failed check, "" when accepted
 
@@ -73,7 +78,7 @@ def _panel(image: np.ndarray, box: Box, probe: float, plate_width: float) -> tup
     The window reaches ``probe`` text heights above and below the box, and sideways
     ``probe`` text heights or as far as a plate ``plate_width`` text heights wide would
     (a short mark sits in the middle of a long plate). The panel is the pixels whose
-    colour is close to the line's background colour (the majority Otsu class inside the
+    colour is close to the line's background colour (the Otsu class of most of the
     box), connected to the box.
     """
     x1, y1, x2, y2 = box
@@ -92,7 +97,13 @@ def _panel(image: np.ndarray, box: Box, probe: float, plate_width: float) -> tup
     gray = cv2.cvtColor(inner, cv2.COLOR_BGR2GRAY) if inner.ndim == 3 else inner
     threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     light = gray > threshold
-    background_light = bool(light.mean() >= 0.5)
+    # the background is the class of most of the box; when that is close (bold lettering
+    # in a tight box), the class of most of its left and right edges (ink rarely runs
+    # along them; the top and bottom rows may hold a plate's border)
+    share = float(light.mean())
+    if abs(share - 0.5) < 0.12:
+        share = float(np.concatenate([light[:, 0], light[:, -1]]).mean())
+    background_light = share >= 0.5
     is_ground = light == background_light
     if is_ground.all() or not is_ground.any():
         return 4, 0.0
@@ -121,6 +132,19 @@ def _panel(image: np.ndarray, box: Box, probe: float, plate_width: float) -> tup
     return sum(sides), contrast
 
 
+def _moving_share(motion: np.ndarray, box: Box, frame_width: int) -> float:
+    """The share of ``box`` (frame pixels) inside the motion mask, grown by a cell each way
+    (the mask is a small, blurred copy: a small plate's own change can fall just short)."""
+    scale = motion.shape[1] / frame_width
+    grown = cv2.dilate(motion.astype(np.uint8), np.ones((5, 5), np.uint8))
+    x1, y1, x2, y2 = box
+    cell = grown[
+        max(0, int(y1 * scale)) : max(1, int(np.ceil(y2 * scale))),
+        max(0, int(x1 * scale)) : max(1, int(np.ceil(x2 * scale))),
+    ]
+    return float(cell.mean()) if cell.size else 0.0
+
+
 def plate_gate(
     image: np.ndarray,
     bbox: Box,
@@ -128,11 +152,15 @@ def plate_gate(
     grammar: PlateGrammar,
     thresholds: GateThresholds,
     regions: list[tuple[int, int, int, int]] | None = None,
+    motion: np.ndarray | None = None,
 ) -> GateVerdict:
-    """Whether the line of ``text`` read at ``bbox`` of ``image`` (BGR or gray) is a plate.
+    """Whether the line of ``text`` read at ``bbox`` of ``image`` (BGR) is a plate.
 
     ``regions``: the vehicle-sized moving regions of the frame (None: not known); the
-    line's height is compared with the smallest region holding its centre.
+    line's height is compared with the smallest region holding its centre. ``motion``:
+    the motion gate's mask (a small copy of the frame, True where it changed; None: not
+    known): a plate moves with its vehicle, a sign behind the vehicle, inside its region,
+    does not.
     """
     x1, y1, x2, y2 = bbox
     h, w = max(1e-6, y2 - y1), max(0.0, x2 - x1)
@@ -144,6 +172,7 @@ def plate_gate(
         holding = [r for r in regions if r[0] <= cx <= r[2] and r[1] <= cy <= r[3]]
         if holding:
             region_share = h / max(1, min(r[3] - r[1] for r in holding))
+    moving = None if motion is None else _moving_share(motion, bbox, image.shape[1])
     fits = grammar.rank(text) is not None
     checks = (
         ("panel open on too many sides", 0 <= open_sides <= thresholds.max_open_sides),
@@ -151,6 +180,7 @@ def plate_gate(
         ("character shape", thresholds.min_char_aspect <= char_aspect <= thresholds.max_char_aspect),
         ("outside the moving regions", not regions or region_share is not None),
         ("too tall for its region", region_share is None or region_share <= thresholds.max_region_share),
+        ("not moving", moving is None or moving >= thresholds.min_moving_share),
     )
     failed = [name for name, ok in checks if not ok]
     score = round((len(checks) - len(failed)) / len(checks), 4)
@@ -161,6 +191,7 @@ def plate_gate(
         contrast=round(contrast, 4),
         char_aspect=round(char_aspect, 4),
         region_share=None if region_share is None else round(region_share, 4),
+        moving_share=None if moving is None else round(moving, 4),
         fits_format=fits,
         reason=failed[0] if failed else "",
     )

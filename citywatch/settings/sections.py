@@ -265,6 +265,14 @@ class PlatesSettings(Section):
         description="A plate line is at most this share of the height of the vehicle-sized "
         "moving region it is in (a sign that moves as a whole fills its region).",
     )
+    gate_min_moving_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="At least this share of a plate line's box moved since the previous "
+        "sampled frame (the motion gate's mask): a sign behind a passing car does not. 0: "
+        "no motion test.",
+    )
     gate_min_score: float = Field(
         1.0,
         ge=0,
@@ -294,6 +302,7 @@ class PlatesSettings(Section):
             min_char_aspect=self.gate_min_char_aspect,
             max_char_aspect=self.gate_max_char_aspect,
             max_region_share=self.gate_max_region_share,
+            min_moving_share=self.gate_min_moving_share,
             min_score=self.gate_min_score,
         )
 

@@ -146,8 +146,15 @@ class SegmentPlates:
         self.gate = plates.gate_thresholds()
         self.rejected_text = 0  # text lines the plate gate kept out (segment stats)
 
-    def add_frame(self, offset_s: float, image: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
-        """Read plates inside the moving ``regions`` of a (masked) frame."""
+    def add_frame(
+        self,
+        offset_s: float,
+        image: np.ndarray,
+        regions: list[tuple[int, int, int, int]],
+        motion: np.ndarray | None = None,
+    ) -> int:
+        """Read plates inside the moving ``regions`` of a (masked) frame; ``motion``: the
+        motion gate's mask (the plate gate checks that a plate line moved)."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
         regions = plate_sized(regions, min_px=self.region_min_px, max_aspect=self.region_max_aspect)
@@ -177,7 +184,7 @@ class SegmentPlates:
                 if len(text) != len(read.char_confidences) or not self._acceptable(text, read.confidence):
                     continue
                 # plates only where plates are: signs, badges, dealer frames, slogans out
-                verdict = plate_gate(image, read.bbox, text, self.grammar, self.gate, regions)
+                verdict = plate_gate(image, read.bbox, text, self.grammar, self.gate, regions, motion)
                 if self.gate_enabled and not verdict.accepted:
                     self.rejected_text += 1
                     continue

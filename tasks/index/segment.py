@@ -280,7 +280,7 @@ def _index_claimed(
             faces.add_frame(frame.offset_s, masked)
             clock.lap("face_detect")
             if plates is not None:
-                plates.add_frame(frame.offset_s, masked, gate.regions)
+                plates.add_frame(frame.offset_s, masked, gate.regions, gate.mask)
                 clock.lap("plate_other")  # the reader's detection and reading are moved out below
         clock.lap("decode")
         embedded = faces.embed_best()
