@@ -167,8 +167,10 @@ def _car(rng: np.random.Generator, plate: str, plate_px: int) -> tuple[np.ndarra
     )
     bx = x2 + int(0.3 * ph) if rng.uniform() < 0.5 else max(0, x1 - badge.shape[1] - int(0.3 * ph))
     by = y1 - int(2.2 * ph)
-    if by >= 0 and bx + badge.shape[1] <= rgb.shape[1]:
-        rgb[by : by + badge.shape[0], bx : bx + badge.shape[1]] = badge
+    if by >= 0 and bx + badge.shape[1] <= rgb.shape[1]:  # chrome letters only, on the lit body
+        spot = rgb[by : by + badge.shape[0], bx : bx + badge.shape[1]]
+        letters = np.abs(badge.astype(np.int16) - body).max(axis=2) > 40
+        spot[letters] = badge[letters]
     rgb = (rgb.astype(np.float32) * sprite.alpha[..., None]).astype(np.uint8)
     return rgb, sprite.alpha, (x1, y1, x2, y2)
 

@@ -22,6 +22,8 @@ differs from them in how it looks, not in what it says:
 - **motion**: most of the line's box moved since the previous frame (the motion gate's
   mask): a plate moves with its vehicle; a sign behind the vehicle, inside its moving
   region, stays put.
+- **captions**: a line just above or below a clearly taller line in the same place is
+  that line's caption (dealer frame, state name, slogan), not a plate.
 - **format**: the read fits a pattern of the city's plate format (``plates.format``).
 
 :func:`plate_gate` returns a :class:`GateVerdict` with the measured features, whether the
@@ -54,6 +56,7 @@ class GateThresholds:
     max_char_aspect: float = 0.8
     max_region_share: float = 0.15  # line height / moving region height
     min_moving_share: float = 0.5  # share of the line's box that moved since the last frame
+    caption_ratio: float = 1.3  # a line next to one this much taller is a caption
     min_score: float = 1.0  # share of checks a row must pass (stored rows: the sweep)
 
 
@@ -68,6 +71,7 @@ class GateVerdict:
     char_aspect: float
     region_share: float | None  # None: no moving region known
     moving_share: float | None  # None: no motion mask known
+    caption: bool  # just above or below a clearly taller line
     fits_format: bool
     reason: str  # the first failed check, "" when accepted
 
@@ -145,6 +149,19 @@ def _moving_share(motion: np.ndarray, box: Box, frame_width: int) -> float:
     return float(cell.mean()) if cell.size else 0.0
 
 
+def _captions(big: Box, small: Box, ratio: float) -> bool:
+    """``small`` is a caption of ``big``: ``big`` at least ``ratio`` x taller, their columns
+    overlapping by half the narrower, ``small`` above or below within ``big``'s height."""
+    bh, sh = big[3] - big[1], small[3] - small[1]
+    if sh <= 0 or bh < ratio * sh:
+        return False
+    overlap = min(big[2], small[2]) - max(big[0], small[0])
+    if overlap < 0.5 * min(big[2] - big[0], small[2] - small[0]):
+        return False
+    gap = max(big[1], small[1]) - min(big[3], small[3])  # < 0: rows overlap
+    return -0.25 * sh <= gap <= bh
+
+
 def plate_gate(
     image: np.ndarray,
     bbox: Box,
@@ -153,6 +170,7 @@ def plate_gate(
     thresholds: GateThresholds,
     regions: list[tuple[int, int, int, int]] | None = None,
     motion: np.ndarray | None = None,
+    lines: list[Box] | None = None,
 ) -> GateVerdict:
     """Whether the line of ``text`` read at ``bbox`` of ``image`` (BGR) is a plate.
 
@@ -160,7 +178,9 @@ def plate_gate(
     line's height is compared with the smallest region holding its centre. ``motion``:
     the motion gate's mask (a small copy of the frame, True where it changed; None: not
     known): a plate moves with its vehicle, a sign behind the vehicle, inside its region,
-    does not.
+    does not. ``lines``: every text line read near this one (this one may be among them):
+    a line just above or below a clearly taller one is its caption (a dealer frame's
+    name, a state name, a slogan), not the plate.
     """
     x1, y1, x2, y2 = bbox
     h, w = max(1e-6, y2 - y1), max(0.0, x2 - x1)
@@ -173,6 +193,7 @@ def plate_gate(
         if holding:
             region_share = h / max(1, min(r[3] - r[1] for r in holding))
     moving = None if motion is None else _moving_share(motion, bbox, image.shape[1])
+    caption = any(_captions(other, bbox, thresholds.caption_ratio) for other in lines or [])
     fits = grammar.rank(text) is not None
     checks = (
         ("panel open on too many sides", 0 <= open_sides <= thresholds.max_open_sides),
@@ -181,6 +202,7 @@ def plate_gate(
         ("outside the moving regions", not regions or region_share is not None),
         ("too tall for its region", region_share is None or region_share <= thresholds.max_region_share),
         ("not moving", moving is None or moving >= thresholds.min_moving_share),
+        ("caption of a taller line", not caption),
     )
     failed = [name for name, ok in checks if not ok]
     score = round((len(checks) - len(failed)) / len(checks), 4)
@@ -192,6 +214,7 @@ def plate_gate(
         char_aspect=round(char_aspect, 4),
         region_share=None if region_share is None else round(region_share, 4),
         moving_share=None if moving is None else round(moving, 4),
+        caption=caption,
         fits_format=fits,
         reason=failed[0] if failed else "",
     )

@@ -119,3 +119,16 @@ def test_the_sample_sign_camera_makes_plate_rows_only_without_the_gate() -> None
         found[enabled] = ({p.text for p in plates.passes()}, plates.rejected_text)
     assert found[False][0] == {s.text for s in SIGNS} and found[False][1] == 0
     assert found[True][0] == set() and found[True][1] >= len(SIGNS)
+
+
+def test_a_small_line_under_a_taller_one_is_its_caption() -> None:
+    """A dealer frame's name (or a state name, a slogan) right under the plate's text."""
+    frame, box = _car_with_plate()
+    x1, y1, x2, y2 = box
+    h = y2 - y1
+    caption = (x1 + 10, y2 + 0.3 * h, x2 - 10, y2 + 0.9 * h)
+    region = [(100, 50, 560, 400)]
+    plate = plate_gate(frame, box, "AB1234", GRAMMAR, RULE, region, None, [box, caption])
+    assert plate.accepted and not plate.caption
+    under = plate_gate(frame, caption, "SPORT", GRAMMAR, RULE, region, None, [box, caption])
+    assert under.caption and not under.accepted

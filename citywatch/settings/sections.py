@@ -273,6 +273,12 @@ class PlatesSettings(Section):
         "sampled frame (the motion gate's mask): a sign behind a passing car does not. 0: "
         "no motion test.",
     )
+    gate_caption_ratio: float = Field(
+        1.3,
+        gt=1,
+        description="A text line just above or below one at least this many times taller "
+        "is its caption (a dealer frame's name, a state name, a slogan), not a plate.",
+    )
     gate_min_score: float = Field(
         1.0,
         ge=0,
@@ -303,6 +309,7 @@ class PlatesSettings(Section):
             max_char_aspect=self.gate_max_char_aspect,
             max_region_share=self.gate_max_region_share,
             min_moving_share=self.gate_min_moving_share,
+            caption_ratio=self.gate_caption_ratio,
             min_score=self.gate_min_score,
         )
 

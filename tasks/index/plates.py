@@ -173,7 +173,8 @@ class SegmentPlates:
                 for b in settled
             ):
                 continue  # a plate read the same twice, read again in a moment
-            for read in self.reader.read(image, region):
+            reads = self.reader.read(image, region)
+            for read in reads:
                 bx1, by1, bx2, by2 = read.bbox
                 cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
                 if any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in self.ignore):
@@ -184,7 +185,9 @@ class SegmentPlates:
                 if len(text) != len(read.char_confidences) or not self._acceptable(text, read.confidence):
                     continue
                 # plates only where plates are: signs, badges, dealer frames, slogans out
-                verdict = plate_gate(image, read.bbox, text, self.grammar, self.gate, regions, motion)
+                verdict = plate_gate(
+                    image, read.bbox, text, self.grammar, self.gate, regions, motion, [r.bbox for r in reads]
+                )
                 if self.gate_enabled and not verdict.accepted:
                     self.rejected_text += 1
                     continue
