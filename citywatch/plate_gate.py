@@ -19,9 +19,10 @@ differs from them in how it looks, not in what it says:
   close to square-ish cells; display lettering is wider or narrower), and the line's
   height against the moving region it was read in (a plate is a small part of a
   vehicle; a sign that moves as a whole fills its region).
-- **motion**: most of the line's box moved since the previous frame (the motion gate's
-  mask): a plate moves with its vehicle; a sign behind the vehicle, inside its moving
-  region, stays put.
+- **motion**: the line's box, and the box grown by a text height each way, moved since
+  the previous frame (the motion gate's mask): a plate moves with its vehicle, and the
+  vehicle round it; a sign behind the vehicle, inside its moving region, stays put, or
+  moves only where the vehicle's edge crosses it.
 - **captions**: a line just above or below a clearly taller line in the same place is
   that line's caption (dealer frame, state name, slogan), not a plate.
 - **format**: the read fits a pattern of the city's plate format (``plates.format``).
@@ -51,11 +52,12 @@ class GateThresholds:
     max_open_sides: int = 0  # panel sides allowed to reach the probe's edge
     probe: float = 0.8  # probe window margin, in text heights, around the text box
     plate_width: float = 7.5  # the widest plate, in text heights (sideways probe)
-    min_contrast: float = 0.25  # ink vs panel, share of 0-255
+    min_contrast: float = 0.18  # ink vs panel, share of 0-255
     min_char_aspect: float = 0.3  # line width / height / characters
     max_char_aspect: float = 0.8
     max_region_share: float = 0.15  # line height / moving region height
-    min_moving_share: float = 0.5  # share of the line's box that moved since the last frame
+    min_moving_share: float = 0.35  # share of the line's box that moved since the last frame
+    min_moving_around: float = 0.5  # ... and of the box grown by a text height each way
     caption_ratio: float = 1.3  # a line next to one this much taller is a caption
     min_score: float = 1.0  # share of checks a row must pass (stored rows: the sweep)
 
@@ -71,6 +73,7 @@ class GateVerdict:
     char_aspect: float
     region_share: float | None  # None: no moving region known
     moving_share: float | None  # None: no motion mask known
+    moving_around: float | None
     caption: bool  # just above or below a clearly taller line
     fits_format: bool
     reason: str  # the first failed check, "" when accepted
@@ -192,7 +195,10 @@ def plate_gate(
         holding = [r for r in regions if r[0] <= cx <= r[2] and r[1] <= cy <= r[3]]
         if holding:
             region_share = h / max(1, min(r[3] - r[1] for r in holding))
-    moving = None if motion is None else _moving_share(motion, bbox, image.shape[1])
+    moving = around = None
+    if motion is not None:
+        moving = _moving_share(motion, bbox, image.shape[1])
+        around = _moving_share(motion, (x1 - h, y1 - h, x2 + h, y2 + h), image.shape[1])
     caption = any(_captions(other, bbox, thresholds.caption_ratio) for other in lines or [])
     fits = grammar.rank(text) is not None
     checks = (
@@ -201,7 +207,12 @@ def plate_gate(
         ("character shape", thresholds.min_char_aspect <= char_aspect <= thresholds.max_char_aspect),
         ("outside the moving regions", not regions or region_share is not None),
         ("too tall for its region", region_share is None or region_share <= thresholds.max_region_share),
-        ("not moving", moving is None or moving >= thresholds.min_moving_share),
+        (
+            "not moving",
+            moving is None
+            or around is None
+            or (moving >= thresholds.min_moving_share and around >= thresholds.min_moving_around),
+        ),
         ("caption of a taller line", not caption),
     )
     failed = [name for name, ok in checks if not ok]
@@ -214,6 +225,7 @@ def plate_gate(
         char_aspect=round(char_aspect, 4),
         region_share=None if region_share is None else round(region_share, 4),
         moving_share=None if moving is None else round(moving, 4),
+        moving_around=None if around is None else round(around, 4),
         caption=caption,
         fits_format=fits,
         reason=failed[0] if failed else "",

@@ -243,7 +243,7 @@ class PlatesSettings(Section):
         "for (gate_max_open_sides).",
     )
     gate_min_contrast: float = Field(
-        0.25,
+        0.18,
         ge=0,
         le=1,
         description="Ink against background of a plate line, as a share of 0-255: plates are "
@@ -266,12 +266,19 @@ class PlatesSettings(Section):
         "moving region it is in (a sign that moves as a whole fills its region).",
     )
     gate_min_moving_share: float = Field(
-        0.5,
+        0.35,
         ge=0,
         le=1,
         description="At least this share of a plate line's box moved since the previous "
         "sampled frame (the motion gate's mask): a sign behind a passing car does not. 0: "
         "no motion test.",
+    )
+    gate_min_moving_around: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="... and at least this share of the box grown by a text height each way "
+        "(a plate's vehicle moves round it; a sign crossed by a car's edge moves in part).",
     )
     gate_caption_ratio: float = Field(
         1.3,
@@ -309,6 +316,7 @@ class PlatesSettings(Section):
             max_char_aspect=self.gate_max_char_aspect,
             max_region_share=self.gate_max_region_share,
             min_moving_share=self.gate_min_moving_share,
+            min_moving_around=self.gate_min_moving_around,
             caption_ratio=self.gate_caption_ratio,
             min_score=self.gate_min_score,
         )
