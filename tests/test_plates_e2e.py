@@ -111,6 +111,31 @@ def test_no_confident_row_the_footage_does_not_show(truth: GroundTruth, rows: li
     assert not wrong
 
 
+def test_shop_signs_make_no_plate_rows(indexed, rows: list[PlateRow]) -> None:  # noqa: ANN001
+    """The sign camera's shop signs (citywatch/sample/signs.py: WHGOV, QZ01, SUNTRUP and a
+    blinking OPEN, all HK personalised-mark shaped) never become plate rows: the plate gate
+    counts them in the segments' plates_rejected_text instead."""
+    from citywatch.sample.signs import SIGN_CAMERA, SIGNS
+
+    boxes = [s.box((1280, 720)) for s in SIGNS]
+    texts = {s.text for s in SIGNS}
+    here = [r for r in rows if r.camera_id == SIGN_CAMERA]
+    on_signs = [
+        (r.text, r.bbox)
+        for r in here
+        if r.text in texts
+        or any(
+            b[0] <= (r.bbox[0] + r.bbox[2]) / 2 <= b[2] and b[1] <= (r.bbox[1] + r.bbox[3]) / 2 <= b[3]
+            for b in boxes
+        )
+    ]
+    assert not on_signs
+    assert not any(r.text in texts for r in rows)
+    segments = segments_table(Storage(indexed.settings).db).to_arrow().to_pylist()
+    rejected = {s["id"]: s["plates_rejected_text"] for s in segments if s["camera_id"] == SIGN_CAMERA}
+    assert rejected and all(n > 0 for n in rejected.values()), rejected
+
+
 def test_patrol_car_plates_are_located_by_its_gps(truth: GroundTruth, rows: list[PlateRow]) -> None:
     on_patrol = [v for v in readable(truth) if v.camera_id in mobile_ids(truth)]
     assert on_patrol

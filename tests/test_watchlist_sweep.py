@@ -181,7 +181,7 @@ def test_one_pass_is_one_alert_even_when_the_tracker_splits_it(tmp_path: Path, f
 # --- plates -------------------------------------------------------------------------------
 
 
-def plate_row(text: str, *, track: int, camera: str = "cam-p") -> PlateRow:
+def plate_row(text: str, *, track: int, camera: str = "cam-p", gate_score: float = 1.0) -> PlateRow:
     seg = f"{camera}/S1"
     return PlateRow(
         id=f"{seg}#p{track:04d}",
@@ -201,6 +201,7 @@ def plate_row(text: str, *, track: int, camera: str = "cam-p") -> PlateRow:
         lat=22.3,
         lon=114.2,
         model="ocr",
+        gate_score=gate_score,
     )
 
 
@@ -237,6 +238,33 @@ def test_plate_entries_match_exactly_patterns_and_confusables(
     assert sweep_once(storage, settings, now=NOW).alerts_new == alerts
     if alerts:
         assert list_alerts(storage)[0].plate_text == read
+
+
+def test_a_sign_read_as_a_plate_never_alerts(tmp_path: Path) -> None:
+    """The sweep applies the plate acceptance rule (citywatch/plate_gate.py) to the rows'
+    stored gate_score: a sign's text (WHGOV, indexed with plates.gate_enabled=false or by a
+    version before the gate) that fits the watchlist entry raises no alert; a plate does."""
+    settings = make_settings(tmp_path)
+    storage = Storage(settings)
+    for entry in ("WHGOV", "AB1234"):
+        row = add_plate(
+            storage,
+            entry,
+            request(reason="stolen_vehicle", label="stolen"),
+            default_max_distance=0.6,
+            max_days=30,
+            now=NOW,
+        )
+        approve(storage, row.id, "bob", now=NOW)
+    upsert(
+        plates_table(storage.db),
+        rows_to_arrow(
+            [plate_row("WHGOV", track=1, gate_score=0.5), plate_row("AB1234", track=2, gate_score=1.0)],
+            PlateRow.SCHEMA,
+        ),
+    )
+    assert sweep_once(storage, settings, now=NOW).alerts_new == 1
+    assert [a.plate_text for a in list_alerts(storage)] == ["AB1234"]
 
 
 # --- review and deliveries ------------------------------------------------------------------

@@ -45,6 +45,7 @@ from citywatch.sample.media import fetch_media
 from citywatch.sample.patrol import PATROL, gps_csv, plan_patrol
 from citywatch.sample.plan import Placement, SampleConfig, appearance_truth, plan_people
 from citywatch.sample.scene import Sprite
+from citywatch.sample.signs import sign_sprites
 from citywatch.sample.truth import (
     GroundTruth,
     PersonTruth,
@@ -104,6 +105,7 @@ def _jobs(
                 p.track for p in placements if p.camera_index == c and p.segment_index == k
             )
             sprites += tuple(v.track for v in vehicles if v.camera_index == c and v.segment_index == k)
+            sprites += sign_sprites(site.camera_id, cfg.size)  # shop signs: text that is not a plate
             jobs.append(
                 SegmentJob(root / segment_key(site.camera_id, start), site, c, k, start, sprites, cfg)
             )

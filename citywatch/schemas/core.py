@@ -73,6 +73,7 @@ class SegmentRow:
     frames_analysed: int
     faces: int
     updated_at: dt.datetime
+    plates_rejected_text: int = 0  # text lines the plate gate kept out (signs, badges, ...)
 
     TABLE: ClassVar[str] = "segments"
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
@@ -91,6 +92,7 @@ class SegmentRow:
             pa.field("frames_analysed", pa.int32()),
             pa.field("faces", pa.int32()),
             pa.field("updated_at", TS),
+            pa.field("plates_rejected_text", pa.int32()),
         ]
     )
 
@@ -159,6 +161,7 @@ class PlateRow:
     lat: float | None
     lon: float | None
     model: str
+    gate_score: float = 1.0  # the plate acceptance rule's score (citywatch/plate_gate.py)
 
     TABLE: ClassVar[str] = "plates"
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
@@ -180,6 +183,7 @@ class PlateRow:
             pa.field("lat", pa.float64()),
             pa.field("lon", pa.float64()),
             pa.field("model", pa.string()),
+            pa.field("gate_score", pa.float32()),
         ]
     )
 

@@ -7,13 +7,16 @@ Each section is set from the environment as ``CITYWATCH_<SECTION>__<FIELD>``, e.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from citywatch.errors import BadInputError
 from citywatch.plate_formats import CUSTOM, FORMAT_NAMES, preset
 from citywatch.plates import DEFAULT_PLATE_GRAMMAR, PlateGrammar
+
+if TYPE_CHECKING:
+    from citywatch.plate_gate import GateThresholds
 
 
 class Section(BaseModel):
@@ -211,6 +214,85 @@ class PlatesSettings(Section):
     low_confidence: float = Field(
         0.8, ge=0, le=1, description="A voted character under this flags the plate low-confidence."
     )
+    gate_enabled: bool = Field(
+        True,
+        description="Keep only text lines that look like a plate (citywatch/plate_gate.py): "
+        "signs, badges, dealer frames and slogans are counted in the segment's "
+        "plates_rejected_text and never become plate rows. false: every read that fits the "
+        "format is kept (its gate_score is still stored; the watchlist sweep still applies "
+        "the rule).",
+    )
+    gate_max_open_sides: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="A plate's background panel stops within gate_probe text heights of its "
+        "text; a line whose background reaches further on more sides than this (a sign "
+        "board, a wall, a car body under a badge) is not a plate.",
+    )
+    gate_plate_width: float = Field(
+        7.5,
+        gt=0,
+        description="The widest plate in text heights (HK 520 mm for 76 mm characters: 6.8): "
+        "a short mark's panel is looked for this far sideways.",
+    )
+    gate_probe: float = Field(
+        0.8,
+        gt=0,
+        description="How far (in text heights) around a text line its plate panel is looked "
+        "for (gate_max_open_sides).",
+    )
+    gate_min_contrast: float = Field(
+        0.18,
+        ge=0,
+        le=1,
+        description="Ink against background of a plate line, as a share of 0-255: plates are "
+        "black on white or yellow.",
+    )
+    gate_min_char_aspect: float = Field(
+        0.3,
+        ge=0,
+        description="A plate line's width per character, in text heights, is at least this.",
+    )
+    gate_max_char_aspect: float = Field(
+        0.8,
+        ge=0,
+        description="... and at most this (wide display lettering is not a plate font).",
+    )
+    gate_max_region_share: float = Field(
+        0.15,
+        gt=0,
+        description="A plate line is at most this share of the height of the vehicle-sized "
+        "moving region it is in (a sign that moves as a whole fills its region).",
+    )
+    gate_min_moving_share: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="At least this share of a plate line's box moved since the previous "
+        "sampled frame (the motion gate's mask): a sign behind a passing car does not. 0: "
+        "no motion test.",
+    )
+    gate_min_moving_around: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="... and at least this share of the box grown by a text height each way "
+        "(a plate's vehicle moves round it; a sign crossed by a car's edge moves in part).",
+    )
+    gate_caption_ratio: float = Field(
+        1.3,
+        gt=1,
+        description="A text line just above or below one at least this many times taller "
+        "is its caption (a dealer frame's name, a state name, a slogan), not a plate.",
+    )
+    gate_min_score: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The share of the gate's checks a plate row must have passed for the "
+        "watchlist sweep to alert on it (rows store it as gate_score).",
+    )
 
     @model_validator(mode="after")
     def _grammar_compiles(self) -> PlatesSettings:
@@ -220,6 +302,24 @@ class PlatesSettings(Section):
         except BadInputError as exc:
             raise ValueError(str(exc)) from exc
         return self
+
+    def gate_thresholds(self) -> GateThresholds:
+        """The plate acceptance rule's thresholds (citywatch/plate_gate.py)."""
+        from citywatch.plate_gate import GateThresholds  # OpenCV: only where plates are read
+
+        return GateThresholds(
+            max_open_sides=self.gate_max_open_sides,
+            probe=self.gate_probe,
+            plate_width=self.gate_plate_width,
+            min_contrast=self.gate_min_contrast,
+            min_char_aspect=self.gate_min_char_aspect,
+            max_char_aspect=self.gate_max_char_aspect,
+            max_region_share=self.gate_max_region_share,
+            min_moving_share=self.gate_min_moving_share,
+            min_moving_around=self.gate_min_moving_around,
+            caption_ratio=self.gate_caption_ratio,
+            min_score=self.gate_min_score,
+        )
 
     def plate_grammar(self) -> PlateGrammar:
         """The one plate grammar: reads, searches and watchlist entries are checked against it."""

@@ -71,6 +71,7 @@ class MotionGate:
         self.width = width
         self._previous: np.ndarray | None = None
         self.regions: list[tuple[int, int, int, int]] = []  # moving boxes, frame pixels
+        self.mask: np.ndarray | None = None  # the last motion mask (width px wide), None: first frame
         self.cpu_s = 0.0  # this thread's CPU seconds spent in moving() (tasks/index/stages.py)
 
     def moving(self, image: np.ndarray) -> bool:
@@ -92,8 +93,10 @@ class MotionGate:
         previous, self._previous = self._previous, grey
         if previous is None:
             self.regions = [(0, 0, image.shape[1], image.shape[0])]
+            self.mask = None
             return True
         mask = cv2.absdiff(grey, previous) > self.pixel_delta
+        self.mask = mask
         moving = bool(np.count_nonzero(mask) / grey.size >= self.min_fraction)
         self.regions = moving_regions(mask, image.shape[1] / self.width) if moving else []
         return moving

@@ -9,6 +9,7 @@ import numpy as np
 
 from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
 from citywatch.models.plate_reader import PlateReader
+from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
 from citywatch.settings import PlatesSettings, TrackingSettings
 from citywatch.tasks.index.tracking import Tracker
@@ -24,6 +25,7 @@ class PlateCandidate:
     confidence: float
     bbox: Box
     crop_jpeg: bytes
+    gate_score: float = 1.0  # the plate acceptance rule's score (citywatch/plate_gate.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class PlatePass:
     best: PlateCandidate
     first_s: float
     last_s: float
+    gate_score: float = 1.0  # the lowest of its reads' (citywatch/plate_gate.py)
 
 
 def _crop_jpeg(image: np.ndarray, box: Box) -> bytes:
@@ -139,9 +142,19 @@ class SegmentPlates:
         self.off_format_confidence = plates.off_format_confidence
         self.low_confidence = plates.low_confidence
         self.tracker: Tracker[PlateCandidate] = Tracker(tracking.iou, tracking.max_gap_s)
+        self.gate_enabled = plates.gate_enabled
+        self.gate = plates.gate_thresholds()
+        self.rejected_text = 0  # text lines the plate gate kept out (segment stats)
 
-    def add_frame(self, offset_s: float, image: np.ndarray, regions: list[tuple[int, int, int, int]]) -> int:
-        """Read plates inside the moving ``regions`` of a (masked) frame."""
+    def add_frame(
+        self,
+        offset_s: float,
+        image: np.ndarray,
+        regions: list[tuple[int, int, int, int]],
+        motion: np.ndarray | None = None,
+    ) -> int:
+        """Read plates inside the moving ``regions`` of a (masked) frame; ``motion``: the
+        motion gate's mask (the plate gate checks that a plate line moved)."""
         height, width = image.shape[:2]
         found: list[tuple[Box, PlateCandidate]] = []
         regions = plate_sized(regions, min_px=self.region_min_px, max_aspect=self.region_max_aspect)
@@ -160,7 +173,8 @@ class SegmentPlates:
                 for b in settled
             ):
                 continue  # a plate read the same twice, read again in a moment
-            for read in self.reader.read(image, region):
+            reads = self.reader.read(image, region)
+            for read in reads:
                 bx1, by1, bx2, by2 = read.bbox
                 cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
                 if any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in self.ignore):
@@ -169,6 +183,13 @@ class SegmentPlates:
                     continue  # text lines on plates are wide; a lone tall glyph is not a plate
                 text = fix_confusables(normalise_plate(read.text), self.grammar)
                 if len(text) != len(read.char_confidences) or not self._acceptable(text, read.confidence):
+                    continue
+                # plates only where plates are: signs, badges, dealer frames, slogans out
+                verdict = plate_gate(
+                    image, read.bbox, text, self.grammar, self.gate, regions, motion, [r.bbox for r in reads]
+                )
+                if self.gate_enabled and not verdict.accepted:
+                    self.rejected_text += 1
                     continue
                 # overlapping regions read the same plate twice (boxes a pixel or two
                 # apart, sometimes one read partial): keep the more confident read
@@ -182,6 +203,7 @@ class SegmentPlates:
                     read.confidence,
                     read.bbox,
                     _crop_jpeg(image, read.bbox),
+                    verdict.score,
                 )
                 if same is not None:
                     found[same] = (read.bbox, cand)
@@ -234,6 +256,7 @@ class SegmentPlates:
                     best,
                     track.times[0],
                     track.times[-1],
+                    min(c.gate_score for c in track.items),
                 )
             )
         return out

@@ -129,13 +129,22 @@ def _plate_rows(
                 lat=lat,
                 lon=lon,
                 model=model_name,
+                gate_score=float(p.gate_score),
             )
         )
     return rows
 
 
 def _segment_row(
-    ref: SegmentRef, *, state: str, error: str, sha: str, model: str, stats: DecodeStats, faces: int
+    ref: SegmentRef,
+    *,
+    state: str,
+    error: str,
+    sha: str,
+    model: str,
+    stats: DecodeStats,
+    faces: int,
+    plates_rejected_text: int = 0,
 ) -> SegmentRow:
     end = ref.start + dt.timedelta(seconds=stats.duration_s) if stats.frames_decoded else None
     return SegmentRow(
@@ -153,6 +162,7 @@ def _segment_row(
         frames_analysed=stats.frames_moving,
         faces=faces,
         updated_at=utcnow(),
+        plates_rejected_text=plates_rejected_text,
     )
 
 
@@ -270,7 +280,7 @@ def _index_claimed(
             faces.add_frame(frame.offset_s, masked)
             clock.lap("face_detect")
             if plates is not None:
-                plates.add_frame(frame.offset_s, masked, gate.regions)
+                plates.add_frame(frame.offset_s, masked, gate.regions, gate.mask)
                 clock.lap("plate_other")  # the reader's detection and reading are moved out below
         clock.lap("decode")
         embedded = faces.embed_best()
@@ -312,7 +322,14 @@ def _index_claimed(
     if locator.warning:
         log.warning("segment %s: %s", ref.uri, locator.warning)
     row = _segment_row(
-        ref, state="done", error=locator.warning, sha=sha, model=model_name, stats=stats, faces=len(face_rows)
+        ref,
+        state="done",
+        error=locator.warning,
+        sha=sha,
+        model=model_name,
+        stats=stats,
+        faces=len(face_rows),
+        plates_rejected_text=plates.rejected_text if plates is not None else 0,
     )
     upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
     return SegmentOutcome(

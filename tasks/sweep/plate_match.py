@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -97,13 +97,22 @@ class PlateMatcher:
         return out
 
 
-def match_plates(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetime) -> list[AlertRow]:
+def match_plates(
+    rows: pa.Table,
+    entries: Sequence[WatchlistRow],
+    now: dt.datetime,
+    is_plate: Callable[[str, float | None], bool] | None = None,
+) -> list[AlertRow]:
+    """Alerts for the plate ``rows`` that match an entry. ``is_plate(text, gate_score)``:
+    the plate acceptance rule (citywatch/plate_gate.py ``accepts_row``); a row it refuses
+    (a sign, a badge read as text) never alerts."""
     matcher = PlateMatcher.build(entries)
     if not rows.num_rows or not matcher:
         return []
     found = [
         alert_for(entry, row, score, start="first_ts", end="last_ts", plate_text=row["text"], now=now)
         for row in rows.to_pylist()
+        if is_plate is None or is_plate(row["text"] or "", row.get("gate_score"))
         for entry, score in matcher.matches(row["text"] or "")
     ]
     return best_per_track(found)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prefect import task
@@ -12,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from citywatch.governance.alerts import alerts_table, deliveries_table, new_delivery
 from citywatch.governance.watchlist import active_entries
+from citywatch.plate_gate import accepts_row
 from citywatch.schemas import AlertRow, DeliveryRow, FaceRow, PlateRow, SweepStateRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
@@ -49,6 +51,12 @@ class SweepResult:
     skipped: list[SkippedRow] = field(default_factory=list)  # new rows not matched, with why
 
 
+def plate_rule(settings: Settings) -> Callable[[str, float | None], bool]:
+    """The plate acceptance rule for stored rows, as indexing applied it (plates.gate_*)."""
+    grammar, min_score = settings.plates.plate_grammar(), settings.plates.gate_min_score
+    return lambda text, score: accepts_row(score, text, grammar, min_score)
+
+
 def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepPlan:
     """Read rows past the watermarks and match them against the active watchlist."""
     marks = load_watermarks(storage)
@@ -58,7 +66,10 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     good_faces, skipped = screen_rows(faces, FaceRow.TABLE)
     good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
     gap = dt.timedelta(seconds=settings.sweep.pass_gap_s)
-    found = group_passes(match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now), gap)
+    found = group_passes(
+        match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now, plate_rule(settings)),
+        gap,
+    )
     alerts = drop_known_passes(storage, found, gap)
     sinks = configured_sinks(storage)
     deliveries = [new_delivery(a.id, sink, now) for a in alerts for sink in sinks]

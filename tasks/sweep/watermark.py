@@ -46,6 +46,7 @@ PLATE_COLUMNS = [
     "lat",
     "lon",
     "model",
+    "gate_score",  # the plate acceptance rule (citywatch/plate_gate.py)
 ]
 SOURCES = {FaceRow.TABLE: FACE_COLUMNS, PlateRow.TABLE: PLATE_COLUMNS}
 
