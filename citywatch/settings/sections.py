@@ -172,6 +172,28 @@ class PlatesSettings(Section):
         "side reaches this before text detection. 640 finds more 40-60 px plates (see "
         "docs/performance.md) at about twice the detection cost.",
     )
+    detect_max_side_px: int | None = Field(
+        None,
+        ge=160,
+        le=1280,
+        description="Inputs to text detection whose long side is larger (the whole "
+        "frame, a large region) are downscaled to this first; unset: detected at their "
+        "own size (a 1280x720 frame at 1280 px).",
+    )
+    text_gate_contrast: int | None = Field(
+        None,
+        ge=4,
+        le=255,
+        description="A cheap test before text detection (tasks/index/plate_cost.py): a "
+        "moving region is read only if it holds a band of vertical strokes at least "
+        "text_gate_min_px wide that differ from their background by at least this many "
+        "grey levels (a plate's glyphs); unset: every region is read.",
+    )
+    text_gate_min_px: int = Field(
+        32,
+        ge=8,
+        description="The narrowest plate line (px) the text gate looks for.",
+    )
     region_min_px: int = Field(
         96,
         ge=0,
