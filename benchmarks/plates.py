@@ -312,8 +312,8 @@ def main() -> None:
     parser.add_argument(
         "--gate-contrast",
         type=int,
-        default=Settings().plates.text_gate_contrast or 32,
-        help="CITYWATCH_PLATES__TEXT_GATE_CONTRAST for the gate rows (default: the setting, or 32)",
+        default=Settings().plates.text_gate_contrast or 48,
+        help="CITYWATCH_PLATES__TEXT_GATE_CONTRAST for the gate rows (default: the setting, or 48)",
     )
     parser.add_argument("--compare", nargs="*", default=[], help="more readers: SIDE or SIDE:MAX_SIDE")
     args = parser.parse_args()

@@ -10,7 +10,7 @@ from citywatch.settings import PlatesSettings, TrackingSettings
 from citywatch.tasks.index.plate_cost import may_hold_plate
 from citywatch.tasks.index.plates import SegmentPlates
 
-CONTRAST = PlatesSettings().text_gate_contrast or 32
+CONTRAST = PlatesSettings().text_gate_contrast
 MIN_PX = PlatesSettings().text_gate_min_px
 
 
@@ -23,6 +23,7 @@ def _street(rng: np.random.Generator) -> np.ndarray:
 
 @pytest.mark.parametrize("style", ["front", "rear"])
 def test_the_text_gate_passes_plates_from_40_to_250_px(style: str) -> None:
+    assert CONTRAST > 0  # on by default
     """Recall: every plate of 40-250 px (blurred, warped, on a car) opens the gate, in a
     region around the car as the pipeline reads it."""
     rng = np.random.default_rng(3)
@@ -75,7 +76,7 @@ def test_segment_plates_reads_only_regions_the_gate_passes() -> None:
     settings = dict(region_min_px=0, region_max_aspect=0.0, full_frame_share=1.0, settled_reread_s=0.0)
     regions = [(560, 460, 760, 560), (100, 100, 220, 220)]  # the plate; flat street
     counts = []
-    for contrast in (None, CONTRAST):
+    for contrast in (0, CONTRAST):
         reader = _Reader()
         plates = SegmentPlates(
             reader,  # type: ignore[arg-type]

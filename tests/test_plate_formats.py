@@ -111,7 +111,9 @@ def test_a_read_that_fits_no_pattern_is_kept_only_when_sure_and_flagged(
 ) -> None:
     plates = SegmentPlates(
         _SignReader(),
-        PlatesSettings(off_format_confidence=keep_at, region_min_px=0, region_max_aspect=0.0),
+        PlatesSettings(
+            off_format_confidence=keep_at, region_min_px=0, region_max_aspect=0.0, text_gate_contrast=0
+        ),  # a blank test image: no text gate
         TrackingSettings(),
     )
     image = np.zeros((720, 1280, 3), np.uint8)

@@ -145,6 +145,7 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
                 region_min_px=0,
                 region_max_aspect=0.0,
                 full_frame_share=1.0,
+                text_gate_contrast=0,  # a blank test image: no text gate
             ),
             TrackingSettings(iou=0.3, max_gap_s=2.0),
         )

@@ -180,19 +180,21 @@ class PlatesSettings(Section):
         "frame, a large region) are downscaled to this first; unset: detected at their "
         "own size (a 1280x720 frame at 1280 px).",
     )
-    text_gate_contrast: int | None = Field(
-        None,
-        ge=4,
+    text_gate_contrast: int = Field(
+        48,
+        ge=0,
         le=255,
         description="A cheap test before text detection (tasks/index/plate_cost.py): a "
         "moving region is read only if it holds a band of vertical strokes at least "
-        "text_gate_min_px wide that differ from their background by at least this many "
-        "grey levels (a plate's glyphs); unset: every region is read.",
+        "text_gate_min_px wide, wider than tall, that differ from their background by at "
+        "least this many grey levels (a line of glyphs); 0: every region is read. "
+        "48 skips ~40% of the sample's text detections and no plate benchmarks/plates.py "
+        "reads (docs/performance.md); 64 and up miss blurred 40-60 px plates.",
     )
     text_gate_min_px: int = Field(
-        32,
+        24,
         ge=8,
-        description="The narrowest plate line (px) the text gate looks for.",
+        description="The narrowest line of plate glyphs (px) the text gate looks for.",
     )
     region_min_px: int = Field(
         96,

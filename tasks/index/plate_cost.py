@@ -38,28 +38,29 @@ def may_hold_plate(
     # a plate's glyphs are ~1/6 of its width apart: at full size the closing joins the
     # smallest plates' glyphs; larger plates are looked for on halved copies, where
     # their glyph gaps shrink to the same few pixels
+    # at each size also at twice the contrast: a low threshold on a busy background
+    # can join a plate's strokes with its surroundings into one blob of no line's shape
     while grey.shape[0] >= 8 and grey.shape[1] >= min_plate_px:
-        if _stroke_band(grey, min_plate_px, min_contrast):
+        gx = np.abs(cv2.Sobel(grey, cv2.CV_16S, 1, 0, ksize=3))
+        if any(_stroke_band(gx, min_plate_px, c) for c in (min_contrast, 2 * min_contrast)):
             return True
         grey = cv2.pyrDown(grey)
     return False
 
 
-def _stroke_band(grey: np.ndarray, min_plate_px: int, min_contrast: int) -> bool:
-    """A band of strong vertical strokes at least ``min_plate_px`` wide, 2-8 glyphs'
-    worth of strokes joined (any wider band counts too)."""
-    # strokes of a glyph are >= ~1.5 px wide on a 32 px plate: a 3x3 Sobel sees them
-    gx = np.abs(cv2.Sobel(grey, cv2.CV_16S, 1, 0, ksize=3))
+def _stroke_band(gx: np.ndarray, min_plate_px: int, min_contrast: int) -> bool:
+    """In ``gx`` (|3x3 Sobel x| of a grey image): a band of strong vertical strokes at
+    least ``min_plate_px`` wide, wider than tall (one line of glyphs, joined)."""
     strong = (gx >= 4 * min_contrast).astype(np.uint8)  # a 3x3 Sobel gives 4x the step
     if int(strong.sum()) < min_plate_px // 2:
         return False
-    gap = max(3, min_plate_px // 6)  # between two glyphs of the smallest plate
+    gap = max(4, min_plate_px // 4)  # between two glyphs (or groups: "VK 3") of the smallest plate
     joined = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (gap, 1)))
     count, _labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     for i in range(1, count):
         _x, _y, w, h, area = (int(v) for v in stats[i])
-        if w < 0.6 * min_plate_px or h < 4 or h > 2 * min_plate_px:
-            continue  # too narrow, too flat or too tall (taller lines: a halved copy)
+        if w < 0.6 * min_plate_px or h < 4:
+            continue  # too narrow or too flat
         if w < 1.5 * h:
             continue  # a line of glyphs is wider than tall (a two-line plate: each line)
         if area < 0.25 * w * h:

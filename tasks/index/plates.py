@@ -163,7 +163,7 @@ class SegmentPlates:
                 for b in settled
             ):
                 continue  # a plate read the same twice, read again in a moment
-            if self.gate_contrast is not None and not may_hold_plate(
+            if self.gate_contrast > 0 and not may_hold_plate(
                 image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
             ):
                 self.gated += 1
