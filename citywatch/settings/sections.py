@@ -188,7 +188,7 @@ class PlatesSettings(Section):
         "moving region is read only if it holds a band of vertical strokes at least "
         "text_gate_min_px wide, wider than tall, that differ from their background by at "
         "least this many grey levels (a line of glyphs); 0: every region is read. "
-        "48 skips ~40% of the sample's text detections and no plate benchmarks/plates.py "
+        "48 skips ~27% of the sample's text detections and no plate benchmarks/plates.py "
         "reads (docs/performance.md); 64 and up miss blurred 40-60 px plates.",
     )
     text_gate_min_px: int = Field(
