@@ -1,6 +1,7 @@
 """Plate-reading benchmark on synthetic HK plates pasted into street frames.
 
-    python benchmarks/plates.py [--n 1200] [--seed 1] [--detect-side 640] [--ppocr-only]
+    python benchmarks/plates.py [--n 1200] [--seed 1] [--detect-side 640] [--max-side 960] [--ppocr-only]
+        [--compare 320 320:960 ...]
 
 Each sample: a random HK mark rendered front (white) or rear (yellow) at a width
 drawn evenly across the bins 40-60, 60-80, 80-120, 120-250 px; rotated (+-8 deg),
@@ -14,6 +15,9 @@ through the real region path (motion gate regions, SegmentPlates), with distract
 A read counts when its text, normalised and grammar-fixed, equals the
 mark exactly. Prints a plain table; latencies are per call (one ONNX thread), as
 wall time and as this process's CPU time (the latter holds on a busy machine).
+``--compare SIDE[:MAX_SIDE] ...`` also runs readers with those detection sizes
+(``plates.detect_side_px`` / ``plates.detect_max_side_px``) on the same plates and
+prints one summary row per reader (the first: the given settings), for before/after.
 
 Motion gating: the pipeline's gate (``tasks.decode.MotionGate``, default settings)
 runs over two 2 fps sequences: ``vtest.avi`` (pedestrians in every frame) and a
@@ -39,6 +43,7 @@ from citywatch.plates import DEFAULT_PLATE_GRAMMAR, fix_confusables, normalise_p
 from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 from citywatch.settings import Settings
 from citywatch.tasks.index.decode import MotionGate
+from citywatch.tasks.index.plate_cost import may_hold_plate
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 BINS = ((40, 60), (60, 80), (80, 120), (120, 250))
@@ -67,6 +72,7 @@ class Outcome:
     crop_s: float
     full_cpu_s: float  # this process's CPU time: robust to a busy shared machine
     crop_cpu_s: float
+    gate_pass: bool  # the text gate (tasks/index/plate_cost.py) lets the crop through
 
 
 def load_backgrounds() -> list[np.ndarray]:
@@ -148,9 +154,12 @@ def crop_region(bbox: tuple[int, int, int, int], factor: float = 2.0) -> tuple[i
     )
 
 
-def run(reader: PlateReader, samples: list[Sample]) -> list[Outcome]:
+def run(reader: PlateReader, samples: list[Sample], gate: tuple[int, int]) -> list[Outcome]:
     outcomes = []
     for sample in samples:
+        gate_pass = may_hold_plate(
+            sample.frame, crop_region(sample.bbox), min_plate_px=gate[0], min_contrast=gate[1]
+        )
         t0, c0 = time.perf_counter(), time.process_time()
         full = reader.read(sample.frame)
         t1, c1 = time.perf_counter(), time.process_time()
@@ -168,6 +177,7 @@ def run(reader: PlateReader, samples: list[Sample]) -> list[Outcome]:
                 t2 - t1,
                 c1 - c0,
                 c2 - c1,
+                gate_pass,
             )
         )
     return outcomes
@@ -299,25 +309,81 @@ def main() -> None:
         default=Settings().plates.detect_side_px,
         help="CITYWATCH_PLATES__DETECT_SIDE_PX: small regions are upscaled to this before detection",
     )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=Settings().plates.detect_max_side_px or 0,
+        help="CITYWATCH_PLATES__DETECT_MAX_SIDE_PX: larger inputs are downscaled to this (0: unset)",
+    )
+    parser.add_argument(
+        "--gate-contrast",
+        type=int,
+        default=Settings().plates.text_gate_contrast or 48,
+        help="CITYWATCH_PLATES__TEXT_GATE_CONTRAST for the gate rows (default: the setting, or 48)",
+    )
+    parser.add_argument("--compare", nargs="*", default=[], help="more readers: SIDE or SIDE:MAX_SIDE")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     backgrounds = load_backgrounds()
     samples = [make_sample(i, rng, backgrounds) for i in range(args.n)]
-    max_upscale = 4.0 if args.detect_side <= 480 else 8.0
-    reader = (
-        PlateReader(target_side_px=args.detect_side, max_upscale=max_upscale)
-        if args.ppocr_only
-        else load_plate_reader(detect_side_px=args.detect_side)
-    )
-    reader.read(samples[0].frame)  # warm-up
-    outcomes = run(reader, samples)
-    print(
-        f"plates: {args.n}, seed {args.seed}, reader {reader.name} ({reader.version}), "
-        f"backgrounds: {len(backgrounds)}, detect side {args.detect_side} px, small-plate recogniser: "
-        f"{'off' if args.ppocr_only else 'models/weights/plate_rec.onnx'}"
-    )
-    report(outcomes)
+    sizes = [(args.detect_side, args.max_side)] + [
+        (int(c.split(":")[0]), int(c.split(":")[1]) if ":" in c else 0) for c in args.compare
+    ]
+    results = []
+    for side, max_side in sizes:
+        reader = (
+            PlateReader(
+                target_side_px=side, max_upscale=4.0 if side <= 480 else 8.0, max_side_px=max_side or None
+            )
+            if args.ppocr_only
+            else load_plate_reader.__wrapped__(0.5, side, max_side or None)
+        )
+        reader.read(samples[0].frame)  # warm-up
+        gate = (Settings().plates.text_gate_min_px, args.gate_contrast)
+        results.append(run(reader, samples, gate))
+        print(
+            f"plates: {args.n}, seed {args.seed}, reader {reader.name} ({reader.version}), "
+            f"backgrounds: {len(backgrounds)}, detect side {side} px, max side {max_side or 'unset'}, "
+            f"small-plate recogniser: {'off' if args.ppocr_only else 'models/weights/plate_rec.onnx'}"
+        )
+        if len(results) == 1:
+            report(results[0])
+    compare(sizes, results, args.gate_contrast)
     gating(backgrounds, rng)
+
+
+def compare(sizes: list[tuple[int, int]], results: list[list[Outcome]], contrast: int) -> None:
+    """One row per reader: exact-match rates per width and mean CPU ms per call; then the
+    text gate: the share of crops it passes, and crops read exactly when only those that
+    pass are read."""
+    spans = ((40, 60), (60, 80), (40, 80), (80, 250))
+    print(
+        "\n| side:max | "
+        + " | ".join(f"full {a}-{b}" for a, b in spans)
+        + " | "
+        + " | ".join(f"crop {a}-{b}" for a, b in spans)
+        + " | full cpu ms | crop cpu ms |"
+    )
+    print("|---" * (2 + 2 * len(spans) + 1) + "|")
+    for (side, max_side), outcomes in zip(sizes, results, strict=True):
+        cells = []
+        for attr in ("full_text", "crop_text"):
+            for lo, hi in spans:
+                rows = [o for o in outcomes if lo <= o.width_px < hi]
+                hits = sum(getattr(o, attr) == o.truth for o in rows)
+                cells.append(f"{100 * hits / max(len(rows), 1):.1f}%")
+        full_ms = 1000 * statistics.mean(o.full_cpu_s for o in outcomes)
+        crop_ms = 1000 * statistics.mean(o.crop_cpu_s for o in outcomes)
+        print(f"| {side}:{max_side or '-'} | " + " | ".join(cells) + f" | {full_ms:.0f} | {crop_ms:.0f} |")
+    print(f"\ntext gate (contrast {contrast}): share of crops passed / crops read exactly when gated")
+    for (side, max_side), outcomes in zip(sizes, results, strict=True):
+        cells = []
+        for lo, hi in spans:
+            rows = [o for o in outcomes if lo <= o.width_px < hi]
+            passed = sum(o.gate_pass for o in rows) / max(len(rows), 1)
+            gated = sum(o.gate_pass and o.crop_text == o.truth for o in rows) / max(len(rows), 1)
+            cells.append(f"{lo}-{hi}: {100 * passed:.1f}% / {100 * gated:.1f}%")
+        print(f"  {side}:{max_side or '-'}  " + "  ".join(cells))
 
 
 if __name__ == "__main__":

@@ -43,4 +43,4 @@ def plate_reader_for(plates: PlatesSettings) -> PlateReader:
     """The plate reader (text detection + recognition) at the configured confidence."""
     from citywatch.models.plate_reader import load_plate_reader  # RapidOCR: only when plates are read
 
-    return load_plate_reader(plates.min_confidence, plates.detect_side_px)
+    return load_plate_reader(plates.min_confidence, plates.detect_side_px, plates.detect_max_side_px)

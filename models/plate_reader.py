@@ -140,6 +140,7 @@ class PlateReader:
         *,
         min_confidence: float = 0.5,
         target_side_px: int = 480,
+        max_side_px: int | None = None,
         max_upscale: float = 4.0,
         pad_fraction: float = 0.15,
         det_box_thresh: float = 0.5,
@@ -157,6 +158,10 @@ class PlateReader:
         self.min_confidence = min_confidence
         self.target_side_px = target_side_px
         self.max_upscale = max_upscale
+        # detection input's long side at most this: larger inputs (a whole 1280x720
+        # frame, a large region) are downscaled to it. None: detected at their own
+        # size (rapidocr's "max" limit never downscales under 1500 px)
+        self.max_side_px = max_side_px
         self.pad_fraction = pad_fraction
         # text lines lower than this (image px; ~16 px on a plate ~75 px wide) are also
         # read by the plate-specific recogniser and the more confident read wins. Larger
@@ -169,6 +174,7 @@ class PlateReader:
         # this thread's CPU seconds in text detection / recognition (tasks/index/stages.py)
         self.cpu_detect_s = 0.0
         self.cpu_read_s = 0.0
+        self.calls = 0  # text detections run
         self._engine = RapidOCR(
             det_limit_type="max",
             det_box_thresh=det_box_thresh,
@@ -198,8 +204,12 @@ class PlateReader:
         x1, y1, x2, y2 = _check_region(region, image.shape[1], image.shape[0])
         crop = image[y1:y2, x1:x2]
         scale = min(self.max_upscale, max(1.0, self.target_side_px / max(crop.shape[:2])))
+        if self.max_side_px is not None and max(crop.shape[:2]) > self.max_side_px:
+            scale = self.max_side_px / max(crop.shape[:2])
         if scale > 1.0:
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        elif scale < 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         # small inputs get a margin so text at their edge is still detected
         pad = (
             0
@@ -209,6 +219,7 @@ class PlateReader:
         fill = [int(v) for v in np.median(np.concatenate([crop[0], crop[-1]]), axis=0)]
         padded = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
         started = time.thread_time()
+        self.calls += 1
         quads = [(np.asarray(q, dtype=np.float32) - pad) / scale + (x1, y1) for q in self._detect(padded)]
         detected = time.thread_time()
         self.cpu_detect_s += detected - started
@@ -348,11 +359,14 @@ def _check_region(region: PixelBox | None, width: int, height: int) -> PixelBox:
 
 
 @lru_cache(maxsize=2)
-def load_plate_reader(min_confidence: float = 0.5, detect_side_px: int = 480) -> PlateReader:
+def load_plate_reader(
+    min_confidence: float = 0.5, detect_side_px: int = 480, max_side_px: int | None = None
+) -> PlateReader:
     """The process-wide plate reader (models loaded once per process)."""
     reader = PlateReader(
         min_confidence=min_confidence,
         target_side_px=detect_side_px,
+        max_side_px=max_side_px,
         max_upscale=4.0 if detect_side_px <= 480 else 8.0,
         small_plate_reader=load_plate_recogniser(),
     )

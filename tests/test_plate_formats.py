@@ -112,9 +112,13 @@ def test_a_read_that_fits_no_pattern_is_kept_only_when_sure_and_flagged(
     plates = SegmentPlates(
         _SignReader(),
         # the stub's "sign" is on a black image: the plate gate (tests/test_plate_gate.py)
-        # is off here, this is the format rule alone
+        # and the text gate are off here, this is the format rule alone
         PlatesSettings(
-            off_format_confidence=keep_at, region_min_px=0, region_max_aspect=0.0, gate_enabled=False
+            off_format_confidence=keep_at,
+            region_min_px=0,
+            region_max_aspect=0.0,
+            gate_enabled=False,
+            text_gate_contrast=0,
         ),
         TrackingSettings(),
     )

@@ -146,6 +146,7 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
                 region_max_aspect=0.0,
                 full_frame_share=1.0,
                 gate_enabled=False,  # the stub's plate is on a black image: no plate gate here
+                text_gate_contrast=0,  # nor text gate
             ),
             TrackingSettings(iou=0.3, max_gap_s=2.0),
         )

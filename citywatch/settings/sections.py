@@ -175,6 +175,30 @@ class PlatesSettings(Section):
         "side reaches this before text detection. 640 finds more 40-60 px plates (see "
         "docs/performance.md) at about twice the detection cost.",
     )
+    detect_max_side_px: int | None = Field(
+        None,
+        ge=160,
+        le=1280,
+        description="Inputs to text detection whose long side is larger (the whole "
+        "frame, a large region) are downscaled to this first; unset: detected at their "
+        "own size (a 1280x720 frame at 1280 px).",
+    )
+    text_gate_contrast: int = Field(
+        48,
+        ge=0,
+        le=255,
+        description="A cheap test before text detection (tasks/index/plate_cost.py): a "
+        "moving region is read only if it holds a band of vertical strokes at least "
+        "text_gate_min_px wide, wider than tall, that differ from their background by at "
+        "least this many grey levels (a line of glyphs); 0: every region is read. "
+        "48 skips ~27% of the sample's text detections and no plate benchmarks/plates.py "
+        "reads (docs/performance.md); 64 and up miss blurred 40-60 px plates.",
+    )
+    text_gate_min_px: int = Field(
+        24,
+        ge=8,
+        description="The narrowest line of plate glyphs (px) the text gate looks for.",
+    )
     region_min_px: int = Field(
         96,
         ge=0,

@@ -12,6 +12,7 @@ from citywatch.models.plate_reader import PlateReader
 from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
 from citywatch.settings import PlatesSettings, TrackingSettings
+from citywatch.tasks.index.plate_cost import may_hold_plate
 from citywatch.tasks.index.tracking import Tracker
 
 
@@ -136,6 +137,8 @@ class SegmentPlates:
         self.settled_reread_s = min(plates.settled_reread_s, 0.85 * tracking.max_gap_s)
         self.region_min_px = plates.region_min_px
         self.region_max_aspect = plates.region_max_aspect
+        self.gate_contrast, self.gate_min_px = plates.text_gate_contrast, plates.text_gate_min_px
+        self.gated = 0  # regions the text gate kept from text detection
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
         self.grammar = plates.plate_grammar()
@@ -173,6 +176,11 @@ class SegmentPlates:
                 for b in settled
             ):
                 continue  # a plate read the same twice, read again in a moment
+            if self.gate_contrast > 0 and not may_hold_plate(
+                image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
+            ):
+                self.gated += 1
+                continue  # nothing in it looks like a line of glyphs
             reads = self.reader.read(image, region)
             for read in reads:
                 bx1, by1, bx2, by2 = read.bbox

@@ -1,0 +1,88 @@
+"""The plate branch's cost levers (issue #17) and the accuracy each protects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
+from citywatch.settings import PlatesSettings, TrackingSettings
+from citywatch.tasks.index.plate_cost import may_hold_plate
+from citywatch.tasks.index.plates import SegmentPlates
+
+CONTRAST = PlatesSettings().text_gate_contrast
+MIN_PX = PlatesSettings().text_gate_min_px
+
+
+def _street(rng: np.random.Generator) -> np.ndarray:
+    """A grey street with sensor noise and a car body (no plate yet)."""
+    frame = np.full((720, 1280, 3), 110, np.float32) + rng.normal(0.0, 3.0, (720, 1280, 3))
+    frame[300:560, 380:900] = rng.uniform(30, 220, 3)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("style", ["front", "rear"])
+def test_the_text_gate_passes_plates_from_40_to_250_px(style: str) -> None:
+    assert CONTRAST > 0  # on by default
+    """Recall: every plate of 40-250 px (blurred, warped, on a car) opens the gate, in a
+    region around the car as the pipeline reads it."""
+    rng = np.random.default_rng(3)
+    missed = []
+    for width in (40, 44, 50, 60, 80, 120, 180, 250):
+        for _ in range(3):
+            frame = _street(rng)
+            plate = degrade_plate(
+                render_plate(random_hk_plate(rng), style=style, width_px=width, rng=rng),  # type: ignore[arg-type]
+                rng,
+                blur=float(rng.uniform(0.0, 1.5)),
+                rotation_deg=float(rng.uniform(-5, 5)),
+            )
+            x, y = 640 - width // 2, 480
+            frame = paste_plate(frame, plate, x, y)
+            region = (max(0, x - 2 * width), max(0, y - width), min(1280, x + 3 * width), min(720, y + width))
+            if not may_hold_plate(frame, region, min_plate_px=MIN_PX, min_contrast=CONTRAST):
+                missed.append(width)
+    assert not missed
+
+
+def test_the_text_gate_skips_regions_without_glyphs() -> None:
+    rng = np.random.default_rng(4)
+    flat = np.full((720, 1280, 3), 120, np.uint8)
+    noisy = np.clip(flat + rng.normal(0, 4, flat.shape), 0, 255).astype(np.uint8)
+    ramp = np.repeat(np.repeat(np.linspace(0, 255, 1280, dtype=np.uint8)[None, :, None], 720, 0), 3, 2)
+    person = noisy.copy()  # a walking person's blob: one dark, tall shape
+    person[200:600, 500:620] = 40
+    for image in (flat, noisy, ramp, person):
+        assert not may_hold_plate(image, (300, 150, 800, 650), min_plate_px=MIN_PX, min_contrast=CONTRAST)
+
+
+class _Reader:
+    target_side_px = 480
+    max_upscale = 4.0
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, image: np.ndarray, region: tuple[int, int, int, int]) -> list:  # noqa: ANN401
+        self.calls += 1
+        return []
+
+
+def test_segment_plates_reads_only_regions_the_gate_passes() -> None:
+    rng = np.random.default_rng(5)
+    frame = _street(rng)
+    plate = render_plate("AB1234", style="front", width_px=90, rng=rng)
+    frame = paste_plate(frame, plate, 600, 500)
+    settings = dict(region_min_px=0, region_max_aspect=0.0, full_frame_share=1.0, settled_reread_s=0.0)
+    regions = [(560, 460, 760, 560), (100, 100, 220, 220)]  # the plate; flat street
+    counts = []
+    for contrast in (0, CONTRAST):
+        reader = _Reader()
+        plates = SegmentPlates(
+            reader,  # type: ignore[arg-type]
+            PlatesSettings(text_gate_contrast=contrast, **settings),  # type: ignore[arg-type]
+            TrackingSettings(),
+        )
+        plates.add_frame(0.0, frame, regions)
+        counts.append((reader.calls, plates.gated))
+    assert counts == [(2, 0), (1, 1)]
