@@ -66,8 +66,38 @@ def _open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> T
     raise TransientError(f"could not open or create table {name}")
 
 
+# Columns added after stores existed: (table, column) -> the SQL value old rows get.
+# Opening an older table adds them (one commit); any other difference is refused.
+ADDED_COLUMNS: dict[tuple[str, str], str] = {
+    (SegmentRow.TABLE, "plates_rejected_text"): "arrow_cast(0, 'Int32')",  # nothing was refused then
+    (PlateRow.TABLE, "gate_score"): "arrow_cast(1.0, 'Float32')",  # accepted by the rule of the day
+}
+
+
+def _add_missing_columns(name: str, table: Table, schema: pa.Schema) -> Table:
+    """Add the ``ADDED_COLUMNS`` an older ``name`` table lacks, with their values for old rows."""
+    existing = set(table.schema.names)
+    missing = {
+        field.name: ADDED_COLUMNS[(name, field.name)]
+        for field in schema
+        if field.name not in existing and (name, field.name) in ADDED_COLUMNS
+    }
+    if not missing:
+        return table
+    try:
+        table.add_columns(missing)
+        log.warning("table %s: added column(s) %s with their values for older rows", name, ", ".join(missing))
+    except (ValueError, RuntimeError, OSError) as exc:  # another process added them first
+        table.checkout_latest()
+        if not set(missing) <= set(table.schema.names):
+            raise TransientError(
+                f"could not add column(s) {', '.join(missing)} to table {name}: {exc}"
+            ) from exc
+    return table
+
+
 def _open_checked(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> Table:
-    table = _open_or_create(db, name, schema)
+    table = _add_missing_columns(name, _open_or_create(db, name, schema), schema)
     existing = table.schema
     if existing != schema:
         for field in schema:
