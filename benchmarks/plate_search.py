@@ -89,6 +89,7 @@ def build(storage: Storage, rows: int, plates: int, days: int, cameras: int) -> 
             "lat": pa.nulls(n, pa.float64()),
             "lon": pa.nulls(n, pa.float64()),
             "model": np.full(n, "bench", object),
+            "gate_score": np.ones(n, np.float32),
         }
         table.add(
             pa.table(

@@ -63,6 +63,7 @@ def write_rows(
         "frames_decoded": [0] * n,
         "frames_analysed": [0] * n,
         "faces": [0] * n,
+        "plates_rejected_text": [0] * n,
         "updated_at": [NOW] * n,
     }
     segments_table(storage.db).add(pa.table(columns, schema=SegmentRow.SCHEMA))
