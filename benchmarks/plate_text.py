@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from plates import load_backgrounds  # benchmarks/plates.py (this folder is on sys.path)
 
+from citywatch.geometry import iou
 from citywatch.models.plate_reader import load_plate_reader
 from citywatch.sample.cars import render_car
 from citywatch.sample.plate_render import random_hk_plate
@@ -239,14 +240,6 @@ def make_scene(index: int, rng: np.random.Generator, backgrounds: list[np.ndarra
     return Scene(kind, _jpeg(dim, quality), _jpeg(frame, quality), "", None)
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
 @dataclass
 class Tally:
     rows: int = 0
@@ -274,7 +267,7 @@ def run(scenes: list[Scene], settings: Settings, verbose: bool) -> dict[str, Tal
         tally.plates += bool(scene.plate)
         tally.exact += any(c.text == scene.plate for c in reads) if scene.plate else 0
         for c in reads:
-            real = scene.plate_box is not None and _iou(c.bbox, scene.plate_box) >= 0.3
+            real = scene.plate_box is not None and iou(c.bbox, scene.plate_box) >= 0.3
             tally.rows += 1
             tally.real += real
             if verbose and not real:

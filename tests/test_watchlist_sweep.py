@@ -205,6 +205,19 @@ def plate_row(text: str, *, track: int, camera: str = "cam-p", gate_score: float
     )
 
 
+def approved_plate_entry(storage: Storage, text: str, label: str) -> None:
+    """An active plate entry for ``text`` (requested, then approved by a second person)."""
+    row = add_plate(
+        storage,
+        text,
+        request(reason="stolen_vehicle", label=label),
+        default_max_distance=0.6,
+        max_days=30,
+        now=NOW,
+    )
+    approve(storage, row.id, "bob", now=NOW)
+
+
 @pytest.mark.parametrize(
     "entry, read, alerts",
     [
@@ -222,15 +235,7 @@ def test_plate_entries_match_exactly_patterns_and_confusables(
     settings = make_settings(tmp_path)
     storage = Storage(settings)
     assert sweep_once(storage, settings, now=NOW).plates_read == 0  # no plates table yet
-    row = add_plate(
-        storage,
-        entry,
-        request(reason="stolen_vehicle", label="stolen van"),
-        default_max_distance=0.6,
-        max_days=30,
-        now=NOW,
-    )
-    approve(storage, row.id, "bob", now=NOW)
+    approved_plate_entry(storage, entry, "stolen van")
     upsert(
         plates_table(storage.db),
         rows_to_arrow([plate_row(read, track=1), plate_row("ZZ9", track=2)], PlateRow.SCHEMA),
@@ -247,15 +252,7 @@ def test_a_sign_read_as_a_plate_never_alerts(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     storage = Storage(settings)
     for entry in ("WHGOV", "AB1234"):
-        row = add_plate(
-            storage,
-            entry,
-            request(reason="stolen_vehicle", label="stolen"),
-            default_max_distance=0.6,
-            max_days=30,
-            now=NOW,
-        )
-        approve(storage, row.id, "bob", now=NOW)
+        approved_plate_entry(storage, entry, "stolen")
     upsert(
         plates_table(storage.db),
         rows_to_arrow(

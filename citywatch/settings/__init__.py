@@ -18,12 +18,12 @@ from citywatch.settings.model import (
     variable,
     variable_names,
 )
+from citywatch.settings.plate_sections import PlatesSettings
 from citywatch.settings.sections import (
     DaskSettings,
     DecodeSettings,
     FacesSettings,
     IndexSettings,
-    PlatesSettings,
     RetentionSettings,
     S3Settings,
     SearchSettings,

@@ -35,6 +35,7 @@ from citywatch.settings.governance_sections import (
     SweepSettings,
     WatchlistSettings,
 )
+from citywatch.settings.plate_sections import PlatesSettings
 from citywatch.settings.renames import RENAMED
 from citywatch.settings.sections import (
     DaskSettings,
@@ -42,7 +43,6 @@ from citywatch.settings.sections import (
     FacesSettings,
     IndexSettings,
     OpsSettings,
-    PlatesSettings,
     RetentionSettings,
     S3Settings,
     SearchSettings,

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -68,16 +69,27 @@ class Notified:
 
 def queue_client(settings: Settings) -> Any:  # noqa: ANN401 - botocore's generated SQS client
     """An SQS client for the notification queue (same credentials and endpoint as S3
-    unless ``index.notification_endpoint_url`` names another)."""
+    unless ``index.notification_endpoint_url`` names another); made once per process and
+    configuration, not every tick."""
     s3 = settings.s3
-    endpoint = settings.index.notification_endpoint_url or s3.endpoint_url
+    return _client(
+        s3.region,
+        settings.index.notification_endpoint_url or s3.endpoint_url,
+        s3.access_key_id,
+        s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
+        s3.session_token.get_secret_value() if s3.session_token else None,
+    )
+
+
+@lru_cache(maxsize=8)
+def _client(region: str, endpoint: str | None, key: str | None, secret: str | None, token: str | None) -> Any:  # noqa: ANN401
     return botocore.session.get_session().create_client(
         "sqs",
-        region_name=s3.region,
+        region_name=region,
         endpoint_url=endpoint,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=s3.secret_access_key.get_secret_value() if s3.secret_access_key else None,
-        aws_session_token=s3.session_token.get_secret_value() if s3.session_token else None,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
     )
 
 
