@@ -127,6 +127,8 @@ def _faces(vectors: np.ndarray, cams: np.ndarray, starts: np.ndarray) -> object:
         "lat": [None] * count,
         "lon": [None] * count,
         "model": ["bench"] * count,
+        "template": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), DIM),
+        "face_px": [50.0] * count,
     }
     return pa.table(columns, schema=FaceRow.schema(DIM))
 

@@ -109,6 +109,8 @@ def synthetic_faces(start: int, n: int, centers: np.ndarray, rng: np.random.Gene
         "lat": pa.array(rng.uniform(22.2, 22.5, n)),
         "lon": pa.array(rng.uniform(114.0, 114.3, n)),
         "model": pa.array(np.full(n, "dlib-resnet-v1")),
+        "template": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), DIM),  # one-face tracks
+        "face_px": pa.array(np.full(n, 80.0, np.float32)),
     }
     schema = FaceRow.schema(DIM)
     return pa.table([columns[f.name].cast(f.type) for f in schema], schema=schema)

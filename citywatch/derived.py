@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import lancedb
     from lancedb.table import Table
 
-HIDDEN_COLUMNS = frozenset({"embedding", "thumb_uri"})
+HIDDEN_COLUMNS = frozenset({"embedding", "template", "thumb_uri"})
 """Columns of the biometric tables the derived dataset never holds."""
 
 GPS_SCHEMA = pa.schema(

@@ -31,6 +31,8 @@ class Sighting:
     thumb_uri: str
     lat: float | None
     lon: float | None
+    face_px: float = 0.0  # the face's size in the frame (smaller side of its box, px)
+    best_distance: float | None = None  # the best face's own distance (``distance`` is the decision's)
 
 
 @dataclass(frozen=True, slots=True)

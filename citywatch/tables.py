@@ -71,6 +71,8 @@ def _open_or_create(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> T
 ADDED_COLUMNS: dict[tuple[str, str], str] = {
     (SegmentRow.TABLE, "plates_rejected_text"): "arrow_cast(0, 'Int32')",  # nothing was refused then
     (PlateRow.TABLE, "gate_score"): "arrow_cast(1.0, 'Float32')",  # accepted by the rule of the day
+    (FaceRow.TABLE, "template"): "embedding",  # each old face stands alone
+    (FaceRow.TABLE, "face_px"): "arrow_cast(least(bbox[3] - bbox[1], bbox[4] - bbox[2]), 'Float32')",
 }
 
 
@@ -141,6 +143,15 @@ def faces_table(db: lancedb.DBConnection, dim: int) -> Table:
 
 def plates_table(db: lancedb.DBConnection) -> Table:
     return open_table(db, PlateRow.TABLE, PlateRow.SCHEMA)
+
+
+def index_table(db: lancedb.DBConnection, name: str) -> Table:
+    """An existing ``faces`` or ``plates`` table, upgraded to today's columns (readers
+    that do not know the embedding size, e.g. the sweep)."""
+    if name == FaceRow.TABLE:
+        field = db.open_table(name).schema.field("embedding")
+        return faces_table(db, field.type.list_size)
+    return plates_table(db)
 
 
 def insert_missing(table: Table, data: pa.Table) -> int:

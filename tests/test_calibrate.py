@@ -174,6 +174,18 @@ def test_rates_are_monotonic_and_separate_people(report: CalibrationReport, mode
     assert report.default_threshold == model.embedder.default_threshold
 
 
+def test_rates_by_face_size_shrink_every_larger_photo(report: CalibrationReport) -> None:
+    assert [p.face_px for p in report.by_size] == [40, 56, 80, 120]
+    for point in report.by_size:
+        assert 0 < point.photos_found <= point.photos_shrunk <= report.photos
+        assert point.genuine_pairs + point.impostor_pairs == point.photos_found * (report.photos - 1)
+        assert point.at_recommended is not None
+    small, large = report.by_size[0], report.by_size[-1]
+    assert small.photos_found <= large.photos_found or small.photos_shrunk > large.photos_shrunk
+    assert large.at_default.fnmr <= small.at_default.fnmr  # small faces are harder to match
+    assert large.at_default.fnmr <= 0.2 and large.at_default.fmr == 0.0
+
+
 def test_recommendation_is_honest_about_too_few_impostor_pairs(report: CalibrationReport) -> None:
     best = report.recommended
     assert best is not None and best.false_matches == 0
@@ -185,7 +197,7 @@ def test_recommendation_is_honest_about_too_few_impostor_pairs(report: Calibrati
 
 
 def test_looser_target_has_enough_pairs(folder: Path, model: FaceModel) -> None:
-    loose = calibrate(Storage(Settings(storage__root=str(folder.parent))), model, str(folder), 0.05)
+    loose = calibrate(Storage(Settings(storage__root=str(folder.parent))), model, str(folder), 0.05, sizes=())
     assert loose.enough_impostors and loose.recommended is not None
     assert loose.recommended.fmr <= 0.05 and "too few" not in loose.note
 
@@ -218,15 +230,21 @@ def test_cli_calibrate_is_for_admins_and_audited(
     assert main(["calibrate", str(folder)]) == 3
     assert "needs the role admin" in capsys.readouterr().err
     monkeypatch.setenv("CITYWATCH_USER", "demo-admin")
-    assert main(["calibrate", str(folder), "--target-fmr", "0.01", "--json"]) == 0
+    assert main(["calibrate", str(folder), "--target-fmr", "0.01", "--json", "--sizes", "56"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["photos"] == 30 and result["recommended"]["fmr"] <= 0.01
+    assert [p["face_px"] for p in result["by_size"]] == [56]
     assert main(["calibrate", str(folder), "--target-fmr", "2"]) == 2
     assert main(["calibrate", str(folder)]) == 0
     text = capsys.readouterr().out
     assert "tentative threshold for FMR <= 0.001" in text and "do not deploy it yet" in text
     assert "too few impostor pairs" in text and "CITYWATCH_FACES__MATCH_THRESHOLD" not in text
     assert "skipped group/t1.jpg: 6 faces found" in text
+    assert "by face size" in text and "MATCH_MIN_PX=40 never match" in text
+    assert [line.split()[0] for line in text.splitlines() if line.split()[:1] in (["40"], ["120"])] == [
+        "40",
+        "120",
+    ]
     from citywatch.governance.audit_log import AuditLog
 
     rows = AuditLog(Storage(Settings(storage__root=str(root)))).rows()

@@ -31,7 +31,7 @@ def _faces(start: int, n: int, centres: np.ndarray, rng: np.random.Generator) ->
                 segment_id="cam-a/20261126T080000Z",
                 camera_id=f"cam-{i % 3}",
                 ts=ts,
-                bbox=(0.0, 0.0, 1.0, 1.0),
+                bbox=(0.0, 0.0, 80.0, 96.0),
                 det_score=0.9,
                 quality=0.5,
                 embedding=(centres[person] + rng.normal(0, 0.03, 128)).astype(np.float32),

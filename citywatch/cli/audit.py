@@ -125,8 +125,30 @@ def register(sub: Subcommands[Parser]) -> None:
         default=0.001,
         help="largest acceptable false match rate (default 0.001 = 1 in 1,000)",
     )
+    c.add_argument(
+        "--sizes",
+        type=face_sizes,
+        default=DEFAULT_SIZES_TEXT,
+        help="face sizes (px, comma-separated) to report rates at, each photo shrunk to them "
+        f"(default {DEFAULT_SIZES_TEXT}; '' = none)",
+    )
     add_json_argument(c)
     c.set_defaults(handler=cmd_calibrate)
+
+
+DEFAULT_SIZES_TEXT = "40,56,80,120"  # tasks/search/calibrate.py DEFAULT_SIZES
+
+
+def face_sizes(text: str) -> tuple[int, ...]:
+    """``--sizes 40,56,80``: face sizes in px (8..1000), or '' for none."""
+    sizes: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if not part.isdigit() or not 8 <= int(part) <= 1000:
+            raise argparse.ArgumentTypeError(f"--sizes {text!r}: {part!r} is not a face size in px (8..1000)")
+        sizes.append(int(part))
+    return tuple(sorted(set(sizes)))
 
 
 def parse_anchor(text: str) -> tuple[int, str]:
@@ -279,7 +301,7 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
         "face_backend": settings.faces.backend,
     }
     with governed(settings, storage, Action.CALIBRATE, None, None, params) as run:
-        report = calibrate(storage, face_model_for(settings), folder, args.target_fmr)
+        report = calibrate(storage, face_model_for(settings), folder, args.target_fmr, args.sizes)
         run.result_count = report.photos
     if args.json:
         output.as_json(dataclasses.asdict(report))
@@ -313,4 +335,21 @@ def cmd_calibrate(args: argparse.Namespace, settings: Settings) -> int:
             f"(FMR {best.fmr:.4f}, FNMR {best.fnmr:.4f}); do not deploy it yet:"
         )
     output.line(report.note)
+    if report.by_size:
+        output.line("by face size (each photo shrunk to the size vs every other photo at full size):")
+        output.table(
+            ["face px", "found", "FMR @default", "FNMR @default", "FMR @recommended", "FNMR @recommended"],
+            [
+                [
+                    p.face_px,
+                    f"{p.photos_found}/{p.photos_shrunk}",
+                    f"{p.at_default.fmr:.4f}",
+                    f"{p.at_default.fnmr:.4f}",
+                    f"{p.at_recommended.fmr:.4f}" if p.at_recommended else "-",
+                    f"{p.at_recommended.fnmr:.4f}" if p.at_recommended else "-",
+                ]
+                for p in report.by_size
+            ],
+        )
+        output.line(f"faces under CITYWATCH_FACES__MATCH_MIN_PX={settings.faces.match_min_px:g} never match")
     return 0

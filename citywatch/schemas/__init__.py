@@ -7,6 +7,7 @@ the discovery marks in :mod:`citywatch.schemas.discovery`.
 
 from citywatch.schemas.core import (
     BBOX,
+    NO_TEMPLATE,
     POLYGON,
     TS,
     CameraKind,
@@ -32,6 +33,7 @@ from citywatch.schemas.governance import SIGNATURE_FIELD, AlertRow, AuditRow, De
 
 __all__ = [
     "BBOX",
+    "NO_TEMPLATE",
     "POLYGON",
     "SIGNATURE_FIELD",
     "TS",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 TS = pa.timestamp("us", tz="UTC")
 BBOX = pa.list_(pa.float32(), 4)
 POLYGON = pa.list_(pa.list_(pa.float32(), 2))
+NO_TEMPLATE = np.empty(0, dtype=np.float32)
 
 SegmentState = Literal["done", "failed"]
 CameraKind = Literal["fixed", "mobile"]
@@ -114,8 +115,20 @@ class FaceRow:
     lat: float | None
     lon: float | None
     model: str
+    # The track's template (quality-weighted mean of its embedded faces, renormalised);
+    # empty = this face alone (a one-face track). Every row of a track carries it.
+    template: np.ndarray = dataclasses.field(default_factory=lambda: NO_TEMPLATE)
+    # Face size: the smaller side of ``bbox`` in frame pixels (nan = from bbox).
+    face_px: float = float("nan")
 
     TABLE: ClassVar[str] = "faces"
+
+    def __post_init__(self) -> None:
+        if not self.template.size:
+            object.__setattr__(self, "template", self.embedding)
+        if self.face_px != self.face_px:  # nan
+            x1, y1, x2, y2 = self.bbox
+            object.__setattr__(self, "face_px", float(min(x2 - x1, y2 - y1)))
 
     @staticmethod
     def schema(dim: int) -> pa.Schema:
@@ -136,6 +149,8 @@ class FaceRow:
                 pa.field("lat", pa.float64()),
                 pa.field("lon", pa.float64()),
                 pa.field("model", pa.string()),
+                pa.field("template", pa.list_(pa.float32(), dim)),
+                pa.field("face_px", pa.float32()),
             ]
         )
 
@@ -370,8 +385,9 @@ def arrow_to_rows(table: pa.Table, row_type: type[Row]) -> list[Row]:
     names = [f.name for f in dataclasses.fields(row_type)]
     out: list[Row] = []
     for record in table.select(names).to_pylist():
-        if "embedding" in record:
-            record["embedding"] = np.asarray(record["embedding"], dtype=np.float32)
+        for vector in ("embedding", "template"):
+            if vector in record and record[vector] is not None:
+                record[vector] = np.asarray(record[vector], dtype=np.float32)
         if "bbox" in record and record["bbox"] is not None:
             record["bbox"] = tuple(record["bbox"])
         out.append(row_type(**record))

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from citywatch.face_rule import FaceRule
+
 if TYPE_CHECKING:
     pass
 
@@ -107,6 +109,18 @@ class FacesSettings(Section):
         "person; default is the backend's calibrated value (0.55 for dlib). Calibrate it on local data.",
     )
     embeds_per_track: int = Field(3, ge=1, le=50, description="Best faces embedded per track.")
+    match_min_px: float = Field(
+        40,
+        ge=0,
+        description="Faces whose box is smaller than this (px, smaller side) are indexed but never "
+        "reported as a match by search or the watchlist sweep (benchmarks/faces.py: below ~40 px no "
+        "one is found and false matches appear). 0 = any size.",
+    )
+    match_template: bool = Field(
+        True,
+        description="A track matches only when its best face and its template (quality-weighted mean "
+        "of its faces) are both within the threshold; off = the best face alone decides.",
+    )
     ann_min_rows: int = Field(
         100_000,
         ge=1,
@@ -120,6 +134,10 @@ class FacesSettings(Section):
         description="Face search re-ranks this x the candidates by exact distance "
         "(recall@10 0.98 at 1M rows with 20 probes; ~0.64 without refining).",
     )
+
+    def rule(self) -> FaceRule:
+        """The face match rule search and the sweep apply (citywatch/face_rule.py)."""
+        return FaceRule(min_px=self.match_min_px, use_template=self.match_template)
 
     @model_validator(mode="after")
     def _insightface_needs_dir(self) -> FacesSettings:

@@ -10,6 +10,7 @@ import numpy as np
 
 from citywatch.geometry import clip, expand, grow, to_pixels
 from citywatch.models.base import FaceDetection, FaceModel
+from citywatch.schemas import NO_TEMPLATE
 from citywatch.settings import FacesSettings, TrackingSettings
 from citywatch.tasks.index.tracking import Tracker
 
@@ -34,6 +35,28 @@ class EmbeddedFace:
     track_end_s: float
     embedding: np.ndarray
     thumbnail_jpeg: bytes
+    template: np.ndarray = dataclasses.field(
+        default_factory=lambda: NO_TEMPLATE
+    )  # the track's template (empty until link_tracks sets it)
+
+
+def track_template(faces: list[EmbeddedFace]) -> np.ndarray:
+    """A track's template: the quality-weighted mean of its faces' embeddings, renormalised.
+
+    The mean of a few views of one face sits nearer the person's centre than any one
+    view (noise and pose average out); it is scaled back to the faces' weighted mean
+    length, so L2 thresholds calibrated on single embeddings still apply. A one-face
+    track's template is that face's embedding.
+    """
+    vectors = np.stack([f.embedding for f in faces]).astype(np.float32)
+    weights = np.asarray([max(f.candidate.quality, 1e-3) for f in faces], dtype=np.float32)
+    weights /= weights.sum()
+    mean = weights @ vectors
+    length = float(np.linalg.norm(mean))
+    target = float(weights @ np.linalg.norm(vectors, axis=1))
+    if length == 0.0:
+        return vectors[int(np.argmax(weights))]
+    return (mean * (target / length)).astype(np.float32)
 
 
 def face_quality(image: np.ndarray, face: FaceDetection) -> float:
@@ -184,8 +207,10 @@ def link_tracks(
         start = min(f.track_start_s for f in members)
         end = max(f.track_end_s for f in members)
         best = sorted(members, key=lambda f: f.candidate.quality, reverse=True)[:keep]
+        template = track_template(best)
         out.extend(
-            dataclasses.replace(f, track_index=index, track_start_s=start, track_end_s=end) for f in best
+            dataclasses.replace(f, track_index=index, track_start_s=start, track_end_s=end, template=template)
+            for f in best
         )
     return out
 

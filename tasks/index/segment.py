@@ -94,6 +94,7 @@ def _face_rows(
                 lat=lat,
                 lon=lon,
                 model=model_name,
+                template=face.template,
             )
         )
     return rows

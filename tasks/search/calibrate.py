@@ -11,6 +11,14 @@ matches when its L2 distance is ``<= t``, as in search):
 The recommendation is the largest threshold on the grid whose FMR is at most the
 target. With ``n`` impostor pairs an FMR below ~3/n cannot be shown at 95 %
 confidence (rule of three), so the report says when there are too few.
+
+**By face size.** Street cameras see faces far smaller than a photo holds. For each
+size in ``sizes`` (the face box's smaller side, in pixels) every photo whose face is
+larger is shrunk until its face is that size, found and embedded again, and compared
+with every *other* photo at full size (a probe photo against a small face in footage):
+the FMR/FNMR at the model default (and at the recommendation) per size, and how many
+photos still had a face found. ``faces.match_min_px`` should sit at a size whose rates
+are acceptable.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import math
 import posixpath
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.stats import beta
 
@@ -29,6 +38,8 @@ from citywatch.storage import Storage
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 GRID_STEP = 0.01
+DEFAULT_SIZES = (40, 56, 80, 120)
+MIN_CANVAS = 160  # a shrunk photo is padded to at least this (the detector needs some context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,18 @@ class EmbeddedPhoto:
     person: str
     source: str
     embedding: np.ndarray
+    face_px: float = 0.0  # the face box's smaller side in the photo
+
+
+@dataclass(frozen=True, slots=True)
+class SizePoint:
+    face_px: int
+    photos_shrunk: int  # photos whose face was larger than this size
+    photos_found: int  # of those, photos whose face was still found (exactly one face)
+    genuine_pairs: int
+    impostor_pairs: int
+    at_default: RatePoint
+    at_recommended: RatePoint | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +100,7 @@ class CalibrationReport:
     default_threshold: float
     at_default: RatePoint
     note: str
+    by_size: tuple[SizePoint, ...] = ()
 
 
 def load_labelled_photos(storage: Storage, folder: str) -> tuple[list[LabelledPhoto], list[SkippedPhoto]]:
@@ -120,8 +144,64 @@ def embed_photos(
             skipped.append(SkippedPhoto(photo.source, reason))
             continue
         vector = model.embedder.embed(image, faces)[0].astype(np.float32)
-        embedded.append(EmbeddedPhoto(photo.person, photo.source, vector))
+        x1, y1, x2, y2 = faces[0].bbox
+        embedded.append(EmbeddedPhoto(photo.person, photo.source, vector, float(min(x2 - x1, y2 - y1))))
     return embedded, skipped
+
+
+def shrink(image: np.ndarray, face_px: float, size: int) -> np.ndarray:
+    """``image`` scaled so a face of ``face_px`` becomes ``size`` px, padded to ``MIN_CANVAS``."""
+    scale = size / face_px
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    pad = max(0, (MIN_CANVAS - min(small.shape[:2]) + 1) // 2)
+    return cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else small
+
+
+def rates_by_size(
+    photos: list[LabelledPhoto],
+    embedded: list[EmbeddedPhoto],
+    model: FaceModel,
+    sizes: tuple[int, ...],
+    default: float,
+    recommended: float | None,
+) -> list[SizePoint]:
+    """FMR/FNMR per face size: each photo shrunk to the size vs every other photo at full size."""
+    data = {p.source: p.data for p in photos}
+    full = np.stack([e.embedding for e in embedded]).astype(np.float64) if embedded else np.zeros((0, 0))
+    labels = np.array([e.person for e in embedded])
+    out: list[SizePoint] = []
+    for size in sizes:
+        genuine: list[np.ndarray] = []
+        impostor: list[np.ndarray] = []
+        shrunk = found = 0
+        for i, photo in enumerate(embedded):
+            if photo.face_px <= size:
+                continue
+            shrunk += 1
+            image = shrink(decode_image(data[photo.source], photo.source), photo.face_px, size)
+            faces = model.detector.detect(image)
+            if len(faces) != 1:
+                continue
+            found += 1
+            vector = model.embedder.embed(image, faces)[0].astype(np.float64)
+            dist = np.sqrt(((full - vector[None, :]) ** 2).sum(axis=1))
+            others = np.arange(len(embedded)) != i
+            genuine.append(dist[others & (labels == photo.person)])
+            impostor.append(dist[others & (labels != photo.person)])
+        g = np.concatenate(genuine) if genuine else np.zeros(0)
+        im = np.concatenate(impostor) if impostor else np.zeros(0)
+        out.append(
+            SizePoint(
+                face_px=size,
+                photos_shrunk=shrunk,
+                photos_found=found,
+                genuine_pairs=len(g),
+                impostor_pairs=len(im),
+                at_default=error_rates(g, im, np.array([default]))[0],
+                at_recommended=error_rates(g, im, np.array([recommended]))[0] if recommended else None,
+            )
+        )
+    return out
 
 
 def pair_distances(photos: list[EmbeddedPhoto]) -> tuple[np.ndarray, np.ndarray]:
@@ -177,9 +257,14 @@ def fmr_upper95(false_matches: int, impostor_pairs: int) -> float:
 
 
 def calibrate(
-    storage: Storage, model: FaceModel, folder: str, target_fmr: float = 0.001
+    storage: Storage,
+    model: FaceModel,
+    folder: str,
+    target_fmr: float = 0.001,
+    sizes: tuple[int, ...] = DEFAULT_SIZES,
 ) -> CalibrationReport:
-    """Embed the labelled photos under ``folder`` and report rates and a threshold."""
+    """Embed the labelled photos under ``folder`` and report rates and a threshold
+    (overall, and per face size in ``sizes``)."""
     if not 0 < target_fmr < 1:
         raise BadInputError(f"--target-fmr {target_fmr} must be between 0 and 1 (e.g. 0.001)")
     photos, skipped = load_labelled_photos(storage, folder)
@@ -215,6 +300,9 @@ def calibrate(
         default_threshold=default,
         at_default=error_rates(genuine, impostor, np.array([default]))[0],
         note=_note(best, enough, len(impostor), needed, target_fmr, upper),
+        by_size=tuple(
+            rates_by_size(photos, embedded, model, sizes, default, best.threshold if best else None)
+        ),
     )
 
 

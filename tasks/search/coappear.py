@@ -22,7 +22,7 @@ from citywatch.schemas import CameraRow, FaceRow, HoldRow, arrow_to_rows
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, open_table
-from citywatch.tasks.search.faces import face_sighting, segment_uris
+from citywatch.tasks.search.faces import TrackHit, face_sighting, segment_uris
 from citywatch.tasks.search.grouping import (
     TrackTemplate,
     group_tracks,
@@ -162,11 +162,10 @@ def build_groups(
     out: list[FaceGroup] = []
     for rank, members in enumerate(groups, start=1):
         best = representative(members)
+        distances = [float(np.linalg.norm(m.embedding - best.embedding)) for m in members]
         sightings = tuple(
-            face_sighting(
-                i, m.face, float(np.linalg.norm(m.embedding - best.embedding)), threshold, cameras, uris
-            )
-            for i, m in enumerate(members, start=1)
+            face_sighting(i, TrackHit(m.face, d, d), threshold, cameras, uris)
+            for i, (m, d) in enumerate(zip(members, distances, strict=True), start=1)
         )
         out.append(
             FaceGroup(

@@ -12,6 +12,7 @@ from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
 from citywatch.errors import BadInputError
+from citywatch.face_rule import FaceRule, l2
 from citywatch.filters import is_in, where_clause
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.models.base import FaceDetection, FaceModel
@@ -107,19 +108,42 @@ def search_faces(
         query = query.where(where, prefilter=True)
     hits = query.to_arrow()
     distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
-    best: dict[str, tuple[float, FaceRow]] = {}
-    for face, distance in zip(arrow_to_rows(hits, FaceRow), distances):
-        if distance > threshold:
+    ranked = best_per_track(
+        arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, settings.faces.rule()
+    )
+    uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]})
+    return [face_sighting(i + 1, hit, threshold, cameras, uris) for i, hit in enumerate(ranked[:top_k])]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackHit:
+    face: FaceRow  # the track's nearest face of matchable size
+    best: float  # its distance to the probe
+    decided: float  # the distance the rule decides on (citywatch/face_rule.py)
+
+
+def best_per_track(
+    faces: list[FaceRow], distances: list[float], probe: np.ndarray, threshold: float, rule: FaceRule
+) -> list[TrackHit]:
+    """Tracks that match under ``rule``, nearest first (by the decided distance).
+
+    Per track: its nearest face of at least ``rule.min_px``; with the template rule the
+    track's template must be within ``threshold`` as well, and the larger distance is
+    the one reported and ranked.
+    """
+    nearest: dict[str, tuple[float, FaceRow]] = {}
+    for face, distance in zip(faces, distances, strict=True):
+        if distance > threshold or not rule.accepts_size(face.face_px):
             continue
-        current = best.get(face.track_id)
+        current = nearest.get(face.track_id)
         if current is None or distance < current[0]:
-            best[face.track_id] = (distance, face)
-    ranked = sorted(best.values(), key=lambda hit: hit[0])[:top_k]
-    uris = segment_uris(storage, {face.segment_id for _, face in ranked})
-    return [
-        face_sighting(i + 1, face, distance, threshold, cameras, uris)
-        for i, (distance, face) in enumerate(ranked)
-    ]
+            nearest[face.track_id] = (distance, face)
+    out: list[TrackHit] = []
+    for distance, face in nearest.values():
+        decided = rule.distance(distance, l2(probe, face.template))
+        if decided <= threshold:
+            out.append(TrackHit(face, distance, decided))
+    return sorted(out, key=lambda hit: (hit.decided, hit.face.id))
 
 
 def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
@@ -139,13 +163,13 @@ def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
 
 def face_sighting(
     rank: int,
-    face: FaceRow,
-    distance: float,
+    hit: TrackHit,
     threshold: float,
     cameras: dict[str, CameraRow],
     uris: dict[str, str],
 ) -> Sighting:
-    """One ranked face row as a sighting (camera name, segment URI, similarity)."""
+    """One ranked track as a sighting (camera name, segment URI, similarity)."""
+    face, distance = hit.face, hit.decided
     return Sighting(
         rank=rank,
         face_id=face.id,
@@ -161,4 +185,6 @@ def face_sighting(
         thumb_uri=face.thumb_uri,
         lat=face.lat,
         lon=face.lon,
+        face_px=face.face_px,
+        best_distance=hit.best,
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from citywatch.face_rule import FaceRule
 from citywatch.schemas import AlertRow, EntryKind, WatchlistRow
 from citywatch.tasks.sweep.passes import alert_for, best_per_track
 
@@ -24,9 +25,14 @@ def _vectors(column: pa.ChunkedArray) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
 
 
-def match_faces(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetime) -> list[AlertRow]:
+def match_faces(
+    rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetime, rule: FaceRule
+) -> list[AlertRow]:
     """Face rows within an entry's threshold (min distance over its photos); one per track.
 
+    The face rule of search applies (citywatch/face_rule.py): faces under
+    ``rule.min_px`` never alert, and with the template rule the row's track template
+    must be within the threshold too (the alert's score is the larger distance).
     Blocks of rows against every enrolment vector at once (one matrix product); only
     the few (row, vector) pairs under their entry's threshold leave numpy.
     """
@@ -34,14 +40,16 @@ def match_faces(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetim
     if not rows.num_rows or not faces:
         return []
     models = np.asarray(rows.column("model").to_pylist(), dtype=object)
+    big_enough = np.asarray(rows.column("face_px").to_numpy(zero_copy_only=False), np.float64) >= rule.min_px
     found: list[AlertRow] = []
     for model in sorted({e.model for e in faces}):
         group = [e for e in faces if e.model == model]
-        picked = np.nonzero(models == model)[0]
+        picked = np.nonzero((models == model) & big_enough)[0]
         if not len(picked):
             continue
         subset = rows.take(pa.array(picked))
         vectors = _vectors(subset.column("embedding"))
+        templates = _vectors(subset.column("template"))
         bank = np.asarray([v for e in group for v in e.embeddings], dtype=np.float32)
         if bank.shape[1] != vectors.shape[1]:
             log.warning(
@@ -62,17 +70,22 @@ def match_faces(rows: pa.Table, entries: Sequence[WatchlistRow], now: dt.datetim
             if not len(hit_rows):
                 continue
             if records is None:
-                records = subset.drop_columns(["embedding"]).to_pylist()
+                records = subset.drop_columns(["embedding", "template"]).to_pylist()
             best: dict[tuple[int, int], float] = {}
             for r, c in zip(hit_rows.tolist(), hit_cols.tolist(), strict=True):
                 key = (r, int(owner[c]))
                 best[key] = min(best.get(key, np.inf), float(d2[r, c]))
             for (r, e), value in best.items():
+                photos = bank[owner == e]
+                template = float(np.sqrt(((photos - templates[lo + r][None, :]) ** 2).sum(axis=1)).min())
+                score = rule.distance(float(np.sqrt(max(0.0, value))), template)
+                if score > group[e].threshold:
+                    continue  # the track's template is not within the threshold
                 found.append(
                     alert_for(
                         group[e],
                         records[lo + r],
-                        float(np.sqrt(max(0.0, value))),
+                        score,
                         start="track_start",
                         end="track_end",
                         plate_text="",

@@ -67,7 +67,8 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
     gap = dt.timedelta(seconds=settings.sweep.pass_gap_s)
     found = group_passes(
-        match_faces(good_faces, entries, now) + match_plates(good_plates, entries, now, plate_rule(settings)),
+        match_faces(good_faces, entries, now, settings.faces.rule())
+        + match_plates(good_plates, entries, now, plate_rule(settings)),
         gap,
     )
     alerts = drop_known_passes(storage, found, gap)

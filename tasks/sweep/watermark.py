@@ -16,7 +16,7 @@ import pyarrow as pa
 from citywatch.filters import compare
 from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, arrow_to_rows, rows_to_arrow
 from citywatch.storage import Storage
-from citywatch.tables import has_table
+from citywatch.tables import has_table, index_table
 from citywatch.tables import open_table as keyed_table
 
 FACE_COLUMNS = [
@@ -32,6 +32,8 @@ FACE_COLUMNS = [
     "lon",
     "model",
     "embedding",
+    "template",  # the track's template and the face size: the face rule (citywatch/face_rule.py)
+    "face_px",
 ]
 PLATE_COLUMNS = [
     "id",
@@ -80,7 +82,7 @@ def read_new_rows(
     if not has_table(storage.db, source):
         empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[source]})
         return empty, SweepStateRow(source, after, mark.table_version if mark else 0, seen, now)
-    table = storage.db.open_table(source)  # pinned to the version current now
+    table = index_table(storage.db, source)  # pinned to the version current now
     query = table.search().select([*SOURCES[source], "_rowaddr"])
     if after >= 0:
         query = query.where(compare("_rowaddr", ">=", (after + 1) << 32))
