@@ -11,10 +11,12 @@ blurred, noisy, and the frames go through H.264 at ``--crf`` (PyAV, in memory): 
 a street camera at dusk delivers. The indexing face model (settings' backend,
 detector thresholds) then detects and embeds each decoded frame, as the index does.
 
-Per track (person x size) two ways to compare a probe with it:
-- **best frame**: the smallest distance over the track's faces (what search does today:
-  the best face per track);
-- **template**: the mean of the track's embeddings (a track template).
+As indexing does, a track keeps its ``faces.embeds_per_track`` best faces by quality
+(face_quality) and their template (track_template). Three ways to compare a probe:
+- **best**: the smallest distance over the kept faces;
+- **template**: the distance to the track template;
+- **rule**: what citywatch decides on (citywatch/face_rule.py, default settings): both
+  within the threshold, and the face box at least ``faces.match_min_px``.
 A probe matches at the model's threshold. Probes: for obama, his *other* photos
 (obama2, obama3: a different photo, the honest case); for the others the same photo
 undegraded (only one photo each is available offline: labelled "same photo", an
@@ -28,7 +30,7 @@ import argparse
 import io
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,9 +41,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from citywatch.face_rule import FaceRule  # noqa: E402
 from citywatch.models.loaders import face_model_for  # noqa: E402
 from citywatch.sample.media import fetch_media  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
+from citywatch.tasks.index.faces import EmbeddedFace, FaceCandidate, face_quality, track_template  # noqa: E402
 
 W, H = 1280, 720
 
@@ -133,10 +137,14 @@ def h264(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
 
 @dataclass
 class Track:
+    """What indexing keeps of one track: its best ``embeds_per_track`` faces by quality."""
+
     person: str
     size: int
     detected: int
-    embeddings: np.ndarray  # (n, dim); empty when no frame had the face
+    embeddings: np.ndarray  # (n, dim) of the kept faces; empty when no frame had the face
+    template_vector: np.ndarray  # the track template (tasks/index/faces.py track_template)
+    face_px: float  # the kept faces' median face-box side (what the rule's size test sees)
 
     def best(self, probe: np.ndarray) -> float:
         return (
@@ -144,19 +152,51 @@ class Track:
         )
 
     def template(self, probe: np.ndarray) -> float:
-        return float(np.linalg.norm(self.embeddings.mean(axis=0) - probe)) if len(self.embeddings) else np.inf
+        return float(np.linalg.norm(self.template_vector - probe)) if len(self.embeddings) else np.inf
+
+    def rule(self, probe: np.ndarray, rule: FaceRule) -> float:
+        """The distance citywatch decides on (inf when the face is too small to match)."""
+        if not len(self.embeddings) or not rule.accepts_size(self.face_px):
+            return np.inf
+        return rule.distance(self.best(probe), self.template(probe))
 
 
-def embed_track(model, frames: list[np.ndarray], size: int) -> tuple[int, np.ndarray]:  # noqa: ANN001
-    vectors = []
+def embed_track(model, frames: list[np.ndarray], size: int, keep: int) -> Track:  # noqa: ANN001
+    """Detect in every frame, keep the ``keep`` best faces by quality and embed them (as indexing does)."""
+    found = []
     for frame in frames:
         faces = [
             f for f in model.detector.detect(frame) if 430 <= (f.bbox[0] + f.bbox[2]) / 2 <= 700 + size * 2
         ]
         if faces:
             face = max(faces, key=lambda f: f.score)
-            vectors.append(model.embedder.embed(frame, [face])[0])
-    return len(vectors), np.array(vectors, dtype=np.float32)
+            found.append((face_quality(frame, face), frame, face))
+    kept = sorted(found, key=lambda item: item[0], reverse=True)[:keep]
+    embedded = [
+        EmbeddedFace(
+            FaceCandidate(0.0, face.bbox, face.score, quality, frame[:1, :1], face),
+            0,
+            0.0,
+            1.0,
+            model.embedder.embed(frame, [face])[0].astype(np.float32),
+            b"",
+        )
+        for quality, frame, face in kept
+    ]
+    if not embedded:
+        return Track("", size, 0, np.zeros((0, 0), np.float32), np.zeros(0, np.float32), 0.0)
+    sides = [
+        min(f.candidate.bbox[2] - f.candidate.bbox[0], f.candidate.bbox[3] - f.candidate.bbox[1])
+        for f in embedded
+    ]
+    return Track(
+        "",
+        size,
+        len(found),
+        np.stack([f.embedding for f in embedded]),
+        track_template(embedded),
+        float(np.median(sides)),
+    )
 
 
 def probe_vectors(model, media: Path, person: Person) -> list[np.ndarray]:  # noqa: ANN001
@@ -202,8 +242,15 @@ def main() -> int:
         face, face_w = cut(load(media, person.photo), person.box)
         for size in sizes:
             frames = street_frames(face, face_w, size, args, seed=args.seed * 1000 + k * 10 + size)
-            detected, vectors = embed_track(model, frames, size)
-            tracks.append(Track(person.name, size, detected, vectors))
+            track = embed_track(model, frames, size, settings.faces.embeds_per_track)
+            tracks.append(replace(track, person=person.name))
+    rule = settings.faces.rule()
+    measures = (
+        lambda t, v: t.best(v),
+        lambda t, v: t.template(v),
+        lambda t, v: t.rule(v, rule),
+    )
+    print(f"rule: {rule} (citywatch/face_rule.py)")
     kinds = {
         "different photo": [p for p in PEOPLE if p.probes],
         "same photo": [p for p in PEOPLE if not p.probes],
@@ -211,23 +258,24 @@ def main() -> int:
     for kind, people in kinds.items():
         names = {p.name for p in people}
         print(f"\nprobe: {kind} ({', '.join(sorted(names))})")
-        print("size  detected frames  recall best-frame  recall template  false best-frame  false template")
+        print(
+            "size  face px  detected frames  recall best / template / rule     false best / template / rule"
+        )
         for size in sizes:
             at = [t for t in tracks if t.size == size]
             mine = [t for t in at if t.person in names]
             queries = [(t, v) for t in mine for v in probes[t.person]]
-            hit_best = sum(t.best(v) <= threshold for t, v in queries)
-            hit_tpl = sum(t.template(v) <= threshold for t, v in queries)
             others = [(t, v) for t in at for p in people for v in probes[p.name] if p.name != t.person]
-            false_best = sum(t.best(v) <= threshold for t, v in others)
-            false_tpl = sum(t.template(v) <= threshold for t, v in others)
+            hits = [sum(f(t, v) <= threshold for t, v in queries) for f in measures]
+            false = [sum(f(t, v) <= threshold for t, v in others) for f in measures]
             frames_found = sum(t.detected for t in mine)
+            px = np.median([t.face_px for t in mine if t.detected]) if any(t.detected for t in mine) else 0
             print(
-                f"{size:>4}  {frames_found:>6}/{len(mine) * args.frames:<8} "
-                f"{hit_best:>6}/{len(queries):<11} {hit_tpl:>6}/{len(queries):<9} "
-                f"{false_best:>6}/{len(others):<10} {false_tpl:>6}/{len(others)}"
+                f"{size:>4}  {px:>7.0f}  {frames_found:>6}/{len(mine) * args.frames:<8} "
+                f"{'  '.join(f'{h:>3}/{len(queries)}' for h in hits):<30} "
+                f"{'  '.join(f'{x:>3}/{len(others)}' for x in false)}"
             )
-    print("\nfalse matches (track: size, person; probe's person; best-frame / template distance):")
+    print("\nfalse matches (track: size, face px, person; probe's person; best / template distance; rule):")
     for t in tracks:
         for p in PEOPLE:
             if p.name == t.person:
@@ -235,14 +283,19 @@ def main() -> int:
             for v in probes[p.name]:
                 best, tpl = t.best(v), t.template(v)
                 if min(best, tpl) <= threshold:
-                    print(f"  {t.size:>4} px {t.person:<13} ~ {p.name:<13} {best:.3f} / {tpl:.3f}")
-    print("\nmisses at 56 px and above (person, size, best-frame / template distance, frames with the face):")
+                    verdict = "match" if t.rule(v, rule) <= threshold else "refused"
+                    print(
+                        f"  {t.size:>4} px ({t.face_px:.0f}) {t.person:<13} ~ {p.name:<13} "
+                        f"{best:.3f} / {tpl:.3f}  {verdict}"
+                    )
+    print("\nrule misses at 56 px and above (person, size, face px, best / template distance, frames):")
     for t in tracks:
         if t.size >= 56:
             for v in probes[t.person]:
-                if min(t.best(v), t.template(v)) > threshold:
+                if t.rule(v, rule) > threshold:
                     print(
-                        f"  {t.person:<13} {t.size:>4} px {t.best(v):.3f} / {t.template(v):.3f}  {t.detected}"
+                        f"  {t.person:<13} {t.size:>4} px ({t.face_px:.0f}) {t.best(v):.3f} / "
+                        f"{t.template(v):.3f}  {t.detected}"
                     )
     return 0
 

@@ -154,7 +154,7 @@ def test_plate_report_escapes_names_and_embeds_parseable_json(storage: Storage) 
 
 def test_empty_report_says_so(storage: Storage) -> None:
     html = render_search_report(storage, ReportHeader("Face search", (), T0), [])
-    assert '<td colspan="7">no sighting</td>' in html
+    assert '<td colspan="8">no sighting</td>' in html
     assert json.loads(_parse(html).scripts[0]) == []
 
 

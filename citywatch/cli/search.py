@@ -130,9 +130,17 @@ def print_sightings(result: FaceSearchResult) -> None:
     from citywatch.times import format_utc
 
     output.table(
-        ["#", "camera", "time (UTC)", "distance", "similarity", "thumbnail"],
+        ["#", "camera", "time (UTC)", "distance", "similarity", "face px", "thumbnail"],
         [
-            [s.rank, s.camera_id, format_utc(s.ts), f"{s.distance:.3f}", f"{s.similarity:.2f}", s.thumb_uri]
+            [
+                s.rank,
+                s.camera_id,
+                format_utc(s.ts),
+                f"{s.distance:.3f}",
+                f"{s.similarity:.2f}",
+                f"{s.face_px:.0f}",
+                s.thumb_uri,
+            ]
             for s in result.sightings
         ],
     )

@@ -44,6 +44,8 @@ def sighting_json(s: Sighting) -> dict[str, object]:
         "thumb_uri": s.thumb_uri,
         "lat": s.lat,
         "lon": s.lon,
+        "face_px": round(s.face_px, 1),
+        "best_face_distance": round(s.best_distance, 4) if s.best_distance is not None else None,
     }
 
 
@@ -129,7 +131,7 @@ def render_search_report(storage: Storage, header: ReportHeader, sightings: list
         "search_report.html",
         storage,
         header,
-        ["#", "thumbnail", "camera", "time (UTC)", "distance", "similarity", "segment"],
+        ["#", "thumbnail", "camera", "time (UTC)", "distance", "similarity", "face px", "segment"],
         sightings,
         [s.thumb_uri for s in sightings],
         [sighting_json(s) for s in sightings],
