@@ -304,20 +304,33 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="print every row that is not a plate")
+    parser.add_argument(
+        "--bands",
+        action="store_true",
+        help="also run gate on + plates.detect_in_bands (text detection only round the stroke bands)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     backgrounds = load_backgrounds()
     scenes = [make_scene(i, rng, backgrounds) for i in range(args.n)]
     print(f"plate_text: {args.n} scenes, seed {args.seed}")
     results = {}
-    for name, enabled in (("gate off", False), ("gate on", True)):
+    runs = [("gate off", False, False), ("gate on", True, False)] + (
+        [("bands", True, True)] if args.bands else []
+    )
+    for name, enabled, bands in runs:
         settings = Settings()
-        settings = settings.model_copy(
-            update={"plates": settings.plates.model_copy(update={"gate_enabled": enabled})}
-        )
+        update = {"gate_enabled": enabled, "detect_in_bands": bands}
+        settings = settings.model_copy(update={"plates": settings.plates.model_copy(update=update)})
         results[name] = report(name, run(scenes, settings, args.verbose))
     (p0, r0), (p1, r1) = results["gate off"], results["gate on"]
     print(f"precision {100 * p0:.1f}% -> {100 * p1:.1f}%, recall {100 * r0:.1f}% -> {100 * r1:.1f}%")
+    if args.bands:
+        p2, r2 = results["bands"]
+        print(
+            f"bands: precision {100 * p2:.1f}%, recall {100 * r2:.1f}% "
+            f"(gate on: {100 * p1:.1f}%, {100 * r1:.1f}%)"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 
 from citywatch.sample.plate_render import degrade_plate, paste_plate, random_hk_plate, render_plate
 from citywatch.settings import PlatesSettings, TrackingSettings
-from citywatch.tasks.index.plate_cost import may_hold_plate
+from citywatch.tasks.index.plate_cost import band_windows, may_hold_plate, plate_bands
 from citywatch.tasks.index.plates import SegmentPlates
 
 CONTRAST = PlatesSettings().text_gate_contrast
@@ -43,6 +43,47 @@ def test_the_text_gate_passes_plates_from_40_to_250_px(style: str) -> None:
             if not may_hold_plate(frame, region, min_plate_px=MIN_PX, min_contrast=CONTRAST):
                 missed.append(width)
     assert not missed
+
+
+@pytest.mark.parametrize("style", ["front", "rear"])
+def test_band_windows_hold_the_whole_plate(style: str) -> None:
+    """With plates.detect_in_bands, text detection sees only windows round the stroke
+    bands: the glyphs of every 40-250 px plate the gate passes (one or two lines) lie
+    wholly inside one window."""
+    rng = np.random.default_rng(5)
+    cut, shares = [], []
+    for width in (40, 50, 60, 80, 120, 180, 250):
+        for _ in range(3):
+            frame = _street(rng)
+            plate = degrade_plate(
+                render_plate(random_hk_plate(rng), style=style, width_px=width, rng=rng),  # type: ignore[arg-type]
+                rng,
+                blur=float(rng.uniform(0.0, 1.5)),
+                rotation_deg=float(rng.uniform(-5, 5)),
+            )
+            x, y = 640 - width // 2, 480
+            frame = paste_plate(frame, plate, x, y)
+            ph, pw = plate.shape[:2]  # its glyphs: inside the border and margin
+            box = (x + pw // 10, y + ph // 6, x + pw - pw // 10, y + ph - ph // 6)
+            region = (max(0, x - 2 * width), max(0, y - width), min(1280, x + 3 * width), min(720, y + width))
+            bands = plate_bands(frame, region, min_plate_px=MIN_PX, min_contrast=CONTRAST)
+            if not bands:
+                continue  # the gate's own misses (its recall is the test above's)
+            windows = band_windows(bands, region)
+            if not any(
+                w[0] <= box[0] and w[1] <= box[1] and box[2] <= w[2] and box[3] <= w[3] for w in windows
+            ):
+                cut.append((width, windows, box))
+            area = sum((w[2] - w[0]) * (w[3] - w[1]) for w in windows)
+            shares.append(area / ((region[2] - region[0]) * (region[3] - region[1])))
+    assert not cut
+    assert float(np.median(shares)) < 0.6  # most regions are read through smaller windows
+
+
+def test_band_windows_merge_and_fall_back_to_the_region() -> None:
+    region = (0, 0, 400, 300)
+    assert band_windows([(100, 100, 160, 110), (190, 100, 240, 110)], region) == [(66, 86, 274, 124)]
+    assert band_windows([(0, 0, 400, 120), (0, 150, 400, 290)], region) == [region]
 
 
 def test_the_text_gate_skips_regions_without_glyphs() -> None:

@@ -12,7 +12,7 @@ from citywatch.models.plate_reader import PlateReader
 from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
 from citywatch.settings import PlatesSettings, TrackingSettings
-from citywatch.tasks.index.plate_cost import may_hold_plate
+from citywatch.tasks.index.plate_cost import band_windows, may_hold_plate, plate_bands
 from citywatch.tasks.index.tracking import Tracker
 
 
@@ -138,6 +138,7 @@ class SegmentPlates:
         self.region_min_px = plates.region_min_px
         self.region_max_aspect = plates.region_max_aspect
         self.gate_contrast, self.gate_min_px = plates.text_gate_contrast, plates.text_gate_min_px
+        self.detect_in_bands = plates.detect_in_bands
         self.gated = 0  # regions the text gate kept from text detection
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
@@ -176,12 +177,20 @@ class SegmentPlates:
                 for b in settled
             ):
                 continue  # a plate read the same twice, read again in a moment
-            if self.gate_contrast > 0 and not may_hold_plate(
+            windows = [region]
+            if self.gate_contrast > 0 and self.detect_in_bands:
+                bands = plate_bands(
+                    image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
+                )
+                windows = band_windows(bands, region) if bands else []
+            elif self.gate_contrast > 0 and not may_hold_plate(
                 image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
             ):
+                windows = []
+            if not windows:
                 self.gated += 1
                 continue  # nothing in it looks like a line of glyphs
-            reads = self.reader.read(image, region)
+            reads = [read for window in windows for read in self.reader.read(image, window)]
             for read in reads:
                 bx1, by1, bx2, by2 = read.bbox
                 cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
