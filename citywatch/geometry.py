@@ -62,3 +62,27 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union_area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union_area if union_area > 0 else 0.0
+
+
+def merge_overlapping(boxes: list[PixelBox], *, touching: bool = False) -> list[PixelBox]:
+    """Boxes that overlap (or, with ``touching``, share an edge) replaced by their union,
+    until none do."""
+    out = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if touching:
+                    meet = a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+                else:
+                    meet = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                if meet:
+                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out

@@ -21,6 +21,26 @@ def _street(rng: np.random.Generator) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
+def _plate_on_a_car(
+    rng: np.random.Generator, style: str, width: int
+) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """A street frame with a ``width`` px plate (blurred, tilted) on a car: the frame, the
+    box of the plate's glyphs (inside its border and margin), a region round the car."""
+    frame = _street(rng)
+    plate = degrade_plate(
+        render_plate(random_hk_plate(rng), style=style, width_px=width, rng=rng),  # type: ignore[arg-type]
+        rng,
+        blur=float(rng.uniform(0.0, 1.5)),
+        rotation_deg=float(rng.uniform(-5, 5)),
+    )
+    x, y = 640 - width // 2, 480
+    frame = paste_plate(frame, plate, x, y)
+    ph, pw = plate.shape[:2]
+    glyphs = (x + pw // 10, y + ph // 6, x + pw - pw // 10, y + ph - ph // 6)
+    region = (max(0, x - 2 * width), max(0, y - width), min(1280, x + 3 * width), min(720, y + width))
+    return frame, glyphs, region
+
+
 @pytest.mark.parametrize("style", ["front", "rear"])
 def test_the_text_gate_passes_plates_from_40_to_250_px(style: str) -> None:
     assert CONTRAST > 0  # on by default
@@ -30,16 +50,7 @@ def test_the_text_gate_passes_plates_from_40_to_250_px(style: str) -> None:
     missed = []
     for width in (40, 44, 50, 60, 80, 120, 180, 250):
         for _ in range(3):
-            frame = _street(rng)
-            plate = degrade_plate(
-                render_plate(random_hk_plate(rng), style=style, width_px=width, rng=rng),  # type: ignore[arg-type]
-                rng,
-                blur=float(rng.uniform(0.0, 1.5)),
-                rotation_deg=float(rng.uniform(-5, 5)),
-            )
-            x, y = 640 - width // 2, 480
-            frame = paste_plate(frame, plate, x, y)
-            region = (max(0, x - 2 * width), max(0, y - width), min(1280, x + 3 * width), min(720, y + width))
+            frame, _glyphs, region = _plate_on_a_car(rng, style, width)
             if not may_hold_plate(frame, region, min_plate_px=MIN_PX, min_contrast=CONTRAST):
                 missed.append(width)
     assert not missed
@@ -54,18 +65,7 @@ def test_band_windows_hold_the_whole_plate(style: str) -> None:
     cut, shares = [], []
     for width in (40, 50, 60, 80, 120, 180, 250):
         for _ in range(3):
-            frame = _street(rng)
-            plate = degrade_plate(
-                render_plate(random_hk_plate(rng), style=style, width_px=width, rng=rng),  # type: ignore[arg-type]
-                rng,
-                blur=float(rng.uniform(0.0, 1.5)),
-                rotation_deg=float(rng.uniform(-5, 5)),
-            )
-            x, y = 640 - width // 2, 480
-            frame = paste_plate(frame, plate, x, y)
-            ph, pw = plate.shape[:2]  # its glyphs: inside the border and margin
-            box = (x + pw // 10, y + ph // 6, x + pw - pw // 10, y + ph - ph // 6)
-            region = (max(0, x - 2 * width), max(0, y - width), min(1280, x + 3 * width), min(720, y + width))
+            frame, box, region = _plate_on_a_car(rng, style, width)
             bands = plate_bands(frame, region, min_plate_px=MIN_PX, min_contrast=CONTRAST)
             if not bands:
                 continue  # the gate's own misses (its recall is the test above's)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import cv2
 import numpy as np
 
-from citywatch.geometry import PixelBox
+from citywatch.geometry import PixelBox, merge_overlapping
 
 
 def may_hold_plate(
@@ -68,19 +68,7 @@ def band_windows(bands: list[PixelBox], region: PixelBox, *, max_share: float = 
             min(ry2, y2 + h + 4),
         )
         windows.append(grown)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(windows)):
-            for j in range(i + 1, len(windows)):
-                a, b = windows[i], windows[j]
-                if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
-                    windows[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del windows[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    windows = merge_overlapping(windows, touching=True)
     area = sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in windows)
     if area >= max_share * (rx2 - rx1) * (ry2 - ry1):
         return [region]

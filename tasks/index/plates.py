@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from citywatch.geometry import Box, PixelBox, clip, expand, iou, to_pixels
+from citywatch.geometry import Box, PixelBox, clip, expand, iou, merge_overlapping, to_pixels
 from citywatch.models.plate_reader import PlateReader
 from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
@@ -83,20 +83,7 @@ def merge_regions(
     reading them would cost ``full_frame_share`` of reading it: each pixel goes through
     text detection at most once. With ``target_side`` (the reader's) the cost counts
     the upscaling of small regions; without, their area."""
-    boxes = [_grow(r, width, height) for r in regions]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    boxes = merge_overlapping([_grow(r, width, height) for r in regions])
     cost = sum(detect_cost(box, target_side, max_upscale) for box in boxes)
     if cost >= full_frame_share * width * height:
         return [(0, 0, width, height)]
