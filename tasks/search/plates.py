@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,10 +14,11 @@ import pyarrow.compute as pc
 from citywatch.errors import BadInputError
 from citywatch.filters import all_of, compare, is_in, where_clause
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate
-from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
+from citywatch.schemas import CameraRow, PlateRow, PlateTextRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
+from citywatch.tasks.plate_texts import day_of, texts_complete
 from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segment_uris
 
 if TYPE_CHECKING:
@@ -66,25 +68,78 @@ def _near_clause(near: Near) -> str:
 
 RANK_COLUMNS = ["id", "text", "confidence", "ts"]  # what ranking reads of every row in the window
 ID_CHUNK = 500
+TEXT_CHUNK = 1000  # texts per ``text IN (...)`` read
+MAX_IN_TEXTS = 20_000  # more matching texts than this (a broad pattern): one scan of the window
+
+
+@dataclass(frozen=True, slots=True)
+class DayRange:
+    """The UTC days a search window touches (``None``: unbounded on that side)."""
+
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+    def clause(self) -> str | None:
+        return all_of(
+            compare("day", ">=", self.first) if self.first is not None else None,
+            compare("day", "<=", self.last) if self.last is not None else None,
+        )
 
 
 def rank_plates(
     table: Table, query: PlateQuery, where: str | None, *, near: Near | None, top_k: int
 ) -> list[tuple[float, PlateRow]]:
     """The ``top_k`` plate rows under ``where`` that match ``query``, best first
-    (score, then higher confidence, then earlier).
+    (score, then higher confidence, then earlier, then the table's order).
 
     Reads four narrow columns of the rows in the window (plus lat/lon with ``near``),
     scores each distinct text once (a city's plates repeat: one score per plate, not
     per pass), and reads whole rows only for the ``top_k`` kept.
     """
-    columns = RANK_COLUMNS + (["lat", "lon"] if near else [])
-    scan = table.search().where(where) if where else table.search()
-    window = scan.select(columns).limit(None).to_arrow()
+    window = _read(table, where, near)
     if not window.num_rows:
         return []
-    texts = window.column("text")
-    distinct = pc.unique(texts).drop_null().to_numpy(zero_copy_only=False)
+    scores = score_texts(query, pc.unique(window.column("text")).drop_null().to_numpy(zero_copy_only=False))
+    return _top(table, window, scores, near, top_k)
+
+
+def rank_plates_by_text(
+    table: Table,
+    texts: Table,
+    query: PlateQuery,
+    where: str | None,
+    *,
+    days: DayRange,
+    near: Near | None,
+    top_k: int,
+) -> list[tuple[float, PlateRow]]:
+    """:func:`rank_plates` through ``plate_texts`` (``texts``, known complete): score the
+    distinct texts of the window's days, then read only the passes of the texts that
+    match (``text IN (...)`` under ``where``, best score first, stopping once ``top_k``
+    passes are in: every later one scores worse). Same rows, same order."""
+    day_clause = days.clause()
+    day_texts = texts.search().where(day_clause) if day_clause else texts.search()
+    found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
+    scores = score_texts(query, pc.unique(found).drop_null().to_numpy(zero_copy_only=False))
+    if not scores:
+        return []
+    if len(scores) > MAX_IN_TEXTS:  # a broad pattern: one scan beats many IN lists
+        return _top(table, _read(table, where, near), scores, near, top_k)
+    parts: list[pa.Table] = []
+    kept = 0
+    for score in sorted(set(scores.values())):
+        level = sorted(text for text, s in scores.items() if s == score)
+        for start in range(0, len(level), TEXT_CHUNK):
+            part = _read(table, all_of(where, is_in("text", level[start : start + TEXT_CHUNK])), near)
+            kept += int(within(near, part.column("lat"), part.column("lon")).sum()) if near else part.num_rows
+            parts.append(part)
+        if kept >= top_k:
+            break
+    return _top(table, pa.concat_tables(parts), scores, near, top_k)
+
+
+def score_texts(query: PlateQuery, distinct: np.ndarray) -> dict[str, float]:
+    """The score of each text (distinct) within the query's edits."""
     distinct = distinct[
         lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
     ]
@@ -92,16 +147,37 @@ def rank_plates(
     for text in distinct.tolist():
         if could_match(query, text) and (score := match_score(query, text)) is not None:
             scores[text] = score
-    if not scores:
+    return scores
+
+
+def _read(table: Table, where: str | None, near: Near | None) -> pa.Table:
+    """The ranking columns (and the row's address, the last tie-break) of the rows under ``where``."""
+    scan = table.search().where(where) if where else table.search()
+    columns = RANK_COLUMNS + (["lat", "lon"] if near else [])
+    return scan.select(columns).with_row_id(True).limit(None).to_arrow()
+
+
+def _top(
+    table: Table, window: pa.Table, scores: dict[str, float], near: Near | None, top_k: int
+) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` rows of ``window`` whose text has a score, best first, as whole rows."""
+    if not scores or not window.num_rows:
         return []
     matched = pa.array(list(scores), pa.string())
+    texts = window.column("text")
     hits = window.filter(pc.is_in(texts, value_set=matched))
     score_of = pa.array(list(scores.values()), pa.float64())
     hits = hits.append_column("score", pc.take(score_of, pc.index_in(hits.column("text"), value_set=matched)))
     if near:
         hits = hits.filter(pa.array(within(near, hits.column("lat"), hits.column("lon"))))
-    order = pc.sort_indices(  # stable: ties keep the table's order
-        hits, sort_keys=[("score", "ascending"), ("confidence", "descending"), ("ts", "ascending")]
+    order = pc.sort_indices(
+        hits,
+        sort_keys=[
+            ("score", "ascending"),
+            ("confidence", "descending"),
+            ("ts", "ascending"),
+            ("_rowid", "ascending"),
+        ],
     )
     top = hits.take(order[:top_k])
     kept = list(zip(top.column("score").to_pylist(), top.column("id").to_pylist(), strict=True))
@@ -207,7 +283,14 @@ def search_plates(
         _near_clause(near) if near else None,
     )
     table = storage.db.open_table(PlateRow.TABLE)
-    scored = rank_plates(table, query, where, near=near, top_k=top_k)
+    if texts_complete(storage.db, table):  # rank the day's distinct texts, read their passes
+        days = DayRange(
+            day_of(filters.since) if filters.since else None, day_of(filters.until) if filters.until else None
+        )
+        texts = storage.db.open_table(PlateTextRow.TABLE)
+        scored = rank_plates_by_text(table, texts, query, where, days=days, near=near, top_k=top_k)
+    else:  # an older store not backfilled yet: scan the window's plates
+        scored = rank_plates(table, query, where, near=near, top_k=top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
