@@ -66,7 +66,8 @@ def _near_clause(near: Near) -> str:
     )
 
 
-RANK_COLUMNS = ["id", "text", "confidence", "ts"]  # what ranking reads of every row in the window
+RANK_COLUMNS = ["text", "confidence", "ts"]  # what ranking reads of every row in the window
+LEVEL_COLUMNS = ["confidence", "ts"]  # what it reads of the passes of the texts that score alike
 ID_CHUNK = 500
 TEXT_CHUNK = 1000  # texts per ``text IN (...)`` read
 MAX_IN_TEXTS = 20_000  # more matching texts than this (a broad pattern): one scan of the window
@@ -92,14 +93,14 @@ def rank_plates(
     """The ``top_k`` plate rows under ``where`` that match ``query``, best first
     (score, then higher confidence, then earlier, then the table's order).
 
-    Reads four narrow columns of the rows in the window (plus lat/lon with ``near``),
+    Reads three narrow columns of the rows in the window (plus lat/lon with ``near``),
     scores each distinct text once (a city's plates repeat: one score per plate, not
-    per pass), and reads whole rows only for the ``top_k`` kept.
+    per pass), and reads whole rows only for the ``top_k`` kept (by row address).
     """
     window = _read(table, where, near)
     if not window.num_rows:
         return []
-    scores = score_texts(query, pc.unique(window.column("text")).drop_null().to_numpy(zero_copy_only=False))
+    scores = score_texts(query, pc.unique(window.column("text")).drop_null())
     return _top(table, window, scores, near, top_k)
 
 
@@ -120,41 +121,42 @@ def rank_plates_by_text(
     day_clause = days.clause()
     day_texts = texts.search().where(day_clause) if day_clause else texts.search()
     found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
-    scores = score_texts(query, pc.unique(found).drop_null().to_numpy(zero_copy_only=False))
+    scores = score_texts(query, pc.unique(found).drop_null())
     if not scores:
         return []
     if len(scores) > MAX_IN_TEXTS:  # a broad pattern: one scan beats many IN lists
         return _top(table, _read(table, where, near), scores, near, top_k)
-    parts: list[pa.Table] = []
+    levels: list[pa.Table] = []
     kept = 0
-    for score in sorted(set(scores.values())):
+    for score in sorted(set(scores.values())):  # all passes of a level rank before the next's
         level = sorted(text for text, s in scores.items() if s == score)
         for start in range(0, len(level), TEXT_CHUNK):
-            part = _read(table, all_of(where, is_in("text", level[start : start + TEXT_CHUNK])), near)
-            kept += int(within(near, part.column("lat"), part.column("lon")).sum()) if near else part.num_rows
-            parts.append(part)
+            clause = all_of(where, is_in("text", level[start : start + TEXT_CHUNK]))
+            part = _read(table, clause, near, LEVEL_COLUMNS)
+            if near:
+                part = part.filter(pa.array(within(near, part.column("lat"), part.column("lon"))))
+            levels.append(part.append_column("score", pa.array(np.full(part.num_rows, score))))
+            kept += part.num_rows
         if kept >= top_k:
             break
-    return _top(table, pa.concat_tables(parts), scores, near, top_k)
+    return _best(table, pa.concat_tables(levels), top_k)
 
 
-def score_texts(query: PlateQuery, distinct: np.ndarray) -> dict[str, float]:
-    """The score of each text (distinct) within the query's edits."""
-    distinct = distinct[
-        lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
-    ]
+def score_texts(query: PlateQuery, distinct: pa.Array) -> dict[str, float]:
+    """The score of each text (distinct, no nulls) within the query's edits."""
+    near = lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
     scores: dict[str, float] = {}
-    for text in distinct.tolist():
+    for text in distinct.filter(pa.array(near)).to_pylist():
         if could_match(query, text) and (score := match_score(query, text)) is not None:
             scores[text] = score
     return scores
 
 
-def _read(table: Table, where: str | None, near: Near | None) -> pa.Table:
-    """The ranking columns (and the row's address, the last tie-break) of the rows under ``where``."""
+def _read(table: Table, where: str | None, near: Near | None, columns: list[str] = RANK_COLUMNS) -> pa.Table:
+    """``columns`` (plus lat/lon with ``near``, and the row's address: the last tie-break
+    and how whole rows are fetched) of the rows under ``where``."""
     scan = table.search().where(where) if where else table.search()
-    columns = RANK_COLUMNS + (["lat", "lon"] if near else [])
-    return scan.select(columns).with_row_id(True).limit(None).to_arrow()
+    return scan.select(columns + (["lat", "lon"] if near else [])).with_row_id(True).limit(None).to_arrow()
 
 
 def _top(
@@ -170,23 +172,28 @@ def _top(
     hits = hits.append_column("score", pc.take(score_of, pc.index_in(hits.column("text"), value_set=matched)))
     if near:
         hits = hits.filter(pa.array(within(near, hits.column("lat"), hits.column("lon"))))
-    order = pc.sort_indices(
-        hits,
-        sort_keys=[
-            ("score", "ascending"),
-            ("confidence", "descending"),
-            ("ts", "ascending"),
-            ("_rowid", "ascending"),
-        ],
-    )
-    top = hits.take(order[:top_k])
-    kept = list(zip(top.column("score").to_pylist(), top.column("id").to_pylist(), strict=True))
-    rows: dict[str, PlateRow] = {}
-    ids = [row_id for _, row_id in kept]
-    for start in range(0, len(ids), ID_CHUNK):
-        found = table.search().where(is_in("id", ids[start : start + ID_CHUNK])).limit(None).to_arrow()
-        rows.update((row.id, row) for row in arrow_to_rows(found, PlateRow))
-    return [(score, rows[row_id]) for score, row_id in kept if row_id in rows]
+    return _best(table, hits, top_k)
+
+
+def _best(table: Table, hits: pa.Table, top_k: int) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` of scored ``hits`` (score, then higher confidence, then earlier, then
+    the table's order: a stable, complete order), as whole rows fetched by row address."""
+    if not hits.num_rows:
+        return []
+    keys = [
+        ("score", "ascending"),
+        ("confidence", "descending"),
+        ("ts", "ascending"),
+        ("_rowid", "ascending"),
+    ]
+    top = hits.take(pc.sort_indices(hits, sort_keys=keys)[:top_k])
+    kept = list(zip(top.column("score").to_pylist(), top.column("_rowid").to_pylist(), strict=True))
+    rows: dict[int, PlateRow] = {}
+    addresses = [address for _, address in kept]
+    for start in range(0, len(addresses), ID_CHUNK):
+        found = table.take_row_ids(addresses[start : start + ID_CHUNK]).with_row_id().to_arrow()
+        rows.update(zip(found.column("_rowid").to_pylist(), arrow_to_rows(found, PlateRow), strict=True))
+    return [(score, rows[address]) for score, address in kept if address in rows]
 
 
 def _class_table() -> np.ndarray:
@@ -206,21 +213,31 @@ def _class_table() -> np.ndarray:
     return table
 
 
-CLASS_OF = _class_table()
+CLASS_OF = _class_table().astype(np.uint8)
 BOUND_WIDTH = 16  # texts up to this many bytes get the vectorised bound; longer ones the full distance
 BOUND_CHUNK = 100_000
 
 
-def _class_counts(texts: np.ndarray) -> np.ndarray:
-    """Per text, how many characters of each class it holds (separators and padding: class 0,
-    dropped)."""
-    raw = texts.astype(f"S{BOUND_WIDTH}").view(np.uint8).reshape(len(texts), BOUND_WIDTH)
-    codes = CLASS_OF[raw] + np.arange(len(texts))[:, None] * (CLASS_OF.max() + 1)
-    counts = np.bincount(codes.ravel(), minlength=len(texts) * (CLASS_OF.max() + 1))
-    return counts.reshape(len(texts), CLASS_OF.max() + 1)[:, 1:]
+def _query_classes(literals: str) -> dict[int, int]:
+    """How many characters of each class (not 0) the query's literal characters hold."""
+    wanted: dict[int, int] = {}
+    for ch in literals:
+        c = int(CLASS_OF[ord(ch)]) if ord(ch) < 128 else 1
+        if c:
+            wanted[c] = wanted.get(c, 0) + 1
+    return wanted
 
 
-def lower_bounds(query: str, texts: np.ndarray, *, pattern: bool = False) -> np.ndarray:
+def _codes(texts: pa.Array) -> np.ndarray:
+    """The classes of short ASCII ``texts``' characters, one row of ``BOUND_WIDTH`` per text
+    (padded with class 0), straight from Arrow's buffers."""
+    padded = pc.utf8_rpad(texts, width=BOUND_WIDTH, padding=" ")  # ASCII: one byte a character
+    first = int(np.frombuffer(padded.buffers()[1], np.int32)[padded.offset])
+    raw = np.frombuffer(padded.buffers()[2], np.uint8)[first : first + len(texts) * BOUND_WIDTH]
+    return CLASS_OF[raw.reshape(len(texts), BOUND_WIDTH)]
+
+
+def lower_bounds(query: str, texts: np.ndarray | pa.Array, *, pattern: bool = False) -> np.ndarray:
     """A lower bound of the distance :func:`citywatch.plates.match_score` computes from
     ``query`` to each text (``pattern``: ``query`` holds ``*``/``?``).
 
@@ -228,21 +245,25 @@ def lower_bounds(query: str, texts: np.ndarray, *, pattern: bool = False) -> np.
     text character of its class can stand for is deleted or swapped for another class:
     each costs a whole edit, so the distance is at least the query's shortfall; the
     same holds for the text's characters the query cannot cover (exact queries only: a
-    pattern's ``*`` and ``?`` absorb them). Texts that are not short ASCII get 0 (no
-    bound: the full distance decides).
+    pattern's ``*`` and ``?`` absorb them). Both follow from the characters the two
+    share by class, so only the query's classes are counted. Texts that are not short
+    ASCII get 0 (no bound: the full distance decides).
     """
-    bounds = np.zeros(len(texts))
-    if not len(texts):
+    array = pa.array(texts, pa.string()) if isinstance(texts, np.ndarray) else texts
+    bounds = np.zeros(len(array))
+    if not len(array):
         return bounds
-    short = np.array([t.isascii() and len(t) <= BOUND_WIDTH for t in texts.tolist()])
-    literals = query.replace("*", "").replace("?", "") if pattern else query
-    wanted = _class_counts(np.array([literals], dtype=str))[0]
-    index = np.flatnonzero(short)
+    short = pc.and_(pc.string_is_ascii(array), pc.less_equal(pc.binary_length(array), BOUND_WIDTH))
+    index = np.flatnonzero(short.fill_null(False).to_numpy(zero_copy_only=False))
+    wanted = _query_classes(query.replace("*", "").replace("?", "") if pattern else query)
     for start in range(0, len(index), BOUND_CHUNK):
         part = index[start : start + BOUND_CHUNK]
-        surplus = _class_counts(texts[part].astype(str)) - wanted
-        shortfall = np.clip(-surplus, 0, None).sum(axis=1)
-        bounds[part] = shortfall if pattern else np.maximum(shortfall, np.clip(surplus, 0, None).sum(axis=1))
+        codes = _codes(array.take(pa.array(part)))
+        shared = np.zeros(len(part), np.int64)
+        for c, count in wanted.items():
+            shared += np.minimum((codes == c).sum(axis=1), count)
+        shortfall = sum(wanted.values()) - shared
+        bounds[part] = shortfall if pattern else np.maximum(shortfall, (codes != 0).sum(axis=1) - shared)
     return bounds
 
 
