@@ -216,7 +216,7 @@ def test_an_older_store_searches_correctly_before_and_after_the_backfill(tmp_pat
     assert [s.plate.id for s in search_plates(storage, query, filters)] == expected
     report = ensure_search_indexes(storage, storage.settings)  # the daily maintenance
     assert any(c.startswith("plate_texts (") for c in report.created)
-    assert {"plates.text (BTree)", "plate_texts.day (BTree)"} <= set(report.created)
+    assert {"plates.text (BTree)", "plate_texts.day (BTree)", "plate_texts.id (BTree)"} <= set(report.created)
     assert texts_complete(storage.db, storage.db.open_table(PlateRow.TABLE))
     assert [s.plate.id for s in search_plates(storage, query, filters)] == expected
     assert backfill_plate_texts(storage.db) is None  # once
