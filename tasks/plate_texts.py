@@ -27,6 +27,7 @@ from citywatch.filters import all_of, compare, not_in
 from citywatch.schemas import PlateRow, PlateTextRow, PlateTextsMarkRow, rows_to_arrow, utcnow
 from citywatch.tables import has_table, insert_missing, plate_texts_state_table, plate_texts_table, upsert
 from citywatch.tasks.retention import CLEANUP_GRACE_MIN
+from citywatch.tasks.search.plate_window import day_of
 
 if TYPE_CHECKING:
     import lancedb
@@ -36,11 +37,6 @@ log = logging.getLogger(__name__)
 
 MARK_ID = PlateRow.TABLE
 BACKFILL_BATCH = 1_000_000  # plate rows read at a time by the backfill
-
-
-def day_of(ts: dt.datetime) -> dt.datetime:
-    """00:00 UTC of ``ts``'s UTC day."""
-    return ts.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def text_rows(ts: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) -> pa.Table:

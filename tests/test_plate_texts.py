@@ -27,7 +27,8 @@ from citywatch.tasks.retention import purge_table
 from citywatch.tasks.search import plates as plate_search
 from citywatch.tasks.search.faces import SearchFilters
 from citywatch.tasks.search.indexes import ensure_search_indexes
-from citywatch.tasks.search.plates import DayRange, Near, rank_plates, rank_plates_by_text, search_plates
+from citywatch.tasks.search.plate_window import Near, PlateWindow
+from citywatch.tasks.search.plates import rank_plates, rank_plates_by_text, search_plates
 
 DAY0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 PLATES = [
@@ -114,15 +115,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Storage:
     return _store(tmp_path_factory.mktemp("plates"), _rows(4000), with_texts=True)
 
 
-def _same(
-    storage: Storage, text: str, where: str | None, days: DayRange, near: Near | None, top_k: int
-) -> None:
+def _same(storage: Storage, text: str, window: PlateWindow, top_k: int) -> None:
     table = storage.db.open_table(PlateRow.TABLE)
     texts = storage.db.open_table(PlateTextRow.TABLE)
     query = parse_plate_query(text, max_edits=2.0 if text.startswith("HX") else 1.0)
-    expected = [(s, r.id) for s, r in rank_plates(table, query, where, near=near, top_k=top_k)]
-    got = rank_plates_by_text(table, texts, query, where, days=days, near=near, top_k=top_k)
-    assert [(s, r.id) for s, r in got] == expected
+    scan = rank_plates(table, query, window.where(), near=window.near, top_k=top_k)
+    got = rank_plates_by_text(table, texts, query, window, top_k=top_k)
+    assert [(s, r.id) for s, r in got] == [(s, r.id) for s, r in scan]
     assert all(isinstance(r, PlateRow) for _, r in got)
 
 
@@ -132,29 +131,44 @@ WINDOWS = [  # (since, until): none, one whole day, across midnight, open-ended
     (DAY0 + dt.timedelta(hours=23, minutes=59), DAY0 + dt.timedelta(days=1, seconds=30)),
     (DAY0 + dt.timedelta(days=2, hours=5), None),
 ]
+NEAR = Near(22.28, 114.15, 600.0)
+
+
+READS = {  # (TEXT_ONLY_PASSES, SELECTIVE_DAYS)
+    "all-passes-window-in-arrow": (50_000, 0.0),
+    "all-passes-window-in-query": (50_000, 1.0),
+    "most-confident-first-window-in-arrow": (0, 0.0),
+    "most-confident-first-window-in-query": (0, 1.0),
+    "mixed": (30, 0.25),
+}
+
+
+@pytest.fixture(params=list(READS))
+def text_only_passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the passes of the matching texts are read (see ``plates._passes``)."""
+    passes, share = READS[request.param]
+    monkeypatch.setattr(plate_search, "TEXT_ONLY_PASSES", passes)
+    monkeypatch.setattr(plate_search, "SELECTIVE_DAYS", share)
+    return str(request.param)
 
 
 @pytest.mark.parametrize("text", ["AB1234", "KT8O8O", "AB12*", "?Y903", "HX517", "NOPE99"])
 @pytest.mark.parametrize("window", range(len(WINDOWS)))
 @pytest.mark.parametrize("top_k", [5, 50, 5000])
-def test_ranking_through_texts_matches_the_scan(store: Storage, text: str, window: int, top_k: int) -> None:
+def test_ranking_through_texts_matches_the_scan(
+    store: Storage, text: str, window: int, top_k: int, text_only_passes: str
+) -> None:
     since, until = WINDOWS[window]
-    where = plate_search.where_clause(since=since, until=until)
-    days = DayRange(
-        plate_search.day_of(since) if since else None, plate_search.day_of(until) if until else None
-    )
-    _same(store, text, where, days, None, top_k)
+    _same(store, text, PlateWindow(since=since, until=until), top_k)
 
 
 @pytest.mark.parametrize("text", ["AB1234", "AB12*", "KT8O8O"])
-def test_cameras_and_near_match_the_scan(store: Storage, text: str) -> None:
+def test_cameras_and_near_match_the_scan(store: Storage, text: str, text_only_passes: str) -> None:
     since, until = WINDOWS[2]
-    days = DayRange(plate_search.day_of(since), plate_search.day_of(until))
-    near = Near(22.28, 114.15, 600.0)
-    cams = plate_search.where_clause(camera_ids=["cam-1", "cam-3"], since=since, until=until)
-    _same(store, text, cams, days, None, 50)
-    _same(store, text, plate_search.all_of(cams, plate_search._near_clause(near)), days, near, 20)
-    _same(store, text, None, DayRange(None, None), near, 5000)
+    _same(store, text, PlateWindow(("cam-1", "cam-3"), since, until), 50)
+    _same(store, text, PlateWindow(("cam-1", "cam-3"), since, until, NEAR), 20)
+    _same(store, text, PlateWindow(near=NEAR), 5000)
+    _same(store, text, PlateWindow(("cam-0",), since=WINDOWS[1][0], near=NEAR), 5000)
 
 
 def test_broad_matches_fall_back_to_one_scan_and_small_chunks_agree(
@@ -164,7 +178,8 @@ def test_broad_matches_fall_back_to_one_scan_and_small_chunks_agree(
         monkeypatch.setattr(plate_search, "MAX_IN_TEXTS", limit)
         monkeypatch.setattr(plate_search, "TEXT_CHUNK", chunk)
         for text in ("A*", "AB12*", "AB1234"):
-            _same(store, text, None, DayRange(None, None), None, 5000)
+            _same(store, text, PlateWindow(), 5000)
+            _same(store, text, PlateWindow(("cam-2",), *WINDOWS[2], NEAR), 5000)
 
 
 def test_search_plates_uses_the_texts_and_filters(store: Storage) -> None:
@@ -172,7 +187,7 @@ def test_search_plates_uses_the_texts_and_filters(store: Storage) -> None:
     assert texts_complete(store.db, table)  # made with this code: complete from the start
     since, until = WINDOWS[2]
     filters = SearchFilters(district="south", since=since, until=until)
-    where = plate_search.where_clause(camera_ids=["cam-2", "cam-3"], since=since, until=until)
+    where = PlateWindow(("cam-2", "cam-3"), since, until).where()
     expected = [r.id for _, r in rank_plates(table, parse_plate_query("AB1234"), where, near=None, top_k=50)]
     got = [s.plate.id for s in search_plates(store, parse_plate_query("AB1234"), filters)]
     assert got == expected and got
@@ -205,7 +220,7 @@ def test_an_older_store_searches_correctly_before_and_after_the_backfill(tmp_pat
         for _, r in rank_plates(
             table,
             query,
-            plate_search.where_clause(since=filters.since, until=filters.until),
+            PlateWindow(since=filters.since, until=filters.until).where(),
             near=None,
             top_k=50,
         )
@@ -243,7 +258,7 @@ def test_retention_drops_whole_expired_days_but_keeps_held_passes_texts(tmp_path
     assert purge_plate_texts(storage.db, 30, now) == 0
     # search still finds the held pass and agrees with the scan
     table = storage.db.open_table(PlateRow.TABLE)
-    _same(storage, kept_row.text, None, DayRange(None, None), None, 5000)
+    _same(storage, kept_row.text, PlateWindow(), 5000)
     assert kept_row.id in {
         r.id for _, r in rank_plates(table, parse_plate_query(kept_row.text), None, near=None, top_k=5000)
     }

@@ -7,7 +7,8 @@
 - ``ts`` (BTree) and ``camera_id`` (Bitmap) scalar indexes on faces and plates, for
   the time and camera filters that every search and the sweep apply.
 - ``plates.text`` (BTree): plate search reads the passes of the texts that match
-  (``text IN (...)``); ``plate_texts.day`` (BTree) picks the window's days, and
+  (``text IN (...)``), a plate that passes all day most confident first (``plates.confidence``,
+  BTree); ``plate_texts.day`` (BTree) picks the window's days, and
   ``plate_texts.id`` (BTree) keeps indexing's insert-missing from scanning it. An older
   store's ``plate_texts`` is backfilled from its plates first (tasks/plate_texts.py).
 - Rows added since an index was built are folded in by ``optimize()`` (new rows are
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SCALAR_INDEXES = {
     FaceRow.TABLE: (("ts", BTree), ("camera_id", Bitmap)),
-    PlateRow.TABLE: (("ts", BTree), ("camera_id", Bitmap), ("text", BTree)),
+    PlateRow.TABLE: (("ts", BTree), ("camera_id", Bitmap), ("text", BTree), ("confidence", BTree)),
     PlateTextRow.TABLE: (("day", BTree), ("id", BTree)),  # id: indexing's insert-missing joins on it
 }
 

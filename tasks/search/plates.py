@@ -2,89 +2,35 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citywatch.errors import BadInputError
-from citywatch.filters import all_of, compare, is_in, where_clause
+from citywatch.filters import all_of, compare, is_in
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate
 from citywatch.schemas import CameraRow, PlateRow, PlateTextRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
-from citywatch.tasks.plate_texts import day_of, texts_complete
+from citywatch.tasks.plate_texts import texts_complete
 from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segment_uris
+from citywatch.tasks.search.plate_window import Near, PlateWindow, within
+from citywatch.tasks.search.plate_window import distance_m as distance_m  # re-exported
+from citywatch.tasks.search.plate_window import parse_near as parse_near  # re-exported
 
 if TYPE_CHECKING:
     from lancedb.table import Table
-
-EARTH_RADIUS_M = 6_371_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Near:
-    lat: float
-    lon: float
-    radius_m: float
-
-
-def parse_near(text: str) -> Near:
-    """``LAT,LON,RADIUS_M`` from the CLI."""
-    parts = text.split(",")
-    try:
-        lat, lon, radius = (float(p) for p in parts)
-    except ValueError as exc:
-        raise BadInputError(f"--near {text!r}: expected LAT,LON,RADIUS_M (e.g. 22.28,114.15,500)") from exc
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not 0 < radius <= 100_000:
-        raise BadInputError(f"--near {text!r}: position out of range or radius not in (0, 100 km]")
-    return Near(lat, lon, radius)
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
-
-
-def _near_clause(near: Near) -> str:
-    dlat = near.radius_m / 111_320.0
-    dlon = dlat / max(0.01, math.cos(math.radians(near.lat)))
-    return " AND ".join(
-        [
-            compare("lat", ">=", near.lat - dlat),
-            compare("lat", "<=", near.lat + dlat),
-            compare("lon", ">=", near.lon - dlon),
-            compare("lon", "<=", near.lon + dlon),
-        ]
-    )
-
 
 RANK_COLUMNS = ["text", "confidence", "ts"]  # what ranking reads of every row in the window
 LEVEL_COLUMNS = ["confidence", "ts"]  # what it reads of the passes of the texts that score alike
 ID_CHUNK = 500
 TEXT_CHUNK = 1000  # texts per ``text IN (...)`` read
 MAX_IN_TEXTS = 20_000  # more matching texts than this (a broad pattern): one scan of the window
-
-
-@dataclass(frozen=True, slots=True)
-class DayRange:
-    """The UTC days a search window touches (``None``: unbounded on that side)."""
-
-    first: dt.datetime | None
-    last: dt.datetime | None
-
-    def clause(self) -> str | None:
-        return all_of(
-            compare("day", ">=", self.first) if self.first is not None else None,
-            compare("day", "<=", self.last) if self.last is not None else None,
-        )
+TEXT_ONLY_PASSES = 50_000  # more passes of a chunk of texts than this: read most confident first
+CONFIDENCE_FLOORS = (1 - 2**-10, 1 - 2**-7, 1 - 2**-4, 0.75)  # exact in float32; see _passes
+SELECTIVE_DAYS = 0.25  # the window's days hold at most this share of plate_texts: filter by time in the query
 
 
 def rank_plates(
@@ -105,41 +51,60 @@ def rank_plates(
 
 
 def rank_plates_by_text(
-    table: Table,
-    texts: Table,
-    query: PlateQuery,
-    where: str | None,
-    *,
-    days: DayRange,
-    near: Near | None,
-    top_k: int,
+    table: Table, texts: Table, query: PlateQuery, window: PlateWindow, *, top_k: int
 ) -> list[tuple[float, PlateRow]]:
     """:func:`rank_plates` through ``plate_texts`` (``texts``, known complete): score the
     distinct texts of the window's days, then read only the passes of the texts that
-    match (``text IN (...)`` under ``where``, best score first, stopping once ``top_k``
-    passes are in: every later one scores worse). Same rows, same order."""
-    day_clause = days.clause()
+    match, best score first, stopping once ``top_k`` passes are in (every later one
+    scores worse). Same rows, same order.
+
+    How the passes of a chunk of texts are read: :func:`_passes`.
+    """
+    day_clause = window.days_clause()
     day_texts = texts.search().where(day_clause) if day_clause else texts.search()
     found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
     scores = score_texts(query, pc.unique(found).drop_null())
     if not scores:
         return []
+    near = window.near
     if len(scores) > MAX_IN_TEXTS:  # a broad pattern: one scan beats many IN lists
-        return _top(table, _read(table, where, near), scores, near, top_k)
+        return _top(table, _read(table, window.where(), near), scores, near, top_k)
+    selective = len(found) <= SELECTIVE_DAYS * texts.count_rows()
     levels: list[pa.Table] = []
     kept = 0
     for score in sorted(set(scores.values())):  # all passes of a level rank before the next's
         level = sorted(text for text, s in scores.items() if s == score)
+        need = top_k - kept
         for start in range(0, len(level), TEXT_CHUNK):
-            clause = all_of(where, is_in("text", level[start : start + TEXT_CHUNK]))
-            part = _read(table, clause, near, LEVEL_COLUMNS)
-            if near:
-                part = part.filter(pa.array(within(near, part.column("lat"), part.column("lon"))))
+            chunk = is_in("text", level[start : start + TEXT_CHUNK])
+            part = _passes(table, window, chunk, need, selective=selective)
             levels.append(part.append_column("score", pa.array(np.full(part.num_rows, score))))
             kept += part.num_rows
         if kept >= top_k:
             break
     return _best(table, pa.concat_tables(levels), top_k)
+
+
+def _passes(table: Table, window: PlateWindow, texts: str, need: int, *, selective: bool) -> pa.Table:
+    """The passes of ``texts`` (one score level) in the window: all of them, or enough of
+    the most confident to hold the ``need`` that rank first (higher confidence first).
+
+    The window goes into the query only when ``selective`` (a few days of many: a time
+    range that covers most of the table costs more as an index query than the passes
+    do); it is applied in Arrow either way. Few passes (counted by the text index): all
+    read. Many (a plate that passes all day): those at or above each confidence floor in
+    turn, until ``need`` are in the window; else all.
+    """
+    columns = LEVEL_COLUMNS + window.columns()
+    where = window.where() if selective else None
+    if table.count_rows(texts) > TEXT_ONLY_PASSES:
+        for floor in CONFIDENCE_FLOORS:
+            part = window.keep(
+                _read(table, all_of(where, texts, compare("confidence", ">=", floor)), None, columns)
+            )
+            if int(pc.sum(pc.greater_equal(part["confidence"], floor)).as_py() or 0) >= need:
+                return part  # every pass not read is less confident: ranks after these
+    return window.keep(_read(table, all_of(where, texts), None, columns))
 
 
 def score_texts(query: PlateQuery, distinct: pa.Array) -> dict[str, float]:
@@ -279,18 +244,6 @@ def could_match(query: PlateQuery, text: str) -> bool:
     return abs(len(plate) - fixed) <= query.max_edits + 1e-9
 
 
-def within(near: Near, lats: pa.ChunkedArray, lons: pa.ChunkedArray) -> np.ndarray:
-    """Which positions lie within ``near`` (great-circle distance; no position: no)."""
-    lat = lats.to_numpy(zero_copy_only=False).astype(float)
-    lon = lons.to_numpy(zero_copy_only=False).astype(float)
-    p1, p2 = math.radians(near.lat), np.radians(lat)
-    dp, dl = p2 - p1, np.radians(lon - near.lon)
-    h = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    with np.errstate(invalid="ignore"):
-        metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
-    return np.nan_to_num(metres, nan=np.inf) <= near.radius_m
-
-
 def search_plates(
     storage: Storage, query: PlateQuery, filters: SearchFilters, *, near: Near | None = None, top_k: int = 50
 ) -> list[PlateSighting]:
@@ -299,19 +252,13 @@ def search_plates(
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
-    where = all_of(
-        where_clause(camera_ids=ids, since=filters.since, until=filters.until),
-        _near_clause(near) if near else None,
-    )
+    window = PlateWindow(tuple(ids), filters.since, filters.until, near)
     table = storage.db.open_table(PlateRow.TABLE)
-    if texts_complete(storage.db, table):  # rank the day's distinct texts, read their passes
-        days = DayRange(
-            day_of(filters.since) if filters.since else None, day_of(filters.until) if filters.until else None
-        )
+    if texts_complete(storage.db, table):  # rank the days' distinct texts, read their passes
         texts = storage.db.open_table(PlateTextRow.TABLE)
-        scored = rank_plates_by_text(table, texts, query, where, days=days, near=near, top_k=top_k)
+        scored = rank_plates_by_text(table, texts, query, window, top_k=top_k)
     else:  # an older store not backfilled yet: scan the window's plates
-        scored = rank_plates(table, query, where, near=near, top_k=top_k)
+        scored = rank_plates(table, query, window.where(), near=near, top_k=top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
