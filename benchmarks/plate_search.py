@@ -9,10 +9,11 @@ Builds a ``plates`` table of ``--rows`` passes of ``--plates`` distinct HK-style
 ``--days`` days, written in batches like index runs do (each batch's distinct day|text
 into ``plate_texts`` first, as indexing does; ``--older-store``: plates only, so the
 maintenance step backfills the texts, timed), and indexes it with the product's
-maintenance step (``ensure_search_indexes``: BTree on ts, text and plate_texts.day,
-Bitmap on camera). Then, for a 1-day, 7-day and 30-day window ending at the newest
-pass, times ``search_plates`` (the product path: rank the distinct texts of the
-window's days, read the passes of the matching texts with ``text IN (...)``, whole rows
+maintenance step (``ensure_search_indexes``: BTree on ts, text, confidence,
+plate_texts.day and plate_texts.id, Bitmap on camera). Then, for a 1-day, 7-day and
+30-day window ending at the newest pass, times ``search_plates`` (the product path:
+rank the distinct texts of the window's days, read the passes of the matching texts
+with ``text IN (...)``, most confident first for a plate with very many, whole rows
 only for the top 50) for the commonest plate (``AB1234``, about a quarter of all
 passes), an OCR-confusable read of the second commonest (``KT8O8O``), a pattern
 (``AB12*``) and a typical plate (``HK2024``, the 1001st commonest): warm p50 / p95 of
