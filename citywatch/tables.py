@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from citywatch.errors import BadInputError, TransientError
-from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow
+from citywatch.schemas import CameraRow, FaceRow, PlateRow, PlateTextRow, PlateTextsMarkRow, SegmentRow
 
 if TYPE_CHECKING:
     import lancedb
@@ -145,6 +145,16 @@ def plates_table(db: lancedb.DBConnection) -> Table:
     return open_table(db, PlateRow.TABLE, PlateRow.SCHEMA)
 
 
+def plate_texts_table(db: lancedb.DBConnection) -> Table:
+    """The distinct plate texts per UTC day (see :class:`citywatch.schemas.PlateTextRow`)."""
+    return open_table(db, PlateTextRow.TABLE, PlateTextRow.SCHEMA)
+
+
+def plate_texts_state_table(db: lancedb.DBConnection) -> Table:
+    """Whether ``plate_texts`` is known complete (see :class:`citywatch.schemas.PlateTextsMarkRow`)."""
+    return open_table(db, PlateTextsMarkRow.TABLE, PlateTextsMarkRow.SCHEMA)
+
+
 def index_table(db: lancedb.DBConnection, name: str) -> Table:
     """An existing ``faces`` or ``plates`` table, upgraded to today's columns (readers
     that do not know the embedding size, e.g. the sweep)."""
@@ -154,26 +164,32 @@ def index_table(db: lancedb.DBConnection, name: str) -> Table:
     return plates_table(db)
 
 
-def insert_missing(table: Table, data: pa.Table) -> int:
-    """Insert the rows whose ``id`` is not in ``table`` yet; returns how many were new."""
+def insert_missing(table: Table, data: pa.Table, *, attempts: int = 8) -> int:
+    """Insert the rows whose ``id`` is not in ``table`` yet; returns how many were new.
+    Retries commit conflicts with backoff (a failed commit wrote nothing)."""
     if data.num_rows == 0:
         return 0
-    result = table.merge_insert("id").when_not_matched_insert_all().execute(data)
-    return int(result.num_inserted_rows)
+    return _merge(table, data, attempts, update=False)
 
 
 def upsert(table: Table, data: pa.Table, *, attempts: int = 8) -> None:
     """Insert or replace rows by ``id``; retries commit conflicts with backoff."""
     if data.num_rows == 0:
         return
+    _merge(table, data, attempts, update=True)
+
+
+def _merge(table: Table, data: pa.Table, attempts: int, *, update: bool) -> int:
     delay = 0.05
     for attempt in range(1, attempts + 1):
         try:
-            (table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(data))
-            return
+            merge = table.merge_insert("id")
+            merge = merge.when_matched_update_all() if update else merge
+            return int(merge.when_not_matched_insert_all().execute(data).num_inserted_rows)
         except (OSError, RuntimeError, ValueError) as exc:  # lance raises these on conflicts
             if attempt == attempts:
                 raise TransientError(f"could not write {data.num_rows} rows to {table.name}: {exc}") from exc
             log.warning("retrying write to %s after %s (attempt %d)", table.name, exc, attempt)
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    raise TransientError(f"could not write {data.num_rows} rows to {table.name}")

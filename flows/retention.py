@@ -1,6 +1,7 @@
-"""Deployment ``retention`` (daily): biometric rows past retention are deleted unless held,
-footage too when ``retention_footage_days`` is set (never a segment a case holds), then
-the search indexes are built or refreshed (tasks/search/indexes.py)."""
+"""Deployment ``retention`` (daily): biometric rows past retention are deleted unless held
+(and the plate texts of whole expired days), footage too when ``retention_footage_days``
+is set (never a segment a case holds), then the search indexes are built or refreshed
+(tasks/search/indexes.py; an older store's plate texts are backfilled there)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from citywatch.schemas import FaceRow, PlateRow, WatchlistRow, utcnow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
+from citywatch.tasks.plate_texts import purge_plate_texts
 from citywatch.tasks.publish import publish_analytics
 from citywatch.tasks.retention import (
     FootageCounts,
@@ -34,6 +36,7 @@ class RetentionSummary:
     plates: RetentionCounts
     indexes: IndexReport
     footage: FootageCounts | None = None
+    plate_texts: int = 0  # plate_texts rows of whole expired days deleted
 
 
 def run_retention(settings: Settings, now: dt.datetime | None = None) -> RetentionSummary:
@@ -50,11 +53,13 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
         held = held_tracks(storage)
         faces = purge_table(storage, FaceRow.TABLE, settings.retention.faces_days, now, held)
         plates = purge_table(storage, PlateRow.TABLE, settings.retention.plates_days, now, held)
+        texts = purge_plate_texts(storage.db, settings.retention.plates_days, now)  # whole days
         run.result_count = faces.deleted_rows + plates.deleted_rows
         run.detail = (
             f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
             f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
-            f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails"
+            f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails; "
+            f"plate texts of expired days: {texts} deleted"
         )
         footage = None
         if settings.retention.footage_days is not None:
@@ -72,7 +77,7 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
         run.detail += f"; search indexes: {indexes}"
         # and the analyst dataset forgets what was deleted here
         run.detail += f"; {publish_analytics(storage)}"
-    return RetentionSummary(faces, plates, indexes, footage)
+    return RetentionSummary(faces, plates, indexes, footage, texts)
 
 
 @flow(name="retention")

@@ -2,9 +2,11 @@
 
 The index, watchlist and retention tables are in :mod:`citywatch.schemas.core`; the
 governance tables (alerts, deliveries, the audit log) in :mod:`citywatch.schemas.governance`;
-the discovery marks in :mod:`citywatch.schemas.discovery`.
+the discovery marks in :mod:`citywatch.schemas.discovery`; rows to and from Arrow in
+:mod:`citywatch.schemas.convert`.
 """
 
+from citywatch.schemas.convert import Row, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.schemas.core import (
     BBOX,
     NO_TEMPLATE,
@@ -17,16 +19,14 @@ from citywatch.schemas.core import (
     FaceRow,
     HoldRow,
     PlateRow,
+    PlateTextRow,
+    PlateTextsMarkRow,
     Reason,
-    Row,
     SegmentHoldRow,
     SegmentRow,
     SegmentState,
     SweepStateRow,
     WatchlistRow,
-    arrow_to_rows,
-    rows_to_arrow,
-    utcnow,
 )
 from citywatch.schemas.discovery import DiscoveryMarkRow
 from citywatch.schemas.governance import SIGNATURE_FIELD, AlertRow, AuditRow, DeliveryRow, iso_utc
@@ -47,6 +47,8 @@ __all__ = [
     "FaceRow",
     "HoldRow",
     "PlateRow",
+    "PlateTextRow",
+    "PlateTextsMarkRow",
     "Reason",
     "Row",
     "SegmentHoldRow",

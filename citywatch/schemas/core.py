@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 TS = pa.timestamp("us", tz="UTC")
 BBOX = pa.list_(pa.float32(), 4)
@@ -203,6 +199,49 @@ class PlateRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PlateTextRow:
+    """One distinct plate text read on one UTC day. Plate search ranks these (a city's
+    plates repeat: thousands of texts a day, not millions of passes), then reads the
+    passes of the texts that match. Written before the passes; a text whose passes are
+    gone matches nothing, so extra rows are harmless, missing ones are not."""
+
+    id: str  # "<YYYY-MM-DD>|<text>" ("-|<text>" for a pass without a time)
+    day: dt.datetime | None  # 00:00 UTC of the passes' day
+    text: str
+
+    TABLE: ClassVar[str] = "plate_texts"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("day", TS),
+            pa.field("text", pa.string()),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PlateTextsMarkRow:
+    """``plate_texts`` holds every plate pass's (day, text): the store was new when the
+    texts table was made, or the backfill read the whole ``plates`` table at that version.
+    Without this row, search scans the plates themselves."""
+
+    id: str  # "plates": the source table
+    plates_version: int  # the plates table version the backfill read (0: a new store)
+    texts: int  # day|text rows the backfill found
+    completed_at: dt.datetime
+
+    TABLE: ClassVar[str] = "plate_texts_state"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("plates_version", pa.int64()),
+            pa.field("texts", pa.int64()),
+            pa.field("completed_at", TS),
+        ]
+    )
+
+
 # --- watchlist, sweep and retention ---------------------------------------------------
 
 
@@ -361,38 +400,3 @@ class HoldRow:
             pa.field("note", pa.string()),
         ]
     )
-
-
-Row = TypeVar("Row", bound="DataclassInstance")  # any row type (a dataclass)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.ndarray):
-        return value.astype(np.float32).tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def rows_to_arrow(rows: Sequence[DataclassInstance], schema: pa.Schema) -> pa.Table:
-    """Rows (dataclasses) -> an Arrow table of ``schema``."""
-    records = [{f.name: _plain(getattr(row, f.name)) for f in dataclasses.fields(row)} for row in rows]
-    return pa.Table.from_pylist(records, schema=schema)
-
-
-def arrow_to_rows(table: pa.Table, row_type: type[Row]) -> list[Row]:
-    """An Arrow table -> rows of ``row_type`` (extra columns such as _distance ignored)."""
-    names = [f.name for f in dataclasses.fields(row_type)]
-    out: list[Row] = []
-    for record in table.select(names).to_pylist():
-        for vector in ("embedding", "template"):
-            if vector in record and record[vector] is not None:
-                record[vector] = np.asarray(record[vector], dtype=np.float32)
-        if "bbox" in record and record["bbox"] is not None:
-            record["bbox"] = tuple(record["bbox"])
-        out.append(row_type(**record))
-    return out
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

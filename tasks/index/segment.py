@@ -26,6 +26,7 @@ from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
 from citywatch.tasks.index.locate import Locator, segment_locator
 from citywatch.tasks.index.plates import PlatePass, SegmentPlates
 from citywatch.tasks.index.stages import StageClock, StageCpu, peak_rss_mb
+from citywatch.tasks.plate_texts import write_plate_texts
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -319,7 +320,9 @@ def _index_claimed(
     )
     plate_rows = _plate_rows(ref, locator, passes, storage, reader.name) if reader else []
     if reader is not None:
-        _replace_rows(plates_table(storage.db), ref.id, rows_to_arrow(plate_rows, PlateRow.SCHEMA))
+        plates_data = rows_to_arrow(plate_rows, PlateRow.SCHEMA)
+        write_plate_texts(storage.db, plates_data)  # first: a pass is never searchable-missing its text
+        _replace_rows(plates_table(storage.db), ref.id, plates_data)
     if locator.warning:
         log.warning("segment %s: %s", ref.uri, locator.warning)
     row = _segment_row(

@@ -6,6 +6,11 @@
   exact re-ranking, which a flat (unindexed) table ignores.
 - ``ts`` (BTree) and ``camera_id`` (Bitmap) scalar indexes on faces and plates, for
   the time and camera filters that every search and the sweep apply.
+- ``plates.text`` (BTree): plate search reads the passes of the texts that match
+  (``text IN (...)``), a plate that passes all day most confident first (``plates.confidence``,
+  BTree); ``plate_texts.day`` (BTree) picks the window's days, and
+  ``plate_texts.id`` (BTree) keeps indexing's insert-missing from scanning it. An older
+  store's ``plate_texts`` is backfilled from its plates first (tasks/plate_texts.py).
 - Rows added since an index was built are folded in by ``optimize()`` (new rows are
   searched exactly until then, so nothing is missed in between).
 """
@@ -19,14 +24,19 @@ from dataclasses import dataclass, field
 from lancedb.index import Bitmap, BTree, IvfRq
 from lancedb.table import Table
 
-from citywatch.schemas import FaceRow, PlateRow
+from citywatch.schemas import FaceRow, PlateRow, PlateTextRow
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import has_table
+from citywatch.tasks.plate_texts import backfill_plate_texts
 
 log = logging.getLogger(__name__)
 
-SCALAR_INDEXES = (("ts", BTree), ("camera_id", Bitmap))
+SCALAR_INDEXES = {
+    FaceRow.TABLE: (("ts", BTree), ("camera_id", Bitmap)),
+    PlateRow.TABLE: (("ts", BTree), ("camera_id", Bitmap), ("text", BTree), ("confidence", BTree)),
+    PlateTextRow.TABLE: (("day", BTree), ("id", BTree)),  # id: indexing's insert-missing joins on it
+}
 
 
 @dataclass
@@ -43,9 +53,13 @@ class IndexReport:
 
 
 def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
-    """Create the missing indexes of faces and plates; fold new rows into existing ones."""
+    """Backfill an older store's plate texts; create the missing indexes of faces, plates and
+    plate texts; fold new rows into existing ones."""
     report = IndexReport()
-    for name in (FaceRow.TABLE, PlateRow.TABLE):
+    backfilled = backfill_plate_texts(storage.db)
+    if backfilled is not None:
+        report.created.append(f"{PlateTextRow.TABLE} ({backfilled} day|text rows backfilled from plates)")
+    for name, scalar_indexes in SCALAR_INDEXES.items():
         if not has_table(storage.db, name):
             continue
         table = storage.db.open_table(name)
@@ -53,7 +67,7 @@ def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
         if rows == 0:
             continue
         indexed = {tuple(index.columns)[0]: index.name for index in table.list_indices()}
-        for column, config in SCALAR_INDEXES:
+        for column, config in scalar_indexes:
             if column not in indexed:
                 table.create_index(column, config=config())
                 report.created.append(f"{name}.{column} ({config.__name__})")

@@ -2,115 +2,163 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citywatch.errors import BadInputError
-from citywatch.filters import all_of, compare, is_in, where_clause
+from citywatch.filters import all_of, compare, is_in
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate
-from citywatch.schemas import CameraRow, PlateRow, arrow_to_rows
+from citywatch.schemas import CameraRow, PlateRow, PlateTextRow, arrow_to_rows
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
+from citywatch.tasks.plate_texts import texts_complete
 from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segment_uris
+from citywatch.tasks.search.plate_window import Near, PlateWindow, within
+from citywatch.tasks.search.plate_window import distance_m as distance_m  # re-exported
+from citywatch.tasks.search.plate_window import parse_near as parse_near  # re-exported
 
 if TYPE_CHECKING:
     from lancedb.table import Table
 
-EARTH_RADIUS_M = 6_371_000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Near:
-    lat: float
-    lon: float
-    radius_m: float
-
-
-def parse_near(text: str) -> Near:
-    """``LAT,LON,RADIUS_M`` from the CLI."""
-    parts = text.split(",")
-    try:
-        lat, lon, radius = (float(p) for p in parts)
-    except ValueError as exc:
-        raise BadInputError(f"--near {text!r}: expected LAT,LON,RADIUS_M (e.g. 22.28,114.15,500)") from exc
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not 0 < radius <= 100_000:
-        raise BadInputError(f"--near {text!r}: position out of range or radius not in (0, 100 km]")
-    return Near(lat, lon, radius)
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
-
-
-def _near_clause(near: Near) -> str:
-    dlat = near.radius_m / 111_320.0
-    dlon = dlat / max(0.01, math.cos(math.radians(near.lat)))
-    return " AND ".join(
-        [
-            compare("lat", ">=", near.lat - dlat),
-            compare("lat", "<=", near.lat + dlat),
-            compare("lon", ">=", near.lon - dlon),
-            compare("lon", "<=", near.lon + dlon),
-        ]
-    )
-
-
-RANK_COLUMNS = ["id", "text", "confidence", "ts"]  # what ranking reads of every row in the window
+RANK_COLUMNS = ["text", "confidence", "ts"]  # what ranking reads of every row in the window
+LEVEL_COLUMNS = ["confidence", "ts"]  # what it reads of the passes of the texts that score alike
 ID_CHUNK = 500
+TEXT_CHUNK = 1000  # texts per ``text IN (...)`` read
+MAX_IN_TEXTS = 20_000  # more matching texts than this (a broad pattern): one scan of the window
+TEXT_ONLY_PASSES = 50_000  # more passes of a chunk of texts than this: read most confident first
+CONFIDENCE_FLOORS = (1 - 2**-10, 1 - 2**-7, 1 - 2**-4, 0.75)  # exact in float32; see _passes
+SELECTIVE_DAYS = 0.25  # the window's days hold at most this share of plate_texts: filter by time in the query
 
 
 def rank_plates(
     table: Table, query: PlateQuery, where: str | None, *, near: Near | None, top_k: int
 ) -> list[tuple[float, PlateRow]]:
     """The ``top_k`` plate rows under ``where`` that match ``query``, best first
-    (score, then higher confidence, then earlier).
+    (score, then higher confidence, then earlier, then the table's order).
 
-    Reads four narrow columns of the rows in the window (plus lat/lon with ``near``),
+    Reads three narrow columns of the rows in the window (plus lat/lon with ``near``),
     scores each distinct text once (a city's plates repeat: one score per plate, not
-    per pass), and reads whole rows only for the ``top_k`` kept.
+    per pass), and reads whole rows only for the ``top_k`` kept (by row address).
     """
-    columns = RANK_COLUMNS + (["lat", "lon"] if near else [])
-    scan = table.search().where(where) if where else table.search()
-    window = scan.select(columns).limit(None).to_arrow()
+    window = _read(table, where, near)
     if not window.num_rows:
         return []
-    texts = window.column("text")
-    distinct = pc.unique(texts).drop_null().to_numpy(zero_copy_only=False)
-    distinct = distinct[
-        lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
-    ]
-    scores: dict[str, float] = {}
-    for text in distinct.tolist():
-        if could_match(query, text) and (score := match_score(query, text)) is not None:
-            scores[text] = score
+    scores = score_texts(query, pc.unique(window.column("text")).drop_null())
+    return _top(table, window, scores, near, top_k)
+
+
+def rank_plates_by_text(
+    table: Table, texts: Table, query: PlateQuery, window: PlateWindow, *, top_k: int
+) -> list[tuple[float, PlateRow]]:
+    """:func:`rank_plates` through ``plate_texts`` (``texts``, known complete): score the
+    distinct texts of the window's days, then read only the passes of the texts that
+    match, best score first, stopping once ``top_k`` passes are in (every later one
+    scores worse). Same rows, same order.
+
+    How the passes of a chunk of texts are read: :func:`_passes`.
+    """
+    day_clause = window.days_clause()
+    day_texts = texts.search().where(day_clause) if day_clause else texts.search()
+    found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
+    scores = score_texts(query, pc.unique(found).drop_null())
     if not scores:
         return []
+    near = window.near
+    if len(scores) > MAX_IN_TEXTS:  # a broad pattern: one scan beats many IN lists
+        return _top(table, _read(table, window.where(), near), scores, near, top_k)
+    selective = len(found) <= SELECTIVE_DAYS * texts.count_rows()
+    levels: list[pa.Table] = []
+    kept = 0
+    for score in sorted(set(scores.values())):  # all passes of a level rank before the next's
+        level = sorted(text for text, s in scores.items() if s == score)
+        need = top_k - kept
+        for start in range(0, len(level), TEXT_CHUNK):
+            chunk = is_in("text", level[start : start + TEXT_CHUNK])
+            part = _passes(table, window, chunk, need, selective=selective)
+            levels.append(part.append_column("score", pa.array(np.full(part.num_rows, score))))
+            kept += part.num_rows
+        if kept >= top_k:
+            break
+    return _best(table, pa.concat_tables(levels), top_k)
+
+
+def _passes(table: Table, window: PlateWindow, texts: str, need: int, *, selective: bool) -> pa.Table:
+    """The passes of ``texts`` (one score level) in the window: all of them, or enough of
+    the most confident to hold the ``need`` that rank first (higher confidence first).
+
+    The window goes into the query only when ``selective`` (a few days of many: a time
+    range that covers most of the table costs more as an index query than the passes
+    do); it is applied in Arrow either way. Few passes (counted by the text index): all
+    read. Many (a plate that passes all day): those at or above each confidence floor in
+    turn, until ``need`` are in the window; else all.
+    """
+    columns = LEVEL_COLUMNS + window.columns()
+    where = window.where() if selective else None
+    if table.count_rows(texts) > TEXT_ONLY_PASSES:
+        for floor in CONFIDENCE_FLOORS:
+            part = window.keep(
+                _read(table, all_of(where, texts, compare("confidence", ">=", floor)), None, columns)
+            )
+            if int(pc.sum(pc.greater_equal(part["confidence"], floor)).as_py() or 0) >= need:
+                return part  # every pass not read is less confident: ranks after these
+    return window.keep(_read(table, all_of(where, texts), None, columns))
+
+
+def score_texts(query: PlateQuery, distinct: pa.Array) -> dict[str, float]:
+    """The score of each text (distinct, no nulls) within the query's edits."""
+    near = lower_bounds(query.text, distinct, pattern=query.is_pattern) <= query.max_edits + 1e-9
+    scores: dict[str, float] = {}
+    for text in distinct.filter(pa.array(near)).to_pylist():
+        if could_match(query, text) and (score := match_score(query, text)) is not None:
+            scores[text] = score
+    return scores
+
+
+def _read(table: Table, where: str | None, near: Near | None, columns: list[str] = RANK_COLUMNS) -> pa.Table:
+    """``columns`` (plus lat/lon with ``near``, and the row's address: the last tie-break
+    and how whole rows are fetched) of the rows under ``where``."""
+    scan = table.search().where(where) if where else table.search()
+    return scan.select(columns + (["lat", "lon"] if near else [])).with_row_id(True).limit(None).to_arrow()
+
+
+def _top(
+    table: Table, window: pa.Table, scores: dict[str, float], near: Near | None, top_k: int
+) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` rows of ``window`` whose text has a score, best first, as whole rows."""
+    if not scores or not window.num_rows:
+        return []
     matched = pa.array(list(scores), pa.string())
+    texts = window.column("text")
     hits = window.filter(pc.is_in(texts, value_set=matched))
     score_of = pa.array(list(scores.values()), pa.float64())
     hits = hits.append_column("score", pc.take(score_of, pc.index_in(hits.column("text"), value_set=matched)))
     if near:
         hits = hits.filter(pa.array(within(near, hits.column("lat"), hits.column("lon"))))
-    order = pc.sort_indices(  # stable: ties keep the table's order
-        hits, sort_keys=[("score", "ascending"), ("confidence", "descending"), ("ts", "ascending")]
-    )
-    top = hits.take(order[:top_k])
-    kept = list(zip(top.column("score").to_pylist(), top.column("id").to_pylist(), strict=True))
-    rows: dict[str, PlateRow] = {}
-    ids = [row_id for _, row_id in kept]
-    for start in range(0, len(ids), ID_CHUNK):
-        found = table.search().where(is_in("id", ids[start : start + ID_CHUNK])).limit(None).to_arrow()
-        rows.update((row.id, row) for row in arrow_to_rows(found, PlateRow))
-    return [(score, rows[row_id]) for score, row_id in kept if row_id in rows]
+    return _best(table, hits, top_k)
+
+
+def _best(table: Table, hits: pa.Table, top_k: int) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` of scored ``hits`` (score, then higher confidence, then earlier, then
+    the table's order: a stable, complete order), as whole rows fetched by row address."""
+    if not hits.num_rows:
+        return []
+    keys = [
+        ("score", "ascending"),
+        ("confidence", "descending"),
+        ("ts", "ascending"),
+        ("_rowid", "ascending"),
+    ]
+    top = hits.take(pc.sort_indices(hits, sort_keys=keys)[:top_k])
+    kept = list(zip(top.column("score").to_pylist(), top.column("_rowid").to_pylist(), strict=True))
+    rows: dict[int, PlateRow] = {}
+    addresses = [address for _, address in kept]
+    for start in range(0, len(addresses), ID_CHUNK):
+        found = table.take_row_ids(addresses[start : start + ID_CHUNK]).with_row_id().to_arrow()
+        rows.update(zip(found.column("_rowid").to_pylist(), arrow_to_rows(found, PlateRow), strict=True))
+    return [(score, rows[address]) for score, address in kept if address in rows]
 
 
 def _class_table() -> np.ndarray:
@@ -130,21 +178,31 @@ def _class_table() -> np.ndarray:
     return table
 
 
-CLASS_OF = _class_table()
+CLASS_OF = _class_table().astype(np.uint8)
 BOUND_WIDTH = 16  # texts up to this many bytes get the vectorised bound; longer ones the full distance
 BOUND_CHUNK = 100_000
 
 
-def _class_counts(texts: np.ndarray) -> np.ndarray:
-    """Per text, how many characters of each class it holds (separators and padding: class 0,
-    dropped)."""
-    raw = texts.astype(f"S{BOUND_WIDTH}").view(np.uint8).reshape(len(texts), BOUND_WIDTH)
-    codes = CLASS_OF[raw] + np.arange(len(texts))[:, None] * (CLASS_OF.max() + 1)
-    counts = np.bincount(codes.ravel(), minlength=len(texts) * (CLASS_OF.max() + 1))
-    return counts.reshape(len(texts), CLASS_OF.max() + 1)[:, 1:]
+def _query_classes(literals: str) -> dict[int, int]:
+    """How many characters of each class (not 0) the query's literal characters hold."""
+    wanted: dict[int, int] = {}
+    for ch in literals:
+        c = int(CLASS_OF[ord(ch)]) if ord(ch) < 128 else 1
+        if c:
+            wanted[c] = wanted.get(c, 0) + 1
+    return wanted
 
 
-def lower_bounds(query: str, texts: np.ndarray, *, pattern: bool = False) -> np.ndarray:
+def _codes(texts: pa.Array) -> np.ndarray:
+    """The classes of short ASCII ``texts``' characters, one row of ``BOUND_WIDTH`` per text
+    (padded with class 0), straight from Arrow's buffers."""
+    padded = pc.utf8_rpad(texts, width=BOUND_WIDTH, padding=" ")  # ASCII: one byte a character
+    first = int(np.frombuffer(padded.buffers()[1], np.int32)[padded.offset])
+    raw = np.frombuffer(padded.buffers()[2], np.uint8)[first : first + len(texts) * BOUND_WIDTH]
+    return CLASS_OF[raw.reshape(len(texts), BOUND_WIDTH)]
+
+
+def lower_bounds(query: str, texts: np.ndarray | pa.Array, *, pattern: bool = False) -> np.ndarray:
     """A lower bound of the distance :func:`citywatch.plates.match_score` computes from
     ``query`` to each text (``pattern``: ``query`` holds ``*``/``?``).
 
@@ -152,21 +210,25 @@ def lower_bounds(query: str, texts: np.ndarray, *, pattern: bool = False) -> np.
     text character of its class can stand for is deleted or swapped for another class:
     each costs a whole edit, so the distance is at least the query's shortfall; the
     same holds for the text's characters the query cannot cover (exact queries only: a
-    pattern's ``*`` and ``?`` absorb them). Texts that are not short ASCII get 0 (no
-    bound: the full distance decides).
+    pattern's ``*`` and ``?`` absorb them). Both follow from the characters the two
+    share by class, so only the query's classes are counted. Texts that are not short
+    ASCII get 0 (no bound: the full distance decides).
     """
-    bounds = np.zeros(len(texts))
-    if not len(texts):
+    array = pa.array(texts, pa.string()) if isinstance(texts, np.ndarray) else texts
+    bounds = np.zeros(len(array))
+    if not len(array):
         return bounds
-    short = np.array([t.isascii() and len(t) <= BOUND_WIDTH for t in texts.tolist()])
-    literals = query.replace("*", "").replace("?", "") if pattern else query
-    wanted = _class_counts(np.array([literals], dtype=str))[0]
-    index = np.flatnonzero(short)
+    short = pc.and_(pc.string_is_ascii(array), pc.less_equal(pc.binary_length(array), BOUND_WIDTH))
+    index = np.flatnonzero(short.fill_null(False).to_numpy(zero_copy_only=False))
+    wanted = _query_classes(query.replace("*", "").replace("?", "") if pattern else query)
     for start in range(0, len(index), BOUND_CHUNK):
         part = index[start : start + BOUND_CHUNK]
-        surplus = _class_counts(texts[part].astype(str)) - wanted
-        shortfall = np.clip(-surplus, 0, None).sum(axis=1)
-        bounds[part] = shortfall if pattern else np.maximum(shortfall, np.clip(surplus, 0, None).sum(axis=1))
+        codes = _codes(array.take(pa.array(part)))
+        shared = np.zeros(len(part), np.int64)
+        for c, count in wanted.items():
+            shared += np.minimum((codes == c).sum(axis=1), count)
+        shortfall = sum(wanted.values()) - shared
+        bounds[part] = shortfall if pattern else np.maximum(shortfall, (codes != 0).sum(axis=1) - shared)
     return bounds
 
 
@@ -182,18 +244,6 @@ def could_match(query: PlateQuery, text: str) -> bool:
     return abs(len(plate) - fixed) <= query.max_edits + 1e-9
 
 
-def within(near: Near, lats: pa.ChunkedArray, lons: pa.ChunkedArray) -> np.ndarray:
-    """Which positions lie within ``near`` (great-circle distance; no position: no)."""
-    lat = lats.to_numpy(zero_copy_only=False).astype(float)
-    lon = lons.to_numpy(zero_copy_only=False).astype(float)
-    p1, p2 = math.radians(near.lat), np.radians(lat)
-    dp, dl = p2 - p1, np.radians(lon - near.lon)
-    h = np.sin(dp / 2) ** 2 + math.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    with np.errstate(invalid="ignore"):
-        metres = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
-    return np.nan_to_num(metres, nan=np.inf) <= near.radius_m
-
-
 def search_plates(
     storage: Storage, query: PlateQuery, filters: SearchFilters, *, near: Near | None = None, top_k: int = 50
 ) -> list[PlateSighting]:
@@ -202,12 +252,13 @@ def search_plates(
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
-    where = all_of(
-        where_clause(camera_ids=ids, since=filters.since, until=filters.until),
-        _near_clause(near) if near else None,
-    )
+    window = PlateWindow(tuple(ids), filters.since, filters.until, near)
     table = storage.db.open_table(PlateRow.TABLE)
-    scored = rank_plates(table, query, where, near=near, top_k=top_k)
+    if texts_complete(storage.db, table):  # rank the days' distinct texts, read their passes
+        texts = storage.db.open_table(PlateTextRow.TABLE)
+        scored = rank_plates_by_text(table, texts, query, window, top_k=top_k)
+    else:  # an older store not backfilled yet: scan the window's plates
+        scored = rank_plates(table, query, window.where(), near=near, top_k=top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
