@@ -1,7 +1,12 @@
 """Small faces at dusk: recall and false matches by face size, best frame vs track template.
 
     python benchmarks/faces.py [--sizes 32,40,56,80,120] [--frames 10] [--crf 32]
-        [--light 0.45] [--blur 0.8] [--noise 5] [--seed 1]
+        [--light 0.45] [--blur 0.8] [--noise 5] [--seed 1] [--people FOLDER]
+
+``--people FOLDER`` (``FOLDER/<person>/<photo>``, as ``citywatch calibrate`` takes):
+measure on an operator's own photos of several people, several photos each: issue
+18's goal (56 px recall >= 95 % with no false match, *different* photos) needs such a
+set, which no offline package ships.
 
 Real photos only (``citywatch.sample.media``: obama x3, biden, Tom Hanks, the
 astronaut, six people of insightface's t1.jpg: 10 people). For each person and face
@@ -216,6 +221,35 @@ def probe_vectors(model, media: Path, person: Person) -> list[np.ndarray]:  # no
     return out
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def people_from(folder: Path, model) -> tuple[Person, ...]:  # noqa: ANN001
+    """An operator's labelled photos, ``FOLDER/<person>/<photo>``: each person's first
+    photo (by name) walks through the footage, the others are the probes (different
+    photos: the honest case); a person with one photo is probed with it (same photo)."""
+    people = []
+    for person_dir in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        photos = sorted(f for f in person_dir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not photos:
+            continue
+        image = cv2.imread(str(photos[0]), cv2.IMREAD_COLOR)
+        faces = model.detector.detect(image) if image is not None else []
+        if not faces:
+            print(f"skipped {person_dir.name}: no face found in {photos[0].name}")
+            continue
+        face = max(faces, key=lambda f: f.width * f.height)
+        box = tuple(int(round(v)) for v in face.bbox)
+        people.append(
+            Person(
+                person_dir.name, str(photos[0].resolve()), box, tuple(str(f.resolve()) for f in photos[1:])
+            )
+        )
+    if len(people) < 2:
+        raise SystemExit(f"--people {folder}: needs at least two people with a face found")
+    return tuple(people)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="32,40,56,80,120")
@@ -225,6 +259,12 @@ def main() -> int:
     parser.add_argument("--blur", type=float, default=0.8, help="Gaussian blur sigma, px")
     parser.add_argument("--noise", type=float, default=5.0, help="sensor noise sigma, grey levels")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--people",
+        default="",
+        help="FOLDER/<person>/<photo>: an operator's labelled photos instead of the offline ones "
+        "(first photo per person in the footage, the others as probes)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     settings = Settings()
@@ -236,9 +276,11 @@ def main() -> int:
         f"{model.name}, threshold {threshold:.3f}; {args.frames} frames, crf {args.crf}, light {args.light}, "
         f"blur {args.blur}, noise {args.noise}; load avg {load_avg[0]:.1f}"
     )
-    probes = {p.name: probe_vectors(model, media, p) for p in PEOPLE}
+    people_set = people_from(Path(args.people), model) if args.people else PEOPLE
+    print(f"people: {len(people_set)} ({'--people ' + args.people if args.people else 'the offline photos'})")
+    probes = {p.name: probe_vectors(model, media, p) for p in people_set}
     tracks: list[Track] = []
-    for k, person in enumerate(PEOPLE):
+    for k, person in enumerate(people_set):
         face, face_w = cut(load(media, person.photo), person.box)
         for size in sizes:
             frames = street_frames(face, face_w, size, args, seed=args.seed * 1000 + k * 10 + size)
@@ -252,8 +294,8 @@ def main() -> int:
     )
     print(f"rule: {rule} (citywatch/face_rule.py)")
     kinds = {
-        "different photo": [p for p in PEOPLE if p.probes],
-        "same photo": [p for p in PEOPLE if not p.probes],
+        "different photo": [p for p in people_set if p.probes],
+        "same photo": [p for p in people_set if not p.probes],
     }
     for kind, people in kinds.items():
         names = {p.name for p in people}
@@ -277,7 +319,7 @@ def main() -> int:
             )
     print("\nfalse matches (track: size, face px, person; probe's person; best / template distance; rule):")
     for t in tracks:
-        for p in PEOPLE:
+        for p in people_set:
             if p.name == t.person:
                 continue
             for v in probes[p.name]:
