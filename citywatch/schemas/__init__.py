@@ -2,7 +2,8 @@
 
 The index, watchlist and retention tables are in :mod:`citywatch.schemas.core`; the
 governance tables (alerts, deliveries, the audit log) in :mod:`citywatch.schemas.governance`;
-the discovery marks in :mod:`citywatch.schemas.discovery`; rows to and from Arrow in
+the discovery marks in :mod:`citywatch.schemas.discovery`; plate search's distinct texts in
+:mod:`citywatch.schemas.plate_texts`; rows to and from Arrow in
 :mod:`citywatch.schemas.convert`.
 """
 
@@ -19,8 +20,6 @@ from citywatch.schemas.core import (
     FaceRow,
     HoldRow,
     PlateRow,
-    PlateTextRow,
-    PlateTextsMarkRow,
     Reason,
     SegmentHoldRow,
     SegmentRow,
@@ -30,6 +29,7 @@ from citywatch.schemas.core import (
 )
 from citywatch.schemas.discovery import DiscoveryMarkRow
 from citywatch.schemas.governance import SIGNATURE_FIELD, AlertRow, AuditRow, DeliveryRow, iso_utc
+from citywatch.schemas.plate_texts import PlateTextRow, PlateTextsMarkRow
 
 __all__ = [
     "BBOX",
