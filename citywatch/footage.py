@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from citywatch.cameras import CAMERA_ID
 from citywatch.errors import BadInputError
-from citywatch.storage import ObjectInfo
+from citywatch.listing import ObjectInfo
 
 _STAMP = re.compile(r"^(\d{8}T\d{6}Z)$")
 SIDECAR_SUFFIXES = (".gps.csv",)

@@ -10,7 +10,6 @@ import os
 import posixpath
 import re
 import uuid
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from botocore.exceptions import ConnectionError as S3ConnectionError
 from botocore.exceptions import HTTPClientError as S3HTTPError
 
 from citywatch.errors import BadInputError, NotFoundError, TransientError
+from citywatch.listing import FolderListing, ObjectInfo, scan_folder, scan_top
 from citywatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,52 +53,6 @@ def safe_key(key: str) -> str:
     if any(part in ("..", ".") for part in parts):
         raise BadInputError(f"storage key {key!r} must not contain '.' or '..' parts")
     return posixpath.normpath(key)
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """One file found under a location."""
-
-    url: str
-    key: str  # relative to the listed location
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class FolderListing:
-    """Files of one folder (see :meth:`Storage.list_folder_from`) and the links among them."""
-
-    files: list[ObjectInfo]
-    links: list[str]  # local symbolic links (never followed)
-
-
-def _scan_folder(folder: str, base: str) -> tuple[list[str], list[ObjectInfo], list[str]]:
-    """One ``os.scandir`` of ``folder``: its sub-folder paths, its files (keys relative to
-    ``base``) and its symbolic links (never followed). OS errors are the caller's."""
-    folders: list[str] = []
-    files: list[ObjectInfo] = []
-    links: list[str] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_symlink():
-                links.append(entry.path)
-            elif entry.is_dir(follow_symlinks=False):
-                folders.append(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                size = entry.stat(follow_symlinks=False).st_size
-                files.append(ObjectInfo(url=entry.path, key=entry.path[len(base) + 1 :], size=size))
-    return folders, files, links
-
-
-def _scan_top(base: Path, location: str) -> tuple[list[str], FolderListing]:
-    try:
-        folders, files, links = _scan_folder(str(base), str(base))
-    except (FileNotFoundError, NotADirectoryError) as exc:
-        raise NotFoundError(f"footage location {location} does not exist") from exc
-    except OSError as exc:
-        raise TransientError(f"could not list {location}: {exc}") from exc
-    names = sorted(os.path.basename(f) for f in folders)
-    return names, FolderListing(sorted(files, key=lambda o: o.key), sorted(links))
 
 
 class Storage:
@@ -259,7 +213,7 @@ class Storage:
         while folders:
             folder = folders.pop()
             try:
-                below, found, linked = _scan_folder(folder, base)
+                below, found, linked = scan_folder(folder, base)
                 folders += below
                 files += found
                 links += linked
@@ -280,7 +234,7 @@ class Storage:
         fs, base = self.fs(location)
         try:
             if not is_remote(location):
-                return _scan_top(Path(base), location)
+                return scan_top(Path(base), location)
             found = fs.ls(base, detail=True) if fs.exists(base) else None
         except FileNotFoundError:
             found = None

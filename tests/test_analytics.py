@@ -8,12 +8,10 @@ tests/test_analytics_sample.py.)
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -26,95 +24,17 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, faces_table, plates_table, segments_table, upsert
 from citywatch.tasks.publish import publish_analytics
-
-T0 = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
-DIM = 4
-
-
-def at(seconds: float) -> dt.datetime:
-    return T0 + dt.timedelta(seconds=seconds)
-
-
-def camera(cid: str, district: str, lat: float = 22.3, lon: float = 114.2) -> CameraRow:
-    return CameraRow(cid, cid.upper(), district, lat, lon, "fixed", 5.0, 1280, 720, [], [], True)
-
-
-def segment(
-    cid: str,
-    start_s: float,
-    *,
-    state: str = "done",
-    error: str = "",
-    indexed_s: float = 600.0,
-    length_s: float = 60.0,
-) -> SegmentRow:
-    stamp = at(start_s).strftime("%Y%m%dT%H%M%SZ")
-    uri = f"/data/footage/{cid}/{stamp}.mp4"
-    return SegmentRow(
-        f"{cid}/{stamp}",
-        cid,
-        uri,
-        at(start_s),
-        at(start_s + length_s) if state == "done" else None,
-        1000,
-        "x",
-        state,
-        error.replace("{uri}", uri),
-        "m",
-        120,
-        60,
-        3,
-        at(indexed_s),
-    )
-
-
-def face(cid: str, track: str, start_s: float, end_s: float, n: int) -> FaceRow:
-    return FaceRow(
-        f"{track}-{n}",
-        f"{cid}/seg",
-        cid,
-        at(start_s + n),
-        (0, 0, 10, 10),
-        0.9,
-        0.5,
-        np.ones(DIM, np.float32),
-        track,
-        at(start_s),
-        at(end_s),
-        f"/data/thumbs/{track}-{n}.jpg",
-        22.3,
-        114.2,
-        "m",
-    )
-
-
-def plate(
-    text: str, cid: str, first_s: float, last_s: float, *, low: bool = False, pid: str | None = None
-) -> PlateRow:
-    return PlateRow(
-        pid or f"{text}@{cid}@{first_s}",
-        f"{cid}/seg",
-        cid,
-        at(first_s),
-        at(first_s),
-        at(last_s),
-        text,
-        0.9,
-        [0.9] * len(text),
-        5,
-        low,
-        (0, 0, 10, 10),
-        f"t-{text}-{first_s}",
-        "/data/thumbs/p.jpg",
-        22.3,
-        114.2,
-        "m",
-    )
-
-
-def plates_frame(rows: list[PlateRow]) -> pl.DataFrame:
-    return pl.from_arrow(rows_to_arrow(rows, PlateRow.SCHEMA))  # type: ignore[return-value]
-
+from tests.analytics_support import (
+    DIM,
+    PLATES,
+    T0,
+    at,
+    camera,
+    face,
+    plate,
+    segment,
+    sighting_json,
+)
 
 CAMERAS = [camera("cam-a", "Central"), camera("cam-b", "Central"), camera("cam-c", "Sha Tin")]
 SEGMENTS = [
@@ -130,13 +50,6 @@ FACES = (
     + [face("cam-a", "a#t2", 3700, 3710, n) for n in range(2)]
     + [face("cam-b", "b#t1", 10, 12, n) for n in range(3)]
 )
-PLATES = [
-    plate("AB123", "cam-a", 0, 4),
-    plate("AB123", "cam-a", 100, 110),
-    plate("AB123", "cam-b", 50, 52),
-    plate("XY9", "cam-a", 20, 22),
-    plate("QQ1", "cam-a", 30, 31, low=True),
-]
 
 
 def write_tables(settings: Settings) -> None:
@@ -330,127 +243,7 @@ def test_activity_refuses_unknown_dimension(tables: cw.AnalyticsTables) -> None:
         cw.activity(tables.faces(), tables.cameras(), by=("street",))  # type: ignore[arg-type]
 
 
-# --- plates ----------------------------------------------------------------------------
-def test_plate_frequency_leaves_out_low_confidence_reads() -> None:
-    freq = cw.plate_frequency(plates_frame(PLATES))
-    assert freq.select("text", "passes", "cameras").rows() == [("AB123", 3, 2), ("XY9", 1, 1)]
-    with_low = cw.plate_frequency(plates_frame(PLATES), include_low_confidence=True)
-    assert "QQ1" in with_low["text"].to_list()
-    assert cw.plate_frequency(plates_frame(PLATES), min_passes=2)["text"].to_list() == ["AB123"]
-
-
-@pytest.mark.parametrize(
-    ("gap_s", "visits"),
-    [
-        # passes at cam-a: 0..10, 15..20 (5 s later), 80..85 (60 s later), 85..90 (touching)
-        (0, [(0, 10, 1), (15, 20, 1), (80, 90, 2)]),
-        (5, [(0, 20, 2), (80, 90, 2)]),  # a gap of exactly 5 s is within 5 s
-        (59, [(0, 20, 2), (80, 90, 2)]),
-        (60, [(0, 90, 4)]),
-    ],
-)
-def test_plate_visits_and_dwell(gap_s: float, visits: list[tuple[float, float, int]]) -> None:
-    rows = [
-        plate("AB123", "cam-a", 0, 10),
-        plate("AB123", "cam-a", 15, 20),
-        plate("AB123", "cam-a", 80, 85),
-        plate("AB123", "cam-a", 85, 90),
-        plate("AB123", "cam-b", 0, 30),
-    ]
-    found = cw.plate_visits(plates_frame(rows), gap=dt.timedelta(seconds=gap_s))
-    cam_a = found.filter(pl.col("camera_id") == "cam-a")
-    assert [(r["start"], r["end"], r["passes"]) for r in cam_a.iter_rows(named=True)] == [
-        (at(s), at(e), n) for s, e, n in visits
-    ]
-    assert cam_a["dwell_s"].to_list() == [float(e - s) for s, e, _ in visits]
-    assert cam_a["visit"].to_list() == list(range(1, len(visits) + 1))
-    assert found.filter(pl.col("camera_id") == "cam-b")["dwell_s"].to_list() == [30.0]
-
-
-def test_repeat_visits_and_dwell_summary() -> None:
-    rows = [
-        plate("AB123", "cam-a", 0, 10),
-        plate("AB123", "cam-a", 3600, 3630),
-        plate("AB123", "cam-a", 7200, 7220),
-        plate("AB123", "cam-b", 0, 5),
-        plate("XY9", "cam-a", 0, 5),
-        plate("XY9", "cam-a", 100, 105),
-    ]
-    repeats = cw.repeat_visits(plates_frame(rows), gap=dt.timedelta(minutes=10))
-    assert repeats.select("text", "camera_id", "visits", "total_dwell_s").rows() == [
-        ("AB123", "cam-a", 3, 60.0)
-    ]  # XY9 came back within 10 min: one visit
-    summary = cw.dwell_summary(cw.plate_visits(plates_frame(rows)))
-    assert summary.row(0, named=True) == {
-        "camera_id": "cam-a",
-        "visits": 4,
-        "median_dwell_s": 25.0,
-        "mean_dwell_s": 41.25,
-        "max_dwell_s": 105.0,
-    }
-
-
-@pytest.mark.parametrize(
-    ("second", "window_s", "same_camera", "gap_s"),
-    [
-        (("cam-a", 100, 110), 0, True, 0.0),  # overlapping passes
-        (("cam-a", 130, 140), 10, True, 10.0),  # gap exactly the window: counts
-        (("cam-a", 130.001, 140), 10, True, None),  # a millisecond over: does not
-        (("cam-a", 60, 89), 11, True, 11.0),  # before the first event
-        (("cam-b", 100, 110), 60, True, None),  # another camera
-        (("cam-b", 100, 110), 60, False, 0.0),  # ... unless any camera will do
-    ],
-)
-def test_co_occurrence_window_edges(
-    second: tuple[str, float, float], window_s: float, same_camera: bool, gap_s: float | None
-) -> None:
-    cid, start, end = second
-    rows = [plate("AB123", "cam-a", 100, 120), plate("XY9", cid, start, end)]
-    pairs = cw.co_occurrences(
-        cw.plate_events(plates_frame(rows), "ab-123"),
-        cw.plate_events(plates_frame(rows), "xy 9"),
-        window=dt.timedelta(seconds=window_s),
-        same_camera=same_camera,
-    )
-    assert pairs["gap_s"].to_list() == ([] if gap_s is None else [pytest.approx(gap_s)])
-    if gap_s is not None:
-        assert (pairs["first_label"][0], pairs["second_label"][0]) == ("AB123", "XY9")
-
-
-def test_plate_and_face_co_occurrence() -> None:
-    sightings = cw.read_sightings_json(json.dumps([sighting_json("f1", "cam-a", 200, 205)]))
-    pairs = cw.co_occurrences(
-        cw.plate_events(plates_frame(PLATES), "AB123"),
-        cw.sighting_events(sightings),
-        window=dt.timedelta(minutes=2),
-    )
-    assert pairs.select("first_id", "second_id", "gap_s").rows() == [(PLATES[1].id, "f1", 90.0)]
-
-
 # --- a subject's timeline -----------------------------------------------------------------
-def sighting_json(
-    face_id: str, cid: str, start_s: float, end_s: float, distance: float = 0.4
-) -> dict[str, object]:
-    """What `citywatch search face --json` writes for one sighting (tasks.report)."""
-    iso = lambda t: at(t).isoformat().replace("+00:00", "Z")  # noqa: E731
-    return {
-        "rank": 1,
-        "face_id": face_id,
-        "camera_id": cid,
-        "camera_name": cid.upper(),
-        "ts": iso(start_s),
-        "track_start": iso(start_s),
-        "track_end": iso(end_s),
-        "distance": distance,
-        "similarity": 1 - distance,
-        "bbox": [0, 0, 1, 1],
-        "segment_uri": "",
-        "thumb_uri": f"/data/thumbs/{face_id}.jpg",
-        "lat": 22.3,
-        "lon": 114.2,
-    }
-
-
 def test_subject_timeline_merges_split_tracks(tables: cw.AnalyticsTables) -> None:
     doc = [
         sighting_json("f3", "cam-a", 300, 310),

@@ -6,7 +6,8 @@ import pytest
 
 from citywatch.errors import BadInputError
 from citywatch.footage import discover_segments, parse_segment
-from citywatch.storage import ObjectInfo, safe_key
+from citywatch.listing import ObjectInfo
+from citywatch.storage import safe_key
 
 
 def obj(key: str, size: int = 10) -> ObjectInfo:

@@ -21,9 +21,10 @@ from citywatch.governance.alerts import list_alerts
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import parse_users
 from citywatch.governance.watchlist import add_plate, approve
+from citywatch.listing import ObjectInfo
 from citywatch.schemas import PlateRow, rows_to_arrow
 from citywatch.settings import Settings
-from citywatch.storage import ObjectInfo, Storage
+from citywatch.storage import Storage
 from citywatch.tables import plates_table, upsert
 from citywatch.tasks.sweep import sweep_once
 from tests.watchlist_support import NOW, make_settings, request

@@ -15,6 +15,7 @@ from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tables import plates_table
 from citywatch.tasks.search.plates import Near, distance_m, rank_plates
+from tests.plate_support import plate_pass
 
 T0 = dt.datetime(2026, 11, 20, 8, tzinfo=dt.UTC)
 PLATES = ["AB1234", "AB1284", "A81234", "KT8080", "HX517", "HX5I7", "PM2468", "CY903", "ZZ1", "AB12"]
@@ -26,28 +27,8 @@ def rows(n: int) -> list[PlateRow]:
     for i in range(n):
         text = rng.choice(PLATES)
         ts = T0 + dt.timedelta(seconds=rng.randrange(0, 3600))
-        has_gps = i % 3 != 0
-        out.append(
-            PlateRow(
-                id=f"seg{i // 10}#p{i}",
-                segment_id=f"cam-{i % 4}/seg{i // 10}",
-                camera_id=f"cam-{i % 4}",
-                ts=ts,
-                first_ts=ts,
-                last_ts=ts,
-                text=text,
-                confidence=round(rng.uniform(0.5, 1.0), 2),  # ties on purpose
-                char_confidences=[],
-                reads=2,
-                low_confidence=False,
-                bbox=(0.0, 0.0, 1.0, 1.0),
-                track_id=f"seg{i // 10}#p{i}",
-                thumb_uri="",
-                lat=22.28 + rng.uniform(-0.01, 0.01) if has_gps else None,
-                lon=114.15 + rng.uniform(-0.01, 0.01) if has_gps else None,
-                model="test",
-            )
-        )
+        confidence = round(rng.uniform(0.5, 1.0), 2)  # ties on purpose
+        out.append(plate_pass(i, f"cam-{i % 4}", ts, text, confidence, rng))
     return out
 
 

@@ -29,6 +29,7 @@ from citywatch.tasks.search.faces import SearchFilters
 from citywatch.tasks.search.indexes import ensure_search_indexes
 from citywatch.tasks.search.plate_window import Near, PlateWindow
 from citywatch.tasks.search.plates import rank_plates, rank_plates_by_text, search_plates
+from tests.plate_support import plate_pass
 
 DAY0 = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 PLATES = [
@@ -55,28 +56,8 @@ def _rows(n: int, seed: int = 7) -> list[PlateRow]:
         text = rng.choice(PLATES) if rng.random() < 0.7 else f"{rng.choice('ABKXY')}{rng.choice('BTZ')}{i}"
         second = rng.choice([rng.randrange(0, 4 * 86400), rng.randrange(86400 - 60, 86400 + 60)])
         ts = DAY0 + dt.timedelta(seconds=second)
-        gps = i % 3 != 0
-        out.append(
-            PlateRow(
-                id=f"seg{i // 10}#p{i}",
-                segment_id=f"{CAMERAS[i % 4]}/seg{i // 10}",
-                camera_id=CAMERAS[i % 4],
-                ts=ts,
-                first_ts=ts,
-                last_ts=ts,
-                text=text,
-                confidence=round(rng.uniform(0.5, 1.0), 1),  # ties on purpose
-                char_confidences=[],
-                reads=2,
-                low_confidence=False,
-                bbox=(0.0, 0.0, 1.0, 1.0),
-                track_id=f"seg{i // 10}#p{i}",
-                thumb_uri="",
-                lat=22.28 + rng.uniform(-0.01, 0.01) if gps else None,
-                lon=114.15 + rng.uniform(-0.01, 0.01) if gps else None,
-                model="test",
-            )
-        )
+        confidence = round(rng.uniform(0.5, 1.0), 1)  # ties on purpose
+        out.append(plate_pass(i, CAMERAS[i % 4], ts, text, confidence, rng))
     return out
 
 

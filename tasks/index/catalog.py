@@ -11,9 +11,10 @@ from typing import Literal
 from citywatch.cameras import parse_cameras, unlocated_camera
 from citywatch.errors import NotFoundError
 from citywatch.footage import Discovery, SegmentRef, discover_segments, shown
+from citywatch.listing import FolderListing
 from citywatch.schemas import CameraRow, SegmentRow, arrow_to_rows, rows_to_arrow, utcnow
 from citywatch.settings import Settings
-from citywatch.storage import FolderListing, Storage
+from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table, upsert
 from citywatch.tasks.index.discovery import (
     Known,

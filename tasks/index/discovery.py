@@ -35,8 +35,9 @@ import pyarrow as pa
 
 from citywatch.filters import eq, is_in
 from citywatch.footage import SegmentRef, format_stamp
+from citywatch.listing import FolderListing, ObjectInfo
 from citywatch.schemas import DiscoveryMarkRow, arrow_to_rows, rows_to_arrow
-from citywatch.storage import FolderListing, ObjectInfo, Storage, is_remote
+from citywatch.storage import Storage, is_remote
 from citywatch.tables import has_table, open_table, segments_table, upsert
 
 if TYPE_CHECKING:

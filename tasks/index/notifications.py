@@ -29,9 +29,9 @@ import botocore.session
 
 from citywatch.errors import BadInputError
 from citywatch.footage import Discovery, SegmentRef, shown
+from citywatch.listing import ObjectInfo
 from citywatch.schemas import SegmentRow
 from citywatch.settings import Settings
-from citywatch.storage import ObjectInfo
 from citywatch.tasks.index.discovery import Known
 
 log = logging.getLogger(__name__)

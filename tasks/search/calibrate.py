@@ -169,32 +169,36 @@ def rates_by_size(
     data = {p.source: p.data for p in photos}
     full = np.stack([e.embedding for e in embedded]).astype(np.float64) if embedded else np.zeros((0, 0))
     labels = np.array([e.person for e in embedded])
-    out: list[SizePoint] = []
-    for size in sizes:
-        genuine: list[np.ndarray] = []
-        impostor: list[np.ndarray] = []
-        shrunk = found = 0
-        for i, photo in enumerate(embedded):
-            if photo.face_px <= size:
-                continue
-            shrunk += 1
-            image = shrink(decode_image(data[photo.source], photo.source), photo.face_px, size)
-            faces = model.detector.detect(image)
+    genuine: dict[int, list[np.ndarray]] = {size: [] for size in sizes}
+    impostor: dict[int, list[np.ndarray]] = {size: [] for size in sizes}
+    shrunk = dict.fromkeys(sizes, 0)
+    found = dict.fromkeys(sizes, 0)
+    for i, photo in enumerate(embedded):
+        smaller = [size for size in sizes if size < photo.face_px]
+        if not smaller:
+            continue
+        image = decode_image(data[photo.source], photo.source)  # once per photo, for every size
+        others = np.arange(len(embedded)) != i
+        for size in smaller:
+            shrunk[size] += 1
+            small = shrink(image, photo.face_px, size)
+            faces = model.detector.detect(small)
             if len(faces) != 1:
                 continue
-            found += 1
-            vector = model.embedder.embed(image, faces)[0].astype(np.float64)
+            found[size] += 1
+            vector = model.embedder.embed(small, faces)[0].astype(np.float64)
             dist = np.sqrt(((full - vector[None, :]) ** 2).sum(axis=1))
-            others = np.arange(len(embedded)) != i
-            genuine.append(dist[others & (labels == photo.person)])
-            impostor.append(dist[others & (labels != photo.person)])
-        g = np.concatenate(genuine) if genuine else np.zeros(0)
-        im = np.concatenate(impostor) if impostor else np.zeros(0)
+            genuine[size].append(dist[others & (labels == photo.person)])
+            impostor[size].append(dist[others & (labels != photo.person)])
+    out: list[SizePoint] = []
+    for size in sizes:
+        g = np.concatenate(genuine[size]) if genuine[size] else np.zeros(0)
+        im = np.concatenate(impostor[size]) if impostor[size] else np.zeros(0)
         out.append(
             SizePoint(
                 face_px=size,
-                photos_shrunk=shrunk,
-                photos_found=found,
+                photos_shrunk=shrunk[size],
+                photos_found=found[size],
                 genuine_pairs=len(g),
                 impostor_pairs=len(im),
                 at_default=error_rates(g, im, np.array([default]))[0],

@@ -49,7 +49,7 @@ def match_faces(
             continue
         subset = rows.take(pa.array(picked))
         vectors = _vectors(subset.column("embedding"))
-        templates = _vectors(subset.column("template"))
+        template_column = subset.column("template")  # read as vectors only for rows that match
         bank = np.asarray([v for e in group for v in e.embeddings], dtype=np.float32)
         if bank.shape[1] != vectors.shape[1]:
             log.warning(
@@ -75,9 +75,12 @@ def match_faces(
             for r, c in zip(hit_rows.tolist(), hit_cols.tolist(), strict=True):
                 key = (r, int(owner[c]))
                 best[key] = min(best.get(key, np.inf), float(d2[r, c]))
+            matched = sorted({r for r, _ in best})
+            picked_templates = _vectors(template_column.take(pa.array([lo + r for r in matched])))
+            hit_templates = dict(zip(matched, picked_templates, strict=True))
             for (r, e), value in best.items():
                 photos = bank[owner == e]
-                template = float(np.sqrt(((photos - templates[lo + r][None, :]) ** 2).sum(axis=1)).min())
+                template = float(np.sqrt(((photos - hit_templates[r][None, :]) ** 2).sum(axis=1)).min())
                 score = rule.distance(float(np.sqrt(max(0.0, value))), template)
                 if score > group[e].threshold:
                     continue  # the track's template is not within the threshold
