@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,13 @@ log = logging.getLogger(__name__)
 
 
 PK_METADATA = b"lance-schema:unenforced-primary-key:position"
+DAY_SHARD = re.compile(r"^(faces|plates)_d(\d{8})$")  # citywatch/shards.py
+
+
+def base_of(name: str) -> str:
+    """``faces`` for ``faces`` and its day shards (``faces_d20261203``); others unchanged."""
+    found = DAY_SHARD.match(name)
+    return found.group(1) if found else name
 
 
 def open_table(db: lancedb.DBConnection, name: str, schema: pa.Schema) -> Table:
@@ -78,11 +86,11 @@ ADDED_COLUMNS: dict[tuple[str, str], str] = {
 
 def _add_missing_columns(name: str, table: Table, schema: pa.Schema) -> Table:
     """Add the ``ADDED_COLUMNS`` an older ``name`` table lacks, with their values for old rows."""
-    existing = set(table.schema.names)
+    existing, base = set(table.schema.names), base_of(name)
     missing = {
-        field.name: ADDED_COLUMNS[(name, field.name)]
+        field.name: ADDED_COLUMNS[(base, field.name)]
         for field in schema
-        if field.name not in existing and (name, field.name) in ADDED_COLUMNS
+        if field.name not in existing and (base, field.name) in ADDED_COLUMNS
     }
     if not missing:
         return table
@@ -158,10 +166,10 @@ def plate_texts_state_table(db: lancedb.DBConnection) -> Table:
 def index_table(db: lancedb.DBConnection, name: str) -> Table:
     """An existing ``faces`` or ``plates`` table, upgraded to today's columns (readers
     that do not know the embedding size, e.g. the sweep)."""
-    if name == FaceRow.TABLE:
+    if base_of(name) == FaceRow.TABLE:
         field = db.open_table(name).schema.field("embedding")
-        return faces_table(db, field.type.list_size)
-    return plates_table(db)
+        return open_table(db, name, FaceRow.schema(field.type.list_size))
+    return open_table(db, name, PlateRow.SCHEMA)
 
 
 def insert_missing(table: Table, data: pa.Table, *, attempts: int = 8) -> int:

@@ -43,6 +43,14 @@ class StorageSettings(Section):
         "analysts run (with analyst credentials that reach only this location): "
         "citywatch.analytics then reads only here, and checks no role (docs/deploy.md).",
     )
+    shard_by_day: bool = Field(
+        False,
+        description="Write faces and plates rows to one table per UTC day (faces_d20261203, "
+        "plates_d20261203) instead of one table each: searches fan out over the days in their "
+        "window, retention drops whole expired days, each closed day gets its own vector index. "
+        "Rows written before it was turned on stay readable in the unsharded tables. "
+        "Turn it on for a city (docs/deploy.md).",
+    )
 
     @field_validator("root")
     @classmethod

@@ -18,8 +18,9 @@ from citywatch.footage import SegmentRef, format_stamp
 from citywatch.models.loaders import face_model_for, plate_reader_for
 from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
 from citywatch.settings import Settings
+from citywatch.shards import days_between, replace_segment_rows
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
-from citywatch.tables import faces_table, plates_table, segments_table, upsert
+from citywatch.tables import segments_table, upsert
 from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 from citywatch.tasks.index.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
 from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
@@ -29,8 +30,7 @@ from citywatch.tasks.index.stages import StageClock, StageCpu, peak_rss_mb
 from citywatch.tasks.plate_texts import write_plate_texts
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-    from lancedb.table import Table
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +174,6 @@ def _plain_box(box: tuple[float, float, float, float]) -> tuple[float, float, fl
     return float(x1), float(y1), float(x2), float(y2)
 
 
-def _replace_rows(table: Table, segment_id: str, data: pa.Table) -> None:
-    """A segment's rows are replaced as a whole: re-runs and crashes never duplicate."""
-    try:
-        table.delete(eq("segment_id", segment_id))
-    except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
-        raise TransientError(
-            f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
-        ) from exc
-    upsert(table, data)
-
-
 def _already_done(storage: Storage, ref: SegmentRef) -> bool:
     try:
         rows = (
@@ -313,16 +302,25 @@ def _index_claimed(
         )
     clock.lap("other")
     face_rows = _face_rows(ref, locator, embedded, storage, model.name)
-    _replace_rows(
-        faces_table(storage.db, model.embedder.dim),
+    sharded = settings.storage.shard_by_day
+    days = days_between(ref.start, ref.start + dt.timedelta(seconds=stats.duration_s))
+    face_schema = FaceRow.schema(model.embedder.dim)
+    replace_segment_rows(
+        storage.db,
+        FaceRow.TABLE,
+        face_schema,
         ref.id,
-        rows_to_arrow(face_rows, FaceRow.schema(model.embedder.dim)),
+        rows_to_arrow(face_rows, face_schema),
+        sharded=sharded,
+        days=days,
     )
     plate_rows = _plate_rows(ref, locator, passes, storage, reader.name) if reader else []
     if reader is not None:
         plates_data = rows_to_arrow(plate_rows, PlateRow.SCHEMA)
         write_plate_texts(storage.db, plates_data)  # first: a pass is never searchable-missing its text
-        _replace_rows(plates_table(storage.db), ref.id, plates_data)
+        replace_segment_rows(
+            storage.db, PlateRow.TABLE, PlateRow.SCHEMA, ref.id, plates_data, sharded=sharded, days=days
+        )
     if locator.warning:
         log.warning("segment %s: %s", ref.uri, locator.warning)
     row = _segment_row(

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.query import LanceVectorQueryBuilder
 from lancedb.table import Table
 
@@ -18,9 +20,10 @@ from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.models.base import FaceDetection, FaceModel
 from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
 from citywatch.settings import Settings
+from citywatch.shards import concat, fan_out, index_tables
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
-from citywatch.tables import cameras_table, has_table, segments_table
+from citywatch.tables import cameras_table, segments_table
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +98,24 @@ def search_faces(
     threshold: float,
 ) -> list[Sighting]:
     """Sightings (best face per track) within ``threshold``, nearest first."""
-    if not has_table(storage.db, "faces"):
+    names = index_tables(storage.db, FaceRow.TABLE, filters.since, filters.until)
+    if not names:
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
-    query = _vector_query(storage.db.open_table("faces"), probe.embedding.astype(np.float32))
-    query = query.distance_type("l2").limit(top_k * settings.faces.embeds_per_track * 4)
-    # used once tasks/search/indexes.py built the vector index; exact search ignores them
-    query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
-    if where:
-        query = query.where(where, prefilter=True)
-    hits = query.to_arrow()
+    limit = top_k * settings.faces.embeds_per_track * 4
+    vector = probe.embedding.astype(np.float32)
+
+    def nearest(name: str) -> pa.Table:
+        query = _vector_query(storage.db.open_table(name), vector).distance_type("l2").limit(limit)
+        # used once tasks/search/indexes.py built the vector index; exact search ignores them
+        query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.to_arrow()
+
+    hits = nearest_of(fan_out(nearest, names), limit)
     distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
     ranked = best_per_track(
         arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, settings.faces.rule()
@@ -144,6 +153,17 @@ def best_per_track(
         if decided <= threshold:
             out.append(TrackHit(face, distance, decided))
     return sorted(out, key=lambda hit: (hit.decided, hit.face.id))
+
+
+def nearest_of(parts: list[pa.Table], limit: int) -> pa.Table:
+    """The ``limit`` nearest of the hits of several tables (day shards), nearest first."""
+    hits = concat(parts)
+    if hits is None:
+        return pa.table({"_distance": pa.array([], pa.float32())})
+    if len(parts) == 1:
+        return hits
+    order = pc.sort_indices(hits, sort_keys=[("_distance", "ascending"), ("id", "ascending")])
+    return hits.take(order[:limit])
 
 
 def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
