@@ -11,6 +11,8 @@
   BTree); ``plate_texts.day`` (BTree) picks the window's days, and
   ``plate_texts.id`` (BTree) keeps indexing's insert-missing from scanning it. An older
   store's ``plate_texts`` is backfilled from its plates first (tasks/plate_texts.py).
+- Day shards (``storage.shard_by_day``): each gets the scalar indexes; a shard gets its
+  vector index once its day has closed (today's rows are searched exactly).
 - Rows added since an index was built are folded in by ``optimize()`` (new rows are
   searched exactly until then, so nothing is missed in between).
 """
@@ -24,10 +26,11 @@ from dataclasses import dataclass, field
 from lancedb.index import Bitmap, BTree, IvfRq
 from lancedb.table import Table
 
-from citywatch.schemas import FaceRow, PlateRow, PlateTextRow
+from citywatch.schemas import FaceRow, PlateRow, PlateTextRow, utcnow
 from citywatch.settings import Settings
+from citywatch.shards import SHARDED, index_tables, shard_day
 from citywatch.storage import Storage
-from citywatch.tables import has_table
+from citywatch.tables import table_names
 from citywatch.tasks.plate_texts import backfill_plate_texts
 
 log = logging.getLogger(__name__)
@@ -59,29 +62,46 @@ def ensure_search_indexes(storage: Storage, settings: Settings) -> IndexReport:
     backfilled = backfill_plate_texts(storage.db)
     if backfilled is not None:
         report.created.append(f"{PlateTextRow.TABLE} ({backfilled} day|text rows backfilled from plates)")
-    for name, scalar_indexes in SCALAR_INDEXES.items():
-        if not has_table(storage.db, name):
-            continue
-        table = storage.db.open_table(name)
-        rows = table.count_rows()
-        if rows == 0:
-            continue
-        indexed = {tuple(index.columns)[0]: index.name for index in table.list_indices()}
-        for column, config in scalar_indexes:
-            if column not in indexed:
-                table.create_index(column, config=config())
-                report.created.append(f"{name}.{column} ({config.__name__})")
-        if name == FaceRow.TABLE and "embedding" not in indexed and rows >= settings.faces.ann_min_rows:
-            partitions = max(1, min(4096, int(math.sqrt(rows))))
-            table.create_index("embedding", config=IvfRq(distance_type="l2", num_partitions=partitions))
-            report.created.append(f"{name}.embedding (IVF_RQ, {partitions} partitions)")
-            indexed["embedding"] = "embedding_idx"
-        stale = [i for i in indexed.values() if _unindexed_rows(table, i) > 0]
-        if stale:
-            table.optimize()  # folds new rows into every index
-            report.refreshed.append(name)
+    names = table_names(storage.db)
+    today = utcnow().date()
+    for base, scalar_indexes in SCALAR_INDEXES.items():
+        tables = (
+            index_tables(storage.db, base, names=names)
+            if base in SHARDED
+            else [n for n in (base,) if n in names]
+        )
+        for name in tables:
+            day = shard_day(name)
+            vector = base == FaceRow.TABLE and (day is None or day < today)  # a day shard once closed
+            _index_table(storage.db.open_table(name), scalar_indexes, vector, settings, report)
     log.info("search indexes: %s", report)
     return report
+
+
+def _index_table(
+    table: Table,
+    scalar_indexes: tuple[tuple[str, type[BTree] | type[Bitmap]], ...],
+    vector: bool,
+    settings: Settings,
+    report: IndexReport,
+) -> None:
+    name, rows = table.name, table.count_rows()
+    if rows == 0:
+        return
+    indexed = {tuple(index.columns)[0]: index.name for index in table.list_indices()}
+    for column, config in scalar_indexes:
+        if column not in indexed:
+            table.create_index(column, config=config())
+            report.created.append(f"{name}.{column} ({config.__name__})")
+    if vector and "embedding" not in indexed and rows >= settings.faces.ann_min_rows:
+        partitions = max(1, min(4096, int(math.sqrt(rows))))
+        table.create_index("embedding", config=IvfRq(distance_type="l2", num_partitions=partitions))
+        report.created.append(f"{name}.embedding (IVF_RQ, {partitions} partitions)")
+        indexed["embedding"] = "embedding_idx"
+    stale = [i for i in indexed.values() if _unindexed_rows(table, i) > 0]
+    if stale:
+        table.optimize()  # folds new rows into every index
+        report.refreshed.append(name)
 
 
 def _unindexed_rows(table: Table, index_name: str) -> int:
