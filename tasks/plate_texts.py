@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from citywatch.filters import all_of, compare, not_in
+from citywatch.filters import all_of, compare, eq, not_in
 from citywatch.schemas import PlateRow, PlateTextRow, PlateTextsMarkRow, rows_to_arrow, utcnow
+from citywatch.shards import index_tables
 from citywatch.tables import has_table, insert_missing, plate_texts_state_table, plate_texts_table, upsert
 from citywatch.tasks.retention import CLEANUP_GRACE_MIN
 from citywatch.tasks.search.plate_window import day_of
@@ -54,11 +55,17 @@ def text_rows(ts: pa.Array | pa.ChunkedArray, text: pa.Array | pa.ChunkedArray) 
 def write_plate_texts(db: lancedb.DBConnection, plates: pa.Table) -> int:
     """Record the (day, text) of ``plates``, rows about to be written; returns how many
     were new. Call it before writing the rows."""
-    new_store = not has_table(db, PlateRow.TABLE)
+    new_store = not has_table(db, PlateRow.TABLE)  # (day shards are always written after their texts)
     inserted = insert_missing(plate_texts_table(db), text_rows(plates["ts"], plates["text"]))
-    if new_store:  # no plate was ever written without its text
+    if new_store and not _marked(db):  # no plate was ever written without its text
         _mark_complete(db, plates_version=0, texts=inserted)
     return inserted
+
+
+def _marked(db: lancedb.DBConnection) -> bool:
+    if not has_table(db, PlateTextsMarkRow.TABLE):
+        return False
+    return plate_texts_state_table(db).count_rows(eq("id", MARK_ID)) > 0
 
 
 def _mark_complete(db: lancedb.DBConnection, *, plates_version: int, texts: int) -> None:
@@ -123,10 +130,11 @@ def purge_plate_texts(db: lancedb.DBConnection, plates_days: int, now: dt.dateti
     if not doomed:
         return 0
     kept: list[str] = []
-    if has_table(db, PlateRow.TABLE):  # what retention left of those days: held passes
-        held = db.open_table(PlateRow.TABLE).search().where(compare("ts", "<", first_kept))
+    before = first_kept - dt.timedelta(microseconds=1)
+    for name in index_tables(db, PlateRow.TABLE, until=before):  # what retention left: held passes
+        held = db.open_table(name).search().where(compare("ts", "<", first_kept))
         left = held.select(["ts", "text"]).limit(None).to_arrow()
-        kept = text_rows(left.column("ts"), left.column("text")).column("id").to_pylist()
+        kept += text_rows(left.column("ts"), left.column("text")).column("id").to_pylist()
     where = all_of(expired, not_in("id", kept)) if kept else expired
     deleted = texts.count_rows(where)
     if deleted:

@@ -126,6 +126,14 @@ class PlateWindow:
             passes = passes.filter(pa.array(within(self.near, passes["lat"], passes["lon"])))
         return passes
 
+    def on_day(self, day: dt.date) -> PlateWindow:
+        """The part of the window inside UTC ``day`` (what one day shard can hold)."""
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        since = start if self.since is None else max(self.since, start)
+        until = end if self.until is None else min(self.until, end)
+        return PlateWindow(self.camera_ids, since, until, self.near)
+
     def days_clause(self) -> str | None:
         """The UTC days the window touches, as a filter on ``plate_texts.day``."""
         return all_of(

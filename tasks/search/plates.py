@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from citywatch.filters import all_of, compare, is_in
 from citywatch.plates import CONFUSABLE_PAIRS, PlateQuery, match_score, normalise_plate
 from citywatch.schemas import CameraRow, PlateRow, PlateTextRow, arrow_to_rows
+from citywatch.shards import fan_out, index_tables, shard_day
 from citywatch.sightings import PlateSighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table
@@ -244,21 +245,50 @@ def could_match(query: PlateQuery, text: str) -> bool:
     return abs(len(plate) - fixed) <= query.max_edits + 1e-9
 
 
+def _texts_if_complete(storage: Storage, names: list[str]) -> Table | None:
+    """``plate_texts`` when it holds the text of every pass in ``names`` (day shards are
+    written after their texts; an older unsharded table once backfilled), else None."""
+    if not has_table(storage.db, PlateTextRow.TABLE):
+        return None
+    if PlateRow.TABLE in names and not texts_complete(storage.db, storage.db.open_table(PlateRow.TABLE)):
+        return None  # an older store not backfilled yet
+    return storage.db.open_table(PlateTextRow.TABLE)
+
+
+def merge_ranked(parts: list[list[tuple[float, PlateRow]]], top_k: int) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` best of several tables' ranked passes, in :func:`_best`'s order (a
+    table's own order breaks the last ties: tables come in day order)."""
+    if len(parts) == 1:
+        return parts[0][:top_k]
+    keyed = [
+        ((score, -row.confidence, row.ts, table, rank), score, row)
+        for table, ranked in enumerate(parts)
+        for rank, (score, row) in enumerate(ranked)
+    ]
+    return [(score, row) for _, score, row in sorted(keyed, key=lambda item: item[0])[:top_k]]
+
+
 def search_plates(
     storage: Storage, query: PlateQuery, filters: SearchFilters, *, near: Near | None = None, top_k: int = 50
 ) -> list[PlateSighting]:
     """Plate passes matching ``query`` under the filters, exact matches first."""
-    if not has_table(storage.db, PlateRow.TABLE):
+    names = index_tables(storage.db, PlateRow.TABLE, filters.since, filters.until)
+    if not names:
         return []
     cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
     ids = camera_filter_ids(cameras, filters)
     window = PlateWindow(tuple(ids), filters.since, filters.until, near)
-    table = storage.db.open_table(PlateRow.TABLE)
-    if texts_complete(storage.db, table):  # rank the days' distinct texts, read their passes
-        texts = storage.db.open_table(PlateTextRow.TABLE)
-        scored = rank_plates_by_text(table, texts, query, window, top_k=top_k)
-    else:  # an older store not backfilled yet: scan the window's plates
-        scored = rank_plates(table, query, window.where(), near=near, top_k=top_k)
+    texts = _texts_if_complete(storage, names)
+
+    def rank(name: str) -> list[tuple[float, PlateRow]]:
+        table = storage.db.open_table(name)
+        day = shard_day(name)
+        part = window.on_day(day) if day is not None else window  # a day shard holds that day only
+        if texts is not None:  # rank the days' distinct texts, read their passes
+            return rank_plates_by_text(table, texts, query, part, top_k=top_k)
+        return rank_plates(table, query, part.where(), near=near, top_k=top_k)  # scan the window
+
+    scored = merge_ranked(fan_out(rank, names), top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
