@@ -23,7 +23,7 @@ from citywatch.tasks.sweep.notify import configured_sinks
 from citywatch.tasks.sweep.passes import drop_known_passes, group_passes
 from citywatch.tasks.sweep.plate_match import match_plates
 from citywatch.tasks.sweep.screen import SkippedRow, screen_rows
-from citywatch.tasks.sweep.watermark import advance_watermarks, load_watermarks, read_new_rows
+from citywatch.tasks.sweep.watermark import advance_watermarks, load_watermarks, read_new_rows_of
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     """Read rows past the watermarks and match them against the active watchlist."""
     marks = load_watermarks(storage)
     entries = active_entries(storage, now)
-    faces, face_mark = read_new_rows(storage, FaceRow.TABLE, marks.get(FaceRow.TABLE), now)
-    plates, plate_mark = read_new_rows(storage, PlateRow.TABLE, marks.get(PlateRow.TABLE), now)
+    faces, face_marks = read_new_rows_of(storage, FaceRow.TABLE, marks, now)
+    plates, plate_marks = read_new_rows_of(storage, PlateRow.TABLE, marks, now)
     good_faces, skipped = screen_rows(faces, FaceRow.TABLE)
     good_plates, skipped_plates = screen_rows(plates, PlateRow.TABLE)
     gap = dt.timedelta(seconds=settings.sweep.pass_gap_s)
@@ -77,7 +77,7 @@ def plan_sweep(storage: Storage, settings: Settings, now: dt.datetime) -> SweepP
     return SweepPlan(
         alerts,
         deliveries,
-        [face_mark, plate_mark],
+        face_marks + plate_marks,
         faces.num_rows,
         plates.num_rows,
         len(entries),

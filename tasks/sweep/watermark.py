@@ -15,8 +15,9 @@ import pyarrow as pa
 
 from citywatch.filters import compare
 from citywatch.schemas import FaceRow, PlateRow, SweepStateRow, arrow_to_rows, rows_to_arrow
+from citywatch.shards import fan_out, index_tables
 from citywatch.storage import Storage
-from citywatch.tables import has_table, index_table
+from citywatch.tables import base_of, has_table, index_table
 from citywatch.tables import open_table as keyed_table
 
 FACE_COLUMNS = [
@@ -50,7 +51,7 @@ PLATE_COLUMNS = [
     "model",
     "gate_score",  # the plate acceptance rule (citywatch/plate_gate.py)
 ]
-SOURCES = {FaceRow.TABLE: FACE_COLUMNS, PlateRow.TABLE: PLATE_COLUMNS}
+SOURCES = {FaceRow.TABLE: FACE_COLUMNS, PlateRow.TABLE: PLATE_COLUMNS}  # and their day shards
 
 
 def load_watermarks(storage: Storage) -> dict[str, SweepStateRow]:
@@ -73,6 +74,18 @@ def advance_watermarks(storage: Storage, marks: Sequence[SweepStateRow]) -> None
     )
 
 
+def read_new_rows_of(
+    storage: Storage, base: str, marks: dict[str, SweepStateRow], now: dt.datetime
+) -> tuple[pa.Table, list[SweepStateRow]]:
+    """New rows of every table holding ``base`` rows (the unsharded table and the day
+    shards, read in parallel; each keeps its own mark) and their marks."""
+    names = index_tables(storage.db, base) or [base]
+    found = fan_out(lambda name: read_new_rows(storage, name, marks.get(name), now), names)
+    rows = [part for part, _ in found if part.num_rows]
+    merged = pa.concat_tables(rows, promote_options="permissive") if rows else found[0][0]
+    return merged, [mark for _, mark in found]
+
+
 def read_new_rows(
     storage: Storage, source: str, mark: SweepStateRow | None, now: dt.datetime
 ) -> tuple[pa.Table, SweepStateRow]:
@@ -80,10 +93,13 @@ def read_new_rows(
     after = mark.after_fragment if mark else -1
     seen = mark.rows_seen if mark else 0
     if not has_table(storage.db, source):
-        empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[source]})
+        empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[base_of(source)]})
         return empty, SweepStateRow(source, after, mark.table_version if mark else 0, seen, now)
     table = index_table(storage.db, source)  # pinned to the version current now
-    query = table.search().select([*SOURCES[source], "_rowaddr"])
+    if mark is not None and int(table.version) == mark.table_version:  # nothing written since
+        empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[base_of(source)]})
+        return empty, SweepStateRow(source, after, mark.table_version, seen, now)
+    query = table.search().select([*SOURCES[base_of(source)], "_rowaddr"])
     if after >= 0:
         query = query.where(compare("_rowaddr", ">=", (after + 1) << 32))
     rows = query.limit(None).to_arrow()
