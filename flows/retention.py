@@ -25,7 +25,7 @@ from citywatch.tasks.retention import (
     held_segments,
     held_tracks,
     purge_footage,
-    purge_table,
+    purge_index,
 )
 from citywatch.tasks.search.indexes import IndexReport, ensure_search_indexes
 
@@ -51,14 +51,15 @@ def run_retention(settings: Settings, now: dt.datetime | None = None) -> Retenti
     }
     with governed(settings, storage, Action.RETENTION_RUN, None, None, params) as run:
         held = held_tracks(storage)
-        faces = purge_table(storage, FaceRow.TABLE, settings.retention.faces_days, now, held)
-        plates = purge_table(storage, PlateRow.TABLE, settings.retention.plates_days, now, held)
+        faces = purge_index(storage, FaceRow.TABLE, settings.retention.faces_days, now, held)
+        plates = purge_index(storage, PlateRow.TABLE, settings.retention.plates_days, now, held)
         texts = purge_plate_texts(storage.db, settings.retention.plates_days, now)  # whole days
         run.result_count = faces.deleted_rows + plates.deleted_rows
         run.detail = (
             f"faces: {faces.deleted_rows} deleted, {faces.held_rows} held, "
             f"{faces.deleted_thumbnails} thumbnails; plates: {plates.deleted_rows} "
             f"deleted, {plates.held_rows} held, {plates.deleted_thumbnails} thumbnails; "
+            f"whole day shards dropped: {faces.shards_dropped + plates.shards_dropped}; "
             f"plate texts of expired days: {texts} deleted"
         )
         footage = None

@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from citywatch.errors import NotFoundError
-from citywatch.filters import all_of, compare, eq, not_in
+from citywatch.filters import all_of, compare, eq, is_in, not_in
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, GovernedRun
 from citywatch.schemas import (
@@ -22,10 +22,12 @@ from citywatch.schemas import (
     PlateRow,
     SegmentHoldRow,
     SegmentRow,
+    SweepStateRow,
     arrow_to_rows,
     rows_to_arrow,
     utcnow,
 )
+from citywatch.shards import index_tables, shard_day, utc_day
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -35,10 +37,9 @@ CLEANUP_GRACE_MIN = 10
 def add_hold(storage: Storage, case_id: str, track_id: str, user: str, note: str) -> HoldRow:
     """Hold a face or plate track for a case (the track must exist)."""
     found = False
-    for table_name in (FaceRow.TABLE, PlateRow.TABLE):
-        if has_table(storage.db, table_name):
-            table = storage.db.open_table(table_name)
-            found = found or table.count_rows(eq("track_id", track_id)) > 0
+    names = index_tables(storage.db, FaceRow.TABLE) + index_tables(storage.db, PlateRow.TABLE)
+    for table_name in names:
+        found = found or storage.db.open_table(table_name).count_rows(eq("track_id", track_id)) > 0
     if not found:
         raise NotFoundError(f"track {track_id!r}: no face or plate rows with that track id")
     row = HoldRow(f"{case_id}|{track_id}", case_id, track_id, user, utcnow(), note)
@@ -60,6 +61,47 @@ class RetentionCounts:
     deleted_rows: int
     held_rows: int
     deleted_thumbnails: int
+    shards_dropped: int = 0  # whole expired day shards dropped (storage.shard_by_day)
+
+
+def purge_index(storage: Storage, base: str, days: int, now: dt.datetime, held: set[str]) -> RetentionCounts:
+    """:func:`purge_table` over ``base`` (``faces``/``plates``) and its day shards: a shard
+    whose whole day is past the cutoff and holds nothing is dropped as a whole (with its
+    thumbnails and its sweep mark); the rest lose their expired rows one by one."""
+    cutoff = now - dt.timedelta(days=days)
+    counts = [RetentionCounts(base, cutoff, 0, 0, 0)]
+    for name in index_tables(storage.db, base, until=cutoff):
+        day = shard_day(name)
+        whole_day_expired = day is not None and day < utc_day(cutoff)
+        if whole_day_expired and not _holds_any(storage, name, held):
+            counts.append(_drop_shard(storage, name, cutoff))
+        else:
+            counts.append(purge_table(storage, name, days, now, held))
+    return RetentionCounts(
+        base,
+        cutoff,
+        sum(c.deleted_rows for c in counts),
+        sum(c.held_rows for c in counts),
+        sum(c.deleted_thumbnails for c in counts),
+        sum(c.shards_dropped for c in counts),
+    )
+
+
+def _holds_any(storage: Storage, name: str, held: set[str]) -> bool:
+    return bool(held) and storage.db.open_table(name).count_rows(is_in("track_id", sorted(held))) > 0
+
+
+def _drop_shard(storage: Storage, name: str, cutoff: dt.datetime) -> RetentionCounts:
+    rows = storage.db.open_table(name).search().select(["thumb_uri"]).limit(None).to_arrow()
+    storage.db.drop_table(name)  # the rows' bytes go with the table's files
+    if has_table(storage.db, SweepStateRow.TABLE):  # a shard made again later starts its own mark
+        open_table(storage.db, SweepStateRow.TABLE, SweepStateRow.SCHEMA).delete(eq("id", name))
+    removed = 0
+    for uri in rows.column("thumb_uri").to_pylist():
+        if uri and storage.exists(uri):
+            storage.delete(uri)
+            removed += 1
+    return RetentionCounts(name, cutoff, rows.num_rows, 0, removed, 1)
 
 
 def purge_table(
