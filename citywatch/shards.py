@@ -154,3 +154,27 @@ def _replace(table: Table, segment_id: str, data: pa.Table) -> None:
             f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
         ) from exc
     upsert(table, data)
+
+
+def read_index(
+    db: lancedb.DBConnection,
+    base: str,
+    where: str | None = None,
+    columns: Sequence[str] | None = None,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int | None = None,
+) -> pa.Table | None:
+    """Rows of ``base`` under ``where`` from every table that may hold them (the unsharded
+    table and the day shards of ``[since, until]``), read in parallel; None when there is
+    no such table. ``since``/``until`` only pick the shards: put the time test in ``where``."""
+
+    def read(name: str) -> pa.Table:
+        query = db.open_table(name).search()
+        query = query.where(where) if where else query
+        query = query.select(list(columns)) if columns is not None else query
+        return query.limit(limit).to_arrow()
+
+    found = concat(fan_out(read, index_tables(db, base, since, until)))
+    return found.slice(0, limit) if found is not None and limit is not None else found

@@ -25,6 +25,7 @@ import pyarrow as pa
 from citywatch.derived import DERIVED_SCHEMAS, GPS_SCHEMA, DerivedDataset
 from citywatch.errors import BadInputError, NotFoundError, TransientError
 from citywatch.gps import parse_gps_csv
+from citywatch.shards import SHARDED, read_index
 from citywatch.storage import Storage
 from citywatch.tables import has_table
 
@@ -91,10 +92,15 @@ def is_stale(storage: Storage) -> bool:
 def _projection(db: lancedb.DBConnection, name: str) -> pa.Table:
     """Table ``name`` of the root, reading only the derived dataset's columns."""
     schema = DERIVED_SCHEMAS[name]
-    if not has_table(db, name):
-        return schema.empty_table()
-    table = db.open_table(name)
-    return table.search().select(schema.names).limit(None).to_arrow().select(schema.names).cast(schema)
+    if name in SHARDED:  # the unsharded table and every day shard
+        found = read_index(db, name, columns=schema.names)
+    else:
+        found = (
+            db.open_table(name).search().select(schema.names).limit(None).to_arrow()
+            if has_table(db, name)
+            else None
+        )
+    return found.select(schema.names).cast(schema) if found is not None else schema.empty_table()
 
 
 def _gps_points(

@@ -7,9 +7,11 @@ import shutil
 import threading
 from pathlib import Path
 
+import lancedb
 import pytest
 
 from citywatch.governance.auth import write_demo_users
+from citywatch.shards import read_index
 from citywatch.storage import Storage
 from tests.conftest import settings_for
 
@@ -24,14 +26,22 @@ def _subset(sample_dir: Path, root: Path, cameras: int = 2) -> None:
         shutil.copytree(cam, root / "footage" / cam.name)
 
 
+def _column(db: lancedb.DBConnection, base: str, name: str) -> list[str]:
+    """Column ``name`` of the ``base`` table, or of all its day shards."""
+    found = read_index(db, base, columns=[name])
+    assert found is not None, f"no {base} table"
+    return found.column(name).to_pylist()
+
+
+@pytest.mark.parametrize("sharded", [False, True], ids=["one-table", "day-shards"])
 def test_two_concurrent_runs_index_each_segment_once(
-    prefect_api: str, sample_dir: Path, tmp_path: Path
+    prefect_api: str, sample_dir: Path, tmp_path: Path, sharded: bool
 ) -> None:
     from citywatch.flows.index_footage import index_footage
 
     root = tmp_path / "data"
     _subset(sample_dir, root)
-    settings = settings_for(root, tmp_path)
+    settings = settings_for(root, tmp_path, storage__shard_by_day=sharded)
     write_demo_users(Storage(settings))
     results = []
 
@@ -51,12 +61,11 @@ def test_two_concurrent_runs_index_each_segment_once(
     assert all(not r.failed for r in results)
 
     db = Storage(settings).db
-    faces = db.open_table("faces").to_arrow()
-    ids = faces.column("id").to_pylist()
+    ids = _column(db, "faces", "id")
     assert len(ids) == len(set(ids)), "duplicate face rows"
     seg_rows = db.open_table("segments").to_arrow().to_pylist()
     assert len(seg_rows) == segments and all(r["state"] == "done" for r in seg_rows)
     assert sum(r["faces"] for r in seg_rows) == len(ids)
-    plates = db.open_table("plates").to_arrow().column("id").to_pylist()
+    plates = _column(db, "plates", "id")
     assert len(plates) == len(set(plates))
     assert not list((root / "leases").rglob("*.json")), "leases are released"

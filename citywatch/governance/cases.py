@@ -17,6 +17,7 @@ import pyarrow as pa
 from citywatch.errors import BadInputError, NotFoundError
 from citywatch.filters import eq
 from citywatch.schemas import TS, arrow_to_rows, rows_to_arrow, utcnow
+from citywatch.shards import read_index
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -141,17 +142,11 @@ def find_sighting(storage: Storage, kind: str, sighting_id: str) -> SightingRef:
     table_name = SIGHTING_TABLES.get(kind)
     if table_name is None:
         raise BadInputError(f"kind {kind[:20]!r} must be one of {sorted(SIGHTING_TABLES)}")
-    if len(sighting_id) > 300 or not has_table(storage.db, table_name):
+    if len(sighting_id) > 300:
         raise NotFoundError(f"{kind} {sighting_id[:80]!r} is not in the index")
-    found = (
-        storage.db.open_table(table_name)
-        .search()
-        .where(eq("id", sighting_id))
-        .select(["id", "camera_id", "ts", "thumb_uri"])
-        .limit(1)
-        .to_arrow()
-        .to_pylist()
-    )
+    columns = ["id", "camera_id", "ts", "thumb_uri"]
+    rows = read_index(storage.db, table_name, eq("id", sighting_id), columns, limit=1)
+    found = rows.to_pylist() if rows is not None else []
     if not found:
         raise NotFoundError(f"{kind} {sighting_id[:80]!r} is not in the index")
     row = found[0]

@@ -36,6 +36,7 @@ from citywatch.schemas import (
     rows_to_arrow,
     utcnow,
 )
+from citywatch.shards import read_index
 from citywatch.storage import Storage
 from citywatch.tables import has_table, open_table, upsert
 
@@ -189,9 +190,9 @@ def add_plate(
 
 def plate_rows_matched(storage: Storage, entry: WatchlistRow) -> tuple[int, int]:
     """(plate rows the entry would have matched, plate rows indexed): how broad it is."""
-    if not has_table(storage.db, PlateRow.TABLE):
+    texts = read_index(storage.db, PlateRow.TABLE, columns=["text"])
+    if texts is None:
         return 0, 0
-    texts = storage.db.open_table(PlateRow.TABLE).search().select(["text"]).limit(None).to_arrow()
     counts = Counter(texts.column("text").to_pylist())
     query = parse_plate_query(
         entry.plate_query, storage.settings.plates.plate_grammar(), max_edits=entry.threshold

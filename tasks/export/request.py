@@ -18,6 +18,7 @@ from citywatch.filters import eq
 from citywatch.models.base import FaceModel
 from citywatch.schemas import FaceRow, arrow_to_rows
 from citywatch.settings import Settings
+from citywatch.shards import read_index
 from citywatch.storage import Storage
 from citywatch.tables import has_table
 from citywatch.tasks.search.faces import embed_probe
@@ -97,10 +98,10 @@ def _check_shape(request: ExportRequest) -> None:
 
 
 def _face_row(storage: Storage, face_id: str) -> FaceRow:
-    if not has_table(storage.db, FaceRow.TABLE):
+    found = read_index(storage.db, FaceRow.TABLE, eq("id", face_id), limit=1)
+    if found is None:
         raise NotFoundError(f"sighting {face_id!r}: no faces are indexed yet")
-    table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(table.search().where(eq("id", face_id)).limit(1).to_arrow(), FaceRow)
+    rows = arrow_to_rows(found, FaceRow)
     if not rows:
         raise NotFoundError(
             f"sighting {face_id!r} does not exist (a faces row id, as shown by "
@@ -110,8 +111,8 @@ def _face_row(storage: Storage, face_id: str) -> FaceRow:
 
 
 def _track_embeddings(storage: Storage, row: FaceRow) -> np.ndarray:
-    table = storage.db.open_table(FaceRow.TABLE)
-    rows = arrow_to_rows(table.search().where(eq("track_id", row.track_id)).limit(1000).to_arrow(), FaceRow)
+    found = read_index(storage.db, FaceRow.TABLE, eq("track_id", row.track_id), limit=1000)
+    rows = arrow_to_rows(found, FaceRow) if found is not None else []
     return np.vstack([r.embedding for r in rows] or [row.embedding]).astype(np.float32)
 
 

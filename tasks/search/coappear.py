@@ -19,6 +19,7 @@ import numpy as np
 from citywatch.errors import BadInputError
 from citywatch.filters import all_of, any_of, compare, eq, is_in, not_in
 from citywatch.schemas import CameraRow, FaceRow, HoldRow, arrow_to_rows
+from citywatch.shards import read_index
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, has_table, open_table
@@ -76,10 +77,8 @@ def case_tracks(storage: Storage, case_id: str) -> list[str]:
 
 def load_faces(storage: Storage, where: str) -> list[FaceRow]:
     """Face rows matching ``where`` (built with citywatch.filters)."""
-    if not has_table(storage.db, FaceRow.TABLE):
-        return []
-    query = storage.db.open_table(FaceRow.TABLE).search().where(where)
-    return arrow_to_rows(query.limit(None).to_arrow(), FaceRow)
+    found = read_index(storage.db, FaceRow.TABLE, where)
+    return arrow_to_rows(found, FaceRow) if found is not None else []
 
 
 def find_companions(
