@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from citywatch.errors import TransientError
-from citywatch.filters import eq
-from citywatch.tables import DAY_SHARD, base_of, open_table, table_names, upsert
+from citywatch.filters import is_in
+from citywatch.tables import DAY_SHARD, base_of, open_table, replace_where, table_names
 
 if TYPE_CHECKING:
     import lancedb
@@ -116,18 +116,21 @@ def replace_segment_rows(
     db: lancedb.DBConnection,
     base: str,
     schema: pa.Schema,
-    segment_id: str,
+    segment_ids: Sequence[str],
     data: pa.Table,
     *,
     sharded: bool,
     days: Sequence[dt.date] = (),
 ) -> None:
-    """Replace segment ``segment_id``'s rows of ``base`` as a whole (re-runs and crashes
-    never duplicate). Sharded: its rows go to the shards of their days; the segment's old
-    rows are removed from those shards, from the shards of ``days`` (the days the segment
-    spans) and from the unsharded table when it exists (a store that turned sharding on)."""
+    """Replace the rows of segments ``segment_ids`` in ``base`` as a whole, one commit per
+    table (re-runs and crashes never duplicate). Sharded: rows go to the shards of their
+    days; the segments' old rows are removed from those shards, from the shards of
+    ``days`` (the days the segments span) and from the unsharded table when it exists
+    (a store that turned sharding on)."""
+    if not segment_ids:
+        return
     if not sharded:
-        _replace(open_table(db, base, schema), segment_id, data)
+        _replace(open_table(db, base, schema), segment_ids, data)
         return
     by_day = split_by_day(data)
     names = table_names(db)
@@ -136,24 +139,23 @@ def replace_segment_rows(
         rows = by_day.get(day)
         if rows is None and name not in names:
             continue  # nothing to remove and nothing to add
-        _replace(open_table(db, name, schema), segment_id, rows if rows is not None else data.slice(0, 0))
+        _replace(open_table(db, name, schema), segment_ids, rows if rows is not None else data.slice(0, 0))
     if base in names:
         try:
-            db.open_table(base).delete(eq("segment_id", segment_id))
+            db.open_table(base).delete(is_in("segment_id", segment_ids))
         except (OSError, RuntimeError) as exc:
             raise TransientError(
-                f"could not delete the old rows of segment {segment_id} from {base}: {exc}"
+                f"could not delete the old rows of {_named(segment_ids)} from {base}: {exc}"
             ) from exc
 
 
-def _replace(table: Table, segment_id: str, data: pa.Table) -> None:
-    try:
-        table.delete(eq("segment_id", segment_id))
-    except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
-        raise TransientError(
-            f"could not delete the old rows of segment {segment_id} from {table.name}: {exc}"
-        ) from exc
-    upsert(table, data)
+def _replace(table: Table, segment_ids: Sequence[str], data: pa.Table) -> None:
+    replace_where(table, data, is_in("segment_id", segment_ids))
+
+
+def _named(segment_ids: Sequence[str]) -> str:
+    first = f"segment {segment_ids[0]}"
+    return first if len(segment_ids) == 1 else f"{first} and {len(segment_ids) - 1} more"
 
 
 def read_index(

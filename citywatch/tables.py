@@ -187,12 +187,29 @@ def upsert(table: Table, data: pa.Table, *, attempts: int = 8) -> None:
     _merge(table, data, attempts, update=True)
 
 
-def _merge(table: Table, data: pa.Table, attempts: int, *, update: bool) -> int:
+def replace_where(table: Table, data: pa.Table, where: str, *, attempts: int = 8) -> None:
+    """Make ``data`` the rows of ``table`` under ``where`` in one commit (rows under
+    ``where`` not in ``data`` are deleted, the others inserted or replaced by ``id``):
+    readers see the old rows or the new ones, never neither."""
+    if data.num_rows == 0:
+        try:
+            table.delete(where)
+        except (OSError, RuntimeError) as exc:  # lance: the object store failed (its retries spent)
+            raise TransientError(f"could not delete rows of {table.name}: {exc}") from exc
+        return
+    _merge(table, data, attempts, update=True, delete_where=where)
+
+
+def _merge(
+    table: Table, data: pa.Table, attempts: int, *, update: bool, delete_where: str | None = None
+) -> int:
     delay = 0.05
     for attempt in range(1, attempts + 1):
         try:
             merge = table.merge_insert("id")
             merge = merge.when_matched_update_all() if update else merge
+            if delete_where is not None:
+                merge = merge.when_not_matched_by_source_delete(delete_where)
             return int(merge.when_not_matched_insert_all().execute(data).num_inserted_rows)
         except (OSError, RuntimeError, ValueError) as exc:  # lance raises these on conflicts
             if attempt == attempts:

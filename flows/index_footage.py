@@ -26,7 +26,7 @@ from citywatch.storage import Storage
 from citywatch.tasks.dask_workers import QuietClose
 from citywatch.tasks.index.catalog import DiscoveryMode, plan_index, register_cameras
 from citywatch.tasks.index.report_artifact import publish_index_run
-from citywatch.tasks.index.segment import SegmentOutcome, index_segment_task
+from citywatch.tasks.index.segment import SegmentOutcome, index_segments_task
 from citywatch.tasks.index.selection import SegmentSelection, segment_selection, select_pending
 from citywatch.tasks.index.stages import StageCpu
 from citywatch.tasks.publish import is_stale, publish_analytics
@@ -260,33 +260,59 @@ def _index_pending(
 ) -> None:
     """Fan the pending segments out on the flow's task runner; count outcomes into ``summary``."""
     run_token = uuid.uuid4().hex
-    segment_task = index_segment_task.with_options(
+    segment_task = index_segments_task.with_options(
         retries=settings.index.task_retries, retry_delay_seconds=settings.index.task_retry_delay_s
     )
-    futures = [segment_task.submit(ref, cameras[ref.camera_id], settings, run_token) for ref in pending]
-    for done, future in enumerate(as_completed(futures), start=1):
-        outcome: SegmentOutcome = future.result()
-        summary.footage_s += outcome.footage_s
-        summary.stages.add(outcome.stages)
-        summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, outcome.peak_rss_mb)
-        if outcome.state == "done":
-            summary.indexed += 1
-            summary.faces += outcome.faces
-            summary.plates += outcome.plates
-            if outcome.error:
-                summary.warnings.append((outcome.uri, outcome.error))
-        elif outcome.state == "skipped":
-            summary.skipped_leased += 1
-        else:
-            summary.failed.append((outcome.uri, outcome.error))
+    batches = task_batches(pending, settings.index.segments_per_task)
+    futures = [
+        segment_task.submit(batch, cameras[batch[0].camera_id], settings, run_token, batch_label(batch))
+        for batch in batches
+    ]
+    done = 0
+    for future in as_completed(futures):
+        for outcome in future.result():
+            done += 1
+            _count(summary, outcome)
         logger.info(
             "progress: %d/%d segments, %d faces, %d plates, %d failed",
             done,
-            len(futures),
+            len(pending),
             summary.faces,
             summary.plates,
             len(summary.failed),
         )
+
+
+def task_batches(pending: list[SegmentRef], per_task: int) -> list[list[SegmentRef]]:
+    """``pending`` in runs of up to ``per_task`` consecutive segments of one camera (in
+    ``pending``'s order: cameras as they first appear, each camera's segments by start)."""
+    if per_task == 1:
+        return [[ref] for ref in pending]
+    by_camera: dict[str, list[SegmentRef]] = {}
+    for ref in pending:
+        by_camera.setdefault(ref.camera_id, []).append(ref)
+    runs = [sorted(refs, key=lambda r: (r.start, r.id)) for refs in by_camera.values()]
+    return [refs[i : i + per_task] for refs in runs for i in range(0, len(refs), per_task)]
+
+
+def batch_label(batch: list[SegmentRef]) -> str:
+    return batch[0].id if len(batch) == 1 else f"{batch[0].id} +{len(batch) - 1}"
+
+
+def _count(summary: IndexSummary, outcome: SegmentOutcome) -> None:
+    summary.footage_s += outcome.footage_s
+    summary.stages.add(outcome.stages)
+    summary.peak_worker_rss_mb = max(summary.peak_worker_rss_mb, outcome.peak_rss_mb)
+    if outcome.state == "done":
+        summary.indexed += 1
+        summary.faces += outcome.faces
+        summary.plates += outcome.plates
+        if outcome.error:
+            summary.warnings.append((outcome.uri, outcome.error))
+    elif outcome.state == "skipped":
+        summary.skipped_leased += 1
+    else:
+        summary.failed.append((outcome.uri, outcome.error))
 
 
 def run_index(

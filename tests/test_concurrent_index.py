@@ -33,7 +33,7 @@ def _column(db: lancedb.DBConnection, base: str, name: str) -> list[str]:
     return found.column(name).to_pylist()
 
 
-@pytest.mark.parametrize("sharded", [False, True], ids=["one-table", "day-shards"])
+@pytest.mark.parametrize("sharded", [False, True], ids=["one-table", "day-shards-batched"])
 def test_two_concurrent_runs_index_each_segment_once(
     prefect_api: str, sample_dir: Path, tmp_path: Path, sharded: bool
 ) -> None:
@@ -41,7 +41,8 @@ def test_two_concurrent_runs_index_each_segment_once(
 
     root = tmp_path / "data"
     _subset(sample_dir, root)
-    settings = settings_for(root, tmp_path, storage__shard_by_day=sharded)
+    batch = 2 if sharded else 1  # segments per task, committed together
+    settings = settings_for(root, tmp_path, storage__shard_by_day=sharded, index__segments_per_task=batch)
     write_demo_users(Storage(settings))
     results = []
 

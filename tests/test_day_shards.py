@@ -2,8 +2,9 @@
 writes as one table, and retention by whole days.
 
 The first tests write rows directly (fast); the last ones index the sample through the
-real flow (Prefect server + 2 Dask workers) with sharding on and compare with the
-session's unsharded index of the same footage.
+real flow (Prefect server + 2 Dask workers) with sharding on and a camera's segments
+committed together (``index.segments_per_task``), and compare with the session's
+unsharded, one-segment-per-commit index of the same footage.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def sharded(prefect_api: str, sample_dir: Path, tmp_path_factory: pytest.TempPat
 
     root = tmp_path_factory.mktemp("sharded") / "data"
     shutil.copytree(sample_dir, root)
-    settings = settings_for(root, root.parent, storage__shard_by_day=True)
+    settings = settings_for(root, root.parent, storage__shard_by_day=True, index__segments_per_task=2)
     write_demo_users(Storage(settings))
     return Indexed(root, settings, run_index(settings))
 

@@ -34,12 +34,12 @@ CHILD = textwrap.dedent(
     mode = sys.argv[1]
 
     @task(name="index-segment")
-    def replaced(ref, camera, settings, run_token):
+    def replaced(refs, camera, settings, run_token, label):
         if mode == "crash":
             os._exit(9)  # the machine is lost half-way: nothing after this runs
         raise RuntimeError("the segment task broke")
 
-    flow_module.index_segment_task = replaced
+    flow_module.index_segments_task = replaced
     flow_module.index_footage(settings=Settings(), in_process=True)
     """
 )

@@ -229,6 +229,16 @@ class IndexSettings(Section):
     task_retry_delay_s: float = Field(
         5.0, ge=0, le=3600, description="Seconds before a segment's index task is retried."
     )
+    segments_per_task: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Consecutive segments of one camera indexed by one task, whose rows are "
+        "written in one commit per table: N segments per commit instead of one (a city's "
+        "tables take N times fewer commits), each segment still under its own lease and "
+        "replaced as a whole. Its rows (and alerts) land when the task's last segment is "
+        "done: keep 1 where alert latency matters more than commit rate.",
+    )
 
     @model_validator(mode="after")
     def _lease_outlasts_heartbeats(self) -> IndexSettings:

@@ -1,31 +1,35 @@
-"""Index one footage segment: decode -> gate -> faces + plates -> rows. Plain function + task shim."""
+"""Index footage segments: decode -> gate -> faces + plates -> rows (one commit per table
+for a batch of a camera's segments). Plain functions + task shim."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from citywatch.errors import BadInputError, TransientError
 from citywatch.filters import eq
-from citywatch.footage import SegmentRef, format_stamp
+from citywatch.footage import SegmentRef
 from citywatch.models.loaders import face_model_for, plate_reader_for
-from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow, utcnow
+from citywatch.schemas import CameraRow, FaceRow, PlateRow, SegmentRow, rows_to_arrow
 from citywatch.settings import Settings
 from citywatch.shards import days_between, replace_segment_rows
 from citywatch.storage import STORAGE_IO_ERRORS, Storage
 from citywatch.tables import segments_table, upsert
 from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
-from citywatch.tasks.index.faces import EmbeddedFace, SegmentFaces, apply_privacy_masks
+from citywatch.tasks.index.faces import SegmentFaces, apply_privacy_masks
 from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
-from citywatch.tasks.index.locate import Locator, segment_locator
-from citywatch.tasks.index.plates import PlatePass, SegmentPlates
+from citywatch.tasks.index.locate import segment_locator
+from citywatch.tasks.index.plates import SegmentPlates
+from citywatch.tasks.index.rows import face_rows, plate_rows, segment_row
 from citywatch.tasks.index.stages import StageClock, StageCpu, peak_rss_mb
 from citywatch.tasks.plate_texts import write_plate_texts
 
@@ -53,6 +57,39 @@ class SegmentOutcome:
     peak_rss_mb: float = 0.0  # the worker process's peak memory after this segment
 
 
+@dataclass
+class Analysed:
+    """One segment indexed but not yet committed (see :func:`commit_segments`)."""
+
+    ref: SegmentRef
+    segment: SegmentRow  # done or failed
+    faces: pa.Table | None  # None: failed (its old rows, if any, are left alone)
+    plates: pa.Table | None  # None: failed, or plates off
+    plate_count: int
+    stats: DecodeStats
+    clock: StageClock
+    started: float  # perf_counter at the start
+
+    def outcome(self, write_cpu_s: float, write_wall_s: float) -> SegmentOutcome:
+        self.clock.lap("other")
+        self.clock.cpu.write += write_cpu_s
+        stats, row = self.stats, self.segment
+        return SegmentOutcome(
+            self.ref.id,
+            self.ref.uri,
+            row.state,
+            row.error,
+            row.faces,
+            self.plate_count,
+            stats.frames_decoded,
+            stats.frames_moving,
+            stats.duration_s,
+            time.perf_counter() - self.started + write_wall_s,
+            self.clock.cpu if row.state == "done" else StageCpu(),
+            peak_rss_mb() if row.state == "done" else 0.0,
+        )
+
+
 def file_sha256(storage: Storage, uri: str) -> str:
     fs, path = storage.fs(uri)
     digest = hashlib.sha256()
@@ -65,113 +102,6 @@ def file_sha256(storage: Storage, uri: str) -> str:
     except STORAGE_IO_ERRORS as exc:
         raise TransientError(f"could not read segment {uri}: {exc}") from exc
     return digest.hexdigest()
-
-
-def _face_rows(
-    ref: SegmentRef, locator: Locator, faces: list[EmbeddedFace], storage: Storage, model_name: str
-) -> list[FaceRow]:
-    rows: list[FaceRow] = []
-    stamp = format_stamp(ref.start)
-    for face in faces:
-        cand = face.candidate
-        offset_ms = int(round(cand.offset_s * 1000))
-        thumb_key = f"thumbs/{ref.camera_id}/{stamp}/t{face.track_index:04d}_{offset_ms:07d}.jpg"
-        ts = ref.start + dt.timedelta(seconds=cand.offset_s)
-        lat, lon = locator.at(ts) or (None, None)
-        rows.append(
-            FaceRow(
-                id=f"{ref.id}#t{face.track_index:04d}@{offset_ms:07d}",
-                segment_id=ref.id,
-                camera_id=ref.camera_id,
-                ts=ts,
-                bbox=_plain_box(cand.bbox),
-                det_score=cand.det_score,
-                quality=cand.quality,
-                embedding=face.embedding,
-                track_id=f"{ref.id}#t{face.track_index:04d}",
-                track_start=ref.start + dt.timedelta(seconds=face.track_start_s),
-                track_end=ref.start + dt.timedelta(seconds=face.track_end_s),
-                thumb_uri=storage.write_bytes(thumb_key, face.thumbnail_jpeg),
-                lat=lat,
-                lon=lon,
-                model=model_name,
-                template=face.template,
-            )
-        )
-    return rows
-
-
-def _plate_rows(
-    ref: SegmentRef, locator: Locator, passes: list[PlatePass], storage: Storage, model_name: str
-) -> list[PlateRow]:
-    rows: list[PlateRow] = []
-    stamp = format_stamp(ref.start)
-    for p in passes:
-        ts = ref.start + dt.timedelta(seconds=p.best.offset_s)
-        lat, lon = locator.at(ts) or (None, None)
-        track_id = f"{ref.id}#p{p.track_index:04d}"
-        rows.append(
-            PlateRow(
-                id=track_id,
-                segment_id=ref.id,
-                camera_id=ref.camera_id,
-                ts=ts,
-                first_ts=ref.start + dt.timedelta(seconds=p.first_s),
-                last_ts=ref.start + dt.timedelta(seconds=p.last_s),
-                text=p.text,
-                confidence=float(min(p.char_confidences, default=0.0)),
-                char_confidences=[float(c) for c in p.char_confidences],
-                reads=p.reads,
-                low_confidence=p.low_confidence,
-                bbox=_plain_box(p.best.bbox),
-                track_id=track_id,
-                thumb_uri=storage.write_bytes(
-                    f"thumbs/{ref.camera_id}/{stamp}/p{p.track_index:04d}.jpg", p.best.crop_jpeg
-                ),
-                lat=lat,
-                lon=lon,
-                model=model_name,
-                gate_score=float(p.gate_score),
-            )
-        )
-    return rows
-
-
-def _segment_row(
-    ref: SegmentRef,
-    *,
-    state: str,
-    error: str,
-    sha: str,
-    model: str,
-    stats: DecodeStats,
-    faces: int,
-    plates_rejected_text: int = 0,
-) -> SegmentRow:
-    end = ref.start + dt.timedelta(seconds=stats.duration_s) if stats.frames_decoded else None
-    return SegmentRow(
-        id=ref.id,
-        camera_id=ref.camera_id,
-        uri=ref.uri,
-        start=ref.start,
-        end=end,
-        size_bytes=ref.size_bytes,
-        sha256=sha,
-        state=state,
-        error=error,
-        model=model,
-        frames_decoded=stats.frames_decoded,
-        frames_analysed=stats.frames_moving,
-        faces=faces,
-        updated_at=utcnow(),
-        plates_rejected_text=plates_rejected_text,
-    )
-
-
-def _plain_box(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """Python floats for a row (detectors hand numpy scalars)."""
-    x1, y1, x2, y2 = box
-    return float(x1), float(y1), float(x2), float(y2)
 
 
 def _already_done(storage: Storage, ref: SegmentRef) -> bool:
@@ -189,32 +119,6 @@ def _already_done(storage: Storage, ref: SegmentRef) -> bool:
     return bool(rows) and rows[0]["state"] == "done" and rows[0]["size_bytes"] == ref.size_bytes
 
 
-def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_token: str) -> SegmentOutcome:
-    """Index one segment under a lease, so concurrent runs never index it twice."""
-    storage = Storage(settings)
-    lease = claim(storage, ref.id, run_token, settings.index.lease_s)
-    if lease is None:
-        return SegmentOutcome(
-            ref.id, ref.uri, "skipped", "another index run holds this segment", 0, 0, 0, 0, 0.0, 0.0
-        )
-    heartbeat = Heartbeat(storage, lease, settings.index.lease_s, settings.index.lease_heartbeat_s)
-    try:
-        with heartbeat:  # renewed while this runs: a long segment never loses its lease
-            if _already_done(storage, ref):  # finished by another run since we planned
-                outcome = SegmentOutcome(
-                    ref.id, ref.uri, "skipped", "already indexed by another run", 0, 0, 0, 0, 0.0, 0.0
-                )
-            else:
-                outcome = _index_claimed(ref, camera, settings, storage)
-    except BaseException:
-        _release_quietly(storage, heartbeat.lease, settings)
-        raise
-    # the rows are written: a lease that cannot be released now (storage hiccup) must
-    # not fail the task, or its retry would count the segment as someone else's
-    _release_quietly(storage, heartbeat.lease, settings)
-    return outcome
-
-
 def _release_quietly(storage: Storage, lease: Lease, settings: Settings) -> None:
     try:
         release(storage, lease)
@@ -227,10 +131,9 @@ def _release_quietly(storage: Storage, lease: Lease, settings: Settings) -> None
         )
 
 
-def _index_claimed(
-    ref: SegmentRef, camera: CameraRow, settings: Settings, storage: Storage
-) -> SegmentOutcome:
-    """Index one segment end to end. Bad input is recorded as a failed segment."""
+def analyse_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, storage: Storage) -> Analysed:
+    """Decode one segment and find its faces and plates (thumbnails written, rows not yet):
+    bad input makes it a failed segment, recorded at commit."""
     started = time.perf_counter()
     clock = StageClock()
     stats = DecodeStats()
@@ -284,81 +187,133 @@ def _index_claimed(
             clock.charge("plate_other", "plate_read", reader.cpu_read_s - reader_cpu[1])
     except BadInputError as exc:
         log.warning("segment %s failed: %s", ref.uri, exc)
-        row = _segment_row(
+        row = segment_row(
             ref, state="failed", error=str(exc), sha=sha, model=model_name, stats=stats, faces=0
         )
-        upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-        return SegmentOutcome(
-            ref.id,
-            ref.uri,
-            "failed",
-            str(exc),
-            0,
-            0,
-            stats.frames_decoded,
-            stats.frames_moving,
-            stats.duration_s,
-            time.perf_counter() - started,
-        )
+        return Analysed(ref, row, None, None, 0, stats, clock, started)
     clock.lap("other")
-    face_rows = _face_rows(ref, locator, embedded, storage, model.name)
-    sharded = settings.storage.shard_by_day
-    days = days_between(ref.start, ref.start + dt.timedelta(seconds=stats.duration_s))
+    faces_found = face_rows(ref, locator, embedded, storage, model.name)
     face_schema = FaceRow.schema(model.embedder.dim)
-    replace_segment_rows(
-        storage.db,
-        FaceRow.TABLE,
-        face_schema,
-        ref.id,
-        rows_to_arrow(face_rows, face_schema),
-        sharded=sharded,
-        days=days,
-    )
-    plate_rows = _plate_rows(ref, locator, passes, storage, reader.name) if reader else []
-    if reader is not None:
-        plates_data = rows_to_arrow(plate_rows, PlateRow.SCHEMA)
-        write_plate_texts(storage.db, plates_data)  # first: a pass is never searchable-missing its text
-        replace_segment_rows(
-            storage.db, PlateRow.TABLE, PlateRow.SCHEMA, ref.id, plates_data, sharded=sharded, days=days
-        )
+    passes_found = plate_rows(ref, locator, passes, storage, reader.name) if reader else []
     if locator.warning:
         log.warning("segment %s: %s", ref.uri, locator.warning)
-    row = _segment_row(
+    row = segment_row(
         ref,
         state="done",
         error=locator.warning,
         sha=sha,
         model=model_name,
         stats=stats,
-        faces=len(face_rows),
+        faces=len(faces_found),
         plates_rejected_text=plates.rejected_text if plates is not None else 0,
     )
-    upsert(segments_table(storage.db), rows_to_arrow([row], SegmentRow.SCHEMA))
-    return SegmentOutcome(
-        ref.id,
-        ref.uri,
-        "done",
-        locator.warning,
-        len(face_rows),
-        len(plate_rows),
-        stats.frames_decoded,
-        stats.frames_moving,
-        stats.duration_s,
-        time.perf_counter() - started,
-        _lapped(clock, "write"),
-        peak_rss_mb(),
+    return Analysed(
+        ref,
+        row,
+        rows_to_arrow(faces_found, face_schema),
+        rows_to_arrow(passes_found, PlateRow.SCHEMA) if reader is not None else None,
+        len(passes_found),
+        stats,
+        clock,
+        started,
     )
 
 
-def _lapped(clock: StageClock, stage: str) -> StageCpu:
-    clock.lap(stage)
-    return clock.cpu
+def commit_segments(storage: Storage, settings: Settings, analysed: Sequence[Analysed]) -> None:
+    """Write the rows of ``analysed`` segments: one commit per table for all of them.
+
+    Each done segment's rows replace its old ones as a whole (every day it spans, with
+    day shards); plate texts go first (a pass is never searchable without its text); the
+    ``segments`` rows go last, so a segment is "done" only once its rows are in. A failed
+    segment writes only its ``segments`` row.
+    """
+    done = [a for a in analysed if a.faces is not None]
+    if done:
+        ids = [a.ref.id for a in done]
+        sharded = settings.storage.shard_by_day
+        days = sorted({day for a in done for day in days_between(a.ref.start, a.segment.end)})
+        faces = pa.concat_tables([a.faces for a in done if a.faces is not None])
+        replace_segment_rows(storage.db, FaceRow.TABLE, faces.schema, ids, faces, sharded=sharded, days=days)
+        plate_parts = [a.plates for a in done if a.plates is not None]
+        if plate_parts:
+            plates = pa.concat_tables(plate_parts)
+            write_plate_texts(storage.db, plates)
+            replace_segment_rows(
+                storage.db, PlateRow.TABLE, PlateRow.SCHEMA, ids, plates, sharded=sharded, days=days
+            )
+    if analysed:
+        rows = [a.segment for a in analysed]
+        upsert(segments_table(storage.db), rows_to_arrow(rows, SegmentRow.SCHEMA))
 
 
-index_segment_task = task(
+def index_segments(
+    refs: Sequence[SegmentRef], camera: CameraRow, settings: Settings, run_token: str
+) -> list[SegmentOutcome]:
+    """Index consecutive segments of one camera, each under its own lease (concurrent runs
+    never index one twice), and write their rows in one commit per table
+    (``index.segments_per_task``; one segment: one commit per table per segment)."""
+    storage = Storage(settings)
+    outcomes: dict[str, SegmentOutcome] = {}
+    heartbeats: list[Heartbeat] = []
+    for ref in refs:
+        lease = claim(storage, ref.id, run_token, settings.index.lease_s)
+        if lease is None:
+            outcomes[ref.id] = _skipped(ref, "another index run holds this segment")
+        else:
+            heartbeats.append(
+                Heartbeat(storage, lease, settings.index.lease_s, settings.index.lease_heartbeat_s)
+            )
+    try:
+        with ExitStack() as renewing:  # renewed while this runs: a long batch never loses its leases
+            for heartbeat in heartbeats:
+                renewing.enter_context(heartbeat)
+            claimed = {heartbeat.lease.segment_id for heartbeat in heartbeats}
+            analysed: list[Analysed] = []
+            for ref in refs:
+                if ref.id not in claimed:
+                    continue
+                if _already_done(storage, ref):  # finished by another run since we planned
+                    outcomes[ref.id] = _skipped(ref, "already indexed by another run")
+                else:
+                    analysed.append(analyse_segment(ref, camera, settings, storage))
+            writing = StageClock()
+            wrote = time.perf_counter()
+            commit_segments(storage, settings, analysed)
+            writing.lap("write")
+            share = (time.perf_counter() - wrote) / max(1, len(analysed))
+            for item in analysed:
+                outcomes[item.ref.id] = item.outcome(writing.cpu.write / len(analysed), share)
+    except BaseException:
+        for heartbeat in heartbeats:
+            _release_quietly(storage, heartbeat.lease, settings)
+        raise
+    # the rows are written: a lease that cannot be released now (storage hiccup) must
+    # not fail the task, or its retry would count the segment as someone else's
+    for heartbeat in heartbeats:
+        _release_quietly(storage, heartbeat.lease, settings)
+    return [outcomes[ref.id] for ref in refs]
+
+
+def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_token: str) -> SegmentOutcome:
+    """Index one segment under a lease (:func:`index_segments` of one)."""
+    return index_segments([ref], camera, settings, run_token)[0]
+
+
+def _skipped(ref: SegmentRef, why: str) -> SegmentOutcome:
+    return SegmentOutcome(ref.id, ref.uri, "skipped", why, 0, 0, 0, 0, 0.0, 0.0)
+
+
+def index_batch(
+    refs: list[SegmentRef], camera: CameraRow, settings: Settings, run_token: str, label: str
+) -> list[SegmentOutcome]:
+    """Task body: :func:`index_segments` (``label`` names the task run)."""
+    return index_segments(refs, camera, settings, run_token)
+
+
+index_segments_task = task(
     name="index-segment",
     retries=2,
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,
-    task_run_name="index {ref.id}",
-)(index_segment)
+    task_run_name="index {label}",
+)(index_batch)
