@@ -127,6 +127,8 @@ def replace_segment_rows(
     days; the segments' old rows are removed from those shards, from the shards of
     ``days`` (the days the segments span) and from the unsharded table when it exists
     (a store that turned sharding on)."""
+    if isinstance(segment_ids, str):  # a str is a sequence too: of its characters
+        raise TypeError("segment_ids must be a list of segment ids, not one string")
     if not segment_ids:
         return
     if not sharded:

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from citywatch.flows.watchlist_sweep import watchlist_sweep
 from citywatch.footage import SegmentRef
 from citywatch.governance.audit_log import AuditLog
 from citywatch.governance.auth import Action, authorized
@@ -85,6 +87,7 @@ def index_footage(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     full_reconcile: bool = False,
+    sweep_on_commit: bool = False,
 ) -> IndexSummary:
     """Index every segment under ``footage`` (default ``<root>/footage``) not yet indexed.
 
@@ -95,7 +98,8 @@ def index_footage(
     New footage is found incrementally (each camera folder listed from its newest
     known segment, tasks/index/discovery.py); all of it is listed when
     ``full_reconcile`` is set, every ``index.full_reconcile_every_s``, or with
-    ``retry_failed``.
+    ``retry_failed``. ``sweep_on_commit``: sweep the watchlist as soon as a task's rows are
+    committed (the ingest path), before the run's report, audit and analyst dataset.
     """
     settings = settings or Settings()
     storage = Storage(settings)
@@ -113,7 +117,14 @@ def index_footage(
         ThreadPoolTaskRunner(max_workers=settings.dask.workers) if in_process else dask_task_runner(settings)
     )
     summary = index_segments.with_options(task_runner=runner)(
-        footage_url, settings, retry_failed, actor.user, actor.role_text, selection, full_reconcile
+        footage_url,
+        settings,
+        retry_failed,
+        actor.user,
+        actor.role_text,
+        selection,
+        full_reconcile,
+        sweep_on_commit,
     )
     # a full listing's run shows the full snapshot; an incremental one builds the lag table
     # from what it listed and the discovery marks (its cost: what is new, not all footage)
@@ -159,6 +170,7 @@ def index_segments(
     role: str,
     selection: SegmentSelection | None = None,
     full_reconcile: bool = False,
+    sweep_on_commit: bool = False,
 ) -> IndexSummary:
     """Plan, then index each pending segment as a task on the flow's task runner.
 
@@ -215,7 +227,8 @@ def index_segments(
     audit = IndexRunAudit(AuditLog(storage), user=user, role=role, footage=footage_url, run_id=run_id)
     audit.start(len(plan.pending))
     try:
-        _index_pending(plan.pending, cameras, settings, summary, logger)
+        on_commit = (lambda: _sweep_now(settings, logger)) if sweep_on_commit else None
+        _index_pending(plan.pending, cameras, settings, summary, logger, on_commit)
         logger.info("%s", publish_analytics(storage))  # what analysts read (citywatch/derived.py)
     except BaseException as exc:  # the run itself failed (not one segment): record it, re-raise
         audit.end(_counts(summary), error=f"{type(exc).__name__}: {exc}")
@@ -257,8 +270,10 @@ def _index_pending(
     settings: Settings,
     summary: IndexSummary,
     logger: logging.Logger | LoggingAdapter,
+    on_commit: Callable[[], None] | None = None,
 ) -> None:
-    """Fan the pending segments out on the flow's task runner; count outcomes into ``summary``."""
+    """Fan the pending segments out on the flow's task runner; count outcomes into
+    ``summary``; ``on_commit`` runs each time a task has committed rows."""
     run_token = uuid.uuid4().hex
     segment_task = index_segments_task.with_options(
         retries=settings.index.task_retries, retry_delay_seconds=settings.index.task_retry_delay_s
@@ -270,9 +285,12 @@ def _index_pending(
     ]
     done = 0
     for future in as_completed(futures):
-        for outcome in future.result():
+        outcomes = future.result()
+        for outcome in outcomes:
             done += 1
             _count(summary, outcome)
+        if on_commit is not None and any(o.state == "done" for o in outcomes):
+            on_commit()
         logger.info(
             "progress: %d/%d segments, %d faces, %d plates, %d failed",
             done,
@@ -281,6 +299,14 @@ def _index_pending(
             summary.plates,
             len(summary.failed),
         )
+
+
+def _sweep_now(settings: Settings, logger: logging.Logger | LoggingAdapter) -> None:
+    """The watchlist sweep as a subflow, right after rows landed (safe beside the scheduled
+    sweep: exactly once); if it fails, the scheduled one catches up."""
+    state = watchlist_sweep(settings=settings, return_state=True)
+    if not state.is_completed():
+        logger.warning("sweep after commit did not complete (%s): the scheduled sweep catches up", state.name)
 
 
 def task_batches(pending: list[SegmentRef], per_task: int) -> list[list[SegmentRef]]:

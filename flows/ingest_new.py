@@ -6,9 +6,10 @@ tasks/index/discovery.py), but run on a thread pool inside the flow's own proces
 instead of a Dask cluster: no cluster start per run, the face model stays loaded
 between segments. Deployed on a short interval (``ingest_interval_s``,
 default 5 s), one run at a time; ``index-footage`` remains the bulk/backfill path.
-A run that finds nothing new ends before starting any task; a run that indexed
-something sweeps the watchlist at once (``ingest_sweeps``), so a face in a new
-segment alerts seconds after the segment lands, not after the next sweep tick.
+A run that finds nothing new ends before starting any task; a run that indexes
+something sweeps the watchlist as soon as the rows are committed (``ingest_sweeps``;
+before the run's report, audit record and analyst dataset), so a face in a new segment
+alerts seconds after the segment lands, not after the next sweep tick.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from citywatch.flows.index_footage import IndexSummary, index_footage
-from citywatch.flows.watchlist_sweep import run_periodically, watchlist_sweep
+from citywatch.flows.watchlist_sweep import run_periodically
 from citywatch.settings import Settings
 from citywatch.storage import Storage
 from citywatch.tasks.index.catalog import plan_index
@@ -46,11 +47,12 @@ def ingest_new(
         )
     get_run_logger().info("%d new segment(s): indexing in-process", len(plan.pending))
     # the marks hold at the pending segments, so this run's own listing finds them again
-    summary = index_footage(footage=footage_url, settings=settings, in_process=True)
-    if summary.indexed and settings.index.ingest_sweeps:
-        # safe alongside the scheduled sweep (exactly once); if it fails, that one catches up
-        watchlist_sweep(settings=settings, return_state=True)
-    return summary
+    # sweeps as soon as the segment's rows are committed (before the run's report, audit and
+    # analyst dataset): safe alongside the scheduled sweep (exactly once), which catches up
+    # if it fails
+    return index_footage(
+        footage=footage_url, settings=settings, in_process=True, sweep_on_commit=settings.index.ingest_sweeps
+    )
 
 
 def run_ingest_loop(settings: Settings, *, interval_s: float | None = None, ticks: int | None = None) -> int:

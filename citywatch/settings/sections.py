@@ -194,8 +194,9 @@ class IndexSettings(Section):
     )
     ingest_sweeps: bool = Field(
         True,
-        description="A fast-ingest run that indexed something sweeps the watchlist "
-        "right away, instead of waiting for the next scheduled sweep.",
+        description="A fast-ingest run sweeps the watchlist as soon as a segment's rows are "
+        "committed (before its report, audit record and analyst dataset), instead of waiting "
+        "for the next scheduled sweep.",
     )
 
     interval_s: float = Field(
