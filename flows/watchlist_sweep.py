@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import State
 
 from citywatch.governance.audit_log import AuditLog
@@ -79,16 +80,23 @@ def run_periodically(
 
     One process, one flow run per tick, no per-run process start. A failed run is
     recorded as a failed flow run and logged; the next tick retries.
+
+    Prefect's flow-run heartbeat is off for these runs: it exists to notice long runs
+    that crashed (one every 180 s), its thread sleeps in 1-s steps, and the end of every
+    flow and subflow run waits for it: up to 1 s each, 2-4 s of a tick that indexes a
+    segment and sweeps. A watcher that stops is noticed by the lag and sweep-stopped
+    automations instead (citywatch/stack/automations.py).
     """
     done = 0
-    while ticks is None or done < ticks:
-        started = time.monotonic()
-        state = run_flow(settings=settings, return_state=True)
-        if not state.is_completed():
-            log.warning("%s: %s", state.name, state.message)
-        done += 1
-        if ticks is None or done < ticks:
-            time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        while ticks is None or done < ticks:
+            started = time.monotonic()
+            state = run_flow(settings=settings, return_state=True)
+            if not state.is_completed():
+                log.warning("%s: %s", state.name, state.message)
+            done += 1
+            if ticks is None or done < ticks:
+                time.sleep(max(0.0, interval_s - (time.monotonic() - started)))
     return done
 
 

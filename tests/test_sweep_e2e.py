@@ -272,3 +272,22 @@ def test_the_webhook_secret_appears_nowhere(swept: Swept, capsys: pytest.Capture
     assert "webhook_allowed_hosts" in seen["prefect flow-run parameters"]  # the settings are there...
     leaks = [where for where, text in seen.items() if any(n in text for n in needles)]
     assert leaks == []  # ...but never the secret
+
+
+def test_watcher_ticks_run_without_the_flow_heartbeat(prefect_api: str) -> None:
+    """Prefect's flow heartbeat makes every flow run end up to 1 s late; the watchers
+    (ingest-new/sweep --watch) turn it off for their runs only."""
+    from prefect import flow
+    from prefect.settings import get_current_settings
+
+    from citywatch.flows.watchlist_sweep import run_periodically
+
+    seen: list[int | None] = []
+
+    @flow(name="heartbeat-probe")
+    def probe(settings: Settings) -> None:
+        seen.append(get_current_settings().flows.heartbeat_frequency)
+
+    assert run_periodically(probe, Settings(), 0.0, ticks=2) == 2
+    assert seen == [None, None]
+    assert get_current_settings().flows.heartbeat_frequency is not None  # outside the watcher: as configured
