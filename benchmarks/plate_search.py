@@ -2,7 +2,7 @@
 
     python benchmarks/plate_search.py [--rows 1000000] [--plates 200000] [--days 30]
         [--cameras 1000] [--repeat 5] [--dir DIR] [--scan-repeat 1] [--before-repeat 1]
-        [--older-store]
+        [--older-store] [--shards]
 
 Builds a ``plates`` table of ``--rows`` passes of ``--plates`` distinct HK-style plates
 (a few plates pass often, most rarely: Zipf-like), over ``--cameras`` cameras and
@@ -21,6 +21,9 @@ passes), an OCR-confusable read of the second commonest (``KT8O8O``), a pattern
 window's narrow columns scanned, ``rank_plates``), "before" the one before that (every
 whole row in the window read into Python and scored), run ``--scan-repeat`` /
 ``--before-repeat`` times on the same table; both must return the same ids.
+``--shards``: the passes go to day shards (``plates_dYYYYMMDD``, storage.shard_by_day)
+and search fans out over the window's days (tests/test_day_shards.py shows the same
+sightings as one table; scan and before are skipped).
 Targets (issue 19): plate search at 10M plate rows, warm p95 <= 200 ms.
 """
 
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from lancedb.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,8 +50,9 @@ from citywatch.filters import where_clause  # noqa: E402
 from citywatch.plates import match_score, parse_plate_query  # noqa: E402
 from citywatch.schemas import PlateRow, arrow_to_rows  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
+from citywatch.shards import shard_name, split_by_day  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
-from citywatch.tables import plates_table  # noqa: E402
+from citywatch.tables import open_table, plates_table  # noqa: E402
 from citywatch.tasks.plate_texts import write_plate_texts  # noqa: E402
 from citywatch.tasks.search.faces import SearchFilters  # noqa: E402
 from citywatch.tasks.search.indexes import ensure_search_indexes  # noqa: E402
@@ -71,12 +76,22 @@ def plate_texts(n: int, rng: np.random.Generator) -> np.ndarray:
     return texts
 
 
-def build(storage: Storage, rows: int, plates: int, days: int, cameras: int, *, texts_first: bool) -> None:
+def build(
+    storage: Storage,
+    rows: int,
+    plates: int,
+    days: int,
+    cameras: int,
+    *,
+    texts_first: bool,
+    shards: bool = False,
+) -> None:
     rng = np.random.default_rng(3)
     texts = plate_texts(plates, rng)
     if texts_first:
         write_plate_texts(storage.db, PlateRow.SCHEMA.empty_table())  # a new store: complete from the start
-    table = plates_table(storage.db)
+    table = plates_table(storage.db) if not shards else None
+    shard_tables: dict[dt.date, Table] = {}
     start_us = int((END - dt.timedelta(days=days)).timestamp() * 1e6)
     span_us = days * 86400 * 1_000_000
     for first in range(0, rows, BATCH):
@@ -111,7 +126,13 @@ def build(storage: Storage, rows: int, plates: int, days: int, cameras: int, *, 
         )
         if texts_first:  # as indexing writes a segment's plates
             write_plate_texts(storage.db, data)
-        table.add(data)
+        if table is not None:
+            table.add(data)
+            continue
+        for day, part in split_by_day(data).items():  # day shards (storage.shard_by_day)
+            if day not in shard_tables:
+                shard_tables[day] = open_table(storage.db, shard_name(PlateRow.TABLE, day), PlateRow.SCHEMA)
+            shard_tables[day].add(part)
 
 
 def before(storage: Storage, text: str, since: dt.datetime) -> list[str]:
@@ -156,6 +177,9 @@ def main() -> int:
     parser.add_argument("--before-repeat", type=int, default=1, help="0: skip the former path")
     parser.add_argument("--older-store", action="store_true", help="plates only; the maintenance backfills")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--shards", action="store_true", help="day shards (storage.shard_by_day); skips scan and before"
+    )
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -164,7 +188,17 @@ def main() -> int:
         settings = Settings(storage__root=str(scratch))
         storage = Storage(settings)
         started = time.perf_counter()
-        build(storage, args.rows, args.plates, args.days, args.cameras, texts_first=not args.older_store)
+        if args.shards:
+            args.scan_repeat = args.before_repeat = 0  # those read the one plates table
+        build(
+            storage,
+            args.rows,
+            args.plates,
+            args.days,
+            args.cameras,
+            texts_first=not args.older_store,
+            shards=args.shards,
+        )
         built = time.perf_counter() - started
         started = time.perf_counter()
         report = ensure_search_indexes(storage, settings)

@@ -126,6 +126,12 @@ class PlateWindow:
             passes = passes.filter(pa.array(within(self.near, passes["lat"], passes["lon"])))
         return passes
 
+    def covers_day(self, day: dt.date) -> bool:
+        """Whether the window's times take in all of UTC ``day``."""
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+        return (self.since is None or self.since <= start) and (self.until is None or self.until >= end)
+
     def on_day(self, day: dt.date) -> PlateWindow:
         """The part of the window inside UTC ``day`` (what one day shard can hold)."""
         start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)

@@ -55,22 +55,36 @@ def rank_plates_by_text(
     table: Table, texts: Table, query: PlateQuery, window: PlateWindow, *, top_k: int
 ) -> list[tuple[float, PlateRow]]:
     """:func:`rank_plates` through ``plate_texts`` (``texts``, known complete): score the
-    distinct texts of the window's days, then read only the passes of the texts that
-    match, best score first, stopping once ``top_k`` passes are in (every later one
-    scores worse). Same rows, same order.
+    distinct texts of the window's days (:func:`score_window_texts`), then read only the
+    passes of the texts that match (:func:`rank_scored`). Same rows, same order."""
+    scores, selective = score_window_texts(texts, query, window)
+    return rank_scored(table, scores, window, top_k=top_k, selective=selective)
 
-    How the passes of a chunk of texts are read: :func:`_passes`.
-    """
+
+def score_window_texts(texts: Table, query: PlateQuery, window: PlateWindow) -> tuple[dict[str, float], bool]:
+    """The scores of the distinct texts of the window's days that match ``query``, and
+    whether the window is selective (its days hold at most ``SELECTIVE_DAYS`` of all texts:
+    then the window goes into the pass queries, see :func:`_passes`)."""
     day_clause = window.days_clause()
     day_texts = texts.search().where(day_clause) if day_clause else texts.search()
     found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
     scores = score_texts(query, pc.unique(found).drop_null())
+    return scores, bool(scores) and len(found) <= SELECTIVE_DAYS * texts.count_rows()
+
+
+def rank_scored(
+    table: Table, scores: dict[str, float], window: PlateWindow, *, top_k: int, selective: bool
+) -> list[tuple[float, PlateRow]]:
+    """The ``top_k`` passes in ``table`` of the scored texts in the window: the passes of
+    the best score first, stopping once ``top_k`` are in (every later one scores worse).
+
+    How the passes of a chunk of texts are read: :func:`_passes`.
+    """
     if not scores:
         return []
     near = window.near
     if len(scores) > MAX_IN_TEXTS:  # a broad pattern: one scan beats many IN lists
         return _top(table, _read(table, window.where(), near), scores, near, top_k)
-    selective = len(found) <= SELECTIVE_DAYS * texts.count_rows()
     levels: list[pa.Table] = []
     kept = 0
     for score in sorted(set(scores.values())):  # all passes of a level rank before the next's
@@ -279,14 +293,18 @@ def search_plates(
     ids = camera_filter_ids(cameras, filters)
     window = PlateWindow(tuple(ids), filters.since, filters.until, near)
     texts = _texts_if_complete(storage, names)
+    scores, selective = score_window_texts(texts, query, window) if texts is not None else ({}, False)
 
     def rank(name: str) -> list[tuple[float, PlateRow]]:
         table = storage.db.open_table(name)
         day = shard_day(name)
         part = window.on_day(day) if day is not None else window  # a day shard holds that day only
-        if texts is not None:  # rank the days' distinct texts, read their passes
-            return rank_plates_by_text(table, texts, query, part, top_k=top_k)
-        return rank_plates(table, query, part.where(), near=near, top_k=top_k)  # scan the window
+        if texts is None:  # an older store not backfilled yet: scan the window
+            return rank_plates(table, query, part.where(), near=near, top_k=top_k)
+        # the texts are scored once for all tables; a shard whose whole day is in the
+        # window reads the passes by text alone (the window is applied in Arrow)
+        narrow = selective if day is None else not window.covers_day(day)
+        return rank_scored(table, scores, part, top_k=top_k, selective=narrow)
 
     scored = merge_ranked(fan_out(rank, names), top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
