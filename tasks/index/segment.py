@@ -255,15 +255,15 @@ def index_segments(
     storage = Storage(settings)
     outcomes: dict[str, SegmentOutcome] = {}
     heartbeats: list[Heartbeat] = []
-    for ref in refs:
-        lease = claim(storage, ref.id, run_token, settings.index.lease_s)
-        if lease is None:
-            outcomes[ref.id] = _skipped(ref, "another index run holds this segment")
-        else:
-            heartbeats.append(
-                Heartbeat(storage, lease, settings.index.lease_s, settings.index.lease_heartbeat_s)
-            )
     try:
+        for ref in refs:
+            lease = claim(storage, ref.id, run_token, settings.index.lease_s)
+            if lease is None:
+                outcomes[ref.id] = _skipped(ref, "another index run holds this segment")
+            else:
+                heartbeats.append(
+                    Heartbeat(storage, lease, settings.index.lease_s, settings.index.lease_heartbeat_s)
+                )
         with ExitStack() as renewing:  # renewed while this runs: a long batch never loses its leases
             for heartbeat in heartbeats:
                 renewing.enter_context(heartbeat)
