@@ -107,6 +107,9 @@ def make_plan(rows: int, cameras: int, last_day: dt.date, days: int, seed: int) 
     first_day = last_day - dt.timedelta(days=days - 1)
     start = _us(dt.datetime.combine(first_day, dt.time(), dt.UTC))
     ts = np.sort(start + rng.integers(0, days * 86_400_000_000 - 10_000_000, tracks))
+    # a track's faces (0.4 s apart) stay on its day: its rows go to that day's shard
+    day_us = 86_400_000_000
+    ts = np.minimum(ts, start + ((ts - start) // day_us + 1) * day_us - 1_000_000)
     px = np.exp(rng.uniform(np.log(30), np.log(150), tracks)).astype(np.float32)
     centre_table = np.empty((people, DIM), np.float32)
     for p0 in range(0, people, 100_000):

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/search_scale.py [--rows 10000000] [--cameras 2000] [--days 30]
         [--dir DIR] [--layout shards|flat|both] [--queries 40] [--cold 8]
-        [--knobs 20x5,40x10] [--skip-load] [--skip-index] [--s3-stock]
+        [--knobs 20x5,40x10] [--windows 1d,7d,30d] [--skip-load] [--skip-index] [--s3-stock]
 
 1. Generates ``--rows`` face rows (benchmarks/scale_rows.py: dlib-like clustered
    embeddings, tracks of 1-3 faces with their template, faces 30-150 px, ``--cameras``
@@ -17,7 +17,8 @@
    (new connection), warm = later queries of one ``Storage``; recall@10 = the share of
    the exact top-10 tracks (the match rule applied to every row of the window by brute
    force while loading) that search returned. Probes are new faces of people seen in the
-   window (and district). ``--skip-load`` / ``--skip-index`` reuse ``--dir``.
+   window (and district). "requests": S3 requests per warm search (localbucket's log).
+   ``--skip-load`` / ``--skip-index`` reuse ``--dir``.
 """
 
 from __future__ import annotations
@@ -214,31 +215,50 @@ def measure(
     first_day = dt.date.fromisoformat(state["first_day"])
     by_config: dict[str, list[dict]] = {}
     for q in state["queries"]:
-        by_config.setdefault(q["name"], []).append(q)
+        if q["name"].split("/")[0] in args.windows.split(","):
+            by_config.setdefault(q["name"], []).append(q)
+    requests = S3Requests(args.dir / "s3.log")
     for name, qs in by_config.items():
-        cold_qs, warm_qs = qs[: args.cold], qs[args.cold :]
+        cold_qs, warm_qs = qs[: args.cold], qs[args.cold : args.cold + WARMUP + args.queries]
         cold, recalls = [], []
         for q in cold_qs:
             ms, rec = timed_search(Storage(settings), settings, q, first_day)
             cold.append(ms)
         storage = Storage(settings)
-        warm = []
+        warm, sent = [], 0
         for i, q in enumerate(warm_qs):
+            requests.count()
             ms, rec = timed_search(storage, settings, q, first_day)
             if i >= WARMUP:
                 warm.append(ms)
+                sent += requests.count()
                 if rec is not None:
                     recalls.append(rec)
         matching = np.mean([q["matching"] for q in warm_qs[WARMUP:]])
-        c, w = np.array(cold), np.array(warm)
+        c, w = np.array(cold or [np.nan]), np.array(warm)
         print(
             f"{state['rows']:>11,} {layout:>6} {name:>10} {nprobes:>7} {refine:>6} "
             f"{np.percentile(c, 50):>8.0f} {np.percentile(c, 95):>8.0f} "
             f"{np.percentile(w, 50):>8.0f} {np.percentile(w, 95):>8.0f} "
             f"{np.mean(recalls) if recalls else np.nan:>9.3f} {min(recalls, default=np.nan):>6.2f} "
-            f"{len(recalls):>4} {matching:>8.1f}",
+            f"{len(recalls):>4} {matching:>8.1f} {sent / max(len(warm), 1):>8.0f}",
             flush=True,
         )
+
+
+class S3Requests:
+    """Requests localbucket logged since the last call (one log line per request)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.offset = log, log.stat().st_size
+
+    def count(self) -> int:
+        time.sleep(0.02)  # the server logs after it answered
+        with self.log.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        return data.count(b' HTTP/1.1" ')
 
 
 def du(path: Path) -> str:
@@ -278,6 +298,7 @@ def main() -> None:
     parser.add_argument(
         "--ann-min-rows", type=int, help="faces.ann_min_rows for the index build (default: the product's)"
     )
+    parser.add_argument("--windows", default="1d,7d,30d", help="windows to search (of 1d, 7d, 30d)")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
     args = parser.parse_args()
@@ -317,7 +338,7 @@ def main() -> None:
         print(
             f"{'rows':>11} {'layout':>6} {'window':>10} {'nprobes':>7} {'refine':>6} {'cold p50':>8} "
             f"{'cold p95':>8} {'warm p50':>8} {'warm p95':>8} {'recall@10':>9} {'min':>6} {'n':>4} "
-            f"{'matching':>8}"
+            f"{'matching':>8} {'requests':>8}"
         )
         for knob in args.knobs.split(","):
             nprobes, refine = (int(v) for v in knob.split("x"))
