@@ -12,9 +12,11 @@ import lancedb
 
 from citywatch.flows.index_footage import task_batches
 from citywatch.footage import SegmentRef, format_stamp
+from citywatch.schemas import CameraRow
+from citywatch.settings import Settings
 from citywatch.shards import read_index
 from citywatch.storage import Storage
-from citywatch.tables import table_names
+from citywatch.tables import segments_table, table_names
 from citywatch.tasks.index.catalog import register_cameras
 from citywatch.tasks.index.segment import index_segments
 from tests.conftest import settings_for
@@ -44,26 +46,36 @@ def _versions(db: lancedb.DBConnection) -> dict[str, int]:
     return {name: int(db.open_table(name).version) for name in table_names(db)}
 
 
-def test_a_batch_writes_once_per_table_and_records_its_corrupt_segment(
-    sample_dir: Path, tmp_path: Path
-) -> None:
+def _one_camera(
+    sample_dir: Path, tmp_path: Path, **overrides: object
+) -> tuple[Settings, CameraRow, list[Path]]:
+    """A store with the sample's first camera; its segment files in time order."""
     root = tmp_path / "data"
     camera_dir = sorted((sample_dir / "footage").iterdir())[0]
     (root / "footage").mkdir(parents=True)
     shutil.copy(sample_dir / "cameras.yaml", root / "cameras.yaml")
     shutil.copytree(camera_dir, root / "footage" / camera_dir.name)
-    first, second = sorted((root / "footage" / camera_dir.name).glob("*.mp4"))
+    settings = settings_for(root, tmp_path, storage__shard_by_day=True, **overrides)
+    cameras, _ = register_cameras(Storage(settings), settings, {camera_dir.name})
+    return settings, cameras[camera_dir.name], sorted((root / "footage" / camera_dir.name).glob("*.mp4"))
+
+
+def _file_ref(camera: CameraRow, path: Path) -> SegmentRef:
+    start = dt.datetime.strptime(path.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    return SegmentRef(f"{camera.id}/{path.stem}", camera.id, start, str(path), path.stat().st_size)
+
+
+def test_a_batch_writes_once_per_table_and_records_its_corrupt_segment(
+    sample_dir: Path, tmp_path: Path
+) -> None:
+    settings, camera, (first, second) = _one_camera(sample_dir, tmp_path)
     stamp = dt.datetime.strptime(second.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     corrupt = second.with_name(f"{format_stamp(stamp + dt.timedelta(minutes=5))}.mp4")
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
-    settings = settings_for(root, tmp_path, storage__shard_by_day=True)
     storage = Storage(settings)
-    cameras, _ = register_cameras(storage, settings, {camera_dir.name})
-    camera = cameras[camera_dir.name]
 
     def ref(path: Path) -> SegmentRef:
-        start = dt.datetime.strptime(path.stem, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-        return SegmentRef(f"{camera.id}/{path.stem}", camera.id, start, str(path), path.stat().st_size)
+        return _file_ref(camera, path)
 
     (alone,) = index_segments([ref(first)], camera, settings, "run-a")
     assert alone.state == "done"
@@ -82,3 +94,25 @@ def test_a_batch_writes_once_per_table_and_records_its_corrupt_segment(
     segments = {r["id"]: r["state"] for r in storage.db.open_table("segments").to_arrow().to_pylist()}
     assert segments == {ref(first).id: "done", ref(second).id: "done", ref(corrupt).id: "failed"}
     assert outcomes[0].faces == sum(1 for s in faces.column("segment_id").to_pylist() if s == ref(second).id)
+
+
+def test_commit_after_s_commits_a_slow_batch_segment_by_segment(sample_dir: Path, tmp_path: Path) -> None:
+    """index.commit_after_s: once the bound has passed, a batch writes what it has, so the
+    first segment's rows do not wait for the last; each segment still lands once, whole."""
+    settings, camera, files = _one_camera(sample_dir, tmp_path, index__commit_after_s=0.001)
+    storage = Storage(settings)
+    segments_table(storage.db)  # created before counting its commits
+    before = _versions(storage.db)
+    outcomes = index_segments([_file_ref(camera, f) for f in files], camera, settings, "run-a")
+    assert [o.state for o in outcomes] == ["done", "done"]
+    after = _versions(storage.db)
+    assert after["segments"] - before.get("segments", 0) == 2  # one commit per segment
+    shards = [n for n in after if n.startswith("faces_d")]
+    assert shards and sum(after[n] - before.get(n, 0) for n in shards) >= 2
+    faces = read_index(storage.db, "faces", columns=["id", "segment_id"])
+    assert faces is not None
+    ids = faces.column("id").to_pylist()
+    assert len(ids) == len(set(ids))
+    assert [
+        sum(1 for s in faces.column("segment_id").to_pylist() if s == o.segment_id) for o in outcomes
+    ] == [o.faces for o in outcomes]

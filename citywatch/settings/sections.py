@@ -238,7 +238,17 @@ class IndexSettings(Section):
         "written in one commit per table: N segments per commit instead of one (a city's "
         "tables take N times fewer commits), each segment still under its own lease and "
         "replaced as a whole. Its rows (and alerts) land when the task's last segment is "
-        "done: keep 1 where alert latency matters more than commit rate.",
+        "done: keep 1 where alert latency matters more than commit rate, or bound the "
+        "wait with index.commit_after_s.",
+    )
+    commit_after_s: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="With index.segments_per_task > 1: a task commits the segments it has "
+        "analysed so far once this many seconds have passed since its last commit (or its "
+        "start), so no segment's rows wait for a whole slow batch. 0: one commit at the "
+        "end of the batch.",
     )
 
     @model_validator(mode="after")

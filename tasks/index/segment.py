@@ -251,7 +251,8 @@ def index_segments(
 ) -> list[SegmentOutcome]:
     """Index consecutive segments of one camera, each under its own lease (concurrent runs
     never index one twice), and write their rows in one commit per table
-    (``index.segments_per_task``; one segment: one commit per table per segment)."""
+    (``index.segments_per_task``; one segment: one commit per table per segment), or
+    every ``index.commit_after_s`` seconds if that comes first."""
     storage = Storage(settings)
     outcomes: dict[str, SegmentOutcome] = {}
     heartbeats: list[Heartbeat] = []
@@ -269,20 +270,19 @@ def index_segments(
                 renewing.enter_context(heartbeat)
             claimed = {heartbeat.lease.segment_id for heartbeat in heartbeats}
             analysed: list[Analysed] = []
+            bound = settings.index.commit_after_s
+            last_commit = time.monotonic()
             for ref in refs:
                 if ref.id not in claimed:
                     continue
                 if _already_done(storage, ref):  # finished by another run since we planned
                     outcomes[ref.id] = _skipped(ref, "already indexed by another run")
-                else:
-                    analysed.append(analyse_segment(ref, camera, settings, storage))
-            writing = StageClock()
-            wrote = time.perf_counter()
-            commit_segments(storage, settings, analysed)
-            writing.lap("write")
-            share = (time.perf_counter() - wrote) / max(1, len(analysed))
-            for item in analysed:
-                outcomes[item.ref.id] = item.outcome(writing.cpu.write / len(analysed), share)
+                    continue
+                analysed.append(analyse_segment(ref, camera, settings, storage))
+                if bound > 0 and time.monotonic() - last_commit >= bound:  # index.commit_after_s
+                    outcomes.update(_commit(storage, settings, analysed))
+                    analysed, last_commit = [], time.monotonic()
+            outcomes.update(_commit(storage, settings, analysed))
     except BaseException:
         for heartbeat in heartbeats:
             _release_quietly(storage, heartbeat.lease, settings)
@@ -292,6 +292,18 @@ def index_segments(
     for heartbeat in heartbeats:
         _release_quietly(storage, heartbeat.lease, settings)
     return [outcomes[ref.id] for ref in refs]
+
+
+def _commit(storage: Storage, settings: Settings, analysed: list[Analysed]) -> dict[str, SegmentOutcome]:
+    """Commit ``analysed`` (one commit per table) and their outcomes, the write shared out."""
+    if not analysed:
+        return {}
+    writing = StageClock()
+    wrote = time.perf_counter()
+    commit_segments(storage, settings, analysed)
+    writing.lap("write")
+    share = (time.perf_counter() - wrote) / len(analysed)
+    return {item.ref.id: item.outcome(writing.cpu.write / len(analysed), share) for item in analysed}
 
 
 def index_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, run_token: str) -> SegmentOutcome:
