@@ -96,12 +96,18 @@ def _drop_shard(storage: Storage, name: str, cutoff: dt.datetime) -> RetentionCo
     storage.db.drop_table(name)  # the rows' bytes go with the table's files
     if has_table(storage.db, SweepStateRow.TABLE):  # a shard made again later starts its own mark
         open_table(storage.db, SweepStateRow.TABLE, SweepStateRow.SCHEMA).delete(eq("id", name))
+    removed = _delete_thumbnails(storage, rows.column("thumb_uri").to_pylist())
+    return RetentionCounts(name, cutoff, rows.num_rows, 0, removed, 1)
+
+
+def _delete_thumbnails(storage: Storage, uris: list[str | None]) -> int:
+    """Delete the thumbnails that exist; how many were deleted."""
     removed = 0
-    for uri in rows.column("thumb_uri").to_pylist():
+    for uri in uris:
         if uri and storage.exists(uri):
             storage.delete(uri)
             removed += 1
-    return RetentionCounts(name, cutoff, rows.num_rows, 0, removed, 1)
+    return removed
 
 
 def purge_table(
@@ -120,11 +126,7 @@ def purge_table(
         # drop old versions too, so the deleted rows' bytes are really gone; keep the
         # last few minutes for readers (index/sweep) that still hold an older version
         table.optimize(cleanup_older_than=dt.timedelta(minutes=CLEANUP_GRACE_MIN))
-    removed = 0
-    for row in doomed:
-        if row["thumb_uri"] and storage.exists(row["thumb_uri"]):
-            storage.delete(row["thumb_uri"])
-            removed += 1
+    removed = _delete_thumbnails(storage, [row["thumb_uri"] for row in doomed])
     return RetentionCounts(table_name, cutoff, len(doomed), len(rows) - len(doomed), removed)
 
 

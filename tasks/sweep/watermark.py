@@ -92,12 +92,11 @@ def read_new_rows(
     """Rows of ``source`` written after ``mark`` (one snapshot) and the mark covering them."""
     after = mark.after_fragment if mark else -1
     seen = mark.rows_seen if mark else 0
+    empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[base_of(source)]})
     if not has_table(storage.db, source):
-        empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[base_of(source)]})
         return empty, SweepStateRow(source, after, mark.table_version if mark else 0, seen, now)
     table = index_table(storage.db, source)  # pinned to the version current now
     if mark is not None and int(table.version) == mark.table_version:  # nothing written since
-        empty = pa.table({name: pa.array([], pa.null()) for name in SOURCES[base_of(source)]})
         return empty, SweepStateRow(source, after, mark.table_version, seen, now)
     query = table.search().select([*SOURCES[base_of(source)], "_rowaddr"])
     if after >= 0:
