@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/plate_cost.py --root ROOT [--config NAME=ENV,ENV ...] [--segments N]
 
 Decodes each sample segment once exactly as indexing does (sampling, motion gate,
-privacy masks), then feeds the same moving frames and regions to one ``SegmentPlates``
+privacy masks), then feeds the same moving frames, regions and motion masks to one ``SegmentPlates``
 per configuration, interleaved per segment so each sees the same machine load. A
 configuration is a name and plates-section overrides as ``field=value`` (comma
 separated), e.g. ``side320=detect_side_px=320``. Prints per configuration: CPU seconds
@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from citywatch.cameras import parse_cameras  # noqa: E402
@@ -32,6 +34,7 @@ from citywatch.settings import PlatesSettings, Settings  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames  # noqa: E402
 from citywatch.tasks.index.faces import apply_privacy_masks  # noqa: E402
+from citywatch.tasks.index.plate_frames import PlateFrames  # noqa: E402
 from citywatch.tasks.index.plates import SegmentPlates  # noqa: E402
 
 SLACK = dt.timedelta(seconds=1.5)
@@ -92,7 +95,7 @@ def main() -> None:
         masks = [[list(p) for p in poly] for poly in camera.privacy_masks]
         gate = MotionGate(base.decode.motion_pixel_delta, base.decode.motion_min_fraction, ignore=overlay)
         stats = DecodeStats()
-        frames = []
+        frames: list[tuple[float, np.ndarray | None, list[tuple[int, int, int, int]], np.ndarray | None]] = []
         for frame in sample_frames(
             storage,
             storage.url(seg.key),
@@ -101,8 +104,11 @@ def main() -> None:
             stats=stats,
             skip_unsampled=base.decode.skip_unsampled,
         ):
-            if frame.moving:
-                frames.append((frame.offset_s, apply_privacy_masks(frame.image, masks), list(gate.regions)))
+            if frame.moving:  # as indexing feeds the plate branch (tasks/index/segment.py)
+                image = apply_privacy_masks(frame.image, masks)
+                frames.append((frame.offset_s, image, list(gate.regions), gate.mask))
+            else:
+                frames.append((frame.offset_s, None, [], None))
         footage_s += stats.duration_s
         start = parse_stamp(Path(seg.key).stem)
         for name, _ in configs:
@@ -112,8 +118,15 @@ def main() -> None:
             before = (reader.cpu_detect_s, reader.cpu_read_s)
             calls_before = reader.calls
             t0 = time.thread_time()
-            for offset, image, regions in frames:
-                plates.add_frame(offset, image, regions)
+            ordered = PlateFrames(plates_by[name].first_frame_waits)
+            for offset, image, regions, motion in frames:
+                if image is None:
+                    ordered.still()
+                    continue
+                for ready in ordered.moving(offset, image, regions, motion):
+                    plates.add_frame(ready.offset_s, ready.image, ready.regions, ready.motion)
+            for ready in ordered.end():
+                plates.add_frame(ready.offset_s, ready.image, ready.regions, ready.motion)
             passes = plates.passes()
             tot = totals[name]
             tot.branch_s += time.thread_time() - t0
@@ -125,7 +138,8 @@ def main() -> None:
                 Row(seg.camera_id, start + dt.timedelta(seconds=p.best.offset_s), p.text, p.low_confidence)
                 for p in passes
             ]
-        print(f"  {seg.key}: {stats.duration_s:.0f} s, {len(frames)} moving frames", flush=True)
+        moving = sum(1 for f in frames if f[1] is not None)
+        print(f"  {seg.key}: {stats.duration_s:.0f} s, {moving} moving frames", flush=True)
     scale = 3600.0 / footage_s
     print(f"\n{len(segments)} segments, {footage_s:.0f} s of footage; CPU s per footage hour")
     print("| config | detect | read | branch | calls | gated | >=80 px | 40-80 px | confident wrong |")

@@ -83,6 +83,13 @@ class PlatesSettings(Section):
         "moving region (needs text_gate_contrast > 0): sample detection CPU -27 %, same reads; "
         "benchmarks/plate_text.py recall same or better, precision 96.7-96.8 % (docs/performance.md).",
     )
+    first_frame_waits: bool = Field(
+        True,
+        description="A segment's first sampled frame has no motion mask yet: its plates are "
+        "read once the next frame's mask shows what moved (the difference covers both frames), "
+        "inside that frame's moving regions, rather than across the whole still frame, where "
+        "shop signs and parked cars pass the plate gate's motion test by default.",
+    )
     region_min_px: int = Field(
         96,
         ge=0,

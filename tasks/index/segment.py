@@ -28,6 +28,7 @@ from citywatch.tasks.index.decode import DecodeStats, MotionGate, sample_frames
 from citywatch.tasks.index.faces import SegmentFaces, apply_privacy_masks
 from citywatch.tasks.index.leases import Heartbeat, Lease, claim, release
 from citywatch.tasks.index.locate import segment_locator
+from citywatch.tasks.index.plate_frames import PlateFrames
 from citywatch.tasks.index.plates import SegmentPlates
 from citywatch.tasks.index.rows import face_rows, plate_rows, segment_row
 from citywatch.tasks.index.stages import StageClock, StageCpu, peak_rss_mb
@@ -159,6 +160,7 @@ def analyse_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, stor
             ignore=camera.overlay_regions,
         )
         clock.lap("other")
+        plate_frames = PlateFrames(settings.plates.first_frame_waits)
         for frame in sample_frames(
             storage,
             ref.uri,
@@ -169,13 +171,18 @@ def analyse_segment(ref: SegmentRef, camera: CameraRow, settings: Settings, stor
         ):
             clock.lap("decode")  # the gate's share is moved out below
             if not frame.moving:
+                plate_frames.still()
                 continue
             masked = apply_privacy_masks(frame.image, camera.privacy_masks)
             faces.add_frame(frame.offset_s, masked)
             clock.lap("face_detect")
             if plates is not None:
-                plates.add_frame(frame.offset_s, masked, gate.regions, gate.mask)
+                for ready in plate_frames.moving(frame.offset_s, masked, gate.regions, gate.mask):
+                    plates.add_frame(ready.offset_s, ready.image, ready.regions, ready.motion)
                 clock.lap("plate_other")  # the reader's detection and reading are moved out below
+        if plates is not None:
+            for ready in plate_frames.end():
+                plates.add_frame(ready.offset_s, ready.image, ready.regions, ready.motion)
         clock.lap("decode")
         embedded = faces.embed_best()
         clock.lap("embed")
