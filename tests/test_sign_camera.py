@@ -12,34 +12,24 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from citywatch.footage import SegmentRef, format_stamp
-from citywatch.sample.cameras import SITES, write_cameras_yaml
-from citywatch.sample.plan import SampleConfig
-from citywatch.sample.signs import SIGN_CAMERA, sign_sprites
-from citywatch.sample.video import SegmentJob, render_segment
+from citywatch.sample.signs import SIGN_CAMERA
 from citywatch.shards import read_index
 from citywatch.storage import Storage
 from citywatch.tables import segments_table
 from citywatch.tasks.index.catalog import register_cameras
 from citywatch.tasks.index.segment import SegmentOutcome, index_segments
 from tests.conftest import settings_for
+from tests.short_segments import render_sign_camera
 
 START = dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)
 
 
 def _index_sign_camera(tmp_path: Path, **overrides: object) -> tuple[SegmentOutcome, Storage]:
-    cfg = SampleConfig(seed=7, segments_per_camera=1, segment_seconds=8, fps=15, width=1280, height=720)
-    index = next(i for i, s in enumerate(SITES) if s.camera_id == SIGN_CAMERA)
     root = tmp_path / "data"
-    path = root / "footage" / SIGN_CAMERA / f"{format_stamp(START)}.mp4"
-    path.parent.mkdir(parents=True)
-    write_cameras_yaml(root / "cameras.yaml", SITES, cfg.size)
-    render_segment(SegmentJob(path, SITES[index], index, 0, START, sign_sprites(SIGN_CAMERA, cfg.size), cfg))
-
+    (ref,) = render_sign_camera(root, [START])
     settings = settings_for(root, tmp_path, **overrides)
     storage = Storage(settings)
     cameras, _ = register_cameras(storage, settings, {SIGN_CAMERA})
-    ref = SegmentRef(f"{SIGN_CAMERA}/{path.stem}", SIGN_CAMERA, START, str(path), path.stat().st_size)
     (outcome,) = index_segments([ref], cameras[SIGN_CAMERA], settings, "run-signs")
     return outcome, storage
 
