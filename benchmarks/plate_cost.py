@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/plate_cost.py --root ROOT [--config NAME=ENV,ENV ...] [--segments N]
 
-Decodes each sample segment once exactly as indexing does (sampling, motion gate,
-privacy masks), then feeds the same moving frames and regions to one ``SegmentPlates``
+Decodes each sample segment once exactly as indexing does (sampling, motion gate and
+its mask, privacy masks), then feeds the same moving frames and regions to one ``SegmentPlates``
 per configuration, interleaved per segment so each sees the same machine load. A
 configuration is a name and plates-section overrides as ``field=value`` (comma
 separated), e.g. ``side320=detect_side_px=320``. Prints per configuration: CPU seconds
@@ -102,7 +102,14 @@ def main() -> None:
             skip_unsampled=base.decode.skip_unsampled,
         ):
             if frame.moving:
-                frames.append((frame.offset_s, apply_privacy_masks(frame.image, masks), list(gate.regions)))
+                frames.append(
+                    (
+                        frame.offset_s,
+                        apply_privacy_masks(frame.image, masks),
+                        list(gate.regions),
+                        None if gate.mask is None else gate.mask.copy(),
+                    )
+                )
         footage_s += stats.duration_s
         start = parse_stamp(Path(seg.key).stem)
         for name, _ in configs:
@@ -112,8 +119,8 @@ def main() -> None:
             before = (reader.cpu_detect_s, reader.cpu_read_s)
             calls_before = reader.calls
             t0 = time.thread_time()
-            for offset, image, regions in frames:
-                plates.add_frame(offset, image, regions)
+            for offset, image, regions, motion in frames:
+                plates.add_frame(offset, image, regions, motion)
             passes = plates.passes()
             tot = totals[name]
             tot.branch_s += time.thread_time() - t0
