@@ -106,7 +106,8 @@ def main() -> None:
         ):
             if frame.moving:  # as indexing feeds the plate branch (tasks/index/segment.py)
                 image = apply_privacy_masks(frame.image, masks)
-                frames.append((frame.offset_s, image, list(gate.regions), gate.mask))
+                motion = None if gate.mask is None else gate.mask.copy()
+                frames.append((frame.offset_s, image, list(gate.regions), motion))
             else:
                 frames.append((frame.offset_s, None, [], None))
         footage_s += stats.duration_s

@@ -127,3 +127,50 @@ def test_segment_plates_reads_only_regions_the_gate_passes() -> None:
         plates.add_frame(0.0, frame, regions)
         counts.append((reader.calls, plates.gated))
     assert counts == [(2, 0), (1, 1)]
+
+
+class _WindowLog(_Reader):
+    def __init__(self) -> None:
+        super().__init__()
+        self.windows: list[tuple[int, int, int, int]] = []
+
+    def read(self, image: np.ndarray, region: tuple[int, int, int, int]) -> list:  # noqa: ANN401
+        self.windows.append(region)
+        return super().read(image, region)
+
+
+def test_the_burned_in_clock_gets_no_text_detection() -> None:
+    """plates.skip_overlay_bands: a moving region reaching up into the camera's overlay
+    (the burned-in clock and name) is read round its plate only, not round the clock
+    (whose reads were dropped anyway); the plate's window is the same either way."""
+    import cv2
+
+    rng = np.random.default_rng(7)
+    frame, glyphs, _ = _plate_on_a_car(rng, "rear", 120)
+    overlay = [0, 0, 600, 50]
+    cv2.putText(
+        frame, "2026-11-20 08:00:12 CAM-NATHAN-RD", (8, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255,) * 3, 2
+    )
+    region = (0, 0, 1000, 620)  # the car's blob grown up to the top of the frame
+    settings = dict(region_min_px=0, region_max_aspect=0.0, full_frame_share=1.0, settled_reread_s=0.0)
+    seen = {}
+    for skip in (False, True):
+        reader = _WindowLog()
+        plates = SegmentPlates(
+            reader,  # type: ignore[arg-type]
+            PlatesSettings(skip_overlay_bands=skip, **settings),  # type: ignore[arg-type]
+            TrackingSettings(),
+            [overlay],
+        )
+        plates.add_frame(0.0, frame, [region])
+        seen[skip] = reader.windows
+
+    def holds_plate(w: tuple[int, int, int, int]) -> bool:
+        return w[0] <= glyphs[0] and w[1] <= glyphs[1] and glyphs[2] <= w[2] and glyphs[3] <= w[3]
+
+    def on_clock(w: tuple[int, int, int, int]) -> bool:
+        return w[1] < overlay[3] and w[0] < overlay[2]
+
+    assert any(on_clock(w) for w in seen[False])  # before: the clock was detected too
+    assert not any(on_clock(w) for w in seen[True])
+    assert [w for w in seen[True] if holds_plate(w)] == [w for w in seen[False] if holds_plate(w)] != []

@@ -162,3 +162,83 @@ def test_a_settled_plate_is_reread_at_a_lower_rate_and_stays_one_pass() -> None:
     assert [(p.text, p.low_confidence) for p in passes] == [("AB1234", False)]
     assert [(p.text, p.low_confidence) for p in settled] == [("AB1234", False)]
     assert settled[0].last_s >= 5.0  # still followed to the end
+
+
+def _crossing(follow_s: float, *, stops_at: int = 99, second_from: int = 99) -> tuple[_Reader, list]:
+    """A car crossing at 40 px per sample (2 fps) read by the stub; it stops moving (no
+    region) from sample ``stops_at``; a second car (another plate) enters the first's
+    region from sample ``second_from``. Returns the reader and the passes."""
+    import numpy as np
+
+    from citywatch.settings import PlatesSettings, TrackingSettings
+    from citywatch.tasks.index.plates import SegmentPlates
+
+    image = np.zeros((720, 1280, 3), np.uint8)
+    reader = _TwoPlateReader()
+    plates = SegmentPlates(
+        reader,  # type: ignore[arg-type]
+        PlatesSettings(
+            settled_confidence=0.9,
+            settled_reread_s=1.6,
+            settled_follow_s=follow_s,
+            region_min_px=0,
+            region_max_aspect=0.0,
+            full_frame_share=1.0,
+            gate_enabled=False,  # the stub's plates are on a black image
+            text_gate_contrast=0,
+        ),
+        TrackingSettings(iou=0.3, max_gap_s=2.0),
+    )
+    for n in range(16):
+        t, x = n * 0.5, 100 + 40 * n
+        reader.plates = [("AB1234", (x + 100.0, 400.0, x + 200.0, 430.0))]
+        if n >= second_from:
+            reader.plates.append(("CD5678", (x + 300.0, 420.0, x + 400.0, 450.0)))
+        regions = [(x, 300, x + 520, 560)] if n < stops_at else []
+        plates.add_frame(t, image, regions)
+    return reader, plates.passes()
+
+
+class _TwoPlateReader(_Reader):
+    """One confident read of each plate wholly inside the region."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plates: list[tuple[str, tuple[float, float, float, float]]] = []
+
+    def read(self, image, region):  # noqa: ANN001, ANN201
+        from citywatch.models.plate_reader import PlateRead
+
+        self.calls += 1
+        return [
+            PlateRead(text, 0.97, (0.97,) * 6, box)
+            for text, box in self.plates
+            if region[0] <= box[0] and region[1] <= box[1] and box[2] <= region[2] and box[3] <= region[3]
+        ]
+
+
+def test_a_followed_settled_plate_is_read_less_and_keeps_its_whole_pass() -> None:
+    """plates.settled_follow_s: the settled plate is followed instead of re-read every
+    1.6 s: fewer reads, still one pass, not low-confidence, spanning the whole crossing."""
+    rereading, before = _crossing(0.0)
+    following, after = _crossing(3.6)
+    assert following.calls < rereading.calls
+    assert following.calls <= 5  # 2 to settle, then one every ~3.6 s of 7.5 s
+    for passes in (before, after):
+        assert [(p.text, p.low_confidence) for p in passes] == [("AB1234", False)]
+    assert after[0].first_s == 0.0 and after[0].last_s == 7.5
+
+
+def test_a_followed_plate_ends_where_its_vehicle_stops_moving() -> None:
+    """No moving region holds it from 3.0 s: the pass ends at the last frame it moved."""
+    _, passes = _crossing(3.6, stops_at=7)
+    assert [(p.text, p.first_s, p.last_s) for p in passes] == [("AB1234", 0.0, 3.0)]
+
+
+def test_a_new_plate_beside_a_followed_one_is_still_read() -> None:
+    """A second car enters the settled car's region at 2.5 s: it is read at the next
+    re-read (within settled_follow_s), both passes kept, each its own track."""
+    _, passes = _crossing(3.6, second_from=5)
+    assert sorted(p.text for p in passes) == ["AB1234", "CD5678"]
+    second = next(p for p in passes if p.text == "CD5678")
+    assert second.first_s <= 2.5 + 3.6 and not second.low_confidence

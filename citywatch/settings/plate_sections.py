@@ -90,6 +90,12 @@ class PlatesSettings(Section):
         "inside that frame's moving regions, rather than across the whole still frame, where "
         "shop signs and parked cars pass the plate gate's motion test by default.",
     )
+    skip_overlay_bands: bool = Field(
+        True,
+        description="With detect_in_bands: stroke bands centred in the camera's overlay_regions "
+        "(the burned-in clock and name) get no text detection; their reads were dropped "
+        "anyway. false: detected and dropped, as before.",
+    )
     region_min_px: int = Field(
         96,
         ge=0,
@@ -118,6 +124,16 @@ class PlatesSettings(Section):
         "predicted place) is skipped while the track's last read would be at most this "
         "old at the next frame (every third frame at 2 fps); 0 reads every region of "
         "every moving frame. Capped at 0.85 x tracking.max_gap_s, so the track goes on.",
+    )
+    settled_follow_s: float = Field(
+        3.6,
+        ge=0,
+        description="0: off. Above 0 (with settled_reread_s above 0): a settled plate track "
+        "not read in a frame is followed (carried to its predicted place while a moving "
+        "region holds it), so it is re-read only every this many seconds instead of "
+        "settled_reread_s, past the tracker's gap; a region that also holds a live plate "
+        "not yet settled is read. A pass's last time is then the last frame it was read or "
+        "followed. A new plate in a region holding a settled one waits up to this long.",
     )
     full_frame_share: float = Field(
         1.0,

@@ -13,7 +13,7 @@ from citywatch.plate_gate import plate_gate
 from citywatch.plates import fix_confusables, normalise_plate, vote_plate_text
 from citywatch.settings import PlatesSettings, TrackingSettings
 from citywatch.tasks.index.plate_cost import band_windows, may_hold_plate, plate_bands
-from citywatch.tasks.index.tracking import Tracker
+from citywatch.tasks.index.tracking import Track, Tracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,12 @@ def _crop_jpeg(image: np.ndarray, box: Box) -> bytes:
     cx1, cy1, cx2, cy2 = to_pixels(context, outward=False)
     ok, buf = cv2.imencode(".jpg", image[cy1:cy2, cx1:cx2], [cv2.IMWRITE_JPEG_QUALITY, 90])
     return buf.tobytes() if ok else b""
+
+
+def _centre_in(box: Box, boxes: list[list[int]]) -> bool:
+    """Whether ``box``'s centre lies in one of ``boxes`` (x1, y1, x2, y2, edges included)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in boxes)
 
 
 def _grow(region: PixelBox, width: int, height: int, min_side: int = 96) -> PixelBox:
@@ -122,10 +128,14 @@ class SegmentPlates:
         # a settled track is re-read at least this often (plus frame-time jitter): well
         # inside the tracker's gap, so the track goes on
         self.settled_reread_s = min(plates.settled_reread_s, 0.85 * tracking.max_gap_s)
+        # ... or, following settled tracks through the moving regions, this often (0: no following)
+        self.settled_follow_s = plates.settled_follow_s
+        self.max_gap_s = tracking.max_gap_s
         self.region_min_px = plates.region_min_px
         self.region_max_aspect = plates.region_max_aspect
         self.gate_contrast, self.gate_min_px = plates.text_gate_contrast, plates.text_gate_min_px
         self.detect_in_bands = plates.detect_in_bands
+        self.skip_overlay_bands = plates.skip_overlay_bands
         self.gated = 0  # regions the text gate kept from text detection
         self.ignore = ignore or []  # on-screen-display boxes: text there is never a plate
         self.reader = reader
@@ -150,7 +160,11 @@ class SegmentPlates:
         found: list[tuple[Box, PlateCandidate]] = []
         regions = plate_sized(regions, min_px=self.region_min_px, max_aspect=self.region_max_aspect)
         step, self._previous_t = offset_s - self._previous_t, offset_s
-        settled = self._settled_boxes(offset_s, step)
+        settled_tracks = self._settled(offset_s, step)
+        settled = [box for _, box in settled_tracks]
+        # following: a region that also holds a live plate not yet settled (a car that came
+        # in behind a settled one) is read, or that plate's reads would fall gaps apart
+        unsettled = self._unsettled(offset_s, [track for track, _ in settled_tracks]) if settled else []
         for region in merge_regions(
             regions,
             width,
@@ -162,13 +176,17 @@ class SegmentPlates:
             if any(
                 region[0] <= b[0] and region[1] <= b[1] and b[2] <= region[2] and b[3] <= region[3]
                 for b in settled
-            ):
+            ) and not any(_centre_in(b, [list(region)]) for b in unsettled):
                 continue  # a plate read the same twice, read again in a moment
             windows = [region]
             if self.gate_contrast > 0 and self.detect_in_bands:
                 bands = plate_bands(
                     image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
                 )
+                if self.skip_overlay_bands:
+                    # the on-screen display's glyphs are never a plate (their reads are
+                    # dropped below): no detection round them
+                    bands = [b for b in bands if not _centre_in(b, self.ignore)]
                 windows = band_windows(bands, region) if bands else []
             elif self.gate_contrast > 0 and not may_hold_plate(
                 image, region, min_plate_px=self.gate_min_px, min_contrast=self.gate_contrast
@@ -180,8 +198,7 @@ class SegmentPlates:
             reads = [read for window in windows for read in self.reader.read(image, window)]
             for read in reads:
                 bx1, by1, bx2, by2 = read.bbox
-                cx, cy = (bx1 + bx2) / 2, (by1 + by2) / 2
-                if any(x1 <= cx <= x2 and y1 <= cy <= y2 for x1, y1, x2, y2 in self.ignore):
+                if _centre_in(read.bbox, self.ignore):
                     continue
                 if (bx2 - bx1) < 1.2 * (by2 - by1):
                     continue  # text lines on plates are wide; a lone tall glyph is not a plate
@@ -213,7 +230,14 @@ class SegmentPlates:
                     found[same] = (read.bbox, cand)
                 else:
                     found.append((read.bbox, cand))
-        self.tracker.update(offset_s, found)
+        updated = set(self.tracker.update(offset_s, found))
+        if self.settled_follow_s > 0:
+            for track, box in settled_tracks:
+                cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                if track.index not in updated and any(
+                    r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in regions
+                ):
+                    track.follow(offset_s, box)  # its vehicle still moves there: not read, still there
         return len(found)
 
     def _acceptable(self, text: str, confidence: float) -> bool:
@@ -222,23 +246,42 @@ class SegmentPlates:
             return True
         return self.off_format_confidence is not None and confidence >= self.off_format_confidence
 
-    def _settled_boxes(self, t: float, step: float) -> list[Box]:
-        """Where the settled tracks are expected at ``t``: a track whose last two reads
-        agree with every character at least ``settled_confidence`` sure, and whose last
-        read would still be at most ``settled_reread_s`` old at the next frame (``step``
-        from now, as far as this one from the previous). A region holding one is not
-        read this frame. So a settled track is read at least every ``settled_reread_s``
-        (plus the jitter of frame times), never leaving its track's gap."""
+    def _settled(self, t: float, step: float) -> list[tuple[Track[PlateCandidate], Box]]:
+        """The settled tracks and where they are expected at ``t``: a track whose last two
+        reads agree with every character at least ``settled_confidence`` sure, and whose
+        last read would still be at most ``settled_reread_s`` old at the next frame (``step``
+        from now, as far as this one from the previous). A region holding one is not read
+        this frame. So a settled track is read at least every ``settled_reread_s`` (plus the
+        jitter of frame times), never leaving its track's gap.
+
+        With ``settled_follow_s`` > 0, a settled track not read in a frame is followed
+        (carried to its predicted box while a moving region holds it, see ``add_frame``),
+        so it lives on without reads and is re-read only every ``settled_follow_s``; a
+        track that lost its region for longer than the tracker's gap is not settled."""
         if self.settled_reread_s <= 0:
-            return []
+            return []  # no settling: every region of every moving frame is read
+        follow = self.settled_follow_s > 0
+        reread_s = self.settled_follow_s if follow else self.settled_reread_s
         out = []
         for track in self.tracker.tracks:
-            if t - track.last_time + step > self.settled_reread_s + 1e-3 or len(track.items) < 2:
+            if len(track.items) < 2 or t - track.items[-1].offset_s + step > reread_s + 1e-3:
+                continue
+            if follow and t - track.last_time > self.max_gap_s:
                 continue
             a, b = track.items[-2:]
             if a.text == b.text and min(a.char_confidences + b.char_confidences) >= self.settled_confidence:
-                out.append(track.predict(t))
+                out.append((track, track.predict(t)))
         return out
+
+    def _unsettled(self, t: float, settled: list[Track[PlateCandidate]]) -> list[Box]:
+        """With ``settled_follow_s``: where the live tracks not in ``settled`` are expected at ``t``."""
+        if self.settled_follow_s <= 0:
+            return []
+        return [
+            track.predict(t)
+            for track in self.tracker.tracks
+            if t - track.last_time <= self.max_gap_s and all(track is not s for s in settled)
+        ]
 
     def passes(self) -> list[PlatePass]:
         out: list[PlatePass] = []

@@ -36,6 +36,13 @@ class Track(Generic[Item]):
     def last_time(self) -> float:
         return self.times[-1]
 
+    def follow(self, t: float, box: Box) -> None:
+        """Carry the track to ``t`` at ``box`` without a detection (a settled plate not
+        re-read while its vehicle still moves there): ``boxes`` and ``times`` then hold
+        more entries than ``items``."""
+        self.boxes.append(box)
+        self.times.append(t)
+
 
 def affinity(a: Box, b: Box) -> float:
     """How likely two boxes (adjacent samples) are the same object, 0..1.
