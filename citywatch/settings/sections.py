@@ -276,6 +276,18 @@ class SearchSettings(Section):
         description="Largest probe or enrolment photo (width x height, read from its "
         "header before decoding); larger ones are refused (a 39 MP photo costs ~550 MB).",
     )
+    memory_tier_mb: int = Field(
+        4096,
+        ge=0,
+        le=1_048_576,
+        description="Memory (MB) the service (`citywatch serve`) may hold closed face day shards "
+        "in (storage.shard_by_day; tasks/search/faces_memory.py): their search columns, "
+        "searched exactly in memory (~550 bytes a face: 4096 MB holds ~7.5M faces), the "
+        "newest days loaded at startup, others on first use, least recently used evicted. "
+        "A shard whose table changed since it was loaded is searched in LanceDB until it "
+        "is reloaded. 0: off. The CLI never loads it: a one-shot search would spend more "
+        "reading whole days than searching them.",
+    )
 
 
 class ServiceSettings(Section):

@@ -24,6 +24,7 @@ from citywatch.shards import concat, fan_out, index_tables
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table
+from citywatch.tasks.search.faces_memory import Allowed, FaceShard, best_tracks, face_tier, nearest_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,22 +107,118 @@ def search_faces(
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     limit = top_k * settings.faces.embeds_per_track * 4
     vector = probe.embedding.astype(np.float32)
+    tier = face_tier(storage)
+    allowed = Allowed(frozenset(camera_ids), _micros(filters.since), _micros(filters.until))
 
-    def nearest(name: str) -> pa.Table:
-        query = _vector_query(storage.db.open_table(name), vector).distance_type("l2").limit(limit)
+    def nearest(name: str) -> Part:
+        table = storage.db.open_table(name)
+        if tier is not None and tier.closed(name):
+            shard = tier.get(name, table.version)  # only at the version it was read at
+            if shard is not None:
+                positions, distances = nearest_rows(shard, vector, allowed, limit)
+                return Part(name, table, None, shard, positions, distances)
+        query = _vector_query(table, vector).distance_type("l2").limit(limit)
         # used once tasks/search/indexes.py built the vector index; exact search ignores them
         query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
         if where:
             query = query.where(where, prefilter=True)
-        return query.to_arrow()
+        return Part(name, table, query.to_arrow())
 
-    hits = nearest_of(fan_out(nearest, names), limit)
-    distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
-    ranked = best_per_track(
-        arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, settings.faces.rule()
-    )
+    parts = fan_out(nearest, names)
+    rule = settings.faces.rule()
+    if all(part.shard is None for part in parts):
+        hits = nearest_of([p.hits for p in parts if p.hits is not None], limit)
+        distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
+        ranked = best_per_track(arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, rule)
+    else:
+        ranked = _ranked_with_memory(parts, limit, probe.embedding, threshold, rule, top_k)
     uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]})
     return [face_sighting(i + 1, hit, threshold, cameras, uris) for i, hit in enumerate(ranked[:top_k])]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One table's nearest rows: LanceDB hits, or positions in its memory copy."""
+
+    name: str
+    table: Table
+    hits: pa.Table | None
+    shard: FaceShard | None = None
+    positions: np.ndarray | None = None
+    distances: np.ndarray | None = None  # squared L2, as LanceDB's ``_distance``
+
+
+def _micros(ts: dt.datetime | None) -> int | None:
+    if ts is None:
+        return None
+    return int((ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1))
+
+
+def _ranked_with_memory(
+    parts: list[Part], limit: int, probe: np.ndarray, threshold: float, rule: FaceRule, top_k: int
+) -> list[TrackHit]:
+    """``best_per_track`` over the ``limit`` nearest rows of all parts, LanceDB's and the
+    memory shards' alike; only the final memory hits are read from LanceDB."""
+    nearest: list[tuple[float, str, int, int]] = []  # (squared distance, id, part, row)
+    for p, part in enumerate(parts):
+        if part.hits is not None:
+            ids = part.hits.column("id").to_pylist()
+            dists = part.hits.column("_distance").to_pylist()
+            nearest += [(float(d), fid, p, i) for i, (d, fid) in enumerate(zip(dists, ids, strict=True))]
+        elif part.distances is not None:
+            nearest += [(float(d), "", p, i) for i, d in enumerate(part.distances.tolist())]
+    nearest.sort()
+    chosen: dict[int, list[int]] = {}
+    for _, _, p, i in nearest[:limit]:
+        chosen.setdefault(p, []).append(i)
+    # LanceDB parts: their rows, as before; memory parts: each track's best, then the rule
+    in_lance = [parts[p].hits.take(rows) for p, rows in chosen.items() if parts[p].hits is not None]  # type: ignore[union-attr]
+    hits = concat(in_lance)
+    lance_hits: list[TrackHit] = []
+    if hits is not None:
+        dists = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
+        lance_hits = best_per_track(arrow_to_rows(hits, FaceRow), dists, probe, threshold, rule)
+    by_track: dict[str, tuple[float, float, int, int]] = {}  # track -> (best, decided, part, row id)
+    for p, rows in chosen.items():
+        part = parts[p]
+        if part.shard is None or part.positions is None or part.distances is None:
+            continue
+        index = np.asarray(rows, dtype=np.int64)
+        near = (part.positions[index], part.distances[index])
+        for track in best_tracks(part.shard, *near, probe, threshold, rule):
+            current = by_track.get(track.track_id)
+            if current is None or track.best < current[0]:
+                by_track[track.track_id] = (track.best, track.decided, p, track.row_id)
+    for hit in lance_hits:  # a track on both sides (across midnight into the open day)
+        current = by_track.get(hit.face.track_id)
+        if current is not None and current[0] <= hit.best:
+            continue
+        by_track.pop(hit.face.track_id, None)
+    lance_hits = [h for h in lance_hits if h.face.track_id not in by_track]
+    # read only the memory tracks that can make the top_k (plus a few for ties)
+    wanted = sorted(by_track.values(), key=lambda t: t[1])[: top_k + 4]
+    fetched = _fetch_rows(parts, wanted)
+    memory_hits = [TrackHit(fetched[(p, row_id)], best, decided) for best, decided, p, row_id in wanted]
+    return sorted(lance_hits + memory_hits, key=lambda hit: (hit.decided, hit.face.id))
+
+
+def _fetch_rows(
+    parts: list[Part], wanted: list[tuple[float, float, int, int]]
+) -> dict[tuple[int, int], FaceRow]:
+    """The full rows of the memory hits, one ``take`` per shard, shards in parallel."""
+    by_part: dict[int, list[int]] = {}
+    for _, _, p, row_id in wanted:
+        by_part.setdefault(p, []).append(row_id)
+
+    def take(p: int) -> list[tuple[tuple[int, int], FaceRow]]:
+        data = parts[p].table.take_row_ids(by_part[p]).with_row_id().to_arrow()
+        rows = arrow_to_rows(data, FaceRow)
+        return [((p, int(r)), row) for r, row in zip(data.column("_rowid").to_pylist(), rows, strict=True)]
+
+    found: dict[tuple[int, int], FaceRow] = {}
+    for pairs in fan_out(take, list(by_part)):  # type: ignore[arg-type]
+        found.update(pairs)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

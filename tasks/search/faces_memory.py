@@ -1,0 +1,231 @@
+"""Face search over closed day shards held in memory (tasks/search/memory_tier.py).
+
+A loaded shard keeps what ranking and filtering need: embeddings (float32, with their
+squared norms), camera, time, face size, track and the track's template, and each row's
+``_rowid`` to fetch the few final hits from LanceDB. Search is exact (brute force, one
+matrix-vector product per shard), so it returns what an exact LanceDB search would.
+
+Only the service process turns it on (``search.memory_tier_mb``): it is long-running
+and answers many searches; a one-shot CLI search would spend more loading shards than
+searching them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from citywatch.face_rule import FaceRule
+from citywatch.schemas import FaceRow
+from citywatch.storage import Storage
+from citywatch.tables import table_names
+from citywatch.tasks.search.memory_tier import ShardTier
+
+if TYPE_CHECKING:
+    from lancedb.table import Table
+
+LOAD_COLUMNS = ["embedding", "camera_id", "ts", "track_id", "template", "face_px", "bbox"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceShard:
+    """One day shard's search columns, row-aligned (row i of each array is one face)."""
+
+    embeddings: np.ndarray  # (n, dim) float32
+    norms: np.ndarray  # (n,) float32, squared L2 norm of each embedding
+    row_ids: np.ndarray  # (n,) uint64, LanceDB ``_rowid`` at the loaded version
+    camera_codes: np.ndarray  # (n,) int32 into ``cameras``
+    cameras: tuple[str, ...]
+    ts_us: np.ndarray  # (n,) int64, microseconds since the epoch (UTC)
+    face_px: np.ndarray  # (n,) float32
+    track_codes: np.ndarray  # (n,) int32 into ``track_ids``
+    track_ids: np.ndarray  # (tracks,) object (str)
+    template_codes: np.ndarray  # (n,) int32 into ``templates``
+    templates: np.ndarray  # (tracks or n, dim) float32
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.embeddings, self.norms, self.row_ids, self.camera_codes, self.ts_us, self.face_px)
+        strings = sum(len(t) + 49 for t in self.track_ids)  # a small str object
+        extra = 0 if self.template_codes is self.track_codes else self.template_codes.nbytes
+        return (
+            sum(a.nbytes for a in arrays)
+            + self.track_codes.nbytes
+            + self.track_ids.nbytes
+            + strings
+            + extra
+            + self.templates.nbytes
+        )
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+
+def _matrix(column: pa.ChunkedArray | pa.Array, rows: int) -> np.ndarray:
+    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return values.reshape(rows, -1) if rows else values.reshape(0, 0)
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, [str(v) for v in encoded.dictionary.to_pylist()]
+
+
+def load_face_shard(table: Table) -> FaceShard:
+    """A face day shard's search columns (``table`` pinned at the version to hold)."""
+    data = table.search().select(LOAD_COLUMNS).with_row_id(True).limit(None).to_arrow()
+    rows = data.num_rows
+    embeddings = np.ascontiguousarray(_matrix(data["embedding"], rows))
+    camera_codes, cameras = _codes(data["camera_id"])
+    track_codes, track_list = _codes(data["track_id"])
+    ts = pc.cast(pc.cast(data["ts"], pa.timestamp("us", tz="UTC")), pa.int64())
+    face_px = data["face_px"].to_numpy().astype(np.float32)
+    missing = ~np.isfinite(face_px)
+    if missing.any():  # rows written before face_px was a column: from the box, as FaceRow does
+        boxes = _matrix(data["bbox"], rows)
+        face_px[missing] = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[missing]
+    templates = _matrix(data["template"], rows)
+    first = np.zeros(len(track_list), dtype=np.int64)
+    first[track_codes[::-1]] = np.arange(rows - 1, -1, -1)  # each track's first row
+    per_track = np.ascontiguousarray(templates[first]) if rows else templates
+    if rows and np.array_equal(per_track[track_codes], templates):
+        template_codes, kept = track_codes, per_track  # one template per track (the rule of the index)
+    else:
+        template_codes, kept = np.arange(rows, dtype=np.int32), np.ascontiguousarray(templates)
+    return FaceShard(
+        embeddings=embeddings,
+        norms=np.einsum("ij,ij->i", embeddings, embeddings).astype(np.float32),
+        row_ids=data["_rowid"].to_numpy().astype(np.uint64),
+        camera_codes=camera_codes,
+        cameras=tuple(cameras),
+        ts_us=ts.to_numpy().astype(np.int64),
+        face_px=face_px,
+        track_codes=track_codes,
+        track_ids=np.array(track_list, dtype=object),
+        template_codes=template_codes,
+        templates=kept,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Allowed:
+    """What a search's filters allow, in a shard's terms."""
+
+    camera_ids: frozenset[str]  # empty = all
+    since_us: int | None
+    until_us: int | None
+
+
+def allowed_rows(shard: FaceShard, allowed: Allowed) -> np.ndarray | None:
+    """Row positions the filters allow (None = every row)."""
+    mask: np.ndarray | None = None
+    if allowed.camera_ids:
+        codes = [i for i, cid in enumerate(shard.cameras) if cid in allowed.camera_ids]
+        mask = np.isin(shard.camera_codes, np.asarray(codes, dtype=np.int32))
+    if allowed.since_us is not None:
+        after = shard.ts_us >= allowed.since_us
+        mask = after if mask is None else mask & after
+    if allowed.until_us is not None:
+        before = shard.ts_us <= allowed.until_us
+        mask = before if mask is None else mask & before
+    return None if mask is None else np.flatnonzero(mask)
+
+
+def nearest_rows(
+    shard: FaceShard, probe: np.ndarray, allowed: Allowed, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, squared L2 distances) of the ``limit`` nearest allowed rows, nearest first."""
+    rows = allowed_rows(shard, allowed)
+    if rows is not None and not len(rows):
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    q = probe.astype(np.float32)
+    if rows is None:
+        approx = shard.norms - 2.0 * (shard.embeddings @ q)
+        positions = np.arange(len(shard), dtype=np.int64)
+    else:
+        approx = shard.norms[rows] - 2.0 * (shard.embeddings[rows] @ q)
+        positions = rows.astype(np.int64)
+    take = min(len(approx), limit + 16)  # a margin for the rounding of the fast form
+    if take < len(approx):
+        part = np.argpartition(approx, take - 1)[:take]
+        positions = positions[part]
+    diff = shard.embeddings[positions] - q
+    exact = np.einsum("ij,ij->i", diff, diff).astype(np.float32)
+    order = np.lexsort((positions, exact))[:limit]
+    return positions[order], exact[order]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryTrack:
+    """A track's nearest matchable face in a memory shard and its rule distance."""
+
+    track_id: str
+    row_id: int
+    best: float
+    decided: float
+
+
+def best_tracks(
+    shard: FaceShard,
+    positions: np.ndarray,
+    distances: np.ndarray,
+    probe: np.ndarray,
+    threshold: float,
+    rule: FaceRule,
+) -> list[MemoryTrack]:
+    """As ``best_per_track`` (tasks/search/faces.py) over the given rows, nearest first."""
+    best = np.sqrt(np.maximum(distances, 0.0))
+    keep = (best <= threshold) & (shard.face_px[positions] >= rule.min_px)
+    positions, best = positions[keep], best[keep]
+    order = np.argsort(best, kind="stable")
+    positions, best = positions[order], best[order]
+    _, first = np.unique(shard.track_codes[positions], return_index=True)
+    positions, best = positions[first], best[first]
+    templates = shard.templates[shard.template_codes[positions]]
+    to_template = np.linalg.norm(templates - probe.astype(np.float32), axis=1)
+    out = []
+    for pos, b, t in zip(positions.tolist(), best.tolist(), to_template.tolist(), strict=True):
+        decided = rule.distance(b, t)
+        if decided <= threshold:
+            track = str(shard.track_ids[shard.track_codes[pos]])
+            out.append(MemoryTrack(track, int(shard.row_ids[pos]), b, decided))
+    return sorted(out, key=lambda m: (m.decided, m.track_id))
+
+
+# --- the process's tier ---------------------------------------------------------------
+
+_TIERS: dict[str, ShardTier[FaceShard]] = {}
+_TIERS_LOCK = threading.Lock()
+
+
+def start_face_tier(storage: Storage, budget_mb: int, *, preload: bool = True) -> ShardTier[FaceShard] | None:
+    """Turn the tier on for ``storage`` in this process (the service does, at startup)."""
+    if budget_mb <= 0:
+        return None
+    with _TIERS_LOCK:
+        tier = _TIERS.get(storage.root)
+        if tier is None:
+            tier = ShardTier(lambda: storage.db, load_face_shard, budget_mb * 1024 * 1024)
+            _TIERS[storage.root] = tier
+    if preload:
+        tier.preload([n for n in table_names(storage.db) if n.startswith(f"{FaceRow.TABLE}_d")])
+    return tier
+
+
+def face_tier(storage: Storage) -> ShardTier[FaceShard] | None:
+    """The tier this process holds for ``storage``'s database, if it turned one on."""
+    return _TIERS.get(storage.root)
+
+
+def stop_face_tier(storage: Storage) -> None:
+    with _TIERS_LOCK:
+        tier = _TIERS.pop(storage.root, None)
+    if tier is not None:
+        tier.stop()
