@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -24,7 +25,14 @@ from citywatch.shards import concat, fan_out, index_tables
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
 from citywatch.tables import cameras_table, segments_table
-from citywatch.tasks.search.faces_memory import Allowed, FaceShard, best_tracks, face_tier, nearest_rows
+from citywatch.tasks.search.faces_memory import (
+    Allowed,
+    FaceShard,
+    MemoryTrack,
+    best_tracks,
+    face_tier,
+    nearest_rows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +186,7 @@ def _ranked_with_memory(
     if hits is not None:
         dists = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
         lance_hits = best_per_track(arrow_to_rows(hits, FaceRow), dists, probe, threshold, rule)
-    by_track: dict[str, tuple[float, float, int, int]] = {}  # track -> (best, decided, part, row id)
+    by_track: dict[str, tuple[int, MemoryTrack]] = {}  # track -> (part, its best face there)
     for p, rows in chosen.items():
         part = parts[p]
         if part.shard is None or part.positions is None or part.distances is None:
@@ -187,33 +195,49 @@ def _ranked_with_memory(
         near = (part.positions[index], part.distances[index])
         for track in best_tracks(part.shard, *near, probe, threshold, rule):
             current = by_track.get(track.track_id)
-            if current is None or track.best < current[0]:
-                by_track[track.track_id] = (track.best, track.decided, p, track.row_id)
+            if current is None or track.best < current[1].best:
+                by_track[track.track_id] = (p, track)
     for hit in lance_hits:  # a track on both sides (across midnight into the open day)
         current = by_track.get(hit.face.track_id)
-        if current is not None and current[0] <= hit.best:
-            continue
-        by_track.pop(hit.face.track_id, None)
+        if current is None or current[1].best > hit.best:
+            by_track.pop(hit.face.track_id, None)
     lance_hits = [h for h in lance_hits if h.face.track_id not in by_track]
-    # read only the memory tracks that can make the top_k (plus a few for ties)
-    wanted = sorted(by_track.values(), key=lambda t: t[1])[: top_k + 4]
+    # read only the memory hits that make the top_k (ties at the cut included)
+    decided = sorted([h.decided for h in lance_hits] + [t.decided for _, t in by_track.values()])
+    cut = decided[top_k - 1] if len(decided) >= top_k else math.inf
+    wanted = [(p, t) for p, t in by_track.values() if t.decided <= cut]
     fetched = _fetch_rows(parts, wanted)
-    memory_hits = [TrackHit(fetched[(p, row_id)], best, decided) for best, decided, p, row_id in wanted]
+    memory_hits = [TrackHit(fetched[p, t.row_id], t.best, t.decided) for p, t in wanted]
     return sorted(lance_hits + memory_hits, key=lambda hit: (hit.decided, hit.face.id))
 
 
-def _fetch_rows(
-    parts: list[Part], wanted: list[tuple[float, float, int, int]]
-) -> dict[tuple[int, int], FaceRow]:
-    """The full rows of the memory hits, one ``take`` per shard, shards in parallel."""
-    by_part: dict[int, list[int]] = {}
-    for _, _, p, row_id in wanted:
-        by_part.setdefault(p, []).append(row_id)
+# what a sighting needs beyond what memory holds (the vectors come from memory)
+FETCHED = [f.name for f in dataclasses.fields(FaceRow) if f.name not in ("embedding", "template")]
+
+
+def _fetch_rows(parts: list[Part], wanted: list[tuple[int, MemoryTrack]]) -> dict[tuple[int, int], FaceRow]:
+    """The rows of the memory hits: one ``take`` by row id per shard, shards in parallel."""
+    by_part: dict[int, dict[int, int]] = {}  # part -> row id -> position
+    for p, track in wanted:
+        by_part.setdefault(p, {})[track.row_id] = track.position
 
     def take(p: int) -> list[tuple[tuple[int, int], FaceRow]]:
-        data = parts[p].table.take_row_ids(by_part[p]).with_row_id().to_arrow()
-        rows = arrow_to_rows(data, FaceRow)
-        return [((p, int(r)), row) for r, row in zip(data.column("_rowid").to_pylist(), rows, strict=True)]
+        shard, positions = parts[p].shard, by_part[p]
+        if shard is None:
+            raise TypeError(f"{parts[p].name} is not in memory")
+        data = parts[p].table.take_row_ids(list(positions)).select(FETCHED).with_row_id().to_arrow()
+        out = []
+        for record in data.to_pylist():
+            row_id = int(record.pop("_rowid"))
+            pos = positions[row_id]
+            record["bbox"] = tuple(record["bbox"])
+            face = FaceRow(
+                **record,
+                embedding=shard.embeddings[pos],
+                template=shard.templates[shard.template_codes[pos]],
+            )
+            out.append(((p, row_id), face))
+        return out
 
     found: dict[tuple[int, int], FaceRow] = {}
     for pairs in fan_out(take, list(by_part)):  # type: ignore[arg-type]

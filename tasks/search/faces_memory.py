@@ -168,6 +168,7 @@ class MemoryTrack:
 
     track_id: str
     row_id: int
+    position: int  # in the shard's arrays
     best: float
     decided: float
 
@@ -195,7 +196,7 @@ def best_tracks(
         decided = rule.distance(b, t)
         if decided <= threshold:
             track = str(shard.track_ids[shard.track_codes[pos]])
-            out.append(MemoryTrack(track, int(shard.row_ids[pos]), b, decided))
+            out.append(MemoryTrack(track, int(shard.row_ids[pos]), pos, b, decided))
     return sorted(out, key=lambda m: (m.decided, m.track_id))
 
 
