@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,12 +20,12 @@ from citywatch.face_rule import FaceRule, l2
 from citywatch.filters import is_in, where_clause
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.models.base import FaceDetection, FaceModel
-from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
+from citywatch.schemas import CameraRow, FaceRow, SegmentRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.shards import concat, fan_out, index_tables
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
-from citywatch.tables import cameras_table, segments_table
+from citywatch.tables import segments_table, table_names
 from citywatch.tasks.search.faces_memory import (
     Allowed,
     FaceShard,
@@ -107,10 +108,11 @@ def search_faces(
     threshold: float,
 ) -> list[Sighting]:
     """Sightings (best face per track) within ``threshold``, nearest first."""
-    names = index_tables(storage.db, FaceRow.TABLE, filters.since, filters.until)
+    listed = table_names(storage.db)  # once: each listing is a round trip to the store
+    names = index_tables(storage.db, FaceRow.TABLE, filters.since, filters.until, names=listed)
     if not names:
         return []
-    cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
+    cameras = known_cameras(storage, listed)
     camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     limit = top_k * settings.faces.embeds_per_track * 4
@@ -140,8 +142,15 @@ def search_faces(
         ranked = best_per_track(arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, rule)
     else:
         ranked = _ranked_with_memory(parts, limit, probe.embedding, threshold, rule, top_k)
-    uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]})
+    uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]}, listed)
     return [face_sighting(i + 1, hit, threshold, cameras, uris) for i, hit in enumerate(ranked[:top_k])]
+
+
+def known_cameras(storage: Storage, listed: Sequence[str]) -> dict[str, CameraRow]:
+    """The registered cameras by id (none when the store has no ``cameras`` table yet)."""
+    if CameraRow.TABLE not in listed:
+        return {}
+    return {c.id: c for c in arrow_to_rows(storage.db.open_table(CameraRow.TABLE).to_arrow(), CameraRow)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,10 +304,16 @@ def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
     return query
 
 
-def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
+def segment_uris(
+    storage: Storage, segment_ids: set[str], listed: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Segment id -> URI; ``listed``: the store's tables, when the caller listed them."""
     if not segment_ids:
         return {}
-    rows = segments_table(storage.db).search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
+    if listed is not None and SegmentRow.TABLE not in listed:
+        return {}
+    table = storage.db.open_table(SegmentRow.TABLE) if listed is not None else segments_table(storage.db)
+    rows = table.search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
     return {r["id"]: r["uri"] for r in rows.limit(len(segment_ids)).to_arrow().to_pylist()}
 
 
