@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -120,13 +119,8 @@ def search_faces(
     tier = face_tier(storage)
     allowed = Allowed(frozenset(camera_ids), _micros(filters.since), _micros(filters.until))
 
-    def nearest(name: str) -> Part:
-        table = storage.db.open_table(name)
-        if tier is not None and tier.closed(name):
-            shard = tier.get(name, table.version)  # only at the version it was read at
-            if shard is not None:
-                positions, distances = nearest_rows(shard, vector, allowed, limit)
-                return Part(name, table, None, shard, positions, distances)
+    def in_lancedb(name: str, table: Table | None = None) -> Part:
+        table = table if table is not None else storage.db.open_table(name)
         query = _vector_query(table, vector).distance_type("l2").limit(limit)
         # used once tasks/search/indexes.py built the vector index; exact search ignores them
         query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
@@ -134,7 +128,25 @@ def search_faces(
             query = query.where(where, prefilter=True)
         return Part(name, table, query.to_arrow())
 
-    parts = fan_out(nearest, names)
+    if tier is None:
+        parts = fan_out(in_lancedb, names)
+    else:
+        opened: dict[str, Table] = {}
+        held: dict[str, FaceShard] = {}
+        for name in names:  # one by one: in parallel these were slower (docs/performance.md)
+            if tier.closed(name):
+                opened[name] = storage.db.open_table(name)
+                shard = tier.get(name, opened[name].version)  # only at the version it was read at
+                if shard is not None:
+                    held[name] = shard
+        others = [n for n in names if n not in held]
+        from_lancedb = dict(zip(others, fan_out(lambda n: in_lancedb(n, opened.get(n)), others), strict=True))
+        parts = [
+            from_lancedb[n]
+            if n not in held
+            else Part(n, opened[n], None, held[n], *nearest_rows(held[n], vector, allowed, limit))
+            for n in names
+        ]
     rule = settings.faces.rule()
     if all(part.shard is None for part in parts):
         hits = nearest_of([p.hits for p in parts if p.hits is not None], limit)
@@ -146,11 +158,21 @@ def search_faces(
     return [face_sighting(i + 1, hit, threshold, cameras, uris) for i, hit in enumerate(ranked[:top_k])]
 
 
+_CAMERAS: dict[tuple[str, int], dict[str, CameraRow]] = {}  # (root, table version) -> cameras
+
+
 def known_cameras(storage: Storage, listed: Sequence[str]) -> dict[str, CameraRow]:
-    """The registered cameras by id (none when the store has no ``cameras`` table yet)."""
+    """The registered cameras by id (none when the store has no ``cameras`` table yet);
+    read again whenever the table's version changed (parsing 2,000 cameras took ~25 ms)."""
     if CameraRow.TABLE not in listed:
         return {}
-    return {c.id: c for c in arrow_to_rows(storage.db.open_table(CameraRow.TABLE).to_arrow(), CameraRow)}
+    table = storage.db.open_table(CameraRow.TABLE)
+    key = (storage.root, table.version)
+    if key not in _CAMERAS:
+        if len(_CAMERAS) >= 8:
+            _CAMERAS.clear()
+        _CAMERAS[key] = {c.id: c for c in arrow_to_rows(table.to_arrow(), CameraRow)}
+    return _CAMERAS[key]
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,47 +233,18 @@ def _ranked_with_memory(
         if current is None or current[1].best > hit.best:
             by_track.pop(hit.face.track_id, None)
     lance_hits = [h for h in lance_hits if h.face.track_id not in by_track]
-    # read only the memory hits that make the top_k (ties at the cut included)
+    # rows only for the memory hits that make the top_k (ties at the cut included)
     decided = sorted([h.decided for h in lance_hits] + [t.decided for _, t in by_track.values()])
     cut = decided[top_k - 1] if len(decided) >= top_k else math.inf
     wanted = [(p, t) for p, t in by_track.values() if t.decided <= cut]
-    fetched = _fetch_rows(parts, wanted)
-    memory_hits = [TrackHit(fetched[p, t.row_id], t.best, t.decided) for p, t in wanted]
+    memory_hits = [TrackHit(_shard(parts[p]).face(t.position), t.best, t.decided) for p, t in wanted]
     return sorted(lance_hits + memory_hits, key=lambda hit: (hit.decided, hit.face.id))
 
 
-# what a sighting needs beyond what memory holds (the vectors come from memory)
-FETCHED = [f.name for f in dataclasses.fields(FaceRow) if f.name not in ("embedding", "template")]
-
-
-def _fetch_rows(parts: list[Part], wanted: list[tuple[int, MemoryTrack]]) -> dict[tuple[int, int], FaceRow]:
-    """The rows of the memory hits: one ``take`` by row id per shard, shards in parallel."""
-    by_part: dict[int, dict[int, int]] = {}  # part -> row id -> position
-    for p, track in wanted:
-        by_part.setdefault(p, {})[track.row_id] = track.position
-
-    def take(p: int) -> list[tuple[tuple[int, int], FaceRow]]:
-        shard, positions = parts[p].shard, by_part[p]
-        if shard is None:
-            raise TypeError(f"{parts[p].name} is not in memory")
-        data = parts[p].table.take_row_ids(list(positions)).select(FETCHED).with_row_id().to_arrow()
-        out = []
-        for record in data.to_pylist():
-            row_id = int(record.pop("_rowid"))
-            pos = positions[row_id]
-            record["bbox"] = tuple(record["bbox"])
-            face = FaceRow(
-                **record,
-                embedding=shard.embeddings[pos],
-                template=shard.templates[shard.template_codes[pos]],
-            )
-            out.append(((p, row_id), face))
-        return out
-
-    found: dict[tuple[int, int], FaceRow] = {}
-    for pairs in fan_out(take, list(by_part)):  # type: ignore[arg-type]
-        found.update(pairs)
-    return found
+def _shard(part: Part) -> FaceShard:
+    if part.shard is None:
+        raise TypeError(f"{part.name} is not in memory")
+    return part.shard
 
 
 @dataclass(frozen=True, slots=True)

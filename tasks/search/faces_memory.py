@@ -1,9 +1,11 @@
 """Face search over closed day shards held in memory (tasks/search/memory_tier.py).
 
-A loaded shard keeps what ranking and filtering need: embeddings (float32, with their
-squared norms), camera, time, face size, track and the track's template, and each row's
-``_rowid`` to fetch the few final hits from LanceDB. Search is exact (brute force, one
-matrix-vector product per shard), so it returns what an exact LanceDB search would.
+A loaded shard keeps what ranking and filtering need in numpy: embeddings (float32, with
+their squared norms), camera, time, face size, track and the track's template; and the
+rest of each row (ids, box, URIs, times of the track) in Arrow, so that a search's hits
+are answered without another read of the store (a ``take`` by row id cost ~15-20 S3
+requests per shard: one per column). Search is exact (brute force, one matrix-vector
+product per shard), so it returns what an exact LanceDB search would.
 
 Only the service process turns it on (``search.memory_tier_mb``): it is long-running
 and answers many searches; a one-shot CLI search would spend more loading shards than
@@ -12,6 +14,8 @@ searching them.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,7 +33,9 @@ from citywatch.tasks.search.memory_tier import ShardTier
 if TYPE_CHECKING:
     from lancedb.table import Table
 
-LOAD_COLUMNS = ["embedding", "camera_id", "ts", "track_id", "template", "face_px", "bbox"]
+IN_NUMPY = ("embedding", "template", "camera_id", "ts", "track_id", "face_px")
+# the rest of a row, as a sighting needs it (kept in Arrow, taken by position)
+IN_ARROW = [f.name for f in dataclasses.fields(FaceRow) if f.name not in IN_NUMPY]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +44,6 @@ class FaceShard:
 
     embeddings: np.ndarray  # (n, dim) float32
     norms: np.ndarray  # (n,) float32, squared L2 norm of each embedding
-    row_ids: np.ndarray  # (n,) uint64, LanceDB ``_rowid`` at the loaded version
     camera_codes: np.ndarray  # (n,) int32 into ``cameras``
     cameras: tuple[str, ...]
     ts_us: np.ndarray  # (n,) int64, microseconds since the epoch (UTC)
@@ -47,10 +52,11 @@ class FaceShard:
     track_ids: np.ndarray  # (tracks,) object (str)
     template_codes: np.ndarray  # (n,) int32 into ``templates``
     templates: np.ndarray  # (tracks or n, dim) float32
+    rest: pa.Table  # the IN_ARROW columns, row-aligned
 
     @property
     def nbytes(self) -> int:
-        arrays = (self.embeddings, self.norms, self.row_ids, self.camera_codes, self.ts_us, self.face_px)
+        arrays = (self.embeddings, self.norms, self.camera_codes, self.ts_us, self.face_px)
         strings = sum(len(t) + 49 for t in self.track_ids)  # a small str object
         extra = 0 if self.template_codes is self.track_codes else self.template_codes.nbytes
         return (
@@ -60,10 +66,24 @@ class FaceShard:
             + strings
             + extra
             + self.templates.nbytes
+            + self.rest.nbytes
         )
 
     def __len__(self) -> int:
-        return len(self.row_ids)
+        return len(self.ts_us)
+
+    def face(self, pos: int) -> FaceRow:
+        """Row ``pos`` as the ``FaceRow`` LanceDB holds."""
+        record = self.rest.slice(pos, 1).to_pylist()[0]
+        return FaceRow(
+            **{**record, "bbox": tuple(record["bbox"])},
+            camera_id=self.cameras[self.camera_codes[pos]],
+            ts=dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=int(self.ts_us[pos])),
+            track_id=str(self.track_ids[self.track_codes[pos]]),
+            face_px=float(self.face_px[pos]),
+            embedding=self.embeddings[pos],
+            template=self.templates[self.template_codes[pos]],
+        )
 
 
 def _matrix(column: pa.ChunkedArray | pa.Array, rows: int) -> np.ndarray:
@@ -80,7 +100,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 def load_face_shard(table: Table) -> FaceShard:
     """A face day shard's search columns (``table`` pinned at the version to hold)."""
-    data = table.search().select(LOAD_COLUMNS).with_row_id(True).limit(None).to_arrow()
+    data = table.search().select([*IN_NUMPY, *IN_ARROW]).limit(None).to_arrow()
     rows = data.num_rows
     embeddings = np.ascontiguousarray(_matrix(data["embedding"], rows))
     camera_codes, cameras = _codes(data["camera_id"])
@@ -102,7 +122,6 @@ def load_face_shard(table: Table) -> FaceShard:
     return FaceShard(
         embeddings=embeddings,
         norms=np.einsum("ij,ij->i", embeddings, embeddings).astype(np.float32),
-        row_ids=data["_rowid"].to_numpy().astype(np.uint64),
         camera_codes=camera_codes,
         cameras=tuple(cameras),
         ts_us=ts.to_numpy().astype(np.int64),
@@ -111,7 +130,17 @@ def load_face_shard(table: Table) -> FaceShard:
         track_ids=np.array(track_list, dtype=object),
         template_codes=template_codes,
         templates=kept,
+        rest=_compact(data.select(IN_ARROW)),
     )
+
+
+def _compact(rest: pa.Table) -> pa.Table:
+    """``rest`` in one chunk, its repetitive text (model) dictionary-encoded."""
+    rest = rest.combine_chunks()
+    if "model" in rest.column_names:
+        i = rest.column_names.index("model")
+        rest = rest.set_column(i, "model", pc.dictionary_encode(rest["model"]))
+    return rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +196,6 @@ class MemoryTrack:
     """A track's nearest matchable face in a memory shard and its rule distance."""
 
     track_id: str
-    row_id: int
     position: int  # in the shard's arrays
     best: float
     decided: float
@@ -196,7 +224,7 @@ def best_tracks(
         decided = rule.distance(b, t)
         if decided <= threshold:
             track = str(shard.track_ids[shard.track_codes[pos]])
-            out.append(MemoryTrack(track, int(shard.row_ids[pos]), pos, b, decided))
+            out.append(MemoryTrack(track, pos, b, decided))
     return sorted(out, key=lambda m: (m.decided, m.track_id))
 
 
