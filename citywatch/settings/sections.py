@@ -280,13 +280,13 @@ class SearchSettings(Section):
         4096,
         ge=0,
         le=1_048_576,
-        description="Memory (MB) the service (`citywatch serve`) may hold closed face day shards "
-        "in (storage.shard_by_day; tasks/search/faces_memory.py): their search columns, "
-        "searched exactly in memory (~550 bytes a face: 4096 MB holds ~7.5M faces), the "
-        "newest days loaded at startup, others on first use, least recently used evicted. "
-        "A shard whose table changed since it was loaded is searched in LanceDB until it "
-        "is reloaded. 0: off. The CLI never loads it: a one-shot search would spend more "
-        "reading whole days than searching them.",
+        description="Memory (MB) the service (`citywatch serve`) may use to hold closed face day "
+        "shards (storage.shard_by_day; tasks/search/faces_memory.py) and search them exactly in "
+        "memory (~1 KB a face: 4096 MB holds ~4M faces, ~12 days of a 10M-a-month city). The "
+        "newest days are loaded at startup, others on first use, in a background thread; the "
+        "least recently used are evicted. A shard whose table changed since it was loaded "
+        "(re-index, retention) is searched in LanceDB until it is reloaded. 0: off. The CLI "
+        "never loads it: a one-shot search would spend more reading whole days than searching.",
     )
 
 
