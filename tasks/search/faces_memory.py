@@ -53,6 +53,8 @@ class FaceShard:
     template_codes: np.ndarray  # (n,) int32 into ``templates``
     templates: np.ndarray  # (tracks or n, dim) float32
     rest: pa.Table  # the IN_ARROW columns, row-aligned
+    first_us: int  # the earliest and latest ts (a window covering both needs no time mask)
+    last_us: int
 
     @property
     def nbytes(self) -> int:
@@ -111,6 +113,7 @@ def load_face_shard(table: Table) -> FaceShard:
     if missing.any():  # rows written before face_px was a column: from the box, as FaceRow does
         boxes = _matrix(data["bbox"], rows)
         face_px[missing] = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[missing]
+    ts_us = ts.to_numpy().astype(np.int64)
     templates = _matrix(data["template"], rows)
     first = np.zeros(len(track_list), dtype=np.int64)
     first[track_codes[::-1]] = np.arange(rows - 1, -1, -1)  # each track's first row
@@ -124,13 +127,15 @@ def load_face_shard(table: Table) -> FaceShard:
         norms=np.einsum("ij,ij->i", embeddings, embeddings).astype(np.float32),
         camera_codes=camera_codes,
         cameras=tuple(cameras),
-        ts_us=ts.to_numpy().astype(np.int64),
+        ts_us=ts_us,
         face_px=face_px,
         track_codes=track_codes,
         track_ids=np.array(track_list, dtype=object),
         template_codes=template_codes,
         templates=kept,
         rest=_compact(data.select(IN_ARROW)),
+        first_us=int(ts_us.min()) if rows else 0,
+        last_us=int(ts_us.max()) if rows else 0,
     )
 
 
@@ -153,35 +158,38 @@ class Allowed:
 
 
 def allowed_rows(shard: FaceShard, allowed: Allowed) -> np.ndarray | None:
-    """Row positions the filters allow (None = every row)."""
+    """A mask of the rows the filters allow (None = every row)."""
     mask: np.ndarray | None = None
     if allowed.camera_ids:
         codes = [i for i, cid in enumerate(shard.cameras) if cid in allowed.camera_ids]
         mask = np.isin(shard.camera_codes, np.asarray(codes, dtype=np.int32))
-    if allowed.since_us is not None:
+    if allowed.since_us is not None and allowed.since_us > shard.first_us:
         after = shard.ts_us >= allowed.since_us
         mask = after if mask is None else mask & after
-    if allowed.until_us is not None:
+    if allowed.until_us is not None and allowed.until_us < shard.last_us:
         before = shard.ts_us <= allowed.until_us
         mask = before if mask is None else mask & before
-    return None if mask is None else np.flatnonzero(mask)
+    return mask
 
 
 def nearest_rows(
     shard: FaceShard, probe: np.ndarray, allowed: Allowed, limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(positions, squared L2 distances) of the ``limit`` nearest allowed rows, nearest first."""
-    rows = allowed_rows(shard, allowed)
-    if rows is not None and not len(rows):
-        return np.empty(0, np.int64), np.empty(0, np.float32)
+    mask = allowed_rows(shard, allowed)
     q = probe.astype(np.float32)
-    if rows is None:
-        approx = shard.norms - 2.0 * (shard.embeddings @ q)
+    count = len(shard) if mask is None else int(np.count_nonzero(mask))
+    if not count:
+        return np.empty(0, np.int64), np.empty(0, np.float32)
+    if mask is not None and count * 4 < len(shard):  # few rows: copy them out
+        positions = np.flatnonzero(mask)
+        approx = shard.norms[positions] - 2.0 * (shard.embeddings[positions] @ q)
+    else:  # most rows: one product over the whole matrix, the others set aside
         positions = np.arange(len(shard), dtype=np.int64)
-    else:
-        approx = shard.norms[rows] - 2.0 * (shard.embeddings[rows] @ q)
-        positions = rows.astype(np.int64)
-    take = min(len(approx), limit + 16)  # a margin for the rounding of the fast form
+        approx = shard.norms - 2.0 * (shard.embeddings @ q)
+        if mask is not None:
+            approx[~mask] = np.inf
+    take = min(count, limit + 16)  # a margin for the rounding of the fast form
     if take < len(approx):
         part = np.argpartition(approx, take - 1)[:take]
         positions = positions[part]
