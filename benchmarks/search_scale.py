@@ -244,12 +244,14 @@ def measure(
                 f = filters_of(q, first_day)
                 tier.request(index_tables(db, FaceRow.TABLE, f.since, f.until))
             tier.wait_idle(7200)
-            stats, held = tier.stats(), tier.held().values()
+            stats = tier.stats()
+            faces = sum(len(h.shard) for h in tier.held().values())
+            slowest = max((h.load_s for h in tier.held().values()), default=0.0)
             tier_line = (
                 f"    tier: {stats.shards} shards, {stats.nbytes / 2**20:,.0f} MB "
-                f"({stats.nbytes / max(sum(len(h.shard) for h in held), 1):.0f} B a face), "
+                f"({stats.nbytes / max(faces, 1):.0f} B a face), "
                 f"{stats.loads} loads, {stats.load_s / max(stats.loads, 1):.1f} s a shard "
-                f"(max {max((h.load_s for h in held), default=0):.1f}), waited "
+                f"(max {slowest:.1f}), waited "
                 f"{time.perf_counter() - t0:.0f} s after the cold searches; skipped {len(stats.skipped)}"
             )
         storage = Storage(settings)
