@@ -102,14 +102,17 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from citywatch.tasks.search.faces_memory import start_face_tier, stop_face_tier
+        from citywatch.tasks.search.plates_memory import start_plate_tier, stop_plate_tier
 
         service: Service = app.state.service
-        # face searches of closed days in memory: this process answers many of them
+        # searches of closed days in memory: this process answers many of them
         start_face_tier(service.storage, settings.search.memory_tier_mb)
+        start_plate_tier(service.storage, settings.search.plate_memory_tier_mb)
         try:
             yield
         finally:
             stop_face_tier(service.storage)
+            stop_plate_tier(service.storage)
 
     app = FastAPI(
         title="citywatch",

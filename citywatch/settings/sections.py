@@ -288,6 +288,16 @@ class SearchSettings(Section):
         "(re-index, retention) is searched in LanceDB until it is reloaded. 0: off. The CLI "
         "never loads it: a one-shot search would spend more reading whole days than searching.",
     )
+    plate_memory_tier_mb: int = Field(
+        1024,
+        ge=0,
+        le=1_048_576,
+        description="Memory (MB) the service may use to hold closed plate day shards "
+        "(tasks/search/plates_memory.py: every column of a pass, ~160 bytes; 1024 MB holds "
+        "~6.5M passes) and rank them in memory, with the same rules as search.memory_tier_mb "
+        "(version checked on every search, background loads, LRU). 0: off; the CLI never "
+        "loads it.",
+    )
 
 
 class ServiceSettings(Section):

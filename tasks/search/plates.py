@@ -20,6 +20,7 @@ from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segme
 from citywatch.tasks.search.plate_window import Near, PlateWindow, within
 from citywatch.tasks.search.plate_window import distance_m as distance_m  # re-exported
 from citywatch.tasks.search.plate_window import parse_near as parse_near  # re-exported
+from citywatch.tasks.search.plates_memory import plate_tier, rank_in_memory
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -295,10 +296,16 @@ def search_plates(
     texts = _texts_if_complete(storage, names)
     scores, selective = score_window_texts(texts, query, window) if texts is not None else ({}, False)
 
+    tier = plate_tier(storage)
+
     def rank(name: str) -> list[tuple[float, PlateRow]]:
         table = storage.db.open_table(name)
         day = shard_day(name)
         part = window.on_day(day) if day is not None else window  # a day shard holds that day only
+        if texts is not None and tier is not None and tier.closed(name):
+            shard = tier.get(name, table.version)  # only at the version it was read at
+            if shard is not None:
+                return rank_in_memory(shard, scores, part, top_k)
         if texts is None:  # an older store not backfilled yet: scan the window
             return rank_plates(table, query, part.where(), near=near, top_k=top_k)
         # the texts are scored once for all tables; a shard whose whole day is in the
