@@ -302,10 +302,6 @@ def search_plates(
         table = storage.db.open_table(name)
         day = shard_day(name)
         part = window.on_day(day) if day is not None else window  # a day shard holds that day only
-        if texts is not None and tier is not None and tier.closed(name):
-            shard = tier.get(name, table.version)  # only at the version it was read at
-            if shard is not None:
-                return rank_in_memory(shard, scores, part, top_k)
         if texts is None:  # an older store not backfilled yet: scan the window
             return rank_plates(table, query, part.where(), near=near, top_k=top_k)
         # the texts are scored once for all tables; a shard whose whole day is in the
@@ -313,7 +309,19 @@ def search_plates(
         narrow = selective if day is None else not window.covers_day(day)
         return rank_scored(table, scores, part, top_k=top_k, selective=narrow)
 
-    scored = merge_ranked(fan_out(rank, names), top_k)
+    if texts is None or tier is None:
+        scored = merge_ranked(fan_out(rank, names), top_k)
+    else:  # closed shards in memory, one by one in this thread (threads fought over the GIL)
+        ranked: dict[str, list[tuple[float, PlateRow]]] = {}
+        for name in names:
+            day = shard_day(name)
+            if day is not None and tier.closed(name):
+                shard = tier.get(name, storage.db.open_table(name).version)  # only at that version
+                if shard is not None:
+                    ranked[name] = rank_in_memory(shard, scores, window.on_day(day), top_k)
+        others = [n for n in names if n not in ranked]
+        ranked.update(zip(others, fan_out(rank, others), strict=True))
+        scored = merge_ranked([ranked[n] for n in names], top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
