@@ -21,7 +21,9 @@ passes), an OCR-confusable read of the second commonest (``KT8O8O``), a pattern
 window's narrow columns scanned, ``rank_plates``), "before" the one before that (every
 whole row in the window read into Python and scored), run ``--scan-repeat`` /
 ``--before-repeat`` times on the same table; both must return the same ids.
-``--shards``: the passes go to day shards (``plates_dYYYYMMDD``, storage.shard_by_day)
+``--memory-tier MB`` (with ``--shards``): then the same searches with the service's plate
+memory tier (tasks/search/plates_memory.py) holding every closed shard, and whether they
+return the same ids. ``--shards``: the passes go to day shards (``plates_dYYYYMMDD``, storage.shard_by_day)
 and search fans out over the window's days (tests/test_day_shards.py shows the same
 sightings as one table; scan and before are skipped).
 Targets (issue 19): plate search at 10M plate rows, warm p95 <= 200 ms.
@@ -57,6 +59,7 @@ from citywatch.tasks.plate_texts import write_plate_texts  # noqa: E402
 from citywatch.tasks.search.faces import SearchFilters  # noqa: E402
 from citywatch.tasks.search.indexes import ensure_search_indexes  # noqa: E402
 from citywatch.tasks.search.plates import rank_plates, search_plates  # noqa: E402
+from citywatch.tasks.search.plates_memory import start_plate_tier, stop_plate_tier  # noqa: E402
 
 END = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
 BATCH = 200_000
@@ -166,6 +169,42 @@ def p95(values: list[float]) -> float:
     return sorted(values)[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
 
+def measure_tier(
+    storage: Storage, args: argparse.Namespace, first_ids: dict[tuple[int, str], list[str]]
+) -> None:
+    """The same searches with the service's plate memory tier loaded (every closed shard)."""
+    started = time.perf_counter()
+    tier = start_plate_tier(storage, args.memory_tier)
+    if tier is None:
+        raise SystemExit("--memory-tier needs a budget above 0 MB")
+    tier.wait_idle(3600)
+    stats = tier.stats()
+    rows = sum(len(h.shard) for h in tier.held().values())
+    slowest = max((h.load_s for h in tier.held().values()), default=0.0)
+    print(
+        f"memory tier {args.memory_tier} MB: {stats.shards} shards, {rows:,} passes, "
+        f"{stats.nbytes / 2**20:,.0f} MB ({stats.nbytes / max(rows, 1):.0f} B a pass), loaded in "
+        f"{time.perf_counter() - started:.1f} s ({stats.load_s / max(stats.loads, 1):.2f} s a shard, "
+        f"max {slowest:.2f}); load average {os.getloadavg()[0]:.2f}"
+    )
+    print("window  query     hits  warm p50  warm p95  same ids as LanceDB")
+    for days in (1, 7, 30):
+        filters = SearchFilters(since=END - dt.timedelta(days=days))
+        for text in QUERIES:
+            query = parse_plate_query(text)
+            timed(lambda q=query, f=filters: search_plates(storage, q, f), 1)
+            warm, found = timed(lambda q=query, f=filters: search_plates(storage, q, f), args.repeat)
+            ids = [s.plate.id for s in found]  # type: ignore[attr-defined]
+            same = "yes" if ids == first_ids[days, text] else "NO"
+            print(
+                f"{days:>3} d  {text:<8} {len(ids):>5} {statistics.median(warm) * 1000:9.0f} "
+                f"{p95(warm) * 1000:9.0f}  {same}",
+                flush=True,
+            )
+    print(f"served from memory: {tier.stats().served} shard searches")
+    stop_plate_tier(storage)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -177,6 +216,9 @@ def main() -> int:
     parser.add_argument("--before-repeat", type=int, default=1, help="0: skip the former path")
     parser.add_argument("--older-store", action="store_true", help="plates only; the maintenance backfills")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--memory-tier", type=int, default=0, metavar="MB", help="then search with the plate memory tier"
+    )
     parser.add_argument(
         "--shards", action="store_true", help="day shards (storage.shard_by_day); skips scan and before"
     )
@@ -209,6 +251,7 @@ def main() -> int:
         print(
             "window  query     hits  cold ms  warm p50  warm p95 | scan ms (same ids) | before ms (same ids)"
         )
+        first_ids: dict[tuple[int, str], list[str]] = {}
         for days in (1, 7, 30):
             since = END - dt.timedelta(days=days)
             filters = SearchFilters(since=since)
@@ -217,6 +260,7 @@ def main() -> int:
                 cold, _ = timed(lambda q=query, f=filters: search_plates(storage, q, f), 1)
                 warm, found = timed(lambda q=query, f=filters: search_plates(storage, q, f), args.repeat)
                 ids = [s.plate.id for s in found]  # type: ignore[attr-defined]
+                first_ids[days, text] = ids
                 line = (
                     f"{days:>3} d  {text:<8} {len(ids):>5} {cold[0] * 1000:8.0f} "
                     f"{statistics.median(warm) * 1000:9.0f} {p95(warm) * 1000:9.0f}"
@@ -230,6 +274,8 @@ def main() -> int:
                     same = "yes" if old_ids == ids else "NO"
                     line += f" | {statistics.median(old) * 1000:9.0f} ({same})"
                 print(line, flush=True)
+        if args.memory_tier:
+            measure_tier(storage, args, first_ids)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

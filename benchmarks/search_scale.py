@@ -19,6 +19,12 @@
    force while loading) that search returned. Probes are new faces of people seen in the
    window (and district). "requests": S3 requests per warm search (localbucket's log).
    ``--skip-load`` / ``--skip-index`` reuse ``--dir``.
+4. ``--memory-tier MB``: the same searches with the service's memory tier of closed day
+   shards (tasks/search/faces_memory.py) of that budget, started empty for each window:
+   cold = the first searches, answered by LanceDB while the tier loads the shards they
+   asked for in the background; then every shard the window's queries touch is loaded
+   (waited for), and warm = searches answered from memory. Reports the tier's memory
+   and load seconds per shard.
 """
 
 from __future__ import annotations
@@ -53,11 +59,12 @@ from citywatch.models.base import FaceDetection  # noqa: E402
 from citywatch.models.dlib_embedder import DEFAULT_THRESHOLD  # noqa: E402
 from citywatch.schemas import CameraRow, FaceRow  # noqa: E402
 from citywatch.settings import Settings  # noqa: E402
-from citywatch.shards import shard_name  # noqa: E402
+from citywatch.shards import index_tables, shard_name  # noqa: E402
 from citywatch.stack.procs import executable, http_ok, pick_port, start_detached, stop_session, wait_until  # noqa: E402
 from citywatch.storage import Storage  # noqa: E402
 from citywatch.tables import cameras_table, open_table  # noqa: E402
 from citywatch.tasks.search.faces import Probe, SearchFilters, search_faces  # noqa: E402
+from citywatch.tasks.search.faces_memory import start_face_tier, stop_face_tier  # noqa: E402
 from citywatch.tasks.search.indexes import ensure_search_indexes  # noqa: E402
 
 WINDOWS = {"1d": 1, "7d": 7, "30d": 30}
@@ -221,9 +228,32 @@ def measure(
     for name, qs in by_config.items():
         cold_qs, warm_qs = qs[: args.cold], qs[args.cold : args.cold + WARMUP + args.queries]
         cold, recalls = [], []
+        tier_line = ""
+        if args.memory_tier:
+            stop_face_tier(Storage(settings))
+            tier = start_face_tier(Storage(settings), args.memory_tier, preload=False)
+            if tier is None:
+                raise SystemExit("--memory-tier needs a budget above 0 MB")
         for q in cold_qs:
             ms, rec = timed_search(Storage(settings), settings, q, first_day)
             cold.append(ms)
+        if args.memory_tier and tier is not None:
+            t0 = time.perf_counter()
+            db = Storage(settings).db
+            for q in warm_qs:  # every shard the warm searches touch, loaded before they run
+                f = filters_of(q, first_day)
+                tier.request(index_tables(db, FaceRow.TABLE, f.since, f.until))
+            tier.wait_idle(7200)
+            stats = tier.stats()
+            faces = sum(len(h.shard) for h in tier.held().values())
+            slowest = max((h.load_s for h in tier.held().values()), default=0.0)
+            tier_line = (
+                f"    tier: {stats.shards} shards, {stats.nbytes / 2**20:,.0f} MB "
+                f"({stats.nbytes / max(faces, 1):.0f} B a face), "
+                f"{stats.loads} loads, {stats.load_s / max(stats.loads, 1):.1f} s a shard "
+                f"(max {slowest:.1f}), waited "
+                f"{time.perf_counter() - t0:.0f} s after the cold searches; skipped {len(stats.skipped)}"
+            )
         storage = Storage(settings)
         warm, sent = [], 0
         for i, q in enumerate(warm_qs):
@@ -244,6 +274,8 @@ def measure(
             f"{len(recalls):>4} {matching:>8.1f} {sent / max(len(warm), 1):>8.0f}",
             flush=True,
         )
+        if tier_line:
+            print(tier_line, f"served {tier.stats().served}", flush=True)
 
 
 class S3Requests:
@@ -299,6 +331,9 @@ def main() -> None:
         "--ann-min-rows", type=int, help="faces.ann_min_rows for the index build (default: the product's)"
     )
     parser.add_argument("--windows", default="1d,7d,30d", help="windows to search (of 1d, 7d, 30d)")
+    parser.add_argument(
+        "--memory-tier", type=int, default=0, metavar="MB", help="search with the memory tier of this budget"
+    )
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-index", action="store_true")
     args = parser.parse_args()
@@ -334,7 +369,11 @@ def main() -> None:
                     f"{time.perf_counter() - t0:.1f} s; on disk {du(args.dir / 's3')}",
                     flush=True,
                 )
-        print(f"\nsearch_faces top 10, threshold {DEFAULT_THRESHOLD}; load average {os.getloadavg()[0]:.2f}")
+        tiered = f", memory tier {args.memory_tier} MB" if args.memory_tier else ""
+        print(
+            f"\nsearch_faces top 10, threshold {DEFAULT_THRESHOLD}{tiered}; "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         print(
             f"{'rows':>11} {'layout':>6} {'window':>10} {'nprobes':>7} {'refine':>6} {'cold p50':>8} "
             f"{'cold p95':>8} {'warm p50':>8} {'warm p95':>8} {'recall@10':>9} {'min':>6} {'n':>4} "

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,8 +99,24 @@ def create_app(settings: Settings, *, check: bool = True) -> FastAPI:
         routes_coappear as pages_coappear,
     )
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from citywatch.tasks.search.faces_memory import start_face_tier, stop_face_tier
+        from citywatch.tasks.search.plates_memory import start_plate_tier, stop_plate_tier
+
+        service: Service = app.state.service
+        # searches of closed days in memory: this process answers many of them
+        start_face_tier(service.storage, settings.search.memory_tier_mb)
+        start_plate_tier(service.storage, settings.search.plate_memory_tier_mb)
+        try:
+            yield
+        finally:
+            stop_face_tier(service.storage)
+            stop_plate_tier(service.storage)
+
     app = FastAPI(
         title="citywatch",
+        lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,

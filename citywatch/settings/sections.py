@@ -286,6 +286,28 @@ class SearchSettings(Section):
         description="Largest probe or enrolment photo (width x height, read from its "
         "header before decoding); larger ones are refused (a 39 MP photo costs ~550 MB).",
     )
+    memory_tier_mb: int = Field(
+        4096,
+        ge=0,
+        le=1_048_576,
+        description="Memory (MB) the service (`citywatch serve`) may use to hold closed face day "
+        "shards (storage.shard_by_day; tasks/search/faces_memory.py) and search them exactly in "
+        "memory (~1 KB a face: 4096 MB holds ~4M faces, ~12 days of a 10M-a-month city). The "
+        "newest days are loaded at startup, others on first use, in a background thread; the "
+        "least recently used are evicted. A shard whose table changed since it was loaded "
+        "(re-index, retention) is searched in LanceDB until it is reloaded. 0: off. The CLI "
+        "never loads it: a one-shot search would spend more reading whole days than searching.",
+    )
+    plate_memory_tier_mb: int = Field(
+        1024,
+        ge=0,
+        le=1_048_576,
+        description="Memory (MB) the service may use to hold closed plate day shards "
+        "(tasks/search/plates_memory.py: every column of a pass, ~160 bytes; 1024 MB holds "
+        "~6.5M passes) and rank them in memory, with the same rules as search.memory_tier_mb "
+        "(version checked on every search, background loads, LRU). 0: off; the CLI never "
+        "loads it.",
+    )
 
 
 class ServiceSettings(Section):

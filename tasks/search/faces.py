@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,12 +19,20 @@ from citywatch.face_rule import FaceRule, l2
 from citywatch.filters import is_in, where_clause
 from citywatch.images import MAX_IMAGE_PIXELS, decode_image
 from citywatch.models.base import FaceDetection, FaceModel
-from citywatch.schemas import CameraRow, FaceRow, arrow_to_rows
+from citywatch.schemas import CameraRow, FaceRow, SegmentRow, arrow_to_rows
 from citywatch.settings import Settings
 from citywatch.shards import concat, fan_out, index_tables
 from citywatch.sightings import Sighting
 from citywatch.storage import Storage
-from citywatch.tables import cameras_table, segments_table
+from citywatch.tables import segments_table, table_names
+from citywatch.tasks.search.faces_memory import (
+    Allowed,
+    FaceShard,
+    MemoryTrack,
+    best_tracks,
+    face_tier,
+    nearest_rows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,30 +107,144 @@ def search_faces(
     threshold: float,
 ) -> list[Sighting]:
     """Sightings (best face per track) within ``threshold``, nearest first."""
-    names = index_tables(storage.db, FaceRow.TABLE, filters.since, filters.until)
+    listed = table_names(storage.db)  # once: each listing is a round trip to the store
+    names = index_tables(storage.db, FaceRow.TABLE, filters.since, filters.until, names=listed)
     if not names:
         return []
-    cameras = {c.id: c for c in arrow_to_rows(cameras_table(storage.db).to_arrow(), CameraRow)}
+    cameras = known_cameras(storage, listed)
     camera_ids = camera_filter_ids(cameras, filters)
     where = where_clause(camera_ids=camera_ids, since=filters.since, until=filters.until)
     limit = top_k * settings.faces.embeds_per_track * 4
     vector = probe.embedding.astype(np.float32)
+    tier = face_tier(storage)
+    allowed = Allowed(frozenset(camera_ids), _micros(filters.since), _micros(filters.until))
 
-    def nearest(name: str) -> pa.Table:
-        query = _vector_query(storage.db.open_table(name), vector).distance_type("l2").limit(limit)
+    def in_lancedb(name: str, table: Table | None = None) -> Part:
+        table = table if table is not None else storage.db.open_table(name)
+        query = _vector_query(table, vector).distance_type("l2").limit(limit)
         # used once tasks/search/indexes.py built the vector index; exact search ignores them
         query = query.nprobes(settings.faces.ann_nprobes).refine_factor(settings.faces.ann_refine)
         if where:
             query = query.where(where, prefilter=True)
-        return query.to_arrow()
+        return Part(name, table, query.to_arrow())
 
-    hits = nearest_of(fan_out(nearest, names), limit)
-    distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
-    ranked = best_per_track(
-        arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, settings.faces.rule()
-    )
-    uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]})
+    if tier is None:
+        parts = fan_out(in_lancedb, names)
+    else:
+        opened: dict[str, Table] = {}
+        held: dict[str, FaceShard] = {}
+        for name in names:  # one by one: in parallel these were slower (docs/performance.md)
+            if tier.closed(name):
+                opened[name] = storage.db.open_table(name)
+                shard = tier.get(name, opened[name].version)  # only at the version it was read at
+                if shard is not None:
+                    held[name] = shard
+        others = [n for n in names if n not in held]
+        from_lancedb = dict(zip(others, fan_out(lambda n: in_lancedb(n, opened.get(n)), others), strict=True))
+        parts = [
+            from_lancedb[n]
+            if n not in held
+            else Part(n, opened[n], None, held[n], *nearest_rows(held[n], vector, allowed, limit))
+            for n in names
+        ]
+    rule = settings.faces.rule()
+    if all(part.shard is None for part in parts):
+        hits = nearest_of([p.hits for p in parts if p.hits is not None], limit)
+        distances = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
+        ranked = best_per_track(arrow_to_rows(hits, FaceRow), distances, probe.embedding, threshold, rule)
+    else:
+        ranked = _ranked_with_memory(parts, limit, probe.embedding, threshold, rule, top_k)
+    uris = segment_uris(storage, {hit.face.segment_id for hit in ranked[:top_k]}, listed)
     return [face_sighting(i + 1, hit, threshold, cameras, uris) for i, hit in enumerate(ranked[:top_k])]
+
+
+_CAMERAS: dict[tuple[str, int], dict[str, CameraRow]] = {}  # (root, table version) -> cameras
+
+
+def known_cameras(storage: Storage, listed: Sequence[str]) -> dict[str, CameraRow]:
+    """The registered cameras by id (none when the store has no ``cameras`` table yet);
+    read again whenever the table's version changed (parsing 2,000 cameras took ~25 ms)."""
+    if CameraRow.TABLE not in listed:
+        return {}
+    table = storage.db.open_table(CameraRow.TABLE)
+    key = (storage.root, table.version)
+    if key not in _CAMERAS:
+        if len(_CAMERAS) >= 8:
+            _CAMERAS.clear()
+        _CAMERAS[key] = {c.id: c for c in arrow_to_rows(table.to_arrow(), CameraRow)}
+    return _CAMERAS[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One table's nearest rows: LanceDB hits, or positions in its memory copy."""
+
+    name: str
+    table: Table
+    hits: pa.Table | None
+    shard: FaceShard | None = None
+    positions: np.ndarray | None = None
+    distances: np.ndarray | None = None  # squared L2, as LanceDB's ``_distance``
+
+
+def _micros(ts: dt.datetime | None) -> int | None:
+    if ts is None:
+        return None
+    return int((ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1))
+
+
+def _ranked_with_memory(
+    parts: list[Part], limit: int, probe: np.ndarray, threshold: float, rule: FaceRule, top_k: int
+) -> list[TrackHit]:
+    """``best_per_track`` over the ``limit`` nearest rows of all parts, LanceDB's and the
+    memory shards' alike; only the final memory hits are read from LanceDB."""
+    nearest: list[tuple[float, str, int, int]] = []  # (squared distance, id, part, row)
+    for p, part in enumerate(parts):
+        if part.hits is not None:
+            ids = part.hits.column("id").to_pylist()
+            dists = part.hits.column("_distance").to_pylist()
+            nearest += [(float(d), fid, p, i) for i, (d, fid) in enumerate(zip(dists, ids, strict=True))]
+        elif part.distances is not None:
+            nearest += [(float(d), "", p, i) for i, d in enumerate(part.distances.tolist())]
+    nearest.sort()
+    chosen: dict[int, list[int]] = {}
+    for _, _, p, i in nearest[:limit]:
+        chosen.setdefault(p, []).append(i)
+    # LanceDB parts: their rows, as before; memory parts: each track's best, then the rule
+    in_lance = [parts[p].hits.take(rows) for p, rows in chosen.items() if parts[p].hits is not None]  # type: ignore[union-attr]
+    hits = concat(in_lance)
+    lance_hits: list[TrackHit] = []
+    if hits is not None:
+        dists = [math.sqrt(max(0.0, float(d))) for d in hits.column("_distance").to_pylist()]
+        lance_hits = best_per_track(arrow_to_rows(hits, FaceRow), dists, probe, threshold, rule)
+    by_track: dict[str, tuple[int, MemoryTrack]] = {}  # track -> (part, its best face there)
+    for p, rows in chosen.items():
+        part = parts[p]
+        if part.shard is None or part.positions is None or part.distances is None:
+            continue
+        index = np.asarray(rows, dtype=np.int64)
+        near = (part.positions[index], part.distances[index])
+        for track in best_tracks(part.shard, *near, probe, threshold, rule):
+            current = by_track.get(track.track_id)
+            if current is None or track.best < current[1].best:
+                by_track[track.track_id] = (p, track)
+    for hit in lance_hits:  # a track on both sides (across midnight into the open day)
+        current = by_track.get(hit.face.track_id)
+        if current is None or current[1].best > hit.best:
+            by_track.pop(hit.face.track_id, None)
+    lance_hits = [h for h in lance_hits if h.face.track_id not in by_track]
+    # rows only for the memory hits that make the top_k (ties at the cut included)
+    decided = sorted([h.decided for h in lance_hits] + [t.decided for _, t in by_track.values()])
+    cut = decided[top_k - 1] if len(decided) >= top_k else math.inf
+    wanted = [(p, t) for p, t in by_track.values() if t.decided <= cut]
+    memory_hits = [TrackHit(_shard(parts[p]).face(t.position), t.best, t.decided) for p, t in wanted]
+    return sorted(lance_hits + memory_hits, key=lambda hit: (hit.decided, hit.face.id))
+
+
+def _shard(part: Part) -> FaceShard:
+    if part.shard is None:
+        raise TypeError(f"{part.name} is not in memory")
+    return part.shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +297,16 @@ def _vector_query(table: Table, vector: np.ndarray) -> LanceVectorQueryBuilder:
     return query
 
 
-def segment_uris(storage: Storage, segment_ids: set[str]) -> dict[str, str]:
+def segment_uris(
+    storage: Storage, segment_ids: set[str], listed: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Segment id -> URI; ``listed``: the store's tables, when the caller listed them."""
     if not segment_ids:
         return {}
-    rows = segments_table(storage.db).search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
+    if listed is not None and SegmentRow.TABLE not in listed:
+        return {}
+    table = storage.db.open_table(SegmentRow.TABLE) if listed is not None else segments_table(storage.db)
+    rows = table.search().where(is_in("id", sorted(segment_ids))).select(["id", "uri"])
     return {r["id"]: r["uri"] for r in rows.limit(len(segment_ids)).to_arrow().to_pylist()}
 
 

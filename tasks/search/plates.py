@@ -20,6 +20,7 @@ from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segme
 from citywatch.tasks.search.plate_window import Near, PlateWindow, within
 from citywatch.tasks.search.plate_window import distance_m as distance_m  # re-exported
 from citywatch.tasks.search.plate_window import parse_near as parse_near  # re-exported
+from citywatch.tasks.search.plates_memory import plate_tier, rank_in_memory
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -295,6 +296,8 @@ def search_plates(
     texts = _texts_if_complete(storage, names)
     scores, selective = score_window_texts(texts, query, window) if texts is not None else ({}, False)
 
+    tier = plate_tier(storage)
+
     def rank(name: str) -> list[tuple[float, PlateRow]]:
         table = storage.db.open_table(name)
         day = shard_day(name)
@@ -306,7 +309,19 @@ def search_plates(
         narrow = selective if day is None else not window.covers_day(day)
         return rank_scored(table, scores, part, top_k=top_k, selective=narrow)
 
-    scored = merge_ranked(fan_out(rank, names), top_k)
+    if texts is None or tier is None:
+        scored = merge_ranked(fan_out(rank, names), top_k)
+    else:  # closed shards in memory, one by one in this thread (threads fought over the GIL)
+        ranked: dict[str, list[tuple[float, PlateRow]]] = {}
+        for name in names:
+            day = shard_day(name)
+            if day is not None and tier.closed(name):
+                shard = tier.get(name, storage.db.open_table(name).version)  # only at that version
+                if shard is not None:
+                    ranked[name] = rank_in_memory(shard, scores, window.on_day(day), top_k)
+        others = [n for n in names if n not in ranked]
+        ranked.update(zip(others, fan_out(rank, others), strict=True))
+        scored = merge_ranked([ranked[n] for n in names], top_k)
     uris = segment_uris(storage, {row.segment_id for _, row in scored})
     return [
         PlateSighting(
