@@ -154,8 +154,8 @@ def test_the_player_streams_byte_ranges_to_its_user_and_audits_each_play(footage
     import re
 
     from citywatch.governance.audit_log import AuditLog
-    from tests.service_support import add_users
     from tests.console_support import FORM, signed_in
+    from tests.service_support import add_users
 
     storage, settings = footage
     add_users(settings)
