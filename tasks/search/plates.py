@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,7 @@ from citywatch.tasks.search.faces import SearchFilters, camera_filter_ids, segme
 from citywatch.tasks.search.plate_window import Near, PlateWindow, within
 from citywatch.tasks.search.plate_window import distance_m as distance_m  # re-exported
 from citywatch.tasks.search.plate_window import parse_near as parse_near  # re-exported
-from citywatch.tasks.search.plates_memory import plate_tier, rank_in_memory
+from citywatch.tasks.search.plates_memory import PlateShard, plate_tier, rank_in_memory
 
 if TYPE_CHECKING:
     from lancedb.table import Table
@@ -71,6 +72,20 @@ def score_window_texts(texts: Table, query: PlateQuery, window: PlateWindow) -> 
     found = day_texts.select(["text"]).limit(None).to_arrow().column("text")
     scores = score_texts(query, pc.unique(found).drop_null())
     return scores, bool(scores) and len(found) <= SELECTIVE_DAYS * texts.count_rows()
+
+
+def score_held_texts(
+    texts: Table, query: PlateQuery, held: list[PlateShard], unheld_days: list[dt.date]
+) -> dict[str, float]:
+    """:func:`score_window_texts` for a window of day shards, some held in memory: a held
+    shard's distinct texts are its own (no read); ``plate_texts`` is read for the other
+    days only. The same texts match (a day's ``plate_texts`` are its passes' texts)."""
+    parts = [shard.texts.cast(pa.string()) for shard in held]
+    if unheld_days:
+        days = [dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) for day in unheld_days]
+        found = texts.search().where(is_in("day", days)).select(["text"]).limit(None).to_arrow()
+        parts.append(found.column("text").combine_chunks().cast(pa.string()))
+    return score_texts(query, pc.unique(pa.concat_arrays(parts)).drop_null())
 
 
 def rank_scored(
@@ -294,9 +309,21 @@ def search_plates(
     ids = camera_filter_ids(cameras, filters)
     window = PlateWindow(tuple(ids), filters.since, filters.until, near)
     texts = _texts_if_complete(storage, names)
-    scores, selective = score_window_texts(texts, query, window) if texts is not None else ({}, False)
-
     tier = plate_tier(storage)
+    held: dict[str, tuple[dt.date, PlateShard]] = {}  # closed day shards in memory, at their version
+    if texts is not None and tier is not None:
+        for name in names:
+            if (day := shard_day(name)) is not None and tier.closed(name):
+                shard = tier.get(name, storage.db.open_table(name).version)
+                if shard is not None:
+                    held[name] = (day, shard)
+    if texts is None:
+        scores, selective = {}, False
+    elif held and all(shard_day(name) is not None for name in names):
+        unheld = sorted({day for name in names if name not in held if (day := shard_day(name)) is not None})
+        scores, selective = score_held_texts(texts, query, [s for _, s in held.values()], unheld), False
+    else:
+        scores, selective = score_window_texts(texts, query, window)
 
     def rank(name: str) -> list[tuple[float, PlateRow]]:
         table = storage.db.open_table(name)
@@ -309,16 +336,12 @@ def search_plates(
         narrow = selective if day is None else not window.covers_day(day)
         return rank_scored(table, scores, part, top_k=top_k, selective=narrow)
 
-    if texts is None or tier is None:
+    if not held:
         scored = merge_ranked(fan_out(rank, names), top_k)
     else:  # closed shards in memory, one by one in this thread (threads fought over the GIL)
         ranked: dict[str, list[tuple[float, PlateRow]]] = {}
-        for name in names:
-            day = shard_day(name)
-            if day is not None and tier.closed(name):
-                shard = tier.get(name, storage.db.open_table(name).version)  # only at that version
-                if shard is not None:
-                    ranked[name] = rank_in_memory(shard, scores, window.on_day(day), top_k)
+        for name, (day, shard) in held.items():
+            ranked[name] = rank_in_memory(shard, scores, window.on_day(day), top_k)
         others = [n for n in names if n not in ranked]
         ranked.update(zip(others, fan_out(rank, others), strict=True))
         scored = merge_ranked([ranked[n] for n in names], top_k)
